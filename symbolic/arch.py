@@ -1,0 +1,243 @@
+"""The structure of a transformer stack: flags and enums, no numbers.
+
+An :class:`Arch` says which kinds of parts a model has (attention kind, MLP kind, norms, biases,
+positions, tying, MoE, layer groups); a :class:`Model` pairs it with the sizes (a mapping from
+symbol names to integers). Formulas read only the Arch; numbers come in at evaluation.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import sympy as sp
+
+from . import symbols as S
+from .errors import SymbolicError
+
+__all__ = [
+    "AttentionKind",
+    "QKNorm",
+    "NormKind",
+    "NormPlacement",
+    "MLPKind",
+    "Positions",
+    "Norm",
+    "Attention",
+    "MLP",
+    "MoE",
+    "LayerGroup",
+    "Arch",
+    "Model",
+]
+
+
+class AttentionKind(enum.Enum):
+    """Standard attention (MHA, GQA and MQA through ``n_kv_heads``) or DeepSeek's latent one."""
+
+    STANDARD = "standard"
+    MLA = "mla"
+
+
+class QKNorm(enum.Enum):
+    """Norms on queries and keys: none, one over a head's width shared by all heads (Qwen3),
+    or a separate one per head (StableLM)."""
+
+    NONE = "none"
+    HEAD = "head"
+    PER_HEAD = "per_head"
+
+
+class NormKind(enum.Enum):
+    """LayerNorm (weight, optional bias), RMSNorm (weight) or a parameter-free LayerNorm (OLMo)."""
+
+    LAYERNORM = "layernorm"
+    RMSNORM = "rmsnorm"
+    NONPARAMETRIC = "nonparametric"
+
+
+class NormPlacement(enum.Enum):
+    """Where a sequential block's norms sit: before each sub-block, after it, or both (Gemma 2)."""
+
+    PRE = "pre"
+    POST = "post"
+    SANDWICH = "sandwich"
+
+
+class MLPKind(enum.Enum):
+    """Two matrices (up, down) or gated three (gate, up, down: SwiGLU, GeGLU)."""
+
+    STANDARD = "standard"
+    GATED = "gated"
+
+
+class Positions(enum.Enum):
+    """How positions enter: a learned table, rotary, ALiBi, or none."""
+
+    LEARNED = "learned"
+    ROTARY = "rotary"
+    ALIBI = "alibi"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A normalisation layer's kind and whether it has a bias."""
+
+    kind: NormKind = NormKind.RMSNORM
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bias and self.kind is not NormKind.LAYERNORM:
+            raise SymbolicError("norm.bias", "only a LayerNorm can have a bias")
+
+
+@dataclass(frozen=True)
+class Attention:
+    """An attention block: kind, biases, q/k norms; ``q_lora`` says whether MLA compresses q."""
+
+    kind: AttentionKind = AttentionKind.STANDARD
+    qkv_bias: bool = False
+    out_bias: bool = False
+    qk_norm: QKNorm = QKNorm.NONE
+    qk_norm_kind: Norm = field(default_factory=Norm)
+    q_lora: bool = True
+
+
+@dataclass(frozen=True)
+class MLP:
+    """An MLP block: two or three matrices, biases, and the activation function's name."""
+
+    kind: MLPKind = MLPKind.GATED
+    bias: bool = False
+    activation: str = "silu"
+
+
+@dataclass(frozen=True)
+class MoE:
+    """What a mixture-of-experts layer holds besides its routed experts.
+
+    ``shared_experts``: an always-on gated MLP of width ``d_shared`` (Qwen2-MoE, DeepSeek);
+    ``shared_expert_gate``: a 1-output gate on it (Qwen2-MoE); ``router_bias``: a bias on the router.
+    """
+
+    shared_experts: bool = False
+    shared_expert_gate: bool = False
+    router_bias: bool = False
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """Layers of one kind, ``count`` of them (a symbol): ``moe`` says whether their MLP is MoE."""
+
+    name: str
+    count: sp.Symbol
+    moe: bool = False
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The structure of a decoder (or encoder) stack. No sizes: those live in :class:`Model`."""
+
+    family: str
+    attention: Attention = field(default_factory=Attention)
+    mlp: MLP = field(default_factory=MLP)
+    moe: MoE | None = None
+    norm: Norm = field(default_factory=Norm)
+    norm_placement: NormPlacement = NormPlacement.PRE
+    parallel_block: bool = False
+    parallel_norms: int = 1
+    final_norm: bool = True
+    embedding_norm: bool = False
+    positions: Positions = Positions.ROTARY
+    position_offset: int = 0
+    tied_embeddings: bool = False
+    lm_head: bool = True
+    lm_head_bias: bool = False
+    groups: tuple[LayerGroup, ...] = (LayerGroup("block", S.n_layers),)
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            raise SymbolicError("groups", "a stack needs at least one layer group")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise SymbolicError("groups", f"layer group names must differ: {names}")
+        if any(g.moe for g in self.groups) and self.moe is None:
+            raise SymbolicError("moe", "a MoE layer group needs the MoE description")
+        if self.parallel_block and self.parallel_norms not in (1, 2):
+            raise SymbolicError("parallel_norms", "a parallel block has 1 or 2 norms")
+        if self.position_offset < 0:
+            raise SymbolicError("position_offset", "must be 0 or more")
+
+    @property
+    def is_moe(self) -> bool:
+        """True when some layer group routes tokens to experts."""
+        return any(g.moe for g in self.groups)
+
+
+def required_sizes(arch: Arch) -> tuple[str, ...]:
+    """Names of the sizes the parameter formulas of ``arch`` need."""
+    need = ["n_vocab", "d_model", "n_heads"]
+    need += [str(g.count) for g in arch.groups]
+    if arch.attention.kind is AttentionKind.MLA:
+        need += ["kv_lora_rank", "d_rope", "d_nope", "d_v"]
+        if arch.attention.q_lora:
+            need.append("q_lora_rank")
+    else:
+        need += ["n_kv_heads", "d_head"]
+    if any(not g.moe for g in arch.groups):
+        need.append("d_ffn")
+    if arch.is_moe:
+        need += ["n_experts", "top_k", "d_expert"]
+        if arch.moe is not None and arch.moe.shared_experts:
+            need.append("d_shared")
+    if arch.positions is Positions.LEARNED:
+        need.append("n_ctx")
+    return tuple(dict.fromkeys(need))
+
+
+@dataclass(frozen=True)
+class Model:
+    """A named model: its structure and its sizes (symbol name -> positive integer)."""
+
+    name: str
+    arch: Arch
+    sizes: Mapping[str, int]
+    published_params: int | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        clean: dict[str, int] = {}
+        for key, value in self.sizes.items():
+            if key not in S.REGISTRY:
+                raise SymbolicError(key, f"unknown size; known: {', '.join(S.ORDER)}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SymbolicError(key, f"must be a positive integer, got {value!r}")
+            if value <= 0:
+                raise SymbolicError(key, f"must be a positive integer, got {value}")
+            clean[key] = value
+        missing = [n for n in required_sizes(self.arch) if n not in clean]
+        if missing:
+            raise SymbolicError(missing[0], f"missing size (needed: {', '.join(missing)})")
+        object.__setattr__(self, "sizes", MappingProxyType(clean))
+        _check_shapes(self.arch, clean)
+
+    def with_sizes(self, **changes: int) -> Model:
+        """A copy with some sizes changed (validated again)."""
+        return Model(self.name, self.arch, {**self.sizes, **changes}, self.published_params, self.source)
+
+    @property
+    def substitutions(self) -> dict[sp.Symbol, sp.Integer]:
+        """The sizes as a SymPy substitution map."""
+        return {S.symbol(k): sp.Integer(v) for k, v in self.sizes.items()}
+
+
+def _check_shapes(arch: Arch, sizes: Mapping[str, int]) -> None:
+    if arch.attention.kind is AttentionKind.STANDARD:
+        heads, kv = sizes["n_heads"], sizes["n_kv_heads"]
+        if kv > heads or heads % kv:
+            raise SymbolicError("n_kv_heads", f"{kv} must divide the number of attention heads ({heads})")
+    if arch.is_moe and sizes["top_k"] > sizes["n_experts"]:
+        raise SymbolicError("top_k", f"{sizes['top_k']} exceeds n_experts ({sizes['n_experts']})")

@@ -1,0 +1,52 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..errors import SymbolicError
+
+__all__ = ["add_model_argument", "positive_int", "print_json", "split_list"]
+
+
+def positive_int(option: str):
+    """An argparse type: a positive integer, else a one-line error naming ``option``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} must be a positive integer, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{option} must be a positive integer, got {value}")
+        return value
+
+    return parse
+
+
+def split_list(option: str, values: list[str] | None) -> tuple[str, ...]:
+    """Flatten repeated and comma-separated option values; empty items are an error."""
+    out: list[str] = []
+    for value in values or ():
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                raise SymbolicError(option, "empty item in the list")
+            out.append(item)
+    return tuple(out)
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional MODEL_OR_CONFIG argument: a shipped name or a config.json path."""
+    parser.add_argument(
+        "model", metavar="MODEL_OR_CONFIG", help="shipped model name (see 'symbolic models') or path to a config.json"
+    )
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object (integers stay exact) and a newline."""
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")

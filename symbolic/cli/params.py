@@ -1,0 +1,102 @@
+"""``symbolic params``: parameter counts per term and in total, exact."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_model_argument, positive_int, print_json, split_list
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("params", help="parameter counts: total, trainable, frozen, per term")
+    add_model_argument(p)
+    p.add_argument("--convention", default="exact", help="exact (default), basic or basic-gated")
+    p.add_argument(
+        "--freeze",
+        action="append",
+        metavar="COMPONENT",
+        help="freeze a component (repeat or comma-separate): embedding, attention, mlp, lm_head, all, ...",
+    )
+    p.add_argument(
+        "--lora-rank",
+        type=positive_int("--lora-rank"),
+        metavar="R",
+        help="add LoRA adapters of rank R (the base is frozen)",
+    )
+    p.add_argument(
+        "--lora-targets", action="append", metavar="MATRIX", help="matrices to adapt (default q_proj,v_proj)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def report(args: argparse.Namespace) -> dict:
+    """The params answer as a plain dict (parameters; integers exact)."""
+    import sympy as sp
+
+    from ..model import parameter_counts, parameters
+    from ..registry import load_model
+
+    model = load_model(args.model)
+    targets = split_list("--lora-targets", args.lora_targets)
+    if targets and args.lora_rank is None:
+        from ..errors import SymbolicError
+
+        raise SymbolicError("--lora-targets", "needs --lora-rank R")
+    lora = (targets or ()) if args.lora_rank is not None else None
+    terms = parameters(model, args.convention, split_list("--freeze", args.freeze), lora)
+    extra = {"lora_rank": args.lora_rank} if args.lora_rank is not None else {}
+    counts = parameter_counts(model, terms, **extra)
+    sizes = {**model.sizes, **extra}
+    return {
+        "model": model.name,
+        "convention": args.convention,
+        "unit": "parameters",
+        "total": counts.total,
+        "trainable": counts.trainable,
+        "frozen": counts.frozen,
+        "published_params": model.published_params,
+        "sizes": dict(sizes),
+        "formula": str(terms.view("collect")),
+        "terms": [
+            {
+                "path": t.path,
+                "description": t.description,
+                "formula": str(t.expr),
+                "count": str(t.count),
+                "parameters": counts.per_term[t.path],
+                "trainable": t.trainable,
+            }
+            for t in terms
+        ],
+        "total_latex": sp.latex(terms.view("collect")),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    out = report(args)
+    if args.json:
+        print_json(out)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    total = out["total"] or 1
+    table = Table(title=f"{out['model']}: parameters ({out['convention']} convention)")
+    for col in ("term", "formula (per instance)", "count", "parameters", "share", "trainable"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("parameters", "share") else "left")
+    for t in out["terms"]:
+        table.add_row(
+            t["path"],
+            t["formula"],
+            t["count"],
+            f"{t['parameters']:,}",
+            f"{100 * t['parameters'] / total:.2f}%",
+            "yes" if t["trainable"] else "no",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"total     {out['total']:,} parameters  = {out['formula']}")
+    console.print(f"trainable {out['trainable']:,} parameters")
+    console.print(f"frozen    {out['frozen']:,} parameters")
+    return 0

@@ -1,0 +1,464 @@
+"""Hugging Face ``config.json`` -> :class:`~symbolic.arch.Model`, one mapping per model type.
+
+Fields a config leaves out take the defaults that transformers' config class declares
+(``hf_defaults.json``, extracted from transformers by ``tools/extract_hf_defaults.py``), and
+aliases (GPT-2's ``n_embd`` for ``hidden_size``) resolve the way the class's
+``attribute_map`` does. Fields that transformers derives when absent (``head_dim``,
+``num_key_value_heads``, ``n_inner``, ...) are derived here by the same rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from . import symbols as S
+from .arch import (
+    MLP,
+    Arch,
+    Attention,
+    AttentionKind,
+    LayerGroup,
+    MLPKind,
+    Model,
+    MoE,
+    Norm,
+    NormKind,
+    NormPlacement,
+    Positions,
+    QKNorm,
+)
+from .errors import SymbolicError
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "hf_defaults"]
+
+
+@cache
+def hf_defaults() -> dict[str, Any]:
+    """The declared defaults and attribute maps of transformers' config classes, by model type."""
+    text = resources.files("symbolic").joinpath("hf_defaults.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+class _Config:
+    """A user's config read like transformers reads it: aliases resolved, defaults applied."""
+
+    def __init__(self, model_type: str, raw: Mapping[str, Any]) -> None:
+        table = hf_defaults().get(model_type, {})
+        self.model_type = model_type
+        self.aliases: dict[str, str] = dict(table.get("__attribute_map__", {}))
+        derived = table.get("__derived__", {})  # computed by the class from other fields: no fixed default
+        self.defaults = {k: v for k, v in table.items() if not k.startswith("__") and k not in derived}
+        self.raw = {self.aliases.get(k, k): v for k, v in raw.items()}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of field ``name`` (alias resolved), else transformers' default, else ``default``."""
+        name = self.aliases.get(name, name)
+        # an explicit null is honoured (transformers then derives the value), not replaced by the class default
+        value = self.raw[name] if name in self.raw else self.defaults.get(name)
+        return default if value is None else value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise SymbolicError(name, f"must be true or false, got {value!r}")
+        return value
+
+    def size(self, name: str, default: int | None = None) -> int:
+        value = self.get(name, default)
+        if value is None:
+            raise SymbolicError(name, f"missing in the {self.model_type} config")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise SymbolicError(name, f"must be a positive integer, got {value!r}")
+        return value
+
+    def head_dim(self, hidden: int, heads: int, field: str = "head_dim") -> int:
+        """``head_dim`` if given, else ``hidden // heads`` (which must divide exactly)."""
+        if self.get(field) is not None:
+            return self.size(field)
+        if hidden % heads:
+            raise SymbolicError("num_attention_heads", f"{heads} must divide the hidden size {hidden}")
+        return hidden // heads
+
+
+def _dense_group() -> tuple[LayerGroup, ...]:
+    return (LayerGroup("block", S.n_layers),)
+
+
+def _common(cfg: _Config, hidden_key: str = "hidden_size") -> dict[str, int]:
+    hidden = cfg.size(hidden_key)
+    heads = cfg.size("num_attention_heads")
+    return {
+        "n_vocab": cfg.size("vocab_size"),
+        "d_model": hidden,
+        "n_layers": cfg.size("num_hidden_layers"),
+        "n_heads": heads,
+    }
+
+
+def _kv_heads(cfg: _Config, heads: int, field: str = "num_key_value_heads") -> int:
+    value = cfg.get(field)
+    return heads if value is None else cfg.size(field)
+
+
+def _llama_like(cfg: _Config, **overrides: Any) -> tuple[Arch, dict[str, int]]:
+    """Llama and its close relatives: RMSNorm, gated MLP, rotary, optional biases."""
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = _kv_heads(cfg, sizes["n_heads"])
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"])
+    sizes["d_ffn"] = cfg.size("intermediate_size")
+    bias = cfg.flag("attention_bias")
+    attention = overrides.pop("attention", Attention(qkv_bias=bias, out_bias=bias))
+    arch = Arch(
+        family=cfg.model_type,
+        attention=attention,
+        mlp=MLP(MLPKind.GATED, bias=cfg.flag("mlp_bias"), activation=str(cfg.get("hidden_act", "silu"))),
+        norm=Norm(NormKind.RMSNORM),
+        positions=Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings"),
+        **overrides,
+    )
+    return arch, sizes
+
+
+def _llama(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    return _llama_like(cfg)
+
+
+def _qwen2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    # Qwen2: q, k and v carry biases, the output projection none (fixed in the module)
+    return _llama_like(cfg, attention=Attention(qkv_bias=True, out_bias=False))
+
+
+def _qwen3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    bias = cfg.flag("attention_bias")
+    att = Attention(qkv_bias=bias, out_bias=bias, qk_norm=QKNorm.HEAD, qk_norm_kind=Norm(NormKind.RMSNORM))
+    return _llama_like(cfg, attention=att)
+
+
+def _gemma(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    arch, sizes = _llama_like(cfg)
+    act = cfg.get("hidden_activation") or cfg.get("hidden_act", "gelu_pytorch_tanh")
+    return _replace(arch, mlp=MLP(MLPKind.GATED, activation=str(act))), sizes
+
+
+def _gemma2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    arch, sizes = _gemma(cfg)
+    return _replace(arch, norm_placement=NormPlacement.SANDWICH), sizes
+
+
+def _olmo(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    arch, sizes = _llama_like(cfg)
+    return _replace(arch, norm=Norm(NormKind.NONPARAMETRIC)), sizes
+
+
+def _phi3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    # fused qkv_proj and gate_up_proj hold exactly the parameters of their parts
+    return _llama_like(cfg)
+
+
+def _mixtral(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    arch, sizes = _llama_like(cfg)
+    sizes.pop("d_ffn")
+    sizes["n_experts"] = cfg.size("num_local_experts")
+    sizes["top_k"] = cfg.size("num_experts_per_tok")
+    sizes["d_expert"] = cfg.size("intermediate_size")
+    arch = _replace(arch, moe=MoE(), groups=(LayerGroup("block", S.n_layers, moe=True),))
+    return arch, sizes
+
+
+def _layer_groups(n_dense: int, n_moe: int, sizes: dict[str, int]) -> tuple[LayerGroup, ...]:
+    """Group a stack of dense and MoE layers; record each group's layer count in ``sizes``."""
+    if n_moe == 0:
+        sizes["n_layers"] = n_dense
+        return (LayerGroup("block", S.n_layers),)
+    if n_dense == 0:
+        sizes["n_layers"] = n_moe
+        return (LayerGroup("block", S.n_layers, moe=True),)
+    sizes["n_dense_layers"], sizes["n_moe_layers"] = n_dense, n_moe
+    return (LayerGroup("dense_block", S.n_dense_layers), LayerGroup("moe_block", S.n_moe_layers, moe=True))
+
+
+def _qwen2_moe(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    arch, sizes = _llama_like(cfg, attention=Attention(qkv_bias=cfg.flag("qkv_bias", True), out_bias=False))
+    n_layers = sizes.pop("n_layers")
+    experts = int(cfg.get("num_experts", 0) or 0)
+    step = cfg.size("decoder_sparse_step", 1)
+    dense_only = set(cfg.get("mlp_only_layers", []) or [])
+    n_moe = sum(1 for i in range(n_layers) if i not in dense_only and experts > 0 and (i + 1) % step == 0)
+    groups = _layer_groups(n_layers - n_moe, n_moe, sizes)
+    if not n_moe:
+        return arch, sizes
+    shared = int(cfg.get("shared_expert_intermediate_size", 0) or 0)
+    sizes.update(n_experts=experts, top_k=cfg.size("num_experts_per_tok"), d_expert=cfg.size("moe_intermediate_size"))
+    if shared:
+        sizes["d_shared"] = shared
+    if n_moe == n_layers:
+        sizes.pop("d_ffn")
+    moe = MoE(shared_experts=bool(shared), shared_expert_gate=True)
+    return _replace(arch, moe=moe, groups=groups), sizes
+
+
+def _deepseek_v3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    n_layers = sizes.pop("n_layers")
+    n_dense = min(int(cfg.get("first_k_dense_replace", 0) or 0), n_layers)
+    q_rank = cfg.get("q_lora_rank")
+    bias = cfg.flag("attention_bias")
+    sizes.update(
+        kv_lora_rank=cfg.size("kv_lora_rank"),
+        d_rope=cfg.size("qk_rope_head_dim"),
+        d_nope=cfg.size("qk_nope_head_dim"),
+        d_v=cfg.size("v_head_dim"),
+        n_experts=cfg.size("n_routed_experts"),
+        top_k=cfg.size("num_experts_per_tok"),
+        d_expert=cfg.size("moe_intermediate_size"),
+    )
+    if q_rank is not None:
+        sizes["q_lora_rank"] = cfg.size("q_lora_rank")
+    shared = int(cfg.get("n_shared_experts", 0) or 0)
+    if shared:
+        sizes["d_shared"] = shared * sizes["d_expert"]
+    if n_dense:
+        sizes["d_ffn"] = cfg.size("intermediate_size")
+    groups = _layer_groups(n_dense, n_layers - n_dense, sizes)
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(AttentionKind.MLA, qkv_bias=bias, out_bias=bias, q_lora=q_rank is not None),
+        mlp=MLP(MLPKind.GATED, activation=str(cfg.get("hidden_act", "silu"))),
+        moe=MoE(shared_experts=bool(shared)),
+        norm=Norm(NormKind.RMSNORM),
+        positions=Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings"),
+        groups=groups,
+    )
+    return arch, sizes
+
+
+def _gpt2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = sizes["n_heads"]
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = cfg.size("n_inner", 4 * sizes["d_model"])
+    sizes["n_ctx"] = cfg.size("max_position_embeddings")
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=True, out_bias=True),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation=str(cfg.get("activation_function", "gelu_new"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        positions=Positions.LEARNED,
+        tied_embeddings=cfg.flag("tie_word_embeddings", True),
+    )
+    return arch, sizes
+
+
+def _gpt_bigcode(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    arch, sizes = _gpt2(cfg)
+    sizes["n_kv_heads"] = 1 if cfg.flag("multi_query", True) else sizes["n_heads"]
+    return arch, sizes
+
+
+def _gptj(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = sizes["n_heads"]
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = cfg.size("n_inner", 4 * sizes["d_model"])
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=False, out_bias=False),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation=str(cfg.get("activation_function", "gelu_new"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        parallel_block=True,
+        parallel_norms=1,
+        positions=Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings"),
+        lm_head_bias=True,
+    )
+    return arch, sizes
+
+
+def _gpt_neox(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = sizes["n_heads"]
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = cfg.size("intermediate_size")
+    bias = cfg.flag("attention_bias", True)
+    parallel = cfg.flag("use_parallel_residual", True)
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=bias, out_bias=bias),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation=str(cfg.get("hidden_act", "gelu"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        parallel_block=parallel,
+        parallel_norms=2,
+        positions=Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings"),
+    )
+    return arch, sizes
+
+
+def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    heads = sizes["n_heads"]
+    new_arch = cfg.flag("new_decoder_architecture")
+    if new_arch:
+        sizes["n_kv_heads"] = _kv_heads(cfg, heads, "num_kv_heads")
+    elif cfg.flag("multi_query", True):
+        sizes["n_kv_heads"] = 1
+    else:
+        sizes["n_kv_heads"] = heads
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], heads, field="__none__")
+    sizes["d_ffn"] = cfg.size("ffn_hidden_size", 4 * sizes["d_model"])
+    bias = cfg.flag("bias")
+    parallel = cfg.flag("parallel_attn", True)
+    n_ln = cfg.get("num_ln_in_parallel_attn")
+    if n_ln is None:
+        n_ln = 2 if new_arch else 1
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=bias, out_bias=bias),
+        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=str(cfg.get("activation", "gelu"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        parallel_block=parallel,
+        parallel_norms=2 if (new_arch and n_ln == 2) else 1,
+        positions=Positions.ALIBI if cfg.flag("alibi") else Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings", True),
+    )
+    return arch, sizes
+
+
+def _opt(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    if cfg.get("word_embed_proj_dim", sizes["d_model"]) != sizes["d_model"]:
+        raise SymbolicError("word_embed_proj_dim", "an OPT embedding projection (OPT-350m) is not supported")
+    sizes["n_kv_heads"] = sizes["n_heads"]
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = cfg.size("ffn_dim")
+    sizes["n_ctx"] = cfg.size("max_position_embeddings")
+    bias = cfg.flag("enable_bias", True)
+    affine = cfg.flag("layer_norm_elementwise_affine", True)
+    pre = cfg.flag("do_layer_norm_before", True)
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=bias, out_bias=bias),
+        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=str(cfg.get("activation_function", "relu"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True) if affine else Norm(NormKind.NONPARAMETRIC),
+        norm_placement=NormPlacement.PRE if pre else NormPlacement.POST,
+        final_norm=pre and not cfg.flag("_remove_final_layer_norm"),
+        positions=Positions.LEARNED,
+        position_offset=2,  # OPT's learned positions keep two extra rows
+        tied_embeddings=cfg.flag("tie_word_embeddings", True),
+    )
+    return arch, sizes
+
+
+def _bloom(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = sizes["n_heads"]
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = 4 * sizes["d_model"]  # fixed in BloomMLP
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=True, out_bias=True),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation="gelu"),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        embedding_norm=True,
+        positions=Positions.ALIBI,
+        tied_embeddings=cfg.flag("tie_word_embeddings", True),
+    )
+    return arch, sizes
+
+
+def _stablelm(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = _kv_heads(cfg, sizes["n_heads"])
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = cfg.size("intermediate_size")
+    qk = QKNorm.PER_HEAD if cfg.flag("qk_layernorm") else QKNorm.NONE
+    parallel = cfg.flag("use_parallel_residual")
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(
+            qkv_bias=cfg.flag("use_qkv_bias"),
+            out_bias=False,
+            qk_norm=qk,
+            qk_norm_kind=Norm(NormKind.LAYERNORM, bias=False),
+        ),
+        mlp=MLP(MLPKind.GATED, activation=str(cfg.get("hidden_act", "silu"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        parallel_block=parallel,
+        parallel_norms=1,
+        positions=Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings"),
+    )
+    return arch, sizes
+
+
+def _starcoder2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _common(cfg)
+    sizes["n_kv_heads"] = _kv_heads(cfg, sizes["n_heads"])
+    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
+    sizes["d_ffn"] = cfg.size("intermediate_size")
+    bias = cfg.flag("use_bias", True)
+    arch = Arch(
+        family=cfg.model_type,
+        attention=Attention(qkv_bias=bias, out_bias=bias),
+        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=str(cfg.get("hidden_act", "gelu_pytorch_tanh"))),
+        norm=Norm(NormKind.LAYERNORM, bias=True),
+        positions=Positions.ROTARY,
+        tied_embeddings=cfg.flag("tie_word_embeddings", True),
+    )
+    return arch, sizes
+
+
+def _replace(arch: Arch, **changes: Any) -> Arch:
+    from dataclasses import replace
+
+    return replace(arch, **changes)
+
+
+_MAPPERS: dict[str, Callable[[_Config], tuple[Arch, dict[str, int]]]] = {
+    "llama": _llama,
+    "mistral": _llama,
+    "mixtral": _mixtral,
+    "qwen2": _qwen2,
+    "qwen2_moe": _qwen2_moe,
+    "qwen3": _qwen3,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "phi3": _phi3,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "gptj": _gptj,
+    "falcon": _falcon,
+    "opt": _opt,
+    "bloom": _bloom,
+    "gpt_bigcode": _gpt_bigcode,
+    "olmo": _olmo,
+    "stablelm": _stablelm,
+    "starcoder2": _starcoder2,
+    "deepseek_v3": _deepseek_v3,
+}
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_MAPPERS))
+
+
+def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
+    """Read a Hugging Face ``config.json`` (as a dict) into a :class:`Model`.
+
+    Raises :class:`SymbolicError` naming the field for an unsupported ``model_type`` (listing
+    the supported ones), a missing size or a value of the wrong kind.
+    """
+    if not isinstance(config, Mapping):
+        raise SymbolicError("config", "must be a JSON object")
+    model_type = config.get("model_type")
+    if model_type not in _MAPPERS:
+        raise SymbolicError(
+            "model_type",
+            f"unsupported {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
+        )
+    arch, sizes = _MAPPERS[model_type](_Config(model_type, config))
+    label = name or str(config.get("_name_or_path") or model_type)
+    return Model(label, arch, sizes)

@@ -1,0 +1,146 @@
+"""Composition: an Arch and a convention -> the breakdowns. The only place layers combine.
+
+``parameters`` gives the parameter terms of a model under a convention, with components
+frozen and LoRA adapters added; ``parameter_counts`` evaluates them to exact integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import symbols as S
+from .arch import Arch, Model
+from .conventions import get_convention
+from .errors import SymbolicError
+from .formulas.basic import basic_parameter_terms
+from .formulas.params import parameter_terms
+from .numeric import evaluate
+from .terms import Breakdown, Quantity, Term, path_matches
+
+__all__ = [
+    "DEFAULT_LORA_TARGETS",
+    "parameters",
+    "ParameterCounts",
+    "parameter_counts",
+    "convention_difference",
+]
+
+# PEFT's default LoRA targets for Llama-style models
+DEFAULT_LORA_TARGETS: tuple[str, ...] = ("q_proj", "v_proj")
+
+
+def _arch_of(model: Model | Arch) -> Arch:
+    return model.arch if isinstance(model, Model) else model
+
+
+def _base_terms(arch: Arch, convention: str) -> Breakdown:
+    get_convention(convention, "parameters")
+    if convention == "exact":
+        return parameter_terms(arch)
+    return basic_parameter_terms(arch, gated=convention == "basic-gated")
+
+
+def _check_patterns(option: str, patterns: Sequence[str], terms: Breakdown) -> None:
+    for pattern in patterns:
+        if not any(path_matches(pattern, p) for p in terms.paths):
+            components = sorted({".".join(p.split(".")[:2]) for p in terms.paths})
+            raise SymbolicError(option, f"{pattern!r} matches no parameter; components: {', '.join(components)}")
+
+
+def _lora_terms(terms: Breakdown, targets: Sequence[str]) -> list[Term]:
+    """One adapter pair (A: r x d_in, B: d_out x r) per targeted weight matrix (parameters)."""
+    out = []
+    for t in terms:
+        if not t.path.endswith(".weight") or t.shape is None or len(t.shape) != 2:
+            continue
+        if not any(path_matches(p, t.path) for p in targets):
+            continue
+        d_out, d_in = t.shape
+        out.append(
+            Term(
+                path="lora." + t.path.removesuffix(".weight"),
+                expr=t.copies * S.lora_rank * (d_in + d_out),
+                quantity=Quantity.PARAMETERS,
+                description=f"LoRA adapter A (r x {d_in}) and B ({d_out} x r) on {t.component}",
+                count=t.count,
+                shape=None,
+                copies=t.copies,
+                expert=t.expert,
+                source="Hu et al. 2021, LoRA (arXiv 2106.09685)",
+                tags=frozenset({"lora"}),
+            )
+        )
+    return out
+
+
+def parameters(
+    model: Model | Arch,
+    convention: str = "exact",
+    freeze: Iterable[str] = (),
+    lora_targets: Sequence[str] | None = None,
+) -> Breakdown:
+    """The parameter terms of ``model`` (parameters).
+
+    ``freeze`` names components (``embedding``, ``attention``, ``block.mlp.up_proj``, ``all``)
+    whose terms become frozen. ``lora_targets`` (e.g. ``("q_proj", "v_proj")``) adds rank
+    ``lora_rank`` adapters on those weight matrices and freezes the whole base, as PEFT does.
+    """
+    arch = _arch_of(model)
+    terms = _base_terms(arch, convention)
+    freeze = tuple(freeze)
+    _check_patterns("freeze", freeze, terms)
+    if lora_targets is not None:
+        targets = tuple(lora_targets) or DEFAULT_LORA_TARGETS
+        _check_patterns("lora_targets", targets, terms.where(lambda t: t.path.endswith(".weight")))
+        adapters = _lora_terms(terms, targets)
+        if not adapters:
+            raise SymbolicError("lora_targets", f"{', '.join(targets)} name no weight matrix")
+        freeze = ("all",)
+    if freeze:
+        terms = terms.map(lambda t: t.with_(trainable=not any(path_matches(p, t.path) for p in freeze)))
+    if lora_targets is not None:
+        terms = terms + Breakdown(Quantity.PARAMETERS, tuple(adapters))
+    return terms
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """Exact parameter counts of a model (parameters): total, trainable, frozen, per term."""
+
+    total: int
+    trainable: int
+    frozen: int
+    per_term: dict[str, int]
+
+
+def parameter_counts(model: Model, terms: Breakdown | None = None, **sizes: int) -> ParameterCounts:
+    """Evaluate parameter terms at the model's sizes (plus ``sizes``, e.g. ``lora_rank``)."""
+    terms = parameters(model) if terms is None else terms
+    values = {**model.sizes, **sizes}
+    per_term = {t.path: int(evaluate(t.total, values)) for t in terms}
+    trainable = sum(per_term[t.path] for t in terms if t.trainable)
+    total = sum(per_term.values())
+    return ParameterCounts(total, trainable, total - trainable, per_term)
+
+
+def convention_difference(
+    model: Model | Arch, first: str = "exact", second: str = "basic", depth: int = 2
+) -> Breakdown:
+    """Per component (paths cut to ``depth`` segments): ``first`` minus ``second`` (parameters).
+
+    Terms that cancel are left out; the sum of the result is the difference of the totals.
+    """
+    a = _base_terms(_arch_of(model), first).grouped(depth)
+    b = _base_terms(_arch_of(model), second).grouped(depth)
+    keys = list(dict.fromkeys(a.paths + b.paths))
+    out = []
+    for key in keys:
+        ea = a.term(key).total if key in a.paths else sp.Integer(0)
+        eb = b.term(key).total if key in b.paths else sp.Integer(0)
+        diff = sp.expand(ea - eb)
+        if diff != 0:
+            out.append(Term(key, diff, Quantity.PARAMETERS, f"{first} minus {second} for {key}"))
+    return Breakdown(Quantity.PARAMETERS, tuple(out))

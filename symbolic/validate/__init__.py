@@ -1,0 +1,1 @@
+"""Ground-truth measurement helpers (activation memory of real Hugging Face models)."""
