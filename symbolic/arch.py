@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 import sympy as sp
 
@@ -200,15 +201,21 @@ def required_sizes(arch: Arch) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Model:
-    """A named model: its structure and its sizes (symbol name -> positive integer)."""
+    """A named model: its structure and its sizes (symbol name -> positive integer).
+
+    ``config`` is the Hugging Face config it was read from, with transformers' defaults applied
+    (dropout probabilities, position limits, sliding windows and such live there).
+    """
 
     name: str
     arch: Arch
     sizes: Mapping[str, int]
     published_params: int | None = None
     source: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
         clean: dict[str, int] = {}
         for key, value in self.sizes.items():
             if key not in S.REGISTRY:
@@ -226,7 +233,7 @@ class Model:
 
     def with_sizes(self, **changes: int) -> Model:
         """A copy with some sizes changed (validated again)."""
-        return Model(self.name, self.arch, {**self.sizes, **changes}, self.published_params, self.source)
+        return replace(self, sizes={**self.sizes, **changes})
 
     @property
     def substitutions(self) -> dict[sp.Symbol, sp.Integer]:

@@ -61,6 +61,10 @@ class _Config:
         value = self.raw[name] if name in self.raw else self.defaults.get(name)
         return default if value is None else value
 
+    def resolved(self) -> dict[str, Any]:
+        """The whole config: the class defaults overlaid with the user's values (canonical names)."""
+        return {**self.defaults, **self.raw}
+
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.get(name, default)
         if not isinstance(value, bool):
@@ -459,6 +463,7 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
             "model_type",
             f"unsupported {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
         )
-    arch, sizes = _MAPPERS[model_type](_Config(model_type, config))
+    cfg = _Config(model_type, config)
+    arch, sizes = _MAPPERS[model_type](cfg)
     label = name or str(config.get("_name_or_path") or model_type)
-    return Model(label, arch, sizes)
+    return Model(label, arch, sizes, config=cfg.resolved())

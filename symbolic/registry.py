@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -79,7 +79,7 @@ def _from_file(path: Path) -> Model:
         raise SymbolicError("config", f"cannot read {path}: {err.strerror}") from None
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "name" in data:
         model = from_hf_config(data["config"], name=str(data["name"]))
-        return Model(model.name, model.arch, model.sizes, data.get("published_params"), data.get("source", ""))
+        return replace(model, published_params=data.get("published_params"), source=data.get("source", ""))
     return from_hf_config(data, name=path.parent.name if path.name == "config.json" else path.stem)
 
 
@@ -90,7 +90,7 @@ def load_model(name_or_path: str) -> Model:
     if name is not None:
         shipped = shipped_models()[name]
         model = from_hf_config(shipped.config, name=name)
-        return Model(name, model.arch, model.sizes, shipped.published_params, shipped.source)
+        return replace(model, published_params=shipped.published_params, source=shipped.source)
     path = Path(name_or_path)
     if path.is_dir() and (path / "config.json").is_file():
         path = path / "config.json"

@@ -35,14 +35,18 @@ ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "int64": 8, "int32": 4, "
 # Two sizes with pairwise-different dimensions.  dh = h / a everywhere; kv < a (GQA).
 SIZES = {
     "A": dict(b=3, s=11, h=40, a=4, kv=2, dh=10, f=52, V=136, E=5, k=2, fe=24, fs=36,
-              rq=20, rkv=16, dn=8, dr=4, dv=6),
+              rq=20, rkv=16, dn=8, dr=6, dv=6),
     "B": dict(b=2, s=13, h=72, a=6, kv=3, dh=12, f=76, V=152, E=7, k=4, fe=28, fs=44,
-              rq=26, rkv=18, dn=10, dr=6, dv=14),
+              rq=26, rkv=20, dn=12, dr=4, dv=14),
     "C": dict(b=1, s=17, h=56, a=4, kv=2, dh=14, f=92, V=140, E=6, k=2, fe=20, fs=32,
               rq=22, rkv=14, dn=12, dr=4, dv=10),
 }
 L = 2  # decoder layers
-SYM_ORDER = ["b", "s", "h", "a", "kv", "dh", "f", "V", "E", "k", "fe", "fs", "rq", "rkv", "dn", "dr", "dv"]
+SYM_ORDER = ["b", "s", "h", "a", "kv", "dh", "f", "V", "E", "k", "fe", "fs", "rq", "rkv", "dn", "dr", "dv",
+             "dq", "rkr"]
+for _D in SIZES.values():
+    _D["dq"] = _D["dn"] + _D["dr"]      # MLA q/k head dim (nope + rope)
+    _D["rkr"] = _D["rkv"] + _D["dr"]    # MLA kv_a_proj output width (kv_lora_rank + rope)
 
 
 def tok(extra=None):
@@ -118,7 +122,7 @@ def family_config(fam: str, D: dict, dropout: float) -> tuple[dict, list[str]]:
                     kv_lora_rank=D["rkv"], qk_nope_head_dim=D["dn"], qk_rope_head_dim=D["dr"],
                     v_head_dim=D["dv"], max_position_embeddings=128, rope_scaling=None,
                     attention_dropout=p, **tok()), ["b", "s", "h", "a", "f", "V", "E", "k", "fe",
-                                                    "rq", "rkv", "dn", "dr", "dv"]
+                                                    "rq", "rkv", "dn", "dr", "dv", "dq", "rkr"]
     raise KeyError(fam)
 
 

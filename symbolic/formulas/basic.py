@@ -19,6 +19,7 @@ __all__ = ["basic_parameter_terms", "NOTE_SOURCE"]
 
 NOTE_SOURCE = "design note, section 1 (shared/seed/000_7932bc86fa8e8a30.txt)"
 P = Quantity.PARAMETERS
+ONE = sp.Integer(1)
 
 
 def basic_parameter_terms(arch: Arch, gated: bool = False) -> Breakdown:
@@ -35,16 +36,16 @@ def basic_parameter_terms(arch: Arch, gated: bool = False) -> Breakdown:
     matrices = 3 if gated and arch.mlp.kind is MLPKind.GATED else 2
     mlp_what = "three-matrix (gated) MLP" if matrices == 3 else "two-linear MLP"
 
-    def term(path: str, expr: sp.Expr, description: str, n: sp.Expr = sp.Integer(1)) -> Term:
+    def term(path: str, expr: sp.Expr, description: str, n: sp.Expr = ONE) -> Term:
         return Term(path, expr, P, description, count=n, source=NOTE_SOURCE)
 
     return Breakdown(
         P,
         (
             term("embedding.tokens.weight", V * h, "embedding look-up table n_vocab*d_model"),
-            term("%s.attention.qkv" % block, 3 * (h * dh * a), "N(Q,K,V) = 3*(d_model*d_head*n_head)", count),
-            term("%s.attention.o_proj" % block, dh * a * h, "output projection d_head*n_head*d_model", count),
-            term("%s.mlp" % block, matrices * h * f, f"{mlp_what}: {matrices}*d_model*d_ffn", count),
+            term(f"{block}.attention.qkv", 3 * (h * dh * a), "N(Q,K,V) = 3*(d_model*d_head*n_head)", count),
+            term(f"{block}.attention.o_proj", dh * a * h, "output projection d_head*n_head*d_model", count),
+            term(f"{block}.mlp", matrices * h * f, f"{mlp_what}: {matrices}*d_model*d_ffn", count),
             term("lm_head.weight", h * V, "lm_head d_model*n_vocab (never tied in the note)"),
         ),
     )
