@@ -50,6 +50,10 @@ class _Config:
         table = hf_defaults().get(model_type, {})
         self.model_type = model_type
         self.aliases: dict[str, str] = dict(table.get("__attribute_map__", {}))
+        # constructor keywords the class renames (BLOOM's n_embed -> hidden_size); nested targets are not sizes
+        for alias, target in table.get("__kwarg_aliases__", {}).items():
+            if "." not in target and not target.startswith("<"):
+                self.aliases.setdefault(alias, target)
         derived = table.get("__derived__", {})  # computed by the class from other fields: no fixed default
         self.defaults = {k: v for k, v in table.items() if not k.startswith("__") and k not in derived}
         self.raw = {self.aliases.get(k, k): v for k, v in raw.items()}
