@@ -7,30 +7,13 @@ torch = pytest.importorskip("torch")
 from symbolic.validate import measure  # noqa: E402
 
 
-def _count(fn, *params, model=None):
-    """Run ``fn`` under the harness' saved-tensor accounting and return measured bytes."""
-    import weakref
-
-    excluded = {p.untyped_storage().data_ptr() for p in params}
-    recs = []
-
-    def pack(t):
-        key = measure._storage_key(t)
-        if key is None or key[0] in excluded:
-            return t
-        alias = t.detach()
-        recs.append((key, weakref.ref(alias)))
-        return alias
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
-        out = fn()
-    keys = {k for k, r in recs if r() is not None}
-    return sum(n for _, n in keys), out
+def _count(fn, *params):
+    return measure.measure_callable(fn, exclude=params)
 
 
 class Tiny(torch.nn.Module):
-    """y = relu(x @ W1) @ W2 ; loss = y.sum()  -> saves x? no (x has no grad requirement
-    for W1's grad it IS saved), relu output, relu output again (shared) for W2."""
+    """loss = (relu(x @ W1) @ W2).sum(): mm saves x (for W1's grad), relu saves its output,
+    the second mm saves that same output (for W2's grad) -> shared storage."""
 
     def __init__(self, d=8, f=16):
         super().__init__()
@@ -91,8 +74,14 @@ _LLAMA = dict(model_type="llama", hidden_size=32, intermediate_size=48, num_hidd
               attention_dropout=0.0, tie_word_embeddings=False, bos_token_id=0, eos_token_id=1, pad_token_id=2)
 
 
-def test_llama_tiny_matches_formula_and_held_crosscheck():
+@pytest.fixture(scope="module")
+def warm():
+    """Import transformers and build the model class once (setup time, not test time)."""
     pytest.importorskip("transformers")
+    measure.build_model(_LLAMA)
+
+
+def test_llama_tiny_matches_formula_and_held_crosscheck(warm):
     b, s, h, a, f, V = 2, 8, 32, 4, 48, 64
     r = measure.measure_activations(_LLAMA, b, s)
     layer = 4 * (10 * b * s * h + 2 * b * s + 4 * b * s * f + b * a * s * s)
@@ -107,8 +96,7 @@ def test_llama_tiny_matches_formula_and_held_crosscheck():
     assert all(t["dtype"] != "int64" or t["shape"] == [b * s] for t in r["tensors"])
 
 
-def test_llama_tiny_checkpointing_keeps_inputs_and_closure():
-    pytest.importorskip("transformers")
+def test_llama_tiny_checkpointing_keeps_inputs_and_closure(warm):
     b, s, h, a, f, V = 2, 8, 32, 4, 48, 64
     r = measure.measure_activations(_LLAMA, b, s, recompute="full")
     held = measure.measure_held(_LLAMA, b, s, recompute="full")

@@ -234,6 +234,63 @@ def _num_layers(model) -> int:
     return 0
 
 
+class _SavedRecorder:
+    """saved_tensors_hooks pack/unpack pair recording every saved tensor (weakly)."""
+
+    def __init__(self, excluded: set[int], module_fn=lambda: ""):
+        self.excluded = excluded
+        self.module_fn = module_fn
+        self.records: list[dict] = []
+        # >0 while inside a checkpoint call: our (outer) hooks then only see the checkpoint's
+        # own _NoopSaveInputs.save_for_backward of the positional inputs; the region itself
+        # is packed by the checkpoint's innermost hooks.
+        self.in_ckpt_prelude = [0]
+
+    def pack(self, t):
+        import weakref
+
+        import torch
+
+        key = _storage_key(t)
+        if key is None or key[0] in self.excluded:
+            return t
+        alias = t.detach()  # no reference cycle through grad_fn
+        self.records.append({
+            "key": key,
+            "ref": weakref.ref(alias),
+            "shape": tuple(t.shape),
+            "dtype": str(t.dtype).replace("torch.", ""),
+            "module": self.module_fn(),
+            "seq": torch._C._autograd._get_sequence_nr() - 1,
+            "kind": "checkpoint-input" if self.in_ckpt_prelude[0] else "saved",
+        })
+        return alias
+
+    @staticmethod
+    def unpack(x):
+        return x
+
+    def alive_keys(self) -> set:
+        return {r["key"] for r in self.records if r["ref"]() is not None}
+
+
+def measure_callable(fn, exclude=()) -> tuple[int, Any]:
+    """Bytes of unique storages saved for backward by ``fn()`` and still alive after it.
+
+    ``exclude``: tensors (e.g. parameters) whose storages are not counted.  Returns
+    ``(bytes, fn_result)``; keep the result alive as long as the graph is needed.
+    """
+    import gc
+
+    import torch
+
+    rec = _SavedRecorder({t.untyped_storage().data_ptr() for t in exclude})
+    with torch.autograd.graph.saved_tensors_hooks(rec.pack, rec.unpack):
+        out = fn()
+    gc.collect()
+    return sum(n for _, n in rec.alive_keys()), out
+
+
 def measure_activations(
     config: dict,
     batch: int,
@@ -264,36 +321,10 @@ def measure_activations(
     excluded = _excluded_ptrs(model, [input_ids])
     mstack = _ModuleStack(model)
 
-    records: list[dict] = []  # one per pack call / closure tensor
-
-    def _record(t, grad_seq, kind, module=None):
-        key = _storage_key(t)
-        if key is None or key[0] in excluded:
-            return None
-        alias = t.detach()
-        records.append({
-            "key": key,
-            "ref": weakref.ref(alias),
-            "shape": tuple(t.shape),
-            "dtype": str(t.dtype).replace("torch.", ""),
-            "module": module if module is not None else mstack.current,
-            "seq": grad_seq,
-            "kind": kind,
-        })
-        return alias
-
-    in_ckpt_prelude = [0]
-
-    def pack(t):
-        # Inside a checkpoint call, our (outer) hooks only see the checkpoint's own
-        # _NoopSaveInputs.save_for_backward of the positional inputs; the region itself is
-        # packed by the checkpoint's innermost hooks.
-        kind = "checkpoint-input" if in_ckpt_prelude[0] else "saved"
-        alias = _record(t, torch._C._autograd._get_sequence_nr() - 1, kind)
-        return alias if alias is not None else t
-
-    def unpack(x):
-        return x
+    rec = _SavedRecorder(excluded, lambda: mstack.current)
+    records = rec.records
+    in_ckpt_prelude = rec.in_ckpt_prelude
+    pack, unpack = rec.pack, rec.unpack
 
     # keep checkpoint closures' tensors (kwargs captured by functools.partial) visible
     closure_refs = []
