@@ -45,7 +45,7 @@ register(
         "Exact: what the implementation builds",
         "Hugging Face transformers 5.24 modules; checked against models built on the meta device",
         "nothing: every weight, bias and norm is counted, tied tensors once",
-        frozenset({"parameters", "memory", "activations"}),
+        frozenset({"parameters", "memory", "activations", "flops"}),
     )
 )
 register(
@@ -64,6 +64,46 @@ register(
         "design note, section 1: how its llama2-7b figure 6,738,149,376 comes out",
         "norms, biases, learned positions, grouped-query sharing, tying",
         frozenset({"parameters"}),
+    )
+)
+
+
+# [FLOPs conventions] (issue 5, symbolic/formulas/flops.py). A later quantity that shares one of these
+# names (megatron activations) should add its quantity to this entry rather than register it again.
+register(
+    Convention(
+        "kaplan",
+        "Kaplan et al. 2020, Table 1: C_forward = 2N + 2 n_layer n_ctx d_attn per token",
+        "Kaplan et al. 2020, Scaling Laws for Neural Language Models (arXiv 2001.08361), Table 1",
+        "embeddings, de-embedding, biases, norms, non-linearities; causal attention half-counted",
+        frozenset({"flops"}),
+    )
+)
+register(
+    Convention(
+        "chinchilla",
+        "Hoffmann et al. 2022, Appendix F: every matrix product, embeddings and softmax, backward = 2x forward",
+        "Hoffmann et al. 2022, Training Compute-Optimal LLMs (arXiv 2203.15556), Appendix F",
+        "norms, biases, non-linearities; a two-matrix MLP",
+        frozenset({"flops"}),
+    )
+)
+register(
+    Convention(
+        "megatron",
+        "Megatron: 72BLsh^2(1 + s/6h + V/12hL) per step; recompute variants (Eq. 8, Narayanan Eq. 3)",
+        "Korthikanti et al. 2022 (arXiv 2205.05198), App. A; Narayanan et al. 2021 (arXiv 2104.04473), Eq. 3",
+        "GQA, gated MLPs, MoE (assumes MHA, a 4h MLP and tied logits); non-matrix operations",
+        frozenset({"flops"}),
+    )
+)
+register(
+    Convention(
+        "palm",
+        "PaLM: 6N + 12 L H Q T per token (model FLOPs for MFU)",
+        "Chowdhery et al. 2022, PaLM (arXiv 2204.02311), Appendix B",
+        "rematerialisation (counted separately as hardware FLOPs)",
+        frozenset({"flops"}),
     )
 )
 

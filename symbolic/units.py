@@ -1,0 +1,61 @@
+"""Byte budgets: parse ``80GiB`` / ``141GB`` / ``1.5TB`` / ``512MiB`` / ``1000`` into exact bytes, and back.
+
+Decimal prefixes (kB, MB, GB, TB, PB) are powers of 1000, binary ones (KiB, MiB, GiB, TiB, PiB)
+powers of 1024; a bare number, or one ending in ``B``, is bytes. Numbers are read as exact
+decimals (``1.5TB`` is 1,500,000,000,000 bytes), never as floats and never with ``eval``.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from .errors import SymbolicError
+
+__all__ = ["UNITS", "parse_bytes", "format_bytes", "GIB", "GB"]
+
+GIB = 1024**3
+GB = 1000**3
+
+UNITS: dict[str, int] = {
+    "B": 1,
+    "kB": 1000,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": GB,
+    "TB": 1000**4,
+    "PB": 1000**5,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": GIB,
+    "TiB": 1024**4,
+    "PiB": 1024**5,
+}
+
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
+
+
+def parse_bytes(text: str, field: str = "budget") -> int:
+    """The number of bytes ``text`` names (an int, rounded down to whole bytes).
+
+    Raises :class:`SymbolicError` naming ``field`` and the allowed units for anything else.
+    """
+    match = _PATTERN.match(str(text))
+    allowed = ", ".join(UNITS)
+    if not match:
+        raise SymbolicError(field, f"{text!r} is not a positive size such as 80GiB or 141GB (units: {allowed})")
+    number, unit = match.groups()
+    unit = unit or "B"
+    if unit not in UNITS:
+        lowered = {u.lower(): u for u in UNITS if u != "KB"}
+        hint = f" (did you mean {lowered[unit.lower()]}?)" if unit.lower() in lowered else ""
+        raise SymbolicError(field, f"unknown unit {unit!r}{hint}; allowed: {allowed}")
+    value = int(Fraction(number) * UNITS[unit])
+    if value <= 0:
+        raise SymbolicError(field, f"{text!r} must be more than 0 bytes")
+    return value
+
+
+def format_bytes(n: int | float) -> str:
+    """``n`` bytes written as GiB and GB, e.g. ``80.00 GiB (85.90 GB)``."""
+    return f"{n / GIB:,.2f} GiB ({n / GB:,.2f} GB)"
