@@ -1,0 +1,267 @@
+"""Sweeps: one quantity of one model over the full product of a grid of sizes, compiled once.
+
+A grid gives each swept symbol a list of positive integers (``1,2,4``; ``1024:32768:x2``, a
+geometric range; ``1:8:+1``, an arithmetic one). The quantity (``params.total``,
+``memory.peak``, ``flops.total``, ...; see :func:`quantities`) is built symbolically once, the
+model's fixed sizes are substituted, and the result is compiled (:func:`symbolic.numeric.compile_quantity`)
+and evaluated chunk by chunk over the product, so a grid of millions of points never holds more
+than one chunk of rows in memory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from . import symbols as S
+from .arch import Model
+from .errors import SymbolicError
+from .terms import Quantity
+
+__all__ = [
+    "QuantitySpec",
+    "quantities",
+    "register_quantity",
+    "parse_grid",
+    "DEFAULTS",
+    "MAX_POINTS",
+    "SweepPlan",
+    "plan_sweep",
+    "run_sweep",
+]
+
+MAX_POINTS = 10**7  # more grid points than this needs an explicit yes
+MAX_AXIS = 10**8  # no single axis may hold more values than this, yes or not
+DEFAULTS: dict[str, int] = {"tp": 1, "pp": 1, "dp": 1, "cp": 1, "ep": 1, "n_microbatches": 1, "interleave": 1}
+
+
+@dataclass(frozen=True)
+class QuantitySpec:
+    """A named quantity a sweep can compute: ``build(model)`` gives its SymPy expression (``unit``)."""
+
+    name: str
+    unit: Quantity
+    description: str
+    build: Callable[[Model], sp.Expr] = field(repr=False)
+
+
+_QUANTITIES: dict[str, QuantitySpec] = {}
+_PROVIDERS: list[str] = []
+
+
+def register_quantity(spec: QuantitySpec) -> QuantitySpec:
+    """Add ``spec`` to the table of sweepable quantities (a later one of the same name replaces it)."""
+    _QUANTITIES[spec.name] = spec
+    return spec
+
+
+def _params_total(model: Model) -> sp.Expr:
+    from .model import parameters
+
+    return parameters(model).total
+
+
+def _params_trainable(model: Model) -> sp.Expr:
+    from .model import parameters
+
+    return parameters(model).trainable().total
+
+
+register_quantity(QuantitySpec("params.total", Quantity.PARAMETERS, "all parameters", _params_total))
+register_quantity(QuantitySpec("params.trainable", Quantity.PARAMETERS, "trainable parameters", _params_trainable))
+
+
+def _flops_quantities() -> None:
+    from .formulas import flops as F
+
+    def step(select: Callable[[Any], Any]) -> Callable[[Model], sp.Expr]:
+        return lambda model: select(F.flops_terms(model)).total
+
+    for name, description, select in (
+        ("flops.total", "training FLOPs of one step (forward + backward)", F.model_flops),
+        ("flops.forward", "forward FLOPs of one step", lambda t: t.where(lambda x: x.path.startswith("forward."))),
+    ):
+        register_quantity(QuantitySpec(name, Quantity.FLOPS, description, step(select)))
+
+
+def _memory_quantities() -> None:
+    memory = importlib.import_module("symbolic.memory")
+    provide = getattr(memory, "sweep_quantities", None)
+    if provide is None:
+        return
+    for name, description, build in provide():
+        register_quantity(QuantitySpec(name, Quantity.BYTES, description, build))
+
+
+def quantities() -> dict[str, QuantitySpec]:
+    """Every sweepable quantity by name: parameters, and FLOPs and memory where their modules exist."""
+    for provider in (_flops_quantities, _memory_quantities):
+        if provider.__name__ in _PROVIDERS:
+            continue
+        _PROVIDERS.append(provider.__name__)
+        try:
+            provider()
+        except ImportError:  # that module is not part of this installation
+            pass
+    return dict(_QUANTITIES)
+
+
+_INT = re.compile(r"^\s*\d[\d_]*\s*$")
+
+
+def _int(option: str, text: str) -> int:
+    if not _INT.match(text):
+        raise SymbolicError(option, f"{text.strip()!r} is not a positive integer (a grid is 1,2,4 or 1024:32768:x2)")
+    value = int(text)
+    if value <= 0:
+        raise SymbolicError(option, f"values must be positive integers, got {value}")
+    return value
+
+
+def _range(option: str, text: str) -> Sequence[int]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise SymbolicError(option, f"{text!r}: a range is START:STOP, START:STOP:+STEP or START:STOP:xFACTOR")
+    start, stop = _int(option, parts[0]), _int(option, parts[1])
+    step = parts[2].strip() if len(parts) == 3 else "+1"
+    if start > stop:
+        raise SymbolicError(option, f"{text!r} is an empty range (START {start} is above STOP {stop})")
+    if step[:1] in ("x", "*"):
+        factor = _int(option, step[1:])
+        if factor < 2:
+            raise SymbolicError(option, f"{text!r}: a geometric step must be x2 or more")
+        out = [start]
+        while out[-1] * factor <= stop:
+            out.append(out[-1] * factor)
+        return out
+    if step[:1] == "+" or step[:1].isdigit():
+        increment = _int(option, step.removeprefix("+"))
+        count = (stop - start) // increment + 1
+        if count > MAX_AXIS:
+            raise SymbolicError(option, f"{text!r} has {count:,} values; at most {MAX_AXIS:,} per axis")
+        return range(start, stop + 1, increment)
+    raise SymbolicError(option, f"{text!r}: the step must be +N (arithmetic) or xN (geometric), not {step!r}")
+
+
+def parse_grid(option: str, text: str) -> tuple[int, ...] | range:
+    """The values ``text`` names, in order, duplicates dropped (positive integers).
+
+    ``1,2,4`` lists values; ``1024:32768:x2`` is 1024, 2048, ..., 32768; ``1:8:+1`` (or ``1:8``)
+    is 1..8. Items may be mixed: ``1,2,8:64:x2``. Anything else raises :class:`SymbolicError`
+    naming ``option``.
+    """
+    items = [item.strip() for item in str(text).split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise SymbolicError(option, f"empty value in {text!r} (a grid is 1,2,4 or 1024:32768:x2 or 1:8:+1)")
+    if len(items) == 1 and ":" in items[0]:
+        values = _range(option, items[0])
+        return values if isinstance(values, range) else tuple(values)
+    out: dict[int, None] = {}
+    for item in items:
+        if ":" in item:
+            part = _range(option, item)
+            if len(part) + len(out) > MAX_AXIS:
+                raise SymbolicError(option, f"more than {MAX_AXIS:,} values")
+            out.update(dict.fromkeys(part))
+        else:
+            out[_int(option, item)] = None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will compute: the quantity's expression with fixed sizes substituted, and the grid."""
+
+    model: Model
+    quantity: QuantitySpec
+    expr: sp.Expr
+    fixed: dict[str, int]
+    axes: dict[str, Sequence[int]]
+    mode: str
+    fits: int | None
+
+    @property
+    def points(self) -> int:
+        """The number of configurations in the full product of the grid."""
+        return math.prod(len(v) for v in self.axes.values())
+
+
+def plan_sweep(
+    model: Model,
+    quantity: str,
+    grid: Mapping[str, Sequence[int]],
+    *,
+    fixed: Mapping[str, int] | None = None,
+    mode: str = "exact",
+    fits: int | None = None,
+    yes: bool = False,
+) -> SweepPlan:
+    """Check a sweep and build its expression (in the quantity's unit); nothing is evaluated yet.
+
+    Symbols neither swept nor fixed take the model's sizes, then :data:`DEFAULTS` (parallel
+    degrees 1). ``fits`` (bytes) keeps only the configurations whose value is at most that; it
+    applies to byte quantities only. More than :data:`MAX_POINTS` points needs ``yes=True``.
+    """
+    table = quantities()
+    if quantity not in table:
+        raise SymbolicError("--quantity", f"unknown {quantity!r}; allowed: {', '.join(sorted(table))}")
+    spec = table[quantity]
+    for name in (*grid, *(fixed or {})):
+        if name not in S.REGISTRY:
+            raise SymbolicError(name, f"not a symbol; known: {', '.join(S.ORDER)}")
+    for name, values in grid.items():
+        if len(values) == 0:
+            raise SymbolicError(f"--{name}", "the grid is empty")
+    if fits is not None and spec.unit is not Quantity.BYTES:
+        raise SymbolicError("--fits", f"applies to byte quantities (memory.*); {quantity} is in {spec.unit.unit}")
+    points = math.prod(len(v) for v in grid.values())
+    if points > MAX_POINTS and not yes:
+        raise SymbolicError("grid", f"{points:,} points is more than {MAX_POINTS:,}; pass --yes to run it anyway")
+    expr = spec.build(model)
+    values = {**DEFAULTS, **model.sizes, **(fixed or {})}
+    free = {str(s) for s in expr.free_symbols}
+    keep = {name: values[name] for name in sorted(free) if name in values and name not in grid}
+    expr = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in keep.items()})
+    missing = sorted(free - set(keep) - set(grid), key=S.ORDER.index)
+    if missing:
+        name = missing[0]
+        raise SymbolicError(f"--{name.replace('_', '-')}", f"{quantity} needs a value ({S.info(name).meaning})")
+    return SweepPlan(model, spec, expr, keep, dict(grid), mode, fits)
+
+
+def run_sweep(
+    plan: SweepPlan, chunk: int = 1 << 16, progress: Callable[[int], None] | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Evaluate the plan over the product of its grid, ``chunk`` points at a time.
+
+    Yields column dicts: each swept symbol's values (int64) and the quantity's values under the
+    quantity's name (exact Python ints in an object array, or float64 with ``mode="float"``), only
+    rows that fit when ``plan.fits`` is set. ``progress`` is called with the points done so far.
+    """
+    from .numeric import compile_quantity
+
+    compiled = compile_quantity(plan.expr, plan.mode)
+    names = list(plan.axes)
+    axes = [np.asarray(plan.axes[n], dtype=np.int64) for n in names]
+    shape = tuple(len(a) for a in axes)
+    total = plan.points
+    for start in range(0, total, chunk):
+        flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
+        index = np.unravel_index(flat, shape) if shape else ()
+        columns = {n: axis[i] for n, axis, i in zip(names, axes, index, strict=True)}
+        value = compiled(**columns) if compiled.args else compiled()
+        value = np.broadcast_to(np.asarray(value, dtype=object if plan.mode == "exact" else np.float64), flat.shape)
+        columns[plan.quantity.name] = value
+        if plan.fits is not None:
+            keep = np.asarray(value <= plan.fits, dtype=bool)
+            columns = {k: v[keep] for k, v in columns.items()}
+        if progress is not None:
+            progress(min(start + chunk, total))
+        yield columns
