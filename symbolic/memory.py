@@ -1,0 +1,309 @@
+"""Memory per device: the composition of model states, activations and transient buffers.
+
+:func:`memory` builds, from a model's parameter terms (never re-derived), the byte terms one
+device holds: weights, gradients, master weights and optimizer state
+(:mod:`symbolic.formulas.states`), activations (:func:`activation_terms`) and transient buffers
+(ZeRO-3's gathered layer). Each category's total is a SymPy expression in the model's sizes and
+the parallel degrees; :class:`MemoryReport` evaluates them exactly. The peak is states +
+activations + the largest transient buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from . import symbols as S
+from .arch import Model
+from .conventions import CONVENTIONS
+from .errors import SymbolicError
+from .formulas.inference import get_weight_format
+from .formulas.states import (
+    CATEGORIES,
+    DEFAULT_OPTIMIZER,
+    DEFAULT_RECIPE,
+    Optimizer,
+    Recipe,
+    gathered_layer_terms,
+    get_optimizer,
+    get_recipe,
+    state_terms,
+)
+from .model import parameters
+from .numeric import evaluate
+from .parallel import Parallelism
+from .terms import Breakdown, Quantity
+
+__all__ = [
+    "ACTIVATIONS_PENDING",
+    "Workload",
+    "activation_terms",
+    "MemoryReport",
+    "memory",
+    "to_int_bytes",
+    "report_dict",
+]
+
+B = Quantity.BYTES
+ACTIVATIONS_PENDING = "activations are computed by issue 4 (not yet available)"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one device processes per step: ``batch`` sequences of ``seq`` tokens."""
+
+    batch: int = 1
+    seq: int = 2048
+
+    def __post_init__(self) -> None:
+        for option in ("batch", "seq"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise SymbolicError(f"--{option}", f"must be a positive integer, got {value!r}")
+
+    def values(self) -> dict[str, int]:
+        """The workload as symbol values (sequences, tokens)."""
+        return {"batch": self.batch, "seq": self.seq}
+
+
+def activation_terms(
+    model: Model, workload: Workload, parallel: Parallelism, convention: str = "exact", **options: Any
+) -> Breakdown | None:
+    """Activation bytes one device holds for the backward pass (bytes), or ``None`` when not computed.
+
+    ``options`` (``dtype``, ``attention``, ``recompute``, ``device``) come from the command line
+    unchanged. Returns ``None`` for now: see :data:`ACTIVATIONS_PENDING`.
+    """
+    return None
+
+
+def to_int_bytes(value: sp.Expr) -> int:
+    """An exact byte count as an int, rounded up when sharding leaves a fraction (bytes)."""
+    value = sp.nsimplify(value) if not value.is_Rational else value
+    if value.is_Integer:
+        return int(value)
+    if value.is_Rational:
+        return math.ceil(sp.Rational(value))
+    raise SymbolicError("bytes", f"does not evaluate to a number: {value}")
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Bytes per device, by category, as SymPy expressions and exact integers (bytes).
+
+    ``terms`` holds the weights, gradients, master, optimizer and transient terms (each tagged
+    with its category); ``activations`` the activation terms or ``None`` when not computed;
+    ``values`` the symbol values the numbers are evaluated at; ``stage`` the pipeline stage.
+    """
+
+    model: Model
+    terms: Breakdown
+    activations: Breakdown | None
+    values: Mapping[str, int]
+    stage: int
+    notes: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def category(self, name: str) -> Breakdown:
+        """The terms of one category (bytes): weights, gradients, master, optimizer, activations, transient."""
+        if name not in CATEGORIES:
+            raise SymbolicError("category", f"unknown {name!r}; allowed: {', '.join(CATEGORIES)}")
+        if name == "activations":
+            return self.activations if self.activations is not None else Breakdown(B)
+        return self.terms.where(lambda t: name in t.tags)
+
+    def expr(self, name: str) -> sp.Expr:
+        """The per-device total of a category, a SymPy expression (bytes)."""
+        return self.category(name).total
+
+    @property
+    def states_expr(self) -> sp.Expr:
+        """Weights + gradients + master + optimizer per device (bytes)."""
+        return sp.Add(*(self.expr(c) for c in ("weights", "gradients", "master", "optimizer")))
+
+    @property
+    def transient_expr(self) -> sp.Expr:
+        """The largest transient buffer per device (bytes): the max over the transient terms, or 0."""
+        parts = [t.total for t in self.category("transient")]
+        return sp.Max(*parts) if parts else sp.Integer(0)
+
+    @property
+    def peak_expr(self) -> sp.Expr | None:
+        """States + activations + the largest transient buffer (bytes); ``None`` without activations."""
+        if self.activations is None:
+            return None
+        return self.states_expr + self.activations.total + self.transient_expr
+
+    def evaluate(self, expr: sp.Expr) -> int:
+        """An expression of this report evaluated at its values (bytes, an int rounded up)."""
+        return to_int_bytes(evaluate(expr, self.values))
+
+    def bytes(self, name: str) -> int | None:
+        """One per-device figure in bytes: a category, ``states``, ``transient`` or ``peak`` (None if unknown)."""
+        if name == "states":
+            return self.evaluate(self.states_expr)
+        if name == "transient":
+            return self.evaluate(self.transient_expr)
+        if name == "peak":
+            peak = self.peak_expr
+            return None if peak is None else self.evaluate(peak)
+        if name == "activations" and self.activations is None:
+            return None
+        return self.evaluate(self.expr(name))
+
+    def per_device(self) -> dict[str, int | None]:
+        """Every per-device figure in bytes (``None`` for activations and peak until computed)."""
+        keys = ("weights", "gradients", "master", "optimizer", "states", "activations", "transient", "peak")
+        return {k: self.bytes(k) for k in keys}
+
+    def all_terms(self) -> Breakdown:
+        """States, transient and activation terms together (bytes)."""
+        return self.terms + (self.activations or Breakdown(B))
+
+
+def _category_of(tags: Iterable[str]) -> str:
+    for c in CATEGORIES:
+        if c in tags:
+            return c
+    return "activations"
+
+
+def memory(
+    model: Model,
+    workload: Workload | None = None,
+    parallel: Parallelism | None = None,
+    precision: str | Recipe = DEFAULT_RECIPE,
+    optimizer: str | Optimizer = DEFAULT_OPTIMIZER,
+    freeze: Iterable[str] = (),
+    lora_rank: int | None = None,
+    lora_targets: Sequence[str] | None = None,
+    qlora: str | None = None,
+    convention: str = "exact",
+    step_counters: bool = False,
+    **activation_options: Any,
+) -> MemoryReport:
+    """Bytes one device holds to train (or, with optimizer ``none``, run) ``model`` (bytes).
+
+    ``precision``: a recipe name (``fp32``, ``mixed``, ``mixed-fp32-grads``, ``mixed-fp32-accum``,
+    ``bf16``, ``custom:W,G,M,S[,A]``); ``optimizer``: ``adamw``, ``adam``, ``sgd``, ``sgd-momentum``,
+    ``lion``, ``adafactor``, ``adam-8bit`` or ``none``; ``freeze``: components without gradients or
+    optimizer state; ``lora_rank``/``lora_targets``: LoRA adapters (the base is frozen); ``qlora``:
+    ``nf4`` or ``nf4-dq`` to store the frozen base matrices in 4 bits. ``parallel`` sets the degrees,
+    ZeRO stage and pipeline stage (default: the stage holding the most). ``convention`` and
+    ``activation_options`` go to :func:`activation_terms`.
+    """
+    workload = workload or Workload()
+    parallel = parallel or Parallelism()
+    recipe = precision if isinstance(precision, Recipe) else get_recipe(precision)
+    opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer)
+    notes = parallel.check(model)
+    if lora_rank is not None and (isinstance(lora_rank, bool) or not isinstance(lora_rank, int) or lora_rank <= 0):
+        raise SymbolicError("--lora-rank", f"must be a positive integer, got {lora_rank!r}")
+    if lora_targets and lora_rank is None:
+        raise SymbolicError("--lora-targets", "needs --lora-rank R")
+    base_format = None
+    if qlora is not None:
+        if qlora not in ("nf4", "nf4-dq"):
+            raise SymbolicError("--qlora", f"unknown {qlora!r}; allowed: nf4, nf4-dq")
+        if lora_rank is None:
+            raise SymbolicError("--qlora", "needs --lora-rank R (QLoRA trains LoRA adapters on a 4-bit base)")
+        base_format = get_weight_format(qlora, "--qlora")
+    param_convention = convention if "parameters" in getattr(CONVENTIONS.get(convention), "quantities", ()) else "exact"
+    if convention not in CONVENTIONS:
+        raise SymbolicError("--convention", f"unknown {convention!r}; allowed: {', '.join(CONVENTIONS)}")
+    targets = (tuple(lora_targets or ())) if lora_rank is not None else None
+    params = parameters(model, param_convention, freeze, targets)
+
+    values: dict[str, int] = {**model.sizes, **parallel.values(), **workload.values()}
+    if lora_rank is not None:
+        values["lora_rank"] = lora_rank
+    window = model.config.get("sliding_window")
+    if isinstance(window, int) and window > 0:
+        values["window"] = window
+
+    def build(stage: int) -> Breakdown:
+        device = parallel.device_terms(model.arch, params, stage)
+        states = state_terms(device, recipe, opt, parallel, base_format, step_counters)
+        return states + gathered_layer_terms(device, recipe, parallel)
+
+    candidates = {stage: build(stage) for stage in parallel.stages()}
+    if len(candidates) == 1:
+        stage, terms = next(iter(candidates.items()))
+    else:
+        stage = max(candidates, key=lambda s: to_int_bytes(evaluate(candidates[s].total, values)))
+        terms = candidates[stage]
+        notes.append(f"pipeline stage {stage} of {parallel.pp} holds the most (asked for none: the largest)")
+
+    chosen = Parallelism(**{**parallel.__dict__, "stage": stage}) if parallel.pp > 1 else parallel
+    acts = activation_terms(model, workload, chosen, convention, **activation_options)
+    if acts is None:
+        notes.append(ACTIVATIONS_PENDING + "; activations and peak are null")
+    if not opt.trains:
+        notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")
+    if lora_rank is not None and parallel.tp > 1:
+        notes.append("LoRA adapters are replicated on every tensor-parallel device")
+    if step_counters and opt.step_bytes:
+        notes.append(f"includes torch.optim's {opt.step_bytes}-byte step counter per tensor")
+    settings = {
+        "precision": recipe.name,
+        "precision_bytes": {
+            "weights": float(recipe.weights),
+            "gradients": float(recipe.gradients),
+            "master": float(recipe.master),
+            "optimizer_state": float(recipe.state),
+            "accumulation": float(recipe.accumulation),
+        },
+        "optimizer": opt.name,
+        "freeze": list(freeze),
+        "lora_rank": lora_rank,
+        "lora_targets": list(targets) if targets is not None else None,
+        "qlora": qlora,
+        "convention": convention,
+        "batch": workload.batch,
+        "seq": workload.seq,
+        **parallel.values(),
+        "zero": parallel.zero,
+        "hybrid_shard": parallel.hybrid_shard,
+        "sequence_parallel": parallel.sequence_parallel,
+        "stage": stage,
+        "vocab_multiple": parallel.vocab_multiple,
+        "devices": parallel.devices,
+        **{k: v for k, v in activation_options.items()},
+    }
+    return MemoryReport(model, terms, acts, values, stage, tuple(notes), settings)
+
+
+def report_dict(report: MemoryReport) -> dict[str, Any]:
+    """The ``symbolic memory --json`` object: per-device bytes, per-term bytes and formulas, notes, settings."""
+    values = report.values
+    degree_ones = {S.symbol(k): 1 for k in ("dp", "tp", "pp", "cp", "ep") if values[k] == 1}
+
+    def formula(expr: sp.Expr) -> str:
+        return str(expr.xreplace(degree_ones))
+
+    per_device = report.per_device()
+    formulas = {c: formula(report.expr(c)) for c in ("weights", "gradients", "master", "optimizer")}
+    formulas["states"] = formula(report.states_expr)
+    return {
+        "model": report.model.name,
+        "unit": "bytes",
+        "per_device": per_device,
+        "per_device_formula": formulas,
+        "terms": [
+            {
+                "path": t.path,
+                "category": _category_of(t.tags),
+                "description": t.description,
+                "formula": formula(t.total),
+                "bytes": report.evaluate(t.total),
+            }
+            for t in report.all_terms()
+        ],
+        "notes": list(report.notes),
+        "settings": dict(report.settings),
+        "values": dict(values),
+    }
