@@ -1,0 +1,103 @@
+"""``symbolic derive``: a derivation document (LaTeX or Markdown) made from the engine's expressions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ._common import add_model_argument, positive_int
+
+PDFLATEX_HINT = (
+    "pdflatex not found; install it with: apt-get install -y --no-install-recommends "
+    "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("derive", help="a derivation document (LaTeX or Markdown) from the same expressions")
+    add_model_argument(p)
+    p.add_argument("--format", choices=("latex", "markdown"), default="markdown", help="output format")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    p.add_argument("--pdf", action="store_true", help="also compile the LaTeX to FILE's .pdf with pdflatex")
+    p.add_argument("--convention", default="exact", help="parameter convention: exact (default), basic, basic-gated")
+    p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size (default 1)")
+    p.add_argument("--seq", type=positive_int("--seq"), default=2048, help="sequence length (default 2048)")
+    p.add_argument(
+        "--recompute", choices=("none", "selective", "full"), default="none", help="activation recomputation"
+    )
+    p.add_argument("--figure", action="append", metavar="PATH=CAPTION", help="embed a figure (a path relative to FILE)")
+    p.set_defaults(run=run)
+
+
+def _figures(items: list[str] | None) -> dict[str, str]:
+    from ..errors import SymbolicError
+
+    out: dict[str, str] = {}
+    for item in items or ():
+        path, sep, caption = item.partition("=")
+        if not sep or not path.strip():
+            raise SymbolicError("--figure", f"{item!r} must be PATH=CAPTION")
+        out[path.strip()] = caption.strip()
+    return out
+
+
+def compile_pdf(tex_path: Path) -> Path:
+    """Compile ``tex_path`` with pdflatex (twice, for references) next to it; returns the PDF's path."""
+    from ..errors import SymbolicError
+    from ..render import write_atomic
+
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        raise SymbolicError("--pdf", PDFLATEX_HINT)
+    tex_path = tex_path.resolve()
+    with tempfile.TemporaryDirectory() as work:
+        for _ in range(2):
+            done = subprocess.run(
+                [exe, "-interaction=nonstopmode", "-halt-on-error", f"-output-directory={work}", tex_path.name],
+                cwd=tex_path.parent,
+                env={**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"},
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
+            if done.returncode != 0:
+                first = next((line for line in done.stdout.splitlines() if line.startswith("!")), "see the log")
+                raise SymbolicError("--pdf", f"pdflatex failed on {tex_path.name}: {first}")
+        pdf = tex_path.with_suffix(".pdf")
+        write_atomic(pdf, (Path(work) / tex_path.with_suffix(".pdf").name).read_bytes())
+    return pdf
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import SymbolicError
+    from ..registry import load_model
+    from ..render import render, write_atomic
+    from ..report import DocumentOptions, derivation_context
+
+    if args.pdf and (args.format != "latex" or not args.output):
+        raise SymbolicError("--pdf", "needs --format latex and -o FILE.tex")
+    model = load_model(args.model)
+    options = DocumentOptions(
+        convention=args.convention,
+        workload={"batch": args.batch, "seq": args.seq},
+        recompute=args.recompute,
+        plots=_figures(args.figure),
+    )
+    text = render(derivation_context(model, options), args.format)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise SymbolicError("--output", f"folder {str(out.parent)!r} does not exist")
+    if args.pdf and shutil.which("pdflatex") is None:
+        raise SymbolicError("--pdf", PDFLATEX_HINT)
+    write_atomic(out, text)
+    if args.pdf:
+        compile_pdf(out)
+    return 0

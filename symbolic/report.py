@@ -1,0 +1,418 @@
+"""Breakdowns + numbers -> plain dicts for the document templates (templates never see SymPy).
+
+# [Model, options] -> [Breakdown (SymPy)] -> [rows of strings and Raw LaTeX] -> render.py
+
+Every formula shown is ``sympy.latex`` of a term's own expression, with symbol names mapped to
+the registry's LaTeX; every number is that expression evaluated exactly. Sections for memory,
+activations, FLOPs, dominance and sensitivity appear when the modules that provide them exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from . import symbols as S
+from .arch import Model
+from .conventions import CONVENTIONS
+from .errors import SymbolicError
+from .model import convention_difference, parameters
+from .numeric import evaluate
+from .render import Raw
+from .terms import Breakdown, Quantity
+
+__all__ = [
+    "GIB",
+    "GB",
+    "DocumentOptions",
+    "latex",
+    "substituted",
+    "integer_text",
+    "bytes_text",
+    "symbol_rows",
+    "term_rows",
+    "section_rows",
+    "view_rows",
+    "parameters_section",
+    "conventions_section",
+    "errata_section",
+    "derivation_context",
+    "optional_module",
+]
+
+GIB = 1024**3  # bytes in a GiB
+GB = 1000**3  # bytes in a GB
+VIEWS = ("collect", "expand", "factor")
+NOTE = "the design note (shared/seed/000_7932bc86fa8e8a30.txt)"
+
+
+@dataclass(frozen=True)
+class DocumentOptions:
+    """What a derivation document covers: the parameter convention and workload/memory settings.
+
+    ``workload`` maps symbol names (``batch``, ``seq``, ``tp``, ...) to integers; ``memory`` holds
+    the memory module's keyword options, passed through unchanged.
+    """
+
+    convention: str = "exact"
+    workload: Mapping[str, int] = field(default_factory=lambda: {"batch": 1, "seq": 2048})
+    recompute: str = "none"
+    memory: Mapping[str, Any] = field(default_factory=dict)
+    plots: Mapping[str, str] = field(default_factory=dict)
+
+
+def optional_module(name: str) -> Any | None:
+    """The module ``symbolic.<name>`` if it exists in this install, else None."""
+    try:
+        return importlib.import_module(f"symbolic.{name}")
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith(f"symbolic.{name.split('.')[0]}"):
+            return None
+        raise
+
+
+def _names() -> dict[sp.Symbol, str]:
+    return {entry.symbol: entry.latex for entry in S.REGISTRY.values()}
+
+
+def latex(expr: sp.Expr) -> Raw:
+    """LaTeX of ``expr`` in the registry's notation (``h`` for d_model, ``L`` for n_layers, ...)."""
+    return Raw(sp.latex(sp.sympify(expr), symbol_names=_names()))
+
+
+def substituted(expr: sp.Expr, values: Mapping[str, int]) -> Raw:
+    """LaTeX of ``expr`` with each symbol written as its number, unevaluated (``2 \\cdot 4096 \\cdot 32000``)."""
+    expr = sp.sympify(expr)
+    names = {s: f"{values[str(s)]:,}".replace(",", "{,}") for s in expr.free_symbols}
+    return Raw(sp.latex(expr, symbol_names=names, mul_symbol="dot"))
+
+
+def integer_text(value: int) -> str:
+    """An exact integer with thousands separators: ``6,738,415,616``."""
+    return f"{int(value):,}"
+
+
+def bytes_text(value: int | sp.Expr) -> dict[str, str]:
+    """A byte count as text: exact bytes, GiB and GB (two decimals)."""
+    number = sp.nsimplify(value) if not isinstance(value, int) else sp.Integer(value)
+    exact = int(sp.floor(number)) if number.is_Integer is False else int(number)
+    return {
+        "bytes": integer_text(exact) if number.is_Integer else f"{float(number):,.1f}",
+        "gib": f"{float(number) / GIB:,.2f}",
+        "gb": f"{float(number) / GB:,.2f}",
+    }
+
+
+def _value(expr: sp.Expr, values: Mapping[str, int]) -> sp.Expr:
+    return evaluate(expr, values)
+
+
+def _number_text(value: sp.Expr) -> str:
+    return integer_text(int(value)) if value.is_Integer else f"{float(value):,.2f}"
+
+
+def symbol_rows(exprs: Iterable[sp.Expr], values: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One row per registry symbol that ``exprs`` use, in registry order: LaTeX, meaning, unit, value."""
+    used = set().union(*(sp.sympify(e).free_symbols for e in exprs)) if exprs else set()
+    rows = []
+    for name in S.ORDER:
+        entry = S.REGISTRY[name]
+        if entry.symbol in used:
+            value = values.get(name)
+            rows.append(
+                {
+                    "name": name,
+                    "latex": Raw(entry.latex),
+                    "meaning": entry.meaning,
+                    "unit": entry.unit,
+                    "value": integer_text(value) if value is not None else None,
+                }
+            )
+    return rows
+
+
+def term_rows(terms: Breakdown, values: Mapping[str, int], whole: sp.Expr | None = None) -> list[dict[str, Any]]:
+    """One row per term: path, description, per-instance and count LaTeX, exact value and share.
+
+    The share (percent) is of ``whole`` (a number), by default of the terms' own total. Byte
+    terms carry GiB and GB as well.
+    """
+    numbers = {t.path: _value(t.total, values) for t in terms}
+    total = sum(numbers.values(), sp.Integer(0)) if whole is None else whole
+    rows = []
+    for t in terms:
+        n = numbers[t.path]
+        row = {
+            "path": t.path,
+            "description": t.description,
+            "formula": latex(t.expr),
+            "count": latex(t.count),
+            "total_formula": latex(t.total),
+            "value": _number_text(n),
+            "share": f"{100 * float(n / total):.2f}" if total else "0.00",
+            "trainable": t.trainable,
+            "source": t.source,
+        }
+        if terms.quantity is Quantity.BYTES:
+            row.update(bytes_text(n))
+        rows.append(row)
+    return rows
+
+
+def section_rows(terms: Breakdown, values: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Terms grouped by their first path segment (``embedding``, ``block``, ``forward``...).
+
+    Each section has its terms, the count they repeat (``L`` for a layer group), the per-instance
+    subtotal formula and the section's value.
+    """
+    whole = _value(terms.total, values)
+    order: list[str] = []
+    for t in terms:
+        head = t.path.split(".")[0]
+        if head not in order:
+            order.append(head)
+    out = []
+    for head in order:
+        part = terms.where(lambda t, head=head: t.path.split(".")[0] == head)
+        counts = {t.count for t in part}
+        count = counts.pop() if len(counts) == 1 else sp.Integer(1)
+        per_instance = sp.factor(sp.Add(*(t.expr for t in part))) if count != 1 else part.total
+        value = _value(part.total, values)
+        out.append(
+            {
+                "name": head,
+                "count": latex(count),
+                "repeated": count != 1,
+                "per_instance": latex(per_instance),
+                "total_formula": latex(count * per_instance if count != 1 else part.total),
+                "value": _number_text(value),
+                "share": f"{100 * float(value / whole):.2f}" if whole else "0.00",
+                "terms": term_rows(part, values, whole),
+            }
+        )
+    return out
+
+
+def view_rows(terms: Breakdown) -> list[dict[str, Any]]:
+    """The total in each view (collect, expand, factor) as LaTeX."""
+    return [{"name": how, "latex": latex(terms.view(how))} for how in VIEWS]
+
+
+def breakdown_section(
+    key: str, title: str, letter: str, terms: Breakdown, values: Mapping[str, int], intro: str = ""
+) -> dict[str, Any]:
+    """One derivation section of any quantity: grouped terms, the total's views, numbers, result.
+
+    ``letter`` names the total in the formulas (``N`` for parameters); the total comes as exact
+    text in the quantity's unit, plus GiB and GB for bytes.
+    """
+    collected = terms.view("collect")
+    total = _value(terms.total, values)
+    rows = term_rows(terms, values)
+    out = {
+        "key": key,
+        "title": title,
+        "intro": intro,
+        "letter": Raw(letter),
+        "unit": terms.quantity.unit,
+        "bytes": terms.quantity is Quantity.BYTES,
+        "sections": section_rows(terms, values),
+        "views": view_rows(terms),
+        "total_formula": latex(collected),
+        "total_substituted": substituted(collected, values),
+        "total": _number_text(total),
+        "total_int": int(total) if total.is_Integer else None,
+        "largest": max(rows, key=lambda r: float(r["share"]))["path"] if rows else None,
+        "largest_share": max((float(r["share"]) for r in rows), default=0.0),
+    }
+    if out["bytes"]:
+        out["total_bytes"] = bytes_text(total)
+    return out
+
+
+def _sizes(model: Model, options: DocumentOptions) -> dict[str, int]:
+    return {**model.sizes, **options.workload}
+
+
+def parameters_section(model: Model, options: DocumentOptions) -> dict[str, Any]:
+    """The parameter derivation: sections of terms, the total's views, numbers substituted, result."""
+    terms = parameters(model, options.convention)
+    out = breakdown_section(
+        "parameters",
+        "Parameters, term by term",
+        "N",
+        terms,
+        _sizes(model, options),
+        "Each part of the model is a sum of named tensors. A part that repeats (a layer group) is written "
+        "once per instance and multiplied by its count, which stays a symbol.",
+    )
+    out["convention"] = options.convention
+    out["published"] = integer_text(model.published_params) if model.published_params else None
+    return out
+
+
+def flops_section(model: Model, options: DocumentOptions) -> dict[str, Any] | None:
+    """FLOPs of one training step (``batch`` sequences of ``seq`` tokens), when the FLOPs module exists."""
+    flops = optional_module("formulas.flops")
+    if flops is None:
+        return None
+    terms = flops.flops_terms(model, "exact", options.recompute)
+    return breakdown_section(
+        "flops",
+        "Training FLOPs of one step",
+        "C",
+        terms,
+        _sizes(model, options),
+        f"One training step of batch sequences of seq tokens, exact convention, recomputation: {options.recompute}. "
+        "A multiply-add counts as 2 FLOPs; the backward pass is twice the forward.",
+    )
+
+
+def conventions_section(model: Model, options: DocumentOptions) -> dict[str, Any]:
+    """Each parameter convention's total for ``model`` and what it leaves out, and exact minus basic."""
+    values = _sizes(model, options)
+    rows = []
+    for name, conv in CONVENTIONS.items():
+        if "parameters" not in conv.quantities:
+            continue
+        try:
+            terms = parameters(model, name)
+        except SymbolicError as err:
+            rows.append(
+                {
+                    "name": name,
+                    "title": conv.title,
+                    "source": conv.source,
+                    "leaves_out": conv.leaves_out,
+                    "formula": None,
+                    "total": None,
+                    "note": err.message,
+                }
+            )
+            continue
+        rows.append(
+            {
+                "name": name,
+                "title": conv.title,
+                "source": conv.source,
+                "leaves_out": conv.leaves_out,
+                "formula": latex(terms.view("collect")),
+                "total": integer_text(int(_value(terms.total, values))),
+                "note": "",
+            }
+        )
+    differences = []
+    for other in ("basic", "basic-gated"):
+        try:
+            diff = convention_difference(model, "exact", other)
+        except SymbolicError:
+            continue
+        differences.append(
+            {
+                "first": "exact",
+                "second": other,
+                "rows": [
+                    {"path": t.path, "formula": latex(t.total), "value": _number_text(_value(t.total, values))}
+                    for t in diff
+                ],
+                "total": _number_text(_value(diff.total, values)),
+            }
+        )
+    return {"rows": rows, "differences": differences}
+
+
+# What the design note wrote about llama2-7b, quoted; each claim is checked against a computed value.
+NOTE_CLAIMS: dict[str, dict[str, str]] = {
+    "parameters": {"quote": "N(llama2-7b) = 6738149376, almost 7b parameters.", "value": "6,738,149,376"},
+    "model_states": {"quote": "total memory usage is 16N (bytes). With a llama2-7b, it becomes 104G", "value": "104G"},
+}
+
+
+def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The note's slips about ``model`` beside their corrections (only for the note's llama2-7b)."""
+    if model.name != "llama2-7b":
+        return []
+    values = dict(model.sizes)
+    literal = int(_value(parameters(model, "basic").total, values))
+    gated = int(_value(parameters(model, "basic-gated").total, values))
+    exact = int(_value(parameters(model, "exact").total, values))
+    missing = convention_difference(model, "exact", "basic-gated")
+    out = [
+        {
+            "topic": "The composed formula does not give the stated number",
+            "note": "N(model) = n_vocab*d_model + n_blocks*(4(d_model*d_head*n_head) + 2(d_model*d_ffn)) + d_model*n_vocab",
+            "correction": f"evaluated as written this is {integer_text(literal)} (basic convention); "
+            f"the stated {NOTE_CLAIMS['parameters']['value']} needs a third MLP matrix "
+            f"(gate_proj), i.e. {integer_text(gated)} (basic-gated convention)",
+            "ok": literal == gated,
+        },
+        {
+            "topic": "The stated total leaves out the RMSNorm weights",
+            "note": NOTE_CLAIMS["parameters"]["quote"],
+            "correction": f"transformers builds {integer_text(exact)} parameters; the difference "
+            f"{integer_text(int(_value(missing.total, values)))} is "
+            + ", ".join(
+                f"{t.path} ({integer_text(int(_value(t.total, values)))})"
+                for t in missing
+                if _value(t.total, values) != 0
+            ),
+            "ok": gated == exact,
+        },
+    ]
+    if memory and memory.get("states_total") is not None:
+        states = memory["states_total"]
+        out.append(
+            {
+                "topic": "16N bytes is not 104G",
+                "note": NOTE_CLAIMS["model_states"]["quote"],
+                "correction": f"{memory.get('states_label', 'model states')}: {states['bytes']} bytes = "
+                f"{states['gb']} GB = {states['gib']} GiB, neither 104 GB nor 104 GiB",
+                "ok": False,
+            }
+        )
+    return out
+
+
+def derivation_context(model: Model, options: DocumentOptions | None = None) -> dict[str, Any]:
+    """Everything a derivation document shows for ``model``, as plain data (strings, ints, Raw LaTeX).
+
+    ``derivations`` lists the quantity sections (parameters first, then memory, activations and
+    FLOPs where their modules exist); each is a :func:`breakdown_section`.
+    """
+    options = options or DocumentOptions()
+    values = _sizes(model, options)
+    params = parameters_section(model, options)
+    derivations = [params]
+    for builder in (flops_section,):
+        section = builder(model, options)
+        if section is not None:
+            derivations.append(section)
+    exprs = [parameters(model, options.convention).total]
+    if len(derivations) > 1:
+        exprs += [S.symbol(name) for name in options.workload]
+    memory = None
+    context: dict[str, Any] = {
+        "model": {
+            "name": model.name,
+            "family": model.arch.family,
+            "source": model.source,
+            "published": params["published"],
+            "config": [
+                {"key": k, "value": v if isinstance(v, str) else repr(v)}
+                for k, v in sorted(model.config.items())
+                if isinstance(v, str | int | float | bool)
+            ],
+        },
+        "symbols": symbol_rows(exprs, values),
+        "parameters": params,
+        "derivations": derivations,
+        "conventions": conventions_section(model, options),
+        "memory": memory,
+        "plots": [{"path": path, "caption": caption} for path, caption in options.plots.items()],
+    }
+    context["errata"] = errata_section(model, options, memory)
+    return context
