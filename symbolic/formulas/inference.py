@@ -32,6 +32,8 @@ __all__ = [
     "weight_terms",
     "sliding_layers",
     "kv_cache_terms",
+    "InferenceMemory",
+    "inference_memory",
 ]
 
 B = Quantity.BYTES
@@ -255,3 +257,52 @@ def kv_cache_terms(model: Model, kv_bytes: int | Fraction = 2, tp: bool = False)
             add(f"kv_cache.{name}.keys", width, count, tokens, f"cached keys{what}", src, True)
             add(f"kv_cache.{name}.values", width, count, tokens, f"cached values{what}", src, True)
     return Breakdown(B, tuple(out))
+
+
+@dataclass(frozen=True)
+class InferenceMemory:
+    """Weights and KV cache one device holds to serve a model (bytes), with the values to evaluate at."""
+
+    model: Model
+    weights: Breakdown
+    kv_cache: Breakdown
+    values: dict[str, int]
+    dtype: str
+    kv_dtype: str
+    tp: int
+
+    def bytes(self, which: str) -> int:
+        """``weights``, ``kv_cache`` or ``total`` per device, exact (bytes; fractions rounded up)."""
+        from ..memory import to_int_bytes
+        from ..numeric import evaluate
+
+        exprs = {"weights": self.weights.total, "kv_cache": self.kv_cache.total}
+        exprs["total"] = exprs["weights"] + exprs["kv_cache"]
+        return to_int_bytes(evaluate(exprs[which], self.values))
+
+
+def inference_memory(
+    model: Model, batch: int, seq: int, dtype: str = "bf16", kv_dtype: str = "bf16", tp: int = 1
+) -> InferenceMemory:
+    """Weights stored in ``dtype`` and the KV cache of ``batch`` x ``seq`` tokens in ``kv_dtype`` (bytes per device).
+
+    ``tp`` splits both over tensor-parallel devices (the MLA latent cache is replicated).
+    """
+    from ..model import parameters
+    from ..parallel import Parallelism
+
+    fmt = get_weight_format(dtype, "--dtype")
+    if kv_dtype not in KV_DTYPES:
+        raise SymbolicError("--kv-dtype", f"unknown {kv_dtype!r}; allowed: {', '.join(KV_DTYPES)}")
+    for option, value in (("--batch", batch), ("--seq", seq)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise SymbolicError(option, f"must be a positive integer, got {value!r}")
+    parallel = Parallelism(tp=tp)
+    parallel.check(model)
+    device = parallel.device_terms(model.arch, parameters(model), 0)
+    values = {**model.sizes, **parallel.values(), "batch": batch, "seq": seq}
+    window = model.config.get("sliding_window")
+    if isinstance(window, int) and window > 0:
+        values["window"] = window
+    kv = kv_cache_terms(model, KV_DTYPES[kv_dtype], tp=True)
+    return InferenceMemory(model, weight_terms(device, fmt), kv, values, dtype, kv_dtype, tp)

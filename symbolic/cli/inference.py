@@ -1,0 +1,94 @@
+"""``symbolic inference``: bytes of weights (at a chosen precision) and of the KV cache per device."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_model_argument, positive_int, print_json
+
+GIB, GB = 2**30, 10**9
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..formulas.inference import KV_DTYPES, WEIGHT_FORMATS
+
+    p = sub.add_parser("inference", help="inference memory: weights and KV cache, in bytes")
+    add_model_argument(p)
+    p.add_argument("--batch", type=positive_int("--batch"), required=True, metavar="B", help="sequences served at once")
+    p.add_argument("--seq", type=positive_int("--seq"), required=True, metavar="S", help="tokens cached per sequence")
+    p.add_argument("--dtype", default="bf16", choices=tuple(WEIGHT_FORMATS), help="weight storage (default bf16)")
+    p.add_argument("--kv-dtype", default="bf16", choices=tuple(KV_DTYPES), help="KV cache element type")
+    p.add_argument("--tp", type=positive_int("--tp"), default=1, metavar="N", help="tensor-parallel degree")
+    p.add_argument("--json", action="store_true", help="print one JSON object (bytes)")
+    p.set_defaults(run=run)
+
+
+def report(args: argparse.Namespace) -> dict:
+    """The inference answer as a plain dict (bytes; integers exact)."""
+    from .. import symbols as S
+    from ..formulas.inference import inference_memory
+    from ..memory import to_int_bytes
+    from ..numeric import evaluate
+    from ..registry import load_model
+
+    model = load_model(args.model)
+    mem = inference_memory(model, args.batch, args.seq, args.dtype, args.kv_dtype, args.tp)
+    ones = {S.tp: 1} if args.tp == 1 else {}
+    terms = [
+        {
+            "path": t.path,
+            "description": t.description,
+            "formula": str(t.total.xreplace(ones)),
+            "bytes": to_int_bytes(evaluate(t.total, mem.values)),
+        }
+        for t in mem.weights.terms + mem.kv_cache.terms
+    ]
+    return {
+        "model": model.name,
+        "unit": "bytes",
+        "weights": mem.bytes("weights"),
+        "kv_cache": mem.bytes("kv_cache"),
+        "total": mem.bytes("total"),
+        "kv_cache_per_token": to_int_bytes(evaluate(mem.kv_cache.total, {**mem.values, "batch": 1, "seq": 1}))
+        if "window" not in mem.values
+        else None,
+        "formula": {k: str(getattr(mem, k).total.xreplace(ones)) for k in ("weights", "kv_cache")},
+        "terms": terms,
+        "per_device": "weights, kv_cache and total are per device (bytes)",
+        "settings": {
+            "batch": args.batch,
+            "seq": args.seq,
+            "dtype": args.dtype,
+            "kv_dtype": args.kv_dtype,
+            "tp": args.tp,
+        },
+        "notes": [
+            "activations and framework workspace are not included",
+            "quantized formats apply to the weight matrices inside the layers; embeddings, output layer, "
+            "norms and biases stay in 16 bits",
+        ],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    out = report(args)
+    if args.json:
+        print_json(out)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    total = out["total"] or 1
+    s = out["settings"]
+    table = Table(title=f"{out['model']}: inference memory per device ({s['dtype']} weights, {s['kv_dtype']} KV cache)")
+    for col in ("figure", "bytes", "GiB", "GB", "share"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    for key in ("weights", "kv_cache", "total"):
+        n = out[key]
+        table.add_row(key, f"{n:,}", f"{n / GIB:,.2f}", f"{n / GB:,.2f}", f"{100 * n / total:.2f}%")
+    console = Console()
+    console.print(table)
+    console.print(f"KV cache = {out['formula']['kv_cache']} bytes")
+    for note in out["notes"]:
+        console.print(f"note: {note}")
+    return 0

@@ -1,0 +1,165 @@
+"""``symbolic memory``: bytes per device of weights, gradients, master weights, optimizer state, activations."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_model_argument, positive_int, print_json, split_list
+
+GIB, GB = 2**30, 10**9
+
+
+def _stage(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--stage must be a pipeline stage number (0, 1, ...), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--stage must be 0 or more, got {value}")
+    return value
+
+
+def _rank(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lora-rank must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--lora-rank must be a positive integer (1, 2, ...), got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("memory", help="bytes per device: weights, gradients, optimizer state, activations, peak")
+    add_model_argument(p)
+    p.add_argument("--batch", type=positive_int("--batch"), required=True, metavar="B", help="micro-batch per device")
+    p.add_argument("--seq", type=positive_int("--seq"), required=True, metavar="S", help="sequence length (tokens)")
+    p.add_argument(
+        "--precision",
+        default="mixed",
+        metavar="RECIPE",
+        help="fp32, mixed (default, 16 bytes with Adam), mixed-fp32-grads (18), mixed-fp32-accum (20), bf16, "
+        "or custom:W,G,M,S[,A] (bytes per element)",
+    )
+    p.add_argument(
+        "--optimizer",
+        default="adamw",
+        help="adamw (default), adam, sgd, sgd-momentum, lion, adafactor, adam-8bit, none",
+    )
+    p.add_argument(
+        "--freeze", action="append", metavar="COMPONENT", help="freeze a component (repeat or comma-separate)"
+    )
+    p.add_argument("--lora-rank", type=_rank, metavar="R", help="LoRA adapters of rank R; the base is frozen")
+    p.add_argument(
+        "--lora-targets", action="append", metavar="MATRIX", help="matrices to adapt (default q_proj,v_proj)"
+    )
+    p.add_argument("--qlora", choices=("nf4", "nf4-dq"), help="store the frozen base matrices in NF4 (QLoRA)")
+    p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (3 = FSDP full shard)")
+    p.add_argument("--hybrid-shard", type=positive_int("--hybrid-shard"), metavar="N", help="FSDP hybrid shard group")
+    for name, what in (("dp", "data"), ("tp", "tensor"), ("pp", "pipeline"), ("cp", "context"), ("ep", "expert")):
+        p.add_argument(
+            f"--{name}", type=positive_int(f"--{name}"), default=1, metavar="N", help=f"{what}-parallel degree"
+        )
+    p.add_argument("--sequence-parallel", action="store_true", help="Megatron sequence parallelism (with --tp)")
+    p.add_argument("--stage", type=_stage, help="pipeline stage to report (default: the one holding the most)")
+    p.add_argument("--vocab-multiple", type=positive_int("--vocab-multiple"), metavar="M", help="pad vocab to M*tp")
+    p.add_argument("--step-counters", action="store_true", help="count torch.optim's fp32 step scalar per tensor")
+    # activation options, passed through unchanged to symbolic.memory.activation_terms
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="bf16", help="activation dtype")
+    p.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="sdpa", help="attention kernel")
+    p.add_argument("--recompute", choices=("none", "selective", "full"), default="none", help="activation recompute")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="where activations live")
+    p.add_argument("--convention", choices=("exact", "basic", "megatron"), default="exact", help="counting convention")
+    p.add_argument("--json", action="store_true", help="print one JSON object (bytes)")
+    p.set_defaults(run=run)
+
+
+def report(args: argparse.Namespace) -> dict:
+    """The memory answer as a plain dict (bytes; integers exact)."""
+    from ..memory import Workload, memory, report_dict
+    from ..parallel import Parallelism
+    from ..registry import load_model
+
+    model = load_model(args.model)
+    parallel = Parallelism(
+        dp=args.dp,
+        tp=args.tp,
+        pp=args.pp,
+        cp=args.cp,
+        ep=args.ep,
+        zero=args.zero,
+        hybrid_shard=args.hybrid_shard,
+        sequence_parallel=args.sequence_parallel,
+        stage=args.stage,
+        vocab_multiple=args.vocab_multiple,
+    )
+    targets = split_list("--lora-targets", args.lora_targets)
+    result = memory(
+        model,
+        Workload(args.batch, args.seq),
+        parallel,
+        precision=args.precision,
+        optimizer=args.optimizer,
+        freeze=split_list("--freeze", args.freeze),
+        lora_rank=args.lora_rank,
+        lora_targets=targets or None,
+        qlora=args.qlora,
+        convention=args.convention,
+        step_counters=args.step_counters,
+        dtype=args.dtype,
+        attention=args.attention,
+        recompute=args.recompute,
+        device=args.device,
+    )
+    return report_dict(result)
+
+
+def _size(n: int | None) -> tuple[str, str]:
+    if n is None:
+        return "n/a", "n/a"
+    return f"{n / GIB:,.2f}", f"{n / GB:,.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    out = report(args)
+    if args.json:
+        print_json(out)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    per = out["per_device"]
+    states = per["states"] or 1
+    s = out["settings"]
+    title = (
+        f"{out['model']}: bytes per device ({s['precision']}, {s['optimizer']}, ZeRO {s['zero']}, "
+        f"dp {s['dp']} tp {s['tp']} pp {s['pp']} (stage {s['stage']}) cp {s['cp']} ep {s['ep']})"
+    )
+    rows: dict[str, dict[str, int]] = {}
+    for t in out["terms"]:
+        name = t["path"].split(".", 1)[1]
+        rows.setdefault(name, {})[t["category"]] = t["bytes"]
+    cats = [c for c in ("weights", "gradients", "master", "optimizer", "transient") if per.get(c)]
+    table = Table(title=title)
+    table.add_column("tensor (bytes per device)", overflow="fold")
+    for col in (*cats, "total bytes", "GiB", "GB", "share of states"):
+        table.add_column(col, justify="right")
+    for name, by_cat in rows.items():
+        total = sum(by_cat.values())
+        gib, gb = _size(total)
+        share = "-" if "transient" in by_cat else f"{100 * total / states:.2f}%"
+        cells = [f"{by_cat[c]:,}" if c in by_cat else "" for c in cats]
+        table.add_row(name, *cells, f"{total:,}", gib, gb, share)
+    console = Console()
+    console.print(table)
+    summary = Table(title="per device (bytes; GiB = 2^30 bytes, GB = 1e9 bytes)")
+    for col in ("figure", "bytes", "GiB", "GB", "share of states"):
+        summary.add_column(col, justify="left" if col == "figure" else "right")
+    for key, value in per.items():
+        gib, gb = _size(value)
+        share = f"{100 * value / states:.2f}%" if value is not None and key not in ("transient", "peak") else "-"
+        summary.add_row(key, "n/a" if value is None else f"{value:,}", gib, gb, share)
+    console.print(summary)
+    for note in out["notes"]:
+        console.print(f"note: {note}")
+    return 0
