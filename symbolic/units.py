@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from .errors import SymbolicError
 
-__all__ = ["UNITS", "parse_bytes", "format_bytes", "GIB", "GB"]
+__all__ = ["UNITS", "parse_bytes", "format_bytes", "parse_rate", "GIB", "GB"]
 
 GIB = 1024**3
 GB = 1000**3
@@ -59,3 +59,18 @@ def parse_bytes(text: str, field: str = "budget") -> int:
 def format_bytes(n: int | float) -> str:
     """``n`` bytes written as GiB and GB, e.g. ``80.00 GiB (85.90 GB)``."""
     return f"{n / GIB:,.2f} GiB ({n / GB:,.2f} GB)"
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*([kKMGTPE]?)\s*(?:FLOP/?s|flop/?s|FLOPS|flops)?\s*$")
+_RATE_PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def parse_rate(text: str, field: str = "peak") -> Fraction:
+    """FLOP/s from ``312e12``, ``312T``, ``989.5TFLOP/s`` (exact, decimal prefixes)."""
+    match = _RATE.match(str(text))
+    if not match:
+        raise SymbolicError(field, f"{text!r} is not a rate such as 312e12 or 312T (FLOP/s; prefixes k M G T P E)")
+    value = Fraction(match.group(1)) * _RATE_PREFIX[match.group(2)]
+    if value <= 0:
+        raise SymbolicError(field, f"{text!r} must be more than 0")
+    return value

@@ -1,0 +1,402 @@
+"""``symbolic dominates | sensitivity | crossover | fit``: questions asked of a quantity's terms.
+
+The quantity is picked with ``--quantity`` (``params``, ``flops`` or ``memory``); sizes come from
+the model, ``--batch``/``--seq`` and ``--set NAME=VALUE``. Symbols and scaling paths a user types
+are read by :mod:`symbolic.expressions` against the symbol registry, never evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import add_model_argument, positive_int, print_json
+
+QUANTITIES = ("params", "flops", "memory")
+
+
+def add_point_options(p: argparse.ArgumentParser, quantity: bool = True) -> None:
+    """Options shared by the analysis commands: the quantity, its convention, the point."""
+    if quantity:
+        p.add_argument("--quantity", default="flops", help=f"what to analyse: {', '.join(QUANTITIES)} (default flops)")
+    p.add_argument("--convention", default="exact", help="counting convention (see the quantity's command)")
+    p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size per device (default 1)")
+    p.add_argument("--seq", type=positive_int("--seq"), default=2048, help="sequence length (default 2048)")
+    p.add_argument("--recompute", default="none", help="FLOPs: none, selective or full activation recomputation")
+    p.add_argument("--causal", action="store_true", help="FLOPs (exact): count only the causal query-key pairs")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="set a size (repeat), e.g. --set n_layers=4"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_memory_options(p)
+
+
+def _memory_cli():
+    try:
+        from . import memory as memory_cli
+    except ImportError:
+        return None
+    return memory_cli
+
+
+def _add_memory_options(p: argparse.ArgumentParser) -> None:
+    memory_cli = _memory_cli()
+    adder = getattr(memory_cli, "add_memory_options", None) if memory_cli is not None else None
+    if adder is not None:
+        adder(p)
+
+
+def _overrides(items: list[str]) -> dict[str, int]:
+    from .. import symbols as S
+    from ..errors import SymbolicError
+
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in S.REGISTRY:
+            raise SymbolicError("--set", f"{item!r}: write NAME=VALUE with NAME one of {', '.join(S.ORDER)}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise SymbolicError("--set", f"{name} must be a positive integer, got {value.strip()!r}") from None
+        if number <= 0:
+            raise SymbolicError("--set", f"{name} must be a positive integer, got {number}")
+        out[name] = number
+    return out
+
+
+def quantity_terms(args: argparse.Namespace, model) -> tuple[Any, dict[str, int]]:
+    """The Breakdown the options ask for and the values of its symbols (sizes, batch, seq, degrees)."""
+    from ..errors import SymbolicError
+
+    kind = getattr(args, "quantity", "flops")
+    values: dict[str, int] = {**model.sizes, "batch": args.batch, "seq": args.seq}
+    sets = _overrides(args.set)
+    model_sizes = {k: v for k, v in sets.items() if k in model.sizes}
+    if model_sizes:
+        model = model.with_sizes(**model_sizes)
+    values.update(sets)
+    if kind == "params":
+        from ..model import parameters
+
+        return parameters(model, args.convention), values
+    if kind == "flops":
+        from ..formulas.flops import flops_terms
+
+        return flops_terms(model, args.convention, args.recompute, args.causal), values
+    if kind == "memory":
+        memory_cli = _memory_cli()
+        builder = getattr(memory_cli, "memory_terms_from_args", None) if memory_cli is not None else None
+        if builder is None:
+            raise SymbolicError("--quantity", "memory is not available in this build; use params or flops")
+        terms, extra = builder(args, model)
+        return terms, {**values, **extra, **sets}
+    raise SymbolicError("--quantity", f"unknown {kind!r}; allowed: {', '.join(QUANTITIES)}")
+
+
+def _num(value) -> int | float | str:
+    """An exact SymPy number as a JSON number: int when integral, else float."""
+    import sympy as sp
+
+    value = sp.sympify(value)
+    if value.is_Integer:
+        return int(value)
+    if value.is_Rational or value.is_Float or value.is_real:
+        return float(value)
+    return str(value)
+
+
+def _model(args: argparse.Namespace):
+    from ..registry import load_model
+
+    return load_model(args.model)
+
+
+# ---- dominates ---------------------------------------------------------------------------------
+
+
+def _run_dominates(args: argparse.Namespace) -> int:
+    from ..analysis import dominant, leading, shares
+    from ..expressions import parse_path
+
+    model = _model(args)
+    terms, values = quantity_terms(args, model)
+    if args.depth is not None:
+        terms = terms.grouped(args.depth)
+    table = shares(terms, values, args.top)
+    out: dict[str, Any] = {
+        "model": model.name,
+        "quantity": args.quantity,
+        "unit": table.unit,
+        "total": _num(table.total),
+        "terms": [
+            {"path": r.path, "value": _num(r.value), "share": r.share, "formula": str(r.formula)} for r in table.rows
+        ],
+        "rest": None
+        if table.rest is None
+        else {"terms": table.rest.members, "value": _num(table.rest.value), "share": table.rest.share},
+    }
+    if args.grow:
+        path = parse_path(args.path, "--path") if args.path else None
+        dom = dominant(terms, args.grow, path, values)
+        out["asymptotic"] = {
+            "grow": str(dom.symbol),
+            "path": {str(k): str(v) for k, v in path.resolved.items()} if path else None,
+            "order": _num(dom.order),
+            "words": dom.words,
+            "leaders": [{"path": p, "leading_term": str(lead.term)} for p, lead in dom.leaders],
+            "total_leading_term": str(leading(terms.total, dom.symbol, path).term),
+        }
+    elif args.path:
+        from ..errors import SymbolicError
+
+        raise SymbolicError("--path", "needs --grow SYMBOL (the free symbol that grows along it)")
+    if args.json:
+        print_json(out)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{out['model']}: {args.quantity} at batch={args.batch}, seq={args.seq}")
+    for col in ("term", out["unit"], "share", "formula"):
+        t.add_column(col, overflow="fold", justify="right" if col != "term" and col != "formula" else "left")
+    for r in out["terms"]:
+        t.add_row(r["path"], f"{r['value']:,}", f"{100 * r['share']:.2f}%", r["formula"])
+    if out["rest"]:
+        t.add_row(
+            f"rest ({out['rest']['terms']} terms)",
+            f"{out['rest']['value']:,}",
+            f"{100 * out['rest']['share']:.2f}%",
+            "",
+        )
+    console = Console()
+    console.print(t)
+    console.print(f"total {out['total']:,} {out['unit']}")
+    if "asymptotic" in out:
+        a = out["asymptotic"]
+        console.print(f"as {a['grow']} grows: {a['words']}; leading: {', '.join(x['path'] for x in a['leaders'])}")
+    return 0
+
+
+# ---- sensitivity -------------------------------------------------------------------------------
+
+
+def _run_sensitivity(args: argparse.Namespace) -> int:
+    from ..analysis import sensitivity_table
+    from ..expressions import tokenize
+    from ..numeric import evaluate
+
+    model = _model(args)
+    terms, values = quantity_terms(args, model)
+    expr = terms.total if not args.term else terms.select(args.term).total
+    if args.term and not terms.select(args.term).terms:
+        from ..errors import SymbolicError
+
+        raise SymbolicError("--term", f"{args.term!r} matches no term")
+    wrt = None
+    if args.wrt:
+        wrt = []
+        for item in args.wrt:
+            for tok in tokenize(item, "--wrt"):
+                if tok.kind == "name":
+                    wrt.append(tok.text)
+    rows = sensitivity_table(expr, values, wrt)
+    out = {
+        "model": model.name,
+        "quantity": args.quantity,
+        "unit": terms.quantity.unit,
+        "value": _num(evaluate(expr, values)),
+        "rows": [
+            {
+                "symbol": str(r.symbol),
+                "at": values.get(str(r.symbol)),
+                "derivative": str(r.derivative),
+                "derivative_value": _num(r.derivative_value),
+                "elasticity": str(r.elasticity),
+                "elasticity_value": float(r.elasticity_value),
+            }
+            for r in rows
+        ],
+    }
+    if args.json:
+        print_json(out)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{out['model']}: sensitivity of {args.quantity} ({out['value']:,} {out['unit']})")
+    for col in ("symbol", "value", "elasticity (%/%)", f"d/dx ({out['unit']} per unit)", "d/dx formula"):
+        t.add_column(col, overflow="fold")
+    for r in out["rows"]:
+        t.add_row(
+            r["symbol"], str(r["at"]), f"{r['elasticity_value']:.4f}", f"{r['derivative_value']:,}", r["derivative"]
+        )
+    Console().print(t)
+    return 0
+
+
+# ---- crossover ---------------------------------------------------------------------------------
+
+
+def _run_crossover(args: argparse.Namespace) -> int:
+    from ..analysis import crossover
+    from ..errors import SymbolicError
+    from ..expressions import tokenize
+
+    model = _model(args)
+    terms, values = quantity_terms(args, model)
+    a = terms.select(args.a)
+    if not a.terms:
+        raise SymbolicError("--a", f"{args.a!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
+    b = terms.where(lambda t: t.path not in a.paths) if args.b == "rest" else terms.select(args.b)
+    if not b.terms:
+        raise SymbolicError("--b", f"{args.b!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
+    names = [t.text for t in tokenize(args.over, "--over") if t.kind == "name"]
+    if len(names) != 1:
+        raise SymbolicError("--over", "name one symbol, e.g. seq")
+    c = crossover(a.total, b.total, names[0], values)
+    out = {
+        "model": model.name,
+        "quantity": args.quantity,
+        "a": args.a,
+        "b": args.b,
+        "over": names[0],
+        "method": c.method,
+        "value": _num(c.value) if c.value is not None else None,
+        "roots": [_num(r) for r in c.roots],
+        "closed_form": [str(e) for e in c.closed_form],
+        "larger_after": {"a": args.a, "b": args.b}.get(c.above) if c.above else None,
+        "a_formula": str(a.total),
+        "b_formula": str(b.total),
+    }
+    if args.json:
+        print_json(out)
+        return 0
+    if c.value is None:
+        print(f"{args.a} and {args.b} never cross for a positive {names[0]}")
+        return 0
+    print(f"{args.a} = {args.b} at {names[0]} = {float(c.value):,.6g} ({c.method})")
+    for e in out["closed_form"]:
+        print(f"  {names[0]} = {e}")
+    print(f"  past it, {out['larger_after']} is larger")
+    return 0
+
+
+# ---- fit ---------------------------------------------------------------------------------------
+
+SOLVABLE = ("batch", "seq", "dp", "tp", "pp", "cp", "ep")
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from .. import symbols as S
+    from ..analysis import fit_symbol
+    from ..errors import SymbolicError
+    from ..units import format_bytes, parse_bytes
+
+    budget = parse_bytes(args.budget, "--budget")
+    if args.solve not in SOLVABLE:
+        raise SymbolicError("--solve", f"unknown {args.solve!r}; allowed: {', '.join(SOLVABLE)}")
+    model = _model(args)
+    args.quantity = "memory"
+    terms, values = quantity_terms(args, model)
+    expr = _peak_expr(terms)
+    sym = S.symbol(args.solve)
+    if sym not in expr.free_symbols:
+        raise SymbolicError("--solve", f"the peak does not depend on {args.solve} with these options")
+    candidates = _candidates(args.solve, model, args.max)
+    result = fit_symbol(expr, args.solve, budget, values, (1, args.max), candidates)
+    out = {
+        "model": model.name,
+        "solve": args.solve,
+        "budget": budget,
+        "value": result.value,
+        "peak": _num(result.quantity) if result.value is not None else None,
+        "fits": result.value is not None,
+        "overrun": _num(result.overrun) if result.value is None else 0,
+        "closest": result.next_value if result.value is None else None,
+        "closest_peak": _num(result.quantity) if result.value is None else None,
+        "next": result.next_value if result.value is not None else None,
+        "next_peak": _num(result.next_quantity)
+        if result.value is not None and result.next_quantity is not None
+        else None,
+        "unit": "bytes",
+    }
+    at = {**values, args.solve: result.value if result.value is not None else result.next_value}
+    from ..analysis import shares
+
+    table = shares(terms, at, 8)
+    out["terms"] = [{"path": r.path, "bytes": _num(r.value), "share": r.share} for r in table.rows]
+    if args.json:
+        print_json(out)
+        return 0
+    if result.value is None:
+        print(
+            f"nothing fits: at {args.solve}={out['closest']} the peak is {format_bytes(result.quantity)}, "
+            f"{format_bytes(result.overrun)} over {format_bytes(budget)}"
+        )
+        return 0
+    print(f"{args.solve} = {result.value}: peak {format_bytes(result.quantity)} within {format_bytes(budget)}")
+    if result.next_value is not None:
+        print(f"  {args.solve} = {result.next_value} would need {format_bytes(result.next_quantity)}")
+    for r in out["terms"]:
+        print(f"  {r['path']:<50} {format_bytes(r['bytes'])}  {100 * r['share']:.1f}%")
+    return 0
+
+
+def _peak_expr(terms):
+    """The per-device peak the memory module reports, as an expression (bytes)."""
+    memory_cli = _memory_cli()
+    peak = getattr(memory_cli, "peak_expr", None) if memory_cli is not None else None
+    return peak(terms) if peak is not None else terms.total
+
+
+def _candidates(name: str, model, high: int) -> list[int] | None:
+    """Parallel degrees worth trying: divisors of what they split (tp: heads), else every integer."""
+    if name == "tp":
+        heads = model.sizes.get("n_kv_heads", model.sizes.get("n_heads", 1))
+        return [
+            d
+            for d in range(1, min(high, model.sizes["n_heads"]) + 1)
+            if model.sizes["n_heads"] % d == 0 and (heads % d == 0 or d % heads == 0)
+        ]
+    if name == "pp":
+        layers = sum(v for k, v in model.sizes.items() if k in ("n_layers",)) or 1
+        return [d for d in range(1, min(high, layers) + 1) if layers % d == 0]
+    if name == "ep" and "n_experts" in model.sizes:
+        return [d for d in range(1, min(high, model.sizes["n_experts"]) + 1) if model.sizes["n_experts"] % d == 0]
+    return None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dominates", help="which terms dominate: shares at a point, leading terms as a size grows")
+    add_model_argument(p)
+    add_point_options(p)
+    p.add_argument("--top", type=positive_int("--top"), default=10, help="rows to show; the rest are grouped")
+    p.add_argument("--depth", type=positive_int("--depth"), help="group terms by the first DEPTH path segments")
+    p.add_argument("--grow", metavar="SYMBOL", help="the size that grows (seq, d_model, n_layers, batch, n_experts)")
+    p.add_argument("--path", metavar="RULES", help="scaling path, e.g. 'd_ffn=8/3*d_model, n_heads=d_model/128'")
+    p.set_defaults(run=_run_dominates)
+
+    p = sub.add_parser("sensitivity", help="derivatives and elasticities of a quantity in every symbol")
+    add_model_argument(p)
+    add_point_options(p)
+    p.add_argument("--wrt", action="append", metavar="SYMBOL", help="only these symbols (repeat or comma-separate)")
+    p.add_argument("--term", metavar="PATTERN", help="analyse only the terms matching PATTERN")
+    p.set_defaults(run=_run_sensitivity)
+
+    p = sub.add_parser("crossover", help="where one term overtakes another as a size varies")
+    add_model_argument(p)
+    add_point_options(p)
+    p.add_argument("--a", required=True, metavar="PATTERN", help="first term(s), e.g. attention.scores")
+    p.add_argument("--b", required=True, metavar="PATTERN", help="second term(s), or 'rest' for all the others")
+    p.add_argument("--over", required=True, metavar="SYMBOL", help="the size that varies, e.g. seq")
+    p.set_defaults(run=_run_crossover)
+
+    p = sub.add_parser("fit", help="the largest batch/seq or smallest parallel degree whose peak memory fits")
+    add_model_argument(p)
+    add_point_options(p, quantity=False)
+    p.add_argument("--budget", required=True, help="memory per device, e.g. 80GiB, 141GB, 512MiB")
+    p.add_argument("--solve", required=True, help=f"what to solve for: {', '.join(SOLVABLE)}")
+    p.add_argument("--max", type=positive_int("--max"), default=2**20, help="search bound (default 2^20)")
+    p.set_defaults(run=_run_fit)

@@ -1,0 +1,168 @@
+"""``symbolic flops``: FLOPs of one training step, per operation, with time to train and MFU."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_model_argument, positive_int, print_json
+from .analysis import add_point_options, quantity_terms
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flops", help="training FLOPs of one step: forward, backward, recompute, per term")
+    add_model_argument(p)
+    add_point_options(p, quantity=False)
+    p.add_argument("--tokens", help="training tokens (e.g. 300e9) for the total training compute and time")
+    p.add_argument("--devices", type=positive_int("--devices"), help="devices the step runs on")
+    p.add_argument(
+        "--peak", help="FLOP/s of one device, e.g. 312T (A100 bf16 peak), or an achieved rate for the time to train"
+    )
+    p.add_argument(
+        "--mfu",
+        help="assumed model FLOPs utilisation (fraction) for the time to train; without it, hardware FLOPs run at --peak",
+    )
+    p.add_argument("--step-time", help="measured seconds per step, for MFU and HFU")
+    p.set_defaults(run=run)
+
+
+def _fraction(option: str, text: str | None, positive: bool = True):
+    from fractions import Fraction
+
+    from ..errors import SymbolicError
+
+    if text is None:
+        return None
+    try:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise SymbolicError(option, f"must be a number such as 0.4 or 300e9, got {text!r}") from None
+    if positive and value <= 0:
+        raise SymbolicError(option, f"must be more than 0, got {text!r}")
+    return value
+
+
+def report(args: argparse.Namespace) -> dict:
+    """The flops answer as a plain dict (FLOPs; integers exact)."""
+    from ..errors import SymbolicError
+    from ..formulas.flops import hardware_flops, model_flops, per_token, time_to_train, utilization
+    from ..numeric import as_number, evaluate
+    from ..registry import load_model
+    from ..units import parse_rate
+
+    args.quantity = "flops"
+    model = load_model(args.model)
+    terms, values = quantity_terms(args, model)
+
+    def n(expr):
+        return as_number(evaluate(expr, values))
+
+    forward = terms.where(lambda t: t.path.startswith("forward."))
+    backward = terms.where(lambda t: t.path.startswith("backward."))
+    recompute = terms.where(lambda t: t.path.startswith("recompute."))
+    mf, hf = n(model_flops(terms).total), n(hardware_flops(terms).total)
+    out: dict = {
+        "model": model.name,
+        "convention": args.convention,
+        "recompute": args.recompute,
+        "causal": args.causal,
+        "unit": "FLOPs",
+        "batch": args.batch,
+        "seq": args.seq,
+        "tokens_per_step": args.batch * args.seq,
+        "total": hf,
+        "model_flops": mf,
+        "hardware_flops": hf,
+        "forward": n(forward.total),
+        "backward": n(backward.total),
+        "recompute_flops": n(recompute.total),
+        "per_token": {
+            "model_flops": as_number(evaluate(per_token(model_flops(terms).total), values)),
+            "hardware_flops": as_number(evaluate(per_token(terms.total), values)),
+        },
+        "formula": str(terms.view("collect")),
+        "terms": [
+            {
+                "path": t.path,
+                "description": t.description,
+                "formula": str(t.expr),
+                "count": str(t.count),
+                "flops": n(t.total),
+            }
+            for t in terms
+        ],
+    }
+    peak = parse_rate(args.peak, "--peak") if args.peak else None
+    tokens = _fraction("--tokens", args.tokens)
+    mfu = _fraction("--mfu", args.mfu)
+    step = _fraction("--step-time", args.step_time)
+    if tokens is not None:
+        per_model = evaluate(per_token(model_flops(terms).total), values)
+        per_hw = evaluate(per_token(terms.total), values)
+        out["training"] = {
+            "tokens": float(tokens),
+            "model_flops": float(per_model * tokens),
+            "hardware_flops": float(per_hw * tokens),
+        }
+        if peak is not None and args.devices:
+            # at an assumed MFU: model FLOPs over mfu * peak; otherwise every executed FLOP at the given rate
+            if mfu is not None:
+                seconds = time_to_train(float(per_model * tokens), args.devices, float(peak * mfu))
+            else:
+                seconds = time_to_train(float(per_hw * tokens), args.devices, float(peak))
+            out["training"].update(
+                {
+                    "devices": args.devices,
+                    "peak": float(peak),
+                    "mfu": float(mfu) if mfu is not None else None,
+                    "seconds": seconds,
+                    "days": seconds / 86400,
+                }
+            )
+        elif peak is not None or args.devices:
+            raise SymbolicError("--tokens", "the time to train needs both --devices and --peak")
+    if step is not None:
+        if peak is None or not args.devices:
+            raise SymbolicError("--step-time", "MFU needs --devices and --peak too")
+        out["utilization"] = {
+            "step_seconds": float(step),
+            "mfu": utilization(mf, float(step), args.devices, float(peak)),
+            "hfu": utilization(hf, float(step), args.devices, float(peak)),
+        }
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    out = report(args)
+    if args.json:
+        print_json(out)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    total = out["total"] or 1
+    title = f"{out['model']}: FLOPs of one step, batch {out['batch']} x seq {out['seq']} ({out['convention']}, recompute {out['recompute']})"
+    table = Table(title=title)
+    for col in ("term", "formula (per instance)", "count", "FLOPs", "share"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("FLOPs", "share") else "left")
+    for t in out["terms"]:
+        table.add_row(t["path"], t["formula"], t["count"], f"{t['flops']:,}", f"{100 * t['flops'] / total:.2f}%")
+    console = Console()
+    console.print(table)
+    console.print(f"forward   {out['forward']:,} FLOPs")
+    console.print(f"backward  {out['backward']:,} FLOPs")
+    if out["recompute"] != "none":
+        console.print(f"recompute {out['recompute_flops']:,} FLOPs")
+    console.print(
+        f"total     {out['total']:,} FLOPs per step; {out['per_token']['model_flops']:,} model FLOPs per token"
+    )
+    if "training" in out:
+        tr = out["training"]
+        line = f"training  {tr['model_flops']:.4g} FLOPs for {tr['tokens']:.4g} tokens"
+        if "days" in tr:
+            rate = f"{100 * tr['mfu']:.1f}% MFU of " if tr["mfu"] is not None else ""
+            line += f": {tr['days']:.2f} days on {tr['devices']} devices at {rate}{tr['peak']:.4g} FLOP/s"
+        console.print(line)
+    if "utilization" in out:
+        u = out["utilization"]
+        console.print(f"MFU {100 * u['mfu']:.1f}%   HFU {100 * u['hfu']:.1f}%")
+    return 0
