@@ -61,6 +61,7 @@ class DocumentOptions:
     convention: str = "exact"
     workload: Mapping[str, int] = field(default_factory=lambda: {"batch": 1, "seq": 2048})
     recompute: str = "none"
+    grow: tuple[str, ...] = ("seq", "batch", "d_model")
     memory: Mapping[str, Any] = field(default_factory=dict)
     plots: Mapping[str, str] = field(default_factory=dict)
 
@@ -272,6 +273,95 @@ def flops_section(model: Model, options: DocumentOptions) -> dict[str, Any] | No
     )
 
 
+def _degree_ones(terms: Breakdown, values: Mapping[str, int]) -> Breakdown:
+    """Terms with parallel degrees that are 1 written as 1 (presentation only; values unchanged)."""
+    ones = {S.symbol(k): sp.Integer(1) for k in ("dp", "tp", "pp", "cp", "ep") if values.get(k) == 1}
+    return terms.map(lambda t: t.with_(expr=t.expr.xreplace(ones), count=t.count.xreplace(ones)))
+
+
+def memory_report(model: Model, options: DocumentOptions) -> Any | None:
+    """The memory module's report for ``model`` at the document's workload and settings, if the module exists."""
+    mem = optional_module("memory")
+    if mem is None:
+        return None
+    parallel_mod = optional_module("parallel")
+    settings = dict(options.memory)
+    degrees = {k: settings.pop(k) for k in ("dp", "tp", "pp", "zero") if k in settings}
+    parallel = parallel_mod.Parallelism(**degrees) if parallel_mod is not None else None
+    workload = mem.Workload(options.workload.get("batch", 1), options.workload.get("seq", 2048))
+    return mem.memory(model, workload, parallel, **settings)
+
+
+def memory_section(report: Any) -> dict[str, Any]:
+    """Bytes per device: model states (and activations when computed), term by term, and per category."""
+    values = report.values
+    kept = report.terms.where(lambda t: "transient" not in t.tags)
+    if report.activations is not None:
+        kept = kept + report.activations
+    terms = _degree_ones(kept, values)
+    settings = report.settings
+    out = breakdown_section(
+        "memory",
+        "Memory per device",
+        "M",
+        terms,
+        values,
+        f"Bytes one device holds to train: precision recipe {settings.get('precision')}, optimizer "
+        f"{settings.get('optimizer')}, data/tensor/pipeline parallel {settings.get('dp')}/{settings.get('tp')}/"
+        f"{settings.get('pp')}, ZeRO stage {settings.get('zero')}.",
+    )
+    out["per_device"] = [
+        {"name": name, **(bytes_text(value) if value is not None else {"bytes": None, "gib": None, "gb": None})}
+        for name, value in report.per_device().items()
+    ]
+    out["notes"] = list(report.notes)
+    out["single_device"] = report.settings.get("devices") == 1
+    return out
+
+
+def dominance_rows(
+    quantities: Iterable[tuple[str, Breakdown]], grow: Iterable[str], values: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """Which terms lead each quantity as one size grows (``symbolic.analysis.dominant``)."""
+    analysis = optional_module("analysis")
+    if analysis is None:
+        return []
+    rows = []
+    for label, terms in quantities:
+        for name in grow:
+            if S.symbol(name) not in terms.total.free_symbols:
+                continue
+            result = analysis.dominant(terms, name, values=values)
+            rows.append(
+                {
+                    "quantity": label,
+                    "grows": name,
+                    "order": result.words,
+                    "leaders": ", ".join(path for path, _ in result.leaders[:4])
+                    + (f" (+{len(result.leaders) - 4} more)" if len(result.leaders) > 4 else ""),
+                    "leading": latex(sp.Add(*(lead.term for _, lead in result.leaders))),
+                }
+            )
+    return rows
+
+
+def sensitivity_rows(label: str, expr: sp.Expr, values: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Elasticity of ``expr`` in each of its symbols, symbolic and at ``values`` (``symbolic.analysis``)."""
+    analysis = optional_module("analysis")
+    if analysis is None:
+        return []
+    return [
+        {
+            "quantity": label,
+            "symbol": Raw(S.by_symbol(row.symbol).latex),
+            "name": str(row.symbol),
+            "elasticity": latex(row.elasticity),
+            "value": f"{float(row.elasticity_value):.4f}",
+        }
+        for row in analysis.sensitivity_table(expr, values)
+    ]
+
+
 def conventions_section(model: Model, options: DocumentOptions) -> dict[str, Any]:
     """Each parameter convention's total for ``model`` and what it leaves out, and exact minus basic."""
     values = _sizes(model, options)
@@ -363,14 +453,16 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
             "ok": gated == exact,
         },
     ]
-    if memory and memory.get("states_total") is not None:
-        states = memory["states_total"]
+    single = bool(memory and memory.get("single_device"))
+    states = next((row for row in (memory or {}).get("per_device", ()) if row["name"] == "states"), None)
+    if states is not None and single:
         out.append(
             {
                 "topic": "16N bytes is not 104G",
                 "note": NOTE_CLAIMS["model_states"]["quote"],
-                "correction": f"{memory.get('states_label', 'model states')}: {states['bytes']} bytes = "
-                f"{states['gb']} GB = {states['gib']} GiB, neither 104 GB nor 104 GiB",
+                "correction": f"model states (weights, gradients, master weights, Adam moments) of the exact "
+                f"count: {states['bytes']} bytes = {states['gb']} GB = {states['gib']} GiB, neither 104 GB nor "
+                "104 GiB",
                 "ok": False,
             }
         )
@@ -380,21 +472,33 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
 def derivation_context(model: Model, options: DocumentOptions | None = None) -> dict[str, Any]:
     """Everything a derivation document shows for ``model``, as plain data (strings, ints, Raw LaTeX).
 
-    ``derivations`` lists the quantity sections (parameters first, then memory, activations and
-    FLOPs where their modules exist); each is a :func:`breakdown_section`.
+    ``derivations`` lists the quantity sections (parameters first, then memory and FLOPs where their
+    modules exist); each is a :func:`breakdown_section`. ``dominance`` and ``sensitivity`` come from
+    :mod:`symbolic.analysis`.
     """
     options = options or DocumentOptions()
     values = _sizes(model, options)
     params = parameters_section(model, options)
+    param_terms = parameters(model, options.convention)
     derivations = [params]
-    for builder in (flops_section,):
-        section = builder(model, options)
-        if section is not None:
-            derivations.append(section)
-    exprs = [parameters(model, options.convention).total]
-    if len(derivations) > 1:
-        exprs += [S.symbol(name) for name in options.workload]
+    quantities: list[tuple[str, Breakdown, Mapping[str, int]]] = [("parameters", param_terms, values)]
+    report = memory_report(model, options)
     memory = None
+    if report is not None:
+        memory = memory_section(report)
+        derivations.append(memory)
+        mem_terms = report.terms.where(lambda t: "transient" not in t.tags)
+        quantities.append(
+            ("memory (bytes)", mem_terms + (report.activations or Breakdown(Quantity.BYTES)), report.values)
+        )
+    flops = optional_module("formulas.flops")
+    if flops is not None:
+        flop_terms = flops.flops_terms(model, "exact", options.recompute)
+        derivations.append(flops_section(model, options))
+        quantities.append(("FLOPs", flop_terms, values))
+    symbols = symbol_rows(
+        [terms.total for _, terms, _ in quantities], {k: v for _, _, vals in quantities for k, v in vals.items()}
+    )
     context: dict[str, Any] = {
         "model": {
             "name": model.name,
@@ -407,11 +511,15 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
                 if isinstance(v, str | int | float | bool)
             ],
         },
-        "symbols": symbol_rows(exprs, values),
+        "symbols": symbols,
         "parameters": params,
         "derivations": derivations,
         "conventions": conventions_section(model, options),
         "memory": memory,
+        "dominance": [
+            row for label, terms, vals in quantities for row in dominance_rows([(label, terms)], options.grow, vals)
+        ],
+        "sensitivity": [row for label, terms, vals in quantities for row in sensitivity_rows(label, terms.total, vals)],
         "plots": [{"path": path, "caption": caption} for path, caption in options.plots.items()],
     }
     context["errata"] = errata_section(model, options, memory)
