@@ -488,9 +488,8 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
         memory = memory_section(report)
         derivations.append(memory)
         mem_terms = report.terms.where(lambda t: "transient" not in t.tags)
-        quantities.append(
-            ("memory (bytes)", mem_terms + (report.activations or Breakdown(Quantity.BYTES)), report.values)
-        )
+        mem_terms = _degree_ones(mem_terms + (report.activations or Breakdown(Quantity.BYTES)), report.values)
+        quantities.append(("memory (bytes)", mem_terms, report.values))
     flops = optional_module("formulas.flops")
     if flops is not None:
         flop_terms = flops.flops_terms(model, "exact", options.recompute)
