@@ -10,7 +10,7 @@ than one chunk of rows in memory.
 
 from __future__ import annotations
 
-import importlib
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,12 +44,19 @@ DEFAULTS: dict[str, int] = {"tp": 1, "pp": 1, "dp": 1, "cp": 1, "ep": 1, "n_micr
 
 @dataclass(frozen=True)
 class QuantitySpec:
-    """A named quantity a sweep can compute: ``build(model)`` gives its SymPy expression (``unit``)."""
+    """A named quantity a sweep can compute, in ``unit``.
+
+    ``build(model, point, options)`` gives its SymPy expression. ``structural`` names the symbols
+    whose values change the expression's form (the pipeline stage layout, say): the sweep builds
+    one expression per distinct combination of their values (``point``) and compiles each once.
+    ``options`` are the quantity's non-numeric settings (e.g. ``zero``, ``precision``).
+    """
 
     name: str
     unit: Quantity
     description: str
-    build: Callable[[Model], sp.Expr] = field(repr=False)
+    build: Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr] = field(repr=False)
+    structural: tuple[str, ...] = ()
 
 
 _QUANTITIES: dict[str, QuantitySpec] = {}
@@ -62,13 +69,13 @@ def register_quantity(spec: QuantitySpec) -> QuantitySpec:
     return spec
 
 
-def _params_total(model: Model) -> sp.Expr:
+def _params_total(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
     from .model import parameters
 
     return parameters(model).total
 
 
-def _params_trainable(model: Model) -> sp.Expr:
+def _params_trainable(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
     from .model import parameters
 
     return parameters(model).trainable().total
@@ -81,8 +88,8 @@ register_quantity(QuantitySpec("params.trainable", Quantity.PARAMETERS, "trainab
 def _flops_quantities() -> None:
     from .formulas import flops as F
 
-    def step(select: Callable[[Any], Any]) -> Callable[[Model], sp.Expr]:
-        return lambda model: select(F.flops_terms(model)).total
+    def step(select: Callable[[Any], Any]) -> Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr]:
+        return lambda model, point, options: select(F.flops_terms(model)).total
 
     for name, description, select in (
         ("flops.total", "training FLOPs of one step (forward + backward)", F.model_flops),
@@ -91,13 +98,46 @@ def _flops_quantities() -> None:
         register_quantity(QuantitySpec(name, Quantity.FLOPS, description, step(select)))
 
 
+MEMORY_DEGREES = ("dp", "tp", "pp", "cp", "ep")
+MEMORY_FIGURES = {
+    "weights": "weights per device",
+    "gradients": "gradients per device",
+    "master": "master weights per device",
+    "optimizer": "optimizer state per device",
+    "states": "weights + gradients + master + optimizer state per device",
+    "activations": "activations per device",
+    "transient": "largest transient buffer per device",
+    "peak": "states + activations + largest transient buffer per device",
+}
+
+
 def _memory_quantities() -> None:
-    memory = importlib.import_module("symbolic.memory")
-    provide = getattr(memory, "sweep_quantities", None)
-    if provide is None:
-        return
-    for name, description, build in provide():
-        register_quantity(QuantitySpec(name, Quantity.BYTES, description, build))
+    from . import memory as M
+    from .parallel import Parallelism
+
+    def figure(name: str) -> Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr]:
+        def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+            settings = dict(options)
+            parallel = Parallelism(**point, zero=settings.pop("zero", 0))
+            report = M.memory(model, M.Workload(), parallel, **settings)
+            if name == "states":
+                return report.states_expr
+            if name == "transient":
+                return report.transient_expr
+            if name == "peak":
+                if report.peak_expr is None:
+                    raise SymbolicError(
+                        "--quantity", "memory.peak needs activations, not computed yet; try memory.states"
+                    )
+                return report.peak_expr
+            if name == "activations" and report.activations is None:
+                raise SymbolicError("--quantity", "memory.activations are not computed yet; try memory.states")
+            return report.expr(name)
+
+        return build
+
+    for name, description in MEMORY_FIGURES.items():
+        register_quantity(QuantitySpec(f"memory.{name}", Quantity.BYTES, description, figure(name), MEMORY_DEGREES))
 
 
 def quantities() -> dict[str, QuantitySpec]:
@@ -175,13 +215,22 @@ def parse_grid(option: str, text: str) -> tuple[int, ...] | range:
     return tuple(out)
 
 
+MAX_FORMS = 4096  # distinct combinations of structural values a sweep may build expressions for
+
+
 @dataclass(frozen=True)
 class SweepPlan:
-    """What a sweep will compute: the quantity's expression with fixed sizes substituted, and the grid."""
+    """What a sweep computes: one expression per combination of structural values, and the grid.
+
+    ``forms`` maps each combination of the swept structural symbols' values (in ``structural``
+    order; the empty tuple when none is swept) to the quantity's expression with every fixed
+    value substituted: a function of the other swept symbols only.
+    """
 
     model: Model
     quantity: QuantitySpec
-    expr: sp.Expr
+    forms: dict[tuple[int, ...], sp.Expr]
+    structural: tuple[str, ...]
     fixed: dict[str, int]
     axes: dict[str, Sequence[int]]
     mode: str
@@ -192,6 +241,11 @@ class SweepPlan:
         """The number of configurations in the full product of the grid."""
         return math.prod(len(v) for v in self.axes.values())
 
+    @property
+    def expr(self) -> sp.Expr:
+        """The expression of the first combination (the only one when nothing structural is swept)."""
+        return next(iter(self.forms.values()))
+
 
 def plan_sweep(
     model: Model,
@@ -199,15 +253,18 @@ def plan_sweep(
     grid: Mapping[str, Sequence[int]],
     *,
     fixed: Mapping[str, int] | None = None,
+    options: Mapping[str, Any] | None = None,
     mode: str = "exact",
     fits: int | None = None,
     yes: bool = False,
 ) -> SweepPlan:
-    """Check a sweep and build its expression (in the quantity's unit); nothing is evaluated yet.
+    """Check a sweep and build its expressions (in the quantity's unit); nothing is evaluated yet.
 
-    Symbols neither swept nor fixed take the model's sizes, then :data:`DEFAULTS` (parallel
-    degrees 1). ``fits`` (bytes) keeps only the configurations whose value is at most that; it
-    applies to byte quantities only. More than :data:`MAX_POINTS` points needs ``yes=True``.
+    Symbols neither swept nor ``fixed`` take the model's sizes, then :data:`DEFAULTS` (parallel
+    degrees 1). ``options`` go to the quantity's builder (e.g. ``zero``, ``precision``,
+    ``optimizer`` for memory). ``fits`` (bytes) keeps only the configurations whose value is at
+    most that; it applies to byte quantities only. More than :data:`MAX_POINTS` points needs
+    ``yes=True``.
     """
     table = quantities()
     if quantity not in table:
@@ -218,22 +275,31 @@ def plan_sweep(
             raise SymbolicError(name, f"not a symbol; known: {', '.join(S.ORDER)}")
     for name, values in grid.items():
         if len(values) == 0:
-            raise SymbolicError(f"--{name}", "the grid is empty")
+            raise SymbolicError(f"--{name.replace('_', '-')}", "the grid is empty")
     if fits is not None and spec.unit is not Quantity.BYTES:
         raise SymbolicError("--fits", f"applies to byte quantities (memory.*); {quantity} is in {spec.unit.unit}")
     points = math.prod(len(v) for v in grid.values())
     if points > MAX_POINTS and not yes:
         raise SymbolicError("grid", f"{points:,} points is more than {MAX_POINTS:,}; pass --yes to run it anyway")
-    expr = spec.build(model)
     values = {**DEFAULTS, **model.sizes, **(fixed or {})}
-    free = {str(s) for s in expr.free_symbols}
-    keep = {name: values[name] for name in sorted(free) if name in values and name not in grid}
-    expr = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in keep.items()})
-    missing = sorted(free - set(keep) - set(grid), key=S.ORDER.index)
-    if missing:
-        name = missing[0]
-        raise SymbolicError(f"--{name.replace('_', '-')}", f"{quantity} needs a value ({S.info(name).meaning})")
-    return SweepPlan(model, spec, expr, keep, dict(grid), mode, fits)
+    structural = tuple(n for n in spec.structural if n in grid)
+    combos = list(itertools.product(*(grid[n] for n in structural)))
+    if len(combos) > MAX_FORMS:
+        raise SymbolicError("grid", f"{len(combos):,} combinations of {', '.join(structural)}; at most {MAX_FORMS:,}")
+    forms: dict[tuple[int, ...], sp.Expr] = {}
+    keep: dict[str, int] = {}
+    for combo in combos:
+        point = {**{n: values[n] for n in spec.structural if n in values}, **dict(zip(structural, combo, strict=True))}
+        expr = spec.build(model, point, options or {})
+        free = {str(s) for s in expr.free_symbols}
+        missing = sorted(free - set(values) - set(grid), key=S.ORDER.index)
+        if missing:
+            name = missing[0]
+            raise SymbolicError(f"--{name.replace('_', '-')}", f"{quantity} needs a value ({S.info(name).meaning})")
+        here = {n: point.get(n, values.get(n)) for n in free if n not in grid or n in structural}
+        keep.update({n: v for n, v in here.items() if n not in structural})
+        forms[tuple(combo)] = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()})
+    return SweepPlan(model, spec, forms, structural, dict(sorted(keep.items())), dict(grid), mode, fits)
 
 
 def run_sweep(
@@ -247,21 +313,29 @@ def run_sweep(
     """
     from .numeric import compile_quantity
 
-    compiled = compile_quantity(plan.expr, plan.mode)
+    compiled = {combo: compile_quantity(expr, plan.mode) for combo, expr in plan.forms.items()}
     names = list(plan.axes)
     axes = [np.asarray(plan.axes[n], dtype=np.int64) for n in names]
     shape = tuple(len(a) for a in axes)
     total = plan.points
+    dtype = object if plan.mode == "exact" else np.float64
     for start in range(0, total, chunk):
         flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
         index = np.unravel_index(flat, shape) if shape else ()
         columns = {n: axis[i] for n, axis, i in zip(names, axes, index, strict=True)}
-        value = compiled(**columns) if compiled.args else compiled()
-        value = np.broadcast_to(np.asarray(value, dtype=object if plan.mode == "exact" else np.float64), flat.shape)
+        value = np.empty(flat.shape, dtype=dtype)
+        for combo, function in compiled.items():
+            rows = np.ones(flat.shape, dtype=bool)
+            for name, v in zip(plan.structural, combo, strict=True):
+                rows &= columns[name] == v
+            if len(compiled) == 1:
+                rows = slice(None)
+            args = {n: columns[n][rows] for n in function.args}
+            value[rows] = function(**args) if function.args else function()
         columns[plan.quantity.name] = value
         if plan.fits is not None:
-            keep = np.asarray(value <= plan.fits, dtype=bool)
-            columns = {k: v[keep] for k, v in columns.items()}
+            fit = np.asarray(value <= plan.fits, dtype=bool)
+            columns = {k: v[fit] for k, v in columns.items()}
         if progress is not None:
             progress(min(start + chunk, total))
         yield columns

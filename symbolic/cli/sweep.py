@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--grid", action="append", metavar="NAME=GRID", help="sweep any other symbol (e.g. n_layers=2:126:+4)"
     )
     p.add_argument("--quantity", default=None, help="what to compute (default memory.peak, else params.total)")
+    p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="memory: ZeRO stage (default 0)")
+    p.add_argument("--precision", help="memory: precision recipe (default mixed)")
+    p.add_argument("--optimizer", help="memory: optimizer (default adamw)")
     p.add_argument("--fits", metavar="SIZE", help="keep configurations that fit in SIZE (e.g. 80GiB, 141GB)")
     p.add_argument("--format", default="csv", help="csv (default), json or parquet")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
@@ -153,9 +156,20 @@ def run(args: argparse.Namespace) -> int:
         fits = parse_bytes(args.fits, "--fits")
     grid = _grid(args)
     model = load_model(args.model)
-    quantity = args.quantity or ("memory.peak" if "memory.peak" in quantities() else "params.total")
+    # default: memory.peak; memory.states while activations are not computed; params.total without memory
+    table = quantities()
+    default = [q for q in ("memory.peak", "memory.states", "params.total") if q in table]
+    options = {k: getattr(args, k) for k in ("zero", "precision", "optimizer") if getattr(args, k) is not None}
     mode = "float" if args.float else "exact"
-    plan = plan_sweep(model, quantity, grid, mode=mode, fits=fits, yes=args.yes)
+    for quantity in [args.quantity] if args.quantity else default:
+        if options and not quantity.startswith("memory."):
+            raise SymbolicError(f"--{next(iter(options))}", f"applies to memory.* quantities, not {quantity}")
+        try:
+            plan = plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=args.yes)
+            break
+        except SymbolicError as err:
+            if args.quantity or quantity == default[-1] or err.field != "--quantity":
+                raise
 
     show = args.progress if args.progress is not None else (plan.points >= _PROGRESS_POINTS and sys.stderr.isatty())
     progress_bar = None
