@@ -286,86 +286,153 @@ def _run_crossover(args: argparse.Namespace) -> int:
 # ---- fit ---------------------------------------------------------------------------------------
 
 SOLVABLE = ("batch", "seq", "dp", "tp", "pp", "cp", "ep")
+_DEGREES = ("dp", "tp", "pp", "cp", "ep")
+
+
+def _memory_parent() -> argparse.ArgumentParser | None:
+    """``symbolic memory``'s own parser, to lend its options to ``fit`` (None when it is absent)."""
+    memory_cli = _memory_cli()
+    if memory_cli is None:
+        return None
+    holder = argparse.ArgumentParser(add_help=False)
+    memory_cli.register(holder.add_subparsers())
+    return holder._subparsers._group_actions[0].choices["memory"]  # type: ignore[union-attr]
+
+
+def _figure(out: dict) -> tuple[int, str]:
+    """The per-device figure fit compares with the budget: the peak, or states + transient until
+    the memory module computes activations (bytes)."""
+    per = out["per_device"]
+    if per.get("peak") is not None:
+        return per["peak"], "peak"
+    return per["states"] + per["transient"], "states+transient"
+
+
+def _degree_candidates(args: argparse.Namespace, model, name: str, high: int) -> list[int]:
+    """Degrees of ``name`` from 1 to ``high`` that the parallel layout accepts for ``model``."""
+    from ..errors import SymbolicError
+    from ..parallel import Parallelism
+
+    fixed = {k: getattr(args, k) for k in _DEGREES}
+    fixed.update(zero=args.zero, hybrid_shard=args.hybrid_shard, vocab_multiple=args.vocab_multiple)
+    fixed.update(sequence_parallel=args.sequence_parallel)
+    sizes = model.sizes
+    limit = {"tp": sizes["n_heads"], "pp": sum(sizes[str(g.count)] for g in model.arch.groups)}
+    limit["ep"] = sizes.get("n_experts", 1)
+    limit["cp"] = args.seq
+    top = min(high, limit.get(name, high))
+    out = []
+    for n in range(1, top + 1):
+        try:
+            Parallelism(**{**fixed, name: n}).check(model)
+        except SymbolicError:
+            continue
+        out.append(n)
+    return out
 
 
 def _run_fit(args: argparse.Namespace) -> int:
-    from .. import symbols as S
-    from ..analysis import fit_symbol
+    import copy
+
+    from ..analysis import fit
     from ..errors import SymbolicError
+    from ..registry import load_model
     from ..units import format_bytes, parse_bytes
 
+    memory_cli = _memory_cli()
     budget = parse_bytes(args.budget, "--budget")
     if args.solve not in SOLVABLE:
         raise SymbolicError("--solve", f"unknown {args.solve!r}; allowed: {', '.join(SOLVABLE)}")
-    model = _model(args)
-    args.quantity = "memory"
-    terms, values = quantity_terms(args, model)
-    expr = _peak_expr(terms)
-    sym = S.symbol(args.solve)
-    if sym not in expr.free_symbols:
-        raise SymbolicError("--solve", f"the peak does not depend on {args.solve} with these options")
-    candidates = _candidates(args.solve, model, args.max)
-    result = fit_symbol(expr, args.solve, budget, values, (1, args.max), candidates)
+    for name in ("batch", "seq"):
+        if getattr(args, name) is None:
+            if args.solve != name:
+                raise SymbolicError(f"--{name}", f"needs a value (only --solve {name} leaves it open)")
+            setattr(args, name, 1)
+    model = load_model(args.model)
+    increasing = args.solve in ("batch", "seq")
+    reports: dict[int, dict] = {}
+
+    def report_at(n: int) -> dict:
+        if n not in reports:
+            ns = copy.copy(args)
+            setattr(ns, args.solve, n)
+            reports[n] = memory_cli.report(ns)
+        return reports[n]
+
+    if increasing:
+        candidates = None
+    elif args.solve == "dp":
+        from math import lcm
+
+        step = lcm(args.ep, args.hybrid_shard or 1)
+        candidates = list(range(step, args.max + 1, step))
+    else:
+        candidates = _degree_candidates(args, model, args.solve, args.max)
+        if not candidates:
+            raise SymbolicError("--solve", f"no {args.solve} degree up to {args.max} suits {model.name}")
+    first = report_at(candidates[0] if candidates else 1)
+    figure = _figure(first)[1]
+    probe = candidates[-1] if candidates else args.max
+    if _figure(report_at(probe))[0] == _figure(first)[0]:
+        raise SymbolicError("--solve", f"the per-device {figure} does not depend on {args.solve} with these options")
+    result = fit(lambda n: _figure(report_at(n))[0], budget, (1, args.max), increasing, candidates)
+    at = result.value if result.value is not None else result.next_value
+    final = report_at(at)
+    ranked = sorted(final["terms"], key=lambda t: -t["bytes"])
     out = {
         "model": model.name,
         "solve": args.solve,
         "budget": budget,
+        "unit": "bytes",
+        "figure": figure,
         "value": result.value,
-        "peak": _num(result.quantity) if result.value is not None else None,
         "fits": result.value is not None,
-        "overrun": _num(result.overrun) if result.value is None else 0,
-        "closest": result.next_value if result.value is None else None,
-        "closest_peak": _num(result.quantity) if result.value is None else None,
+        "peak": _figure(final)[0],
+        "overrun": int(result.overrun),
+        "closest": None if result.value is not None else at,
         "next": result.next_value if result.value is not None else None,
-        "next_peak": _num(result.next_quantity)
+        "next_peak": int(result.next_quantity)
         if result.value is not None and result.next_quantity is not None
         else None,
-        "unit": "bytes",
+        "per_device": final["per_device"],
+        "terms": [{"path": t["path"], "bytes": t["bytes"]} for t in ranked[: args.top]],
+        "notes": final["notes"],
     }
-    at = {**values, args.solve: result.value if result.value is not None else result.next_value}
-    from ..analysis import shares
-
-    table = shares(terms, at, 8)
-    out["terms"] = [{"path": r.path, "bytes": _num(r.value), "share": r.share} for r in table.rows]
     if args.json:
         print_json(out)
         return 0
     if result.value is None:
         print(
-            f"nothing fits: at {args.solve}={out['closest']} the peak is {format_bytes(result.quantity)}, "
-            f"{format_bytes(result.overrun)} over {format_bytes(budget)}"
+            f"nothing fits: at {args.solve}={at} the {figure} is {format_bytes(out['peak'])}, "
+            f"{format_bytes(out['overrun'])} over the budget of {format_bytes(budget)}"
         )
-        return 0
-    print(f"{args.solve} = {result.value}: peak {format_bytes(result.quantity)} within {format_bytes(budget)}")
-    if result.next_value is not None:
-        print(f"  {args.solve} = {result.next_value} would need {format_bytes(result.next_quantity)}")
-    for r in out["terms"]:
-        print(f"  {r['path']:<50} {format_bytes(r['bytes'])}  {100 * r['share']:.1f}%")
+    else:
+        print(f"{args.solve} = {result.value}: {figure} {format_bytes(out['peak'])} within {format_bytes(budget)}")
+        if out["next"] is not None:
+            print(f"  {args.solve} = {out['next']} would need {format_bytes(out['next_peak'])}")
+    for t in out["terms"]:
+        print(f"  {t['path']:<56} {format_bytes(t['bytes'])}")
+    for note in out["notes"]:
+        print(f"note: {note}")
     return 0
 
 
-def _peak_expr(terms):
-    """The per-device peak the memory module reports, as an expression (bytes)."""
-    memory_cli = _memory_cli()
-    peak = getattr(memory_cli, "peak_expr", None) if memory_cli is not None else None
-    return peak(terms) if peak is not None else terms.total
-
-
-def _candidates(name: str, model, high: int) -> list[int] | None:
-    """Parallel degrees worth trying: divisors of what they split (tp: heads), else every integer."""
-    if name == "tp":
-        heads = model.sizes.get("n_kv_heads", model.sizes.get("n_heads", 1))
-        return [
-            d
-            for d in range(1, min(high, model.sizes["n_heads"]) + 1)
-            if model.sizes["n_heads"] % d == 0 and (heads % d == 0 or d % heads == 0)
-        ]
-    if name == "pp":
-        layers = sum(v for k, v in model.sizes.items() if k in ("n_layers",)) or 1
-        return [d for d in range(1, min(high, layers) + 1) if layers % d == 0]
-    if name == "ep" and "n_experts" in model.sizes:
-        return [d for d in range(1, min(high, model.sizes["n_experts"]) + 1) if model.sizes["n_experts"] % d == 0]
-    return None
+def _register_fit(sub: argparse._SubParsersAction) -> None:
+    parent = _memory_parent()
+    help_text = "the largest batch/seq or smallest parallel degree whose memory per device fits a budget"
+    if parent is None:
+        return
+    p = sub.add_parser("fit", parents=[parent], conflict_handler="resolve", help=help_text)
+    for action in p._actions:
+        if action.dest in ("batch", "seq"):
+            action.required = False
+            action.default = None
+            action.help = f"{action.help} (not needed when solving for it)"
+    p.add_argument("--budget", required=True, help="memory per device, e.g. 80GiB, 141GB, 512MiB")
+    p.add_argument("--solve", required=True, help=f"what to solve for: {', '.join(SOLVABLE)}")
+    p.add_argument("--max", type=positive_int("--max"), default=2**16, help="search bound (default 65536)")
+    p.add_argument("--top", type=positive_int("--top"), default=8, help="largest terms to list at the answer")
+    p.set_defaults(run=_run_fit)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -393,10 +460,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--over", required=True, metavar="SYMBOL", help="the size that varies, e.g. seq")
     p.set_defaults(run=_run_crossover)
 
-    p = sub.add_parser("fit", help="the largest batch/seq or smallest parallel degree whose peak memory fits")
-    add_model_argument(p)
-    add_point_options(p, quantity=False)
-    p.add_argument("--budget", required=True, help="memory per device, e.g. 80GiB, 141GB, 512MiB")
-    p.add_argument("--solve", required=True, help=f"what to solve for: {', '.join(SOLVABLE)}")
-    p.add_argument("--max", type=positive_int("--max"), default=2**20, help="search bound (default 2^20)")
-    p.set_defaults(run=_run_fit)
+    _register_fit(sub)
