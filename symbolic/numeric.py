@@ -68,7 +68,7 @@ def as_number(value: sp.Expr) -> int | float:
 # printing, simplifying or lambdifying anything again.
 # ---------------------------------------------------------------------------------------------
 
-CODEGEN_VERSION = "1"  # bump when the generated code changes meaning
+CODEGEN_VERSION = "2"  # bump when the generated code changes meaning
 MODES = ("exact", "float")
 
 
@@ -250,7 +250,11 @@ class _Emitter:
     def _pow(self, e: sp.Pow) -> str:
         base, exp = e.args
         if exp.is_Integer and exp.is_negative:
-            return self._mul(sp.Mul(e, evaluate=False))
+            den = self._atom(base ** (-exp))
+            if self.mode == "exact":
+                self.divides = True
+                return f"_fdiv(1, {den})"
+            return f"(1.0 / {den})"
         if exp.is_Integer:
             b = self._atom(base)
             return f"({' * '.join([b] * int(exp))})" if int(exp) <= 3 else f"({b} ** {int(exp)})"
@@ -261,9 +265,53 @@ class _Emitter:
         return f"({self._atom(base)} ** {self._atom(exp)})"
 
 
-def _source(expr: sp.Expr, mode: str, args: tuple[str, ...]) -> str:
-    """Python source of ``_f(<args>)`` computing ``expr`` in ``mode`` (common subexpressions hoisted)."""
+def _nest(e: sp.Expr) -> sp.Expr:
+    """``e`` with sums nested greedily (multivariate Horner): the same value in fewer operations.
+
+    Repeatedly pulls out the symbol (or reciprocal of a symbol) that divides the most terms of a
+    sum: ``a*b + a*c + d`` becomes ``a*(b + c) + d``. Exact: only regroups, never approximates.
+    """
+    if not e.args:
+        return e
+    if not e.is_Add:
+        return e.func(*(_nest(a) for a in e.args))
+    terms = sp.Add.make_args(e)
+    counts: dict[sp.Expr, int] = {}
+    for t in terms:
+        for base, exp in t.as_powers_dict().items():
+            if base.is_Symbol and exp.is_Integer:
+                factor = base if exp > 0 else 1 / base
+                counts[factor] = counts.get(factor, 0) + 1
+    if not counts or max(counts.values()) < 2:
+        return sp.Add(*(_nest(t) for t in terms))
+    factor = max(counts, key=lambda f: (counts[f], str(f)))
+    inside, outside = [], []
+    for t in terms:
+        exp = t.as_powers_dict().get(factor if factor.is_Symbol else factor.base, 0)
+        has = exp > 0 if factor.is_Symbol else exp < 0
+        (inside if has else outside).append(t)
+    nested = factor * _nest(sp.Add(*(t / factor for t in inside)))
+    return nested + _nest(sp.Add(*outside)) if outside else nested
+
+
+def _cost(expr: sp.Expr, mode: str) -> int:
+    """Arithmetic operations in the code generated for ``expr`` (a proxy for its run time)."""
+    replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("_t"), order="none")
     emit = _Emitter(mode)
+    text = "".join(emit(v) for _, v in replacements) + emit(reduced)
+    return sum(text.count(op) for op in (" + ", " - ", " * ", " / ", "_fdiv", "np.", "_max", "_min"))
+
+
+def _source(expr: sp.Expr, mode: str, args: tuple[str, ...]) -> str:
+    """Python source of ``_f(<args>)`` computing ``expr`` in ``mode`` (common subexpressions hoisted).
+
+    The cheaper of ``expr`` as written and its nested form (:func:`_nest`) is printed.
+    """
+    emit = _Emitter(mode)
+    candidates = [expr]
+    with contextlib.suppress(Exception):  # nesting is an optimisation; the expression as written always works
+        candidates.append(_nest(expr))
+    expr = min(candidates, key=lambda c: _cost(c, mode))
     replacements, (reduced,) = sp.cse([expr], symbols=sp.numbered_symbols("_t"), order="none")
     convert = "_to_int" if mode == "exact" else "_to_float"
     lines = [f"def _f({', '.join(args)}):"]

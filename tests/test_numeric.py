@@ -29,7 +29,11 @@ TOTALS = {name: parameters(load_model(name)).total for name in MODELS}
 PER_DEVICE = {
     name: sp.Max(total / S.tp, S.seq * S.batch) + sp.ceiling(S.n_layers / S.pp) for name, total in TOTALS.items()
 }
-EXPRESSIONS = {**{f"{k}.total": v for k, v in TOTALS.items()}, **{f"{k}.per_device": v for k, v in PER_DEVICE.items()}}
+EXPRESSIONS = {
+    **{f"{k}.total": v for k, v in TOTALS.items()},
+    **{f"{k}.per_device": v for k, v in PER_DEVICE.items()},
+    "reciprocals": 1 / S.tp + 3 / (S.dp * S.tp) + sp.floor(S.seq / S.cp) / S.dp,
+}
 
 
 @pytest.fixture(autouse=True)
