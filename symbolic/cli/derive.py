@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recompute", choices=("none", "selective", "full"), default="none", help="activation recomputation"
     )
+    for name, what in (("dp", "data"), ("tp", "tensor"), ("pp", "pipeline")):
+        p.add_argument(
+            f"--{name}", type=positive_int(f"--{name}"), default=1, help=f"{what}-parallel degree (default 1)"
+        )
+    p.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 (default 0)")
+    p.add_argument("--precision", default="mixed", help="precision recipe for memory (default mixed)")
+    p.add_argument("--optimizer", default="adamw", help="optimizer for memory (default adamw)")
     p.add_argument("--figure", action="append", metavar="PATH=CAPTION", help="embed a figure (a path relative to FILE)")
     p.set_defaults(run=run)
 
@@ -86,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
         convention=args.convention,
         workload={"batch": args.batch, "seq": args.seq},
         recompute=args.recompute,
+        memory={
+            "dp": args.dp,
+            "tp": args.tp,
+            "pp": args.pp,
+            "zero": args.zero,
+            "precision": args.precision,
+            "optimizer": args.optimizer,
+        },
         plots=_figures(args.figure),
     )
     text = render(derivation_context(model, options), args.format)
