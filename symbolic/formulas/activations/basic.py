@@ -1,0 +1,72 @@
+"""The design note's forward activation formula (the ``basic`` convention), term for term.
+
+The note (``shared/seed``, section 2, "activations occupancy") assumes mixed precision: every
+element 2 bytes. Its per-operation lines and its total agree except for the MLP line, which lacks
+the ``* 2 [bytes]`` the total applies; we follow the total (see :data:`ERRATA`). It counts
+``n_norms`` norm layers per decoder layer, one ``b*s*d_model`` each.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ... import symbols as S
+from ...arch import Model, NormPlacement
+from ...errors import SymbolicError
+from ...terms import Breakdown, Quantity, Term
+from ..basic import NOTE_SOURCE
+from .options import ActivationOptions
+
+__all__ = ["basic_activation_terms", "ERRATA", "BACKWARD_CLAIM", "norms_per_layer"]
+
+B = Quantity.BYTES
+SOURCE = NOTE_SOURCE.replace("section 1", "section 2, activations occupancy")
+ERRATA = (
+    "2.5 Mlp layer: O(mlp) = b*s*d_ffn + b*s*d_ffn + b*s*d_model has no '* 2 [bytes]' while the total "
+    "O(forward) multiplies it by 2; basic follows the total (2 bytes per element).",
+    "2.3 is titled 'Query' but its formula is the values V (b*s*n_head*d_head); the queries are in 2.1.",
+    "2.5 is used twice (Mlp layer and Norm).",
+)
+BACKWARD_CLAIM = (
+    "The note claims O(backward) = O(forward); that is the note's statement, not a count: "
+    "backward frees saved tensors as it goes and its own buffers are the transients (see peak)."
+)
+NOTE_BYTES = 2  # "we assume mixed precision mode below"
+
+
+def norms_per_layer(model: Model) -> int:
+    """The note's ``n_norms``: norm layers in one decoder layer of ``model`` (norms)."""
+    arch = model.arch
+    if arch.parallel_block:
+        return arch.parallel_norms
+    return 4 if arch.norm_placement is NormPlacement.SANDWICH else 2
+
+
+def basic_activation_terms(model: Model, options: ActivationOptions | None = None) -> Breakdown:
+    """The note's O(forward) of ``model`` as terms (bytes): 2 bytes per element, no recompute."""
+    o = options or ActivationOptions()
+    if o.recompute != "none":
+        raise SymbolicError("--recompute", "the note's formula has no recompute; use exact or megatron")
+    if model.arch.attention.kind.value != "standard" or len(model.arch.groups) != 1:
+        raise SymbolicError("--convention", "basic describes dense stacks with standard attention; use exact")
+    b, s, h, a, dh, f, V = S.batch, S.seq, S.d_model, S.n_heads, S.d_head, S.d_ffn, S.n_vocab
+    L = model.arch.groups[0].count
+    blk = model.arch.groups[0].name
+    n_norms = norms_per_layer(model)
+
+    def term(path: str, expr: sp.Expr, what: str, count: sp.Expr = sp.Integer(1)) -> Term:
+        return Term(path, expr * NOTE_BYTES, B, what, count=count, source=SOURCE)
+
+    return Breakdown(
+        B,
+        (
+            term("embedding", b * s * h, "1. O(embedding) = n_batch*n_seq*d_model*2"),
+            term(f"{blk}.attention.qkv_proj", 3 * b * s * a * dh, "2.1 O(qkv_proj) = 3*(b*s*n_head*d_head)*2", L),
+            term(f"{blk}.attention.qk_atten", b * a * s**2, "2.2 O(qk_atten) = b*n_head*s*s*2", L),
+            term(f"{blk}.attention.v", b * s * a * dh, "2.3 O(v) = b*s*n_head*d_head*2", L),
+            term(f"{blk}.attention.linear_project", b * s * h, "2.4 O(l) = b*s*d_model*2", L),
+            term(f"{blk}.mlp", 2 * b * s * f + b * s * h, "2.5 O(mlp) = (2*b*s*d_ffn + b*s*d_model)*2 (errata 1)", L),
+            term(f"{blk}.norm", n_norms * b * s * h, f"2.5 O(norm) = n_norms*b*s*d_model*2, n_norms={n_norms}", L),
+            term("lm_head", b * s * V, "3. O(lm_head) = b*s*n_vocab*2"),
+        ),
+    )

@@ -1,0 +1,61 @@
+"""The choices an activation count depends on, validated once: dtype, kernel, recompute, device.
+
+Every activation convention takes an :class:`ActivationOptions`; bad values raise
+:class:`~symbolic.errors.SymbolicError` naming the command-line option and the allowed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import SymbolicError
+
+__all__ = ["ActivationOptions", "DTYPE_BYTES", "TORCH_VERSION", "TRANSFORMERS_VERSION"]
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+ATTENTION = ("eager", "sdpa", "flash")
+RECOMPUTE = ("none", "selective", "full")
+DEVICES = ("cpu", "cuda")
+EXPERTS = ("grouped_mm", "eager")
+# the versions the ``exact`` terms describe (measured on CPU with symbolic/validate/measure.py)
+TORCH_VERSION = "2.13.0"
+TRANSFORMERS_VERSION = "5.24.0"
+
+
+def _choice(option: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SymbolicError(option, f"unknown {value!r}; allowed: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class ActivationOptions:
+    """How a training step runs: activation ``dtype``, ``attention`` kernel, ``recompute``, ``device``.
+
+    ``experts``: transformers' MoE experts implementation (``grouped_mm``, its 5.24 default, or the
+    per-expert loop ``eager``). ``dropout``: override every dropout probability of the config
+    (``None`` reads them from the config). ``interleave``: model chunks per pipeline stage (Megatron).
+    """
+
+    dtype: str = "bf16"
+    attention: str = "sdpa"
+    recompute: str = "none"
+    device: str = "cuda"
+    experts: str = "grouped_mm"
+    dropout: float | None = None
+    interleave: int = 1
+
+    def __post_init__(self) -> None:
+        _choice("--dtype", self.dtype, tuple(DTYPE_BYTES))
+        _choice("--attention", self.attention, ATTENTION)
+        _choice("--recompute", self.recompute, RECOMPUTE)
+        _choice("--device", self.device, DEVICES)
+        _choice("--experts", self.experts, EXPERTS)
+        if self.dropout is not None and not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise SymbolicError("--dropout", f"must be a probability in [0, 1), got {self.dropout!r}")
+        if isinstance(self.interleave, bool) or not isinstance(self.interleave, int) or self.interleave <= 0:
+            raise SymbolicError("--interleave", f"must be a positive integer, got {self.interleave!r}")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one activation element in the model dtype (bytes)."""
+        return DTYPE_BYTES[self.dtype]
