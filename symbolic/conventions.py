@@ -94,7 +94,7 @@ register(
         "Megatron: 72BLsh^2(1 + s/6h + V/12hL) per step; recompute variants (Eq. 8, Narayanan Eq. 3)",
         "Korthikanti et al. 2022 (arXiv 2205.05198), App. A; Narayanan et al. 2021 (arXiv 2104.04473), Eq. 3",
         "GQA, gated MLPs, MoE (assumes MHA, a 4h MLP and tied logits); non-matrix operations",
-        frozenset({"flops"}),
+        frozenset({"flops", "activations"}),  # activations: Korthikanti Table 2 (formulas/activations/megatron.py)
     )
 )
 register(

@@ -32,6 +32,7 @@ BACKWARD_CLAIM = (
     "backward frees saved tensors as it goes and its own buffers are the transients (see peak)."
 )
 NOTE_BYTES = 2  # "we assume mixed precision mode below"
+ONE = sp.Integer(1)
 
 
 def norms_per_layer(model: Model) -> int:
@@ -54,7 +55,7 @@ def basic_activation_terms(model: Model, options: ActivationOptions | None = Non
     blk = model.arch.groups[0].name
     n_norms = norms_per_layer(model)
 
-    def term(path: str, expr: sp.Expr, what: str, count: sp.Expr = sp.Integer(1)) -> Term:
+    def term(path: str, expr: sp.Expr, what: str, count: sp.Expr = ONE) -> Term:
         return Term(path, expr * NOTE_BYTES, B, what, count=count, source=SOURCE)
 
     return Breakdown(

@@ -25,7 +25,9 @@ __all__ = ["FamilyRules", "FAMILY", "exact_activation_terms", "dropout_probabili
 
 B = Quantity.BYTES
 ONE = sp.Integer(1)
-MEASURED = f"measured: torch {TORCH_VERSION} CPU, transformers {TRANSFORMERS_VERSION} (docs/notes/activations-survey.md)"
+MEASURED = (
+    f"measured: torch {TORCH_VERSION} CPU, transformers {TRANSFORMERS_VERSION} (docs/notes/activations-survey.md)"
+)
 ASSUMED = "cuda-assumed: known kernel behaviour, not measured here"
 b, s, h, a, g, dh, V = S.batch, S.seq, S.d_model, S.n_heads, S.n_kv_heads, S.d_head, S.n_vocab
 FP32, INT64 = 4, 8
@@ -39,13 +41,14 @@ class FamilyRules:
     probabilities; ``resid_sites``: residual dropouts per layer; ``softmax_fp32``: eager attention
     upcasts the scores to fp32; ``rotary``: ``shared`` (cos/sin once per forward), ``per_layer``
     (GPT-J) or ``none``; ``rotary_fp32``: tables kept in fp32 (OLMo); ``positions``: the int64
-    positions saved outside the layers (``s``, ``bs2`` = two b*s tensors, or ``none``);
+    positions saved outside the layers (``s``, ``bs`` or ``none``);
     ``ckpt_positions``: the int64 positions a checkpoint closure keeps; ``sdpa``: supported;
     ``sdpa_expand_kv``: keys/values repeated to all heads before SDPA; ``sdpa_mask``: an explicit
     mask is passed to SDPA; ``sdpa_fused_qkv``: q, k, v are views of one projection output;
     ``sdpa_extra``: extra b*s*h tensors saved on the SDPA path (measured, partial-rotary cats);
     ``mlp_saved``: b*s*f tensors an MLP keeps (None: from the activation function);
-    ``layer_int64``: int64 scalars saved per layer (bytes).
+    ``layer_int64``: int64 scalars saved per layer (bytes); ``eager_qk_fp32``: eager attention
+    upcasts queries and keys to fp32 (GPT-J).
     """
 
     attn_dropout: str | None = "attention_dropout"
@@ -65,6 +68,7 @@ class FamilyRules:
     sdpa_extra: int = 0
     mlp_saved: int | None = None
     layer_int64: int = 0
+    eager_qk_fp32: bool = False
 
 
 _GPT = dict(attn_dropout="attn_pdrop", resid_dropout="resid_pdrop", resid_sites=2, embd_dropout="embd_pdrop")
@@ -84,10 +88,8 @@ FAMILY: dict[str, FamilyRules] = {
     "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
     "gpt2": FamilyRules(**_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none"),
     "gpt_bigcode": FamilyRules(**_GPT, rotary="none", positions="s", ckpt_positions="none", sdpa_fused_qkv=True),
-    "gptj": FamilyRules(**_GPT, rotary="per_layer"),
-    "gpt_neox": FamilyRules(
-        resid_dropout="hidden_dropout", resid_sites=2, embd_dropout="hidden_dropout", sdpa_extra=3
-    ),
+    "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True),
+    "gpt_neox": FamilyRules(resid_dropout="hidden_dropout", resid_sites=2, embd_dropout="hidden_dropout", sdpa_extra=3),
     "falcon": FamilyRules(
         resid_dropout="hidden_dropout",
         resid_sites=1,
@@ -97,8 +99,10 @@ FAMILY: dict[str, FamilyRules] = {
         sdpa_mask=True,
         layer_int64=16,
     ),
-    "opt": FamilyRules(resid_dropout="dropout", resid_sites=2, rotary="none", positions="bs2", ckpt_positions="bs"),
-    "bloom": FamilyRules(resid_dropout="hidden_dropout", resid_sites=2, rotary="none", ckpt_positions="none", sdpa=False),
+    "opt": FamilyRules(resid_dropout="dropout", resid_sites=2, rotary="none", positions="bs", ckpt_positions="bs"),
+    "bloom": FamilyRules(
+        resid_dropout="hidden_dropout", resid_sites=2, rotary="none", ckpt_positions="none", sdpa=False
+    ),
 }
 # b*s*f tensors an MLP keeps, by activation function (gated: gate out, act out, up out, down input)
 _MLP_SAVED = {"gelu_new": 5, "gelu_fast": 5, "relu": 1}
@@ -119,7 +123,11 @@ def dropout_probabilities(model: Model, options: ActivationOptions) -> dict[str,
     """The dropout probabilities that apply (attention, residual, embedding), from the config."""
     rules = _rules(model.arch)
     out = {}
-    for key, field in (("attention", rules.attn_dropout), ("residual", rules.resid_dropout), ("embedding", rules.embd_dropout)):
+    for key, field in (
+        ("attention", rules.attn_dropout),
+        ("residual", rules.resid_dropout),
+        ("embedding", rules.embd_dropout),
+    ):
         p = 0.0 if field is None else float(model.config.get(field) or 0.0)
         out[key] = p if options.dropout is None or field is None else float(options.dropout)
     if not rules.attn_dropout_applied:
@@ -202,8 +210,13 @@ class _Builder:
             self.attention(pre, n)
         p_res = self.p["residual"]
         if p_res > 0 and self.rules.resid_sites:
-            self.add(f"{pre}.dropout_masks", self.rules.resid_sites * tokens * h * self.mask_bytes,
-                     f"{self.rules.resid_sites} residual dropout mask(s), p={p_res}", n, cuda=True)
+            self.add(
+                f"{pre}.dropout_masks",
+                self.rules.resid_sites * tokens * h * self.mask_bytes,
+                f"{self.rules.resid_sites} residual dropout mask(s), p={p_res}",
+                n,
+                cuda=True,
+            )
         if not (arch.parallel_block and arch.parallel_norms == 1):
             self.add(f"{pre}.mlp.input", tokens * h * D, "MLP (or router) input", n)
         if group.moe:
@@ -221,8 +234,12 @@ class _Builder:
             k = _GATED_MLP
         else:
             k = _MLP_SAVED.get(mlp.activation, _STANDARD_MLP_DEFAULT)
-        self.add(f"{path}.intermediates", k * b * s * f * self.D,
-                 f"{k} b*s*f tensors ({mlp.kind.value} MLP, {mlp.activation})", n)
+        self.add(
+            f"{path}.intermediates",
+            k * b * s * f * self.D,
+            f"{k} b*s*f tensors ({mlp.kind.value} MLP, {mlp.activation})",
+            n,
+        )
 
     def probs(self, pre: str, n: sp.Expr, softcap: bool) -> None:
         """Eager attention's s^2 tensors: scores (softcap), softmax, its cast, dropout mask and output."""
@@ -251,10 +268,21 @@ class _Builder:
         if o.attention == "eager" or (o.attention == "sdpa" and dropout and not self.cuda):
             fp = FP32 if o.attention == "sdpa" else D  # SDPA's math fallback upcasts q, k, v and probabilities
             why = "math fallback of SDPA with dropout (fp32)" if o.attention == "sdpa" else "eager"
-            self.add(f"{pre}.attention.qkv", 3 * tokens * qd * fp, f"q, k, v with keys/values repeated to all heads ({why})", n)
+            if o.attention == "eager" and rules.eager_qk_fp32:
+                self.add(f"{pre}.attention.qk", 2 * tokens * qd * FP32, "queries and keys upcast to fp32 (eager)", n)
+                self.add(f"{pre}.attention.v", tokens * qd * D, "values (eager)", n)
+            else:
+                self.add(
+                    f"{pre}.attention.qkv",
+                    3 * tokens * qd * fp,
+                    f"q, k, v, keys/values repeated to all heads ({why})",
+                    n,
+                )
             if o.attention == "sdpa":
                 sq = b * a * s**2 * FP32
-                self.add(f"{pre}.attention.probs", 3 * sq, "softmax output, scaled mask and dropped probabilities (fp32)", n)
+                self.add(
+                    f"{pre}.attention.probs", 3 * sq, "softmax output, scaled mask and dropped probabilities (fp32)", n
+                )
             else:
                 self.probs(pre, n, softcap=arch.family == "gemma2")
             self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n)
@@ -270,13 +298,16 @@ class _Builder:
         lse = s
         if self.cuda and o.attention == "sdpa" and D == FP32:
             lse = sp.ceiling(s / 32) * 32  # memory-efficient kernel pads the log-sum-exp rows
-        self.add(f"{pre}.attention.logsumexp", b * a * lse * FP32, "log-sum-exp per query row, fp32", n,
-                 cuda=True)
+        self.add(f"{pre}.attention.logsumexp", b * a * lse * FP32, "log-sum-exp per query row, fp32", n, cuda=True)
         if rules.sdpa_mask:
             self.add(f"{pre}.attention.mask", b * s**2 * D, "explicit attention mask passed to SDPA", n)
         if rules.sdpa_extra:
-            self.add(f"{pre}.attention.rotary_copies", rules.sdpa_extra * tokens * h * D,
-                     "extra b*s*h tensors on the SDPA path (measured)", n)
+            self.add(
+                f"{pre}.attention.rotary_copies",
+                rules.sdpa_extra * tokens * h * D,
+                "extra b*s*h tensors on the SDPA path (measured)",
+                n,
+            )
 
     def mla(self, pre: str, n: sp.Expr) -> None:
         """DeepSeek's latent attention; SDPA takes the math path too (q/k and v widths differ)."""
@@ -299,28 +330,48 @@ class _Builder:
         fam = self.arch.family
         cfg = self.model.config
         fe = S.d_expert
-        self.add(f"{pre}.moe.router_probs", tokens * E * FP32,
-                 "router " + ("sigmoid" if fam == "deepseek_v3" else "softmax") + " output, fp32", n)
+        self.add(
+            f"{pre}.moe.router_probs",
+            tokens * E * FP32,
+            "router " + ("sigmoid" if fam == "deepseek_v3" else "softmax") + " output, fp32",
+            n,
+        )
         self.add(f"{pre}.moe.topk_indices", tokens * k * 8, "top-k expert indices, int64", n)
         normalize = fam == "mixtral" or bool(cfg.get("norm_topk_prob", fam != "qwen2_moe"))
         if normalize:
-            self.add(f"{pre}.moe.topk_normalize", tokens * FP32 + tokens * k * FP32,
-                     "top-k weight normalisation: denominator and normalized weights, fp32", n)
+            self.add(
+                f"{pre}.moe.topk_normalize",
+                tokens * FP32 + tokens * k * FP32,
+                "top-k weight normalisation: denominator and normalized weights, fp32",
+                n,
+            )
         if self.o.experts == "grouped_mm":
             self.add(f"{pre}.moe.experts.offsets", E * 4, "grouped_mm group offsets, int32", n)
             self.add(f"{pre}.moe.experts.permutation", 3 * tokens * k * 8, "token permutation indices, int64", n)
             self.add(f"{pre}.moe.experts.tokens", 2 * tokens * k * h * D, "gathered inputs and weighted outputs", n)
-            self.add(f"{pre}.moe.experts.intermediates", 4 * tokens * k * fe * D,
-                     "gate_up output, activation output, down_proj input", n)
-            self.add(f"{pre}.moe.experts.weights", tokens * k * FP32, "routing weight per token-slot", n)
+            self.add(
+                f"{pre}.moe.experts.intermediates",
+                4 * tokens * k * fe * D,
+                "gate_up output, activation output, down_proj input",
+                n,
+            )
+            self.add(f"{pre}.moe.experts.weights", tokens * k * D, "routing weight per token-slot", n)
         else:
-            self.add(f"{pre}.moe.experts.loop", tokens * k * (16 + FP32 * (3 * h + 4 * fe + 1)),
-                     "per-expert loop: index pairs, gathered input, gate_up, act, down input, weight, outputs", n)
+            self.add(
+                f"{pre}.moe.experts.loop",
+                tokens * k * (16 + FP32 * (3 * h + 4 * fe + 1)),
+                "per-expert loop: index pairs, gathered input, gate_up, act, down input, weight, outputs",
+                n,
+            )
         if self.arch.moe is not None and self.arch.moe.shared_experts:
             self.mlp(f"{pre}.moe.shared_expert", S.d_shared, n)
             if self.arch.moe.shared_expert_gate:
-                self.add(f"{pre}.moe.shared_gate", tokens * FP32 + tokens * h * D,
-                         "shared expert's sigmoid gate and gated output", n)
+                self.add(
+                    f"{pre}.moe.shared_gate",
+                    tokens * D + tokens * h * D,
+                    "shared expert's sigmoid gate and gated output",
+                    n,
+                )
 
     # ---- once per forward ----
     def shared(self) -> None:
@@ -328,27 +379,44 @@ class _Builder:
         rot_bytes = FP32 if rules.rotary_fp32 else D
         full = self.o.recompute == "full"
         if rules.rotary == "shared" and self.arch.positions is Positions.ROTARY:
-            self.add("shared.rotary", 2 * s * self.rotary_width() * rot_bytes,
-                     "rotary cos and sin, computed once and saved by every layer", tags=("shared",))
+            self.add(
+                "shared.rotary",
+                2 * s * self.rotary_width() * rot_bytes,
+                "rotary cos and sin, computed once and saved by every layer",
+                tags=("shared",),
+            )
         if not full:
             return
         if rules.rotary == "per_layer":
-            self.add("shared.rotary", s * self.rotary_width() * D, "GPT-J's sin/cos kept by the checkpoints", tags=("shared",))
+            self.add(
+                "shared.rotary",
+                s * self.rotary_width() * D,
+                "GPT-J's sin/cos kept by the checkpoints",
+                tags=("shared",),
+            )
         pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.ckpt_positions]
         self.add("shared.position_ids", pos, "position ids kept by the checkpoints, int64", tags=("shared",))
         eager = self.o.attention == "eager" or self.arch.attention.kind is AttentionKind.MLA
         masks = 2 if self.arch.family == "gemma2" and self.model.sizes.get("n_layers", 1) > 1 else 1
         if eager:
-            self.add("shared.attention_mask", masks * b * s**2 * D, "4-D causal mask kept by the checkpoints",
-                     tags=("shared",))
+            self.add(
+                "shared.attention_mask",
+                masks * b * s**2 * D,
+                "4-D causal mask kept by the checkpoints",
+                tags=("shared",),
+            )
         elif self.rules.sdpa_mask:
             self.add("shared.attention_mask", s**2, "bool causal mask kept by the checkpoints", tags=("shared",))
         if self.arch.positions is Positions.ALIBI and self.arch.family == "bloom":
             self.add("shared.alibi", b * a * s * D, "ALiBi biases kept by the checkpoints", tags=("shared",))
 
     def checkpointed_layer(self, group: LayerGroup) -> None:
-        self.add(f"{group.name}.checkpoint_input", b * s * h * self.D,
-                 "the layer's input, saved by the checkpoint (everything else is recomputed)", group.count)
+        self.add(
+            f"{group.name}.checkpoint_input",
+            b * s * h * self.D,
+            "the layer's input, saved by the checkpoint (everything else is recomputed)",
+            group.count,
+        )
 
     def outside(self) -> None:
         arch, D, rules = self.arch, self.D, self.rules
@@ -357,7 +425,7 @@ class _Builder:
             self.norm("embedding.norm", tokens * h, tokens, ONE, arch.norm.kind)
         if self.p["embedding"] > 0:
             self.add("embedding.dropout_mask", tokens * h * self.mask_bytes, "embedding dropout mask", cuda=True)
-        pos = {"s": s * 8, "bs2": 2 * b * s * 8, "none": 0}[rules.positions]
+        pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.positions]
         self.add("embedding.position_ids", pos, "position ids saved by the position embedding, int64")
         if arch.final_norm:
             self.norm("head.final_norm", tokens * h, tokens, ONE, arch.norm.kind)
@@ -373,14 +441,21 @@ def _check(model: Model, o: ActivationOptions) -> None:
     rules = _rules(model.arch)
     fam = model.arch.family
     if o.attention == "flash" and o.device != "cuda":
-        raise SymbolicError("--attention", "flash (flash_attention_2) runs on CUDA only; use --device cuda or sdpa/eager")
+        raise SymbolicError(
+            "--attention", "flash (flash_attention_2) runs on CUDA only; use --device cuda or sdpa/eager"
+        )
     if o.attention == "flash" and model.arch.attention.kind is AttentionKind.MLA:
         raise SymbolicError("--attention", f"{fam} (latent attention) has no flash kernel here; allowed: eager, sdpa")
     if o.attention in ("sdpa", "flash") and not rules.sdpa:
-        raise SymbolicError("--attention", f"{fam} supports only eager attention in transformers {TRANSFORMERS_VERSION}")
+        raise SymbolicError(
+            "--attention", f"{fam} supports only eager attention in transformers {TRANSFORMERS_VERSION}"
+        )
     if o.recompute == "selective":
-        raise SymbolicError("--recompute", "transformers has no selective recompute; allowed for exact: none, full "
-                            "(selective is the megatron convention's)")
+        raise SymbolicError(
+            "--recompute",
+            "transformers has no selective recompute; allowed for exact: none, full "
+            "(selective is the megatron convention's)",
+        )
 
 
 def exact_activation_terms(model: Model, options: ActivationOptions | None = None) -> Breakdown:

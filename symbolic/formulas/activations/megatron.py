@@ -56,8 +56,16 @@ def megatron_activation_terms(
     terms: list[Term] = []
     layers = L
     if o.recompute == "full":
-        terms.append(Term("block.input", 2 * sbh, B, "full recomputation: the layer input 2sbh", count=layers,
-                          source=SOURCE + ", §5"))
+        terms.append(
+            Term(
+                "block.input",
+                2 * sbh,
+                B,
+                "full recomputation: the layer input 2sbh",
+                count=layers,
+                source=SOURCE + ", §5",
+            )
+        )
     else:
         for path, coef, quad, split, what in _OPS:
             if quad and o.recompute == "selective":
@@ -68,15 +76,31 @@ def megatron_activation_terms(
             terms.append(Term(f"block.{path}", expr, B, what, count=layers, source=SOURCE))
     if o.interleave > 1:
         per_layer = sp.Add(*(t_.expr for t_ in terms))
-        terms.append(Term("pipeline.interleave", per_layer * (p - 1) / (p * m), B,
-                          "interleaved schedule: the first stage keeps L(1 + (p-1)/(p m)) layers", count=layers,
-                          source=SOURCE + ", §4.2.3"))
+        terms.append(
+            Term(
+                "pipeline.interleave",
+                per_layer * (p - 1) / (p * m),
+                B,
+                "interleaved schedule: the first stage keeps L(1 + (p-1)/(p m)) layers",
+                count=layers,
+                source=SOURCE + ", §4.2.3",
+            )
+        )
     emb = sbh * p / t if sequence_parallel else sbh * p
-    terms.append(Term("embedding.dropout_mask", emb, B, "embedding dropout masks of p micro-batches in flight",
-                      source=SOURCE + ", §4.3"))
+    terms.append(
+        Term(
+            "embedding.dropout_mask",
+            emb,
+            B,
+            "embedding dropout masks of p micro-batches in flight",
+            source=SOURCE + ", §4.3",
+        )
+    )
     if pp == 1:
         rep = 1 / t if sequence_parallel else sp.Integer(1)
         terms.append(Term("head.final_norm", 2 * sbh * rep, B, "final LayerNorm input 2sbh", source=SOURCE + ", §4.3"))
         terms.append(Term("head.output_input", 2 * sbh * rep, B, "output layer input 2sbh", source=SOURCE + ", §4.3"))
-        terms.append(Term("loss.logits", 4 * s * b * V / t, B, "logits in fp32 for the loss 4sbv", source=SOURCE + ", §4.3"))
+        terms.append(
+            Term("loss.logits", 4 * s * b * V / t, B, "logits in fp32 for the loss 4sbv", source=SOURCE + ", §4.3")
+        )
     return Breakdown(B, tuple(terms))

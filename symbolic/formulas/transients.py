@@ -1,0 +1,68 @@
+"""The largest transient buffers of a training step's backward pass, as named byte terms.
+
+Peak per device = model states + activations + the largest of these (each tagged ``transient``):
+
+* ``transient.logits_grad``: the gradient of the logits, built in fp32 by the loss's backward
+  (``b*s*V*4``) and, for a 16-bit model, cast back to the model dtype (``+ b*s*V*2``) while the
+  fp32 one is alive. Every step has it.
+* ``transient.recompute.<group>``: with full recomputation, backward re-runs one checkpointed layer's
+  forward and holds all of its saved tensors (the same terms as ``--recompute none``, one layer) until
+  that layer's backward ends.
+* ZeRO-3 / FSDP's gathered layer of weights is added by :mod:`symbolic.memory` (model states).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sympy as sp
+
+from .. import symbols as S
+from ..arch import Model
+from ..terms import Breakdown, Quantity, Term
+from .activations import ActivationOptions, activation_terms
+
+__all__ = ["transient_terms"]
+
+B = Quantity.BYTES
+TAGS = frozenset({"transient"})
+
+
+def transient_terms(
+    model: Model, convention: str = "exact", options: ActivationOptions | None = None, **kwargs: object
+) -> Breakdown:
+    """Candidate transient buffers of the backward pass (bytes); the peak adds the largest one.
+
+    ``kwargs`` (``sequence_parallel``, ``pp``) go to :func:`~symbolic.formulas.activations.activation_terms`.
+    """
+    o = options or ActivationOptions()
+    b, s, V = S.batch, S.seq, S.n_vocab
+    extra = 0 if o.nbytes == 4 else o.nbytes
+    share = 1 / S.tp if convention == "megatron" else sp.Integer(1)
+    terms = [
+        Term(
+            "transient.logits_grad",
+            b * s * V * (4 + extra) * share,
+            B,
+            "gradient of the logits in fp32" + (" and its cast to the model dtype" if extra else ""),
+            source="PyTorch cross_entropy backward (log_softmax + nll_loss on fp32 logits)",
+            tags=TAGS,
+        )
+    ]
+    if o.recompute == "full":
+        full = activation_terms(model, convention, replace(o, recompute="none"), **kwargs)
+        counts = [g.count for g in model.arch.groups] if convention != "megatron" else [S.n_layers]
+        for count in counts:
+            layer = [t for t in full if t.count == count]
+            name = next((g.name for g in model.arch.groups if g.count == count), "block")
+            terms.append(
+                Term(
+                    f"transient.recompute.{name}",
+                    sp.Add(*(t.expr for t in layer)),
+                    B,
+                    f"one {name} layer's activations, recomputed in backward under full recomputation",
+                    source=f"torch.utils.checkpoint (non-reentrant); terms of the {convention} convention",
+                    tags=TAGS,
+                )
+            )
+    return Breakdown(B, tuple(terms))
