@@ -330,10 +330,10 @@ def crossover(
         closed = [r for r in closed if any(sp.simplify(evaluate(r, rest) - v) == 0 for v in roots)]
         method = "closed form"
     elif degree is not None and degree > 0:
-        poly = sp.Poly(evaluate(diff.xreplace({_X: sp.Symbol("t_num")}), rest).xreplace({sp.Symbol("t_num"): _X}), _X)
+        poly = sp.Poly(_at(diff, rest), _X)
         roots = _positive_real(poly.real_roots())
     elif degree is None:
-        f = sp.lambdify(_X, evaluate(diff.xreplace({_X: sp.Symbol("t_num")}), rest).xreplace({sp.Symbol("t_num"): _X}))
+        f = sp.lambdify(_X, _at(diff, rest))
         roots = [sp.Float(r) for r in _bisect_all(f, *bounds)]
     above = None
     if roots:
@@ -341,6 +341,17 @@ def crossover(
         point = {**rest, str(x): Fraction(float(probe))}
         above = "a" if evaluate(a, point) > evaluate(b, point) else "b"
     return Crossover(x, tuple(roots), tuple(closed), method, above)
+
+
+def _at(expr: sp.Expr, values: Values) -> sp.Expr:
+    """``expr`` with every registry symbol replaced by its exact value; only the unknown stays."""
+    subs = {}
+    for sym in expr.free_symbols - {_X}:
+        name = str(sym)
+        if name not in values:
+            raise SymbolicError(name, f"needs a value ({S.info(name).meaning})")
+        subs[sym] = sp.Rational(Fraction(values[name]))
+    return expr.xreplace(subs)
 
 
 def _bisect_all(f: Callable[[float], float], lo: float, hi: float, steps: int = 2000) -> list[float]:
