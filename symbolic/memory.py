@@ -49,7 +49,10 @@ __all__ = [
 ]
 
 B = Quantity.BYTES
-ACTIVATIONS_PENDING = "activations are computed by issue 4 (not yet available)"
+ACTIVATIONS_PENDING = (
+    "exact and basic activations describe unsharded layers (tp = cp = 1); use --convention megatron "
+    "for tensor or sequence parallelism"
+)
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,20 @@ def activation_terms(
     """Activation bytes one device holds for the backward pass (bytes), or ``None`` when not computed.
 
     ``options`` (``dtype``, ``attention``, ``recompute``, ``device``) come from the command line
-    unchanged. Returns ``None`` for now: see :data:`ACTIVATIONS_PENDING`.
+    unchanged (:mod:`symbolic.formulas.activations`). ``None`` for ``exact`` under tensor or context
+    parallelism (see :data:`ACTIVATIONS_PENDING`).
     """
-    return None
+    from .formulas.activations import ActivationOptions, check_workload, on_stage
+    from .formulas.activations import activation_terms as convention_terms
+
+    check_workload(model, workload.batch, workload.seq)
+    opts = ActivationOptions(**options)
+    if convention != "megatron" and (parallel.tp > 1 or parallel.cp > 1):
+        return None
+    terms = convention_terms(model, convention, opts, sequence_parallel=parallel.sequence_parallel, pp=parallel.pp)
+    if convention == "megatron":
+        return terms
+    return on_stage(terms, parallel.stage or 0, parallel.pp)
 
 
 def to_int_bytes(value: sp.Expr) -> int:
@@ -240,6 +254,13 @@ def memory(
 
     chosen = Parallelism(**{**parallel.__dict__, "stage": stage}) if parallel.pp > 1 else parallel
     acts = activation_terms(model, workload, chosen, convention, **activation_options)
+    if acts is not None:
+        from .formulas.activations import ActivationOptions
+        from .formulas.transients import transient_terms
+
+        opts = ActivationOptions(**activation_options)
+        kw = {"sequence_parallel": parallel.sequence_parallel, "pp": parallel.pp} if convention == "megatron" else {}
+        terms = terms + transient_terms(model, convention, opts, **kw)
     if acts is None:
         notes.append(ACTIVATIONS_PENDING + "; activations and peak are null")
     if not opt.trains:
@@ -303,7 +324,17 @@ def report_dict(report: MemoryReport) -> dict[str, Any]:
             }
             for t in report.all_terms()
         ],
+        "activations": _activations_json(report),
         "notes": list(report.notes),
         "settings": dict(report.settings),
         "values": dict(values),
     }
+
+
+def _activations_json(report: MemoryReport) -> dict[str, Any] | None:
+    """The activations object (bytes): total, per layer, shared, outside the layers, per term; None if unknown."""
+    if report.activations is None:
+        return None
+    from .formulas.activations import activations_json
+
+    return activations_json(report.activations, report.model, report.values)

@@ -27,6 +27,8 @@ __all__ = [
     "dropout_probabilities",
     "BACKWARD_CLAIM",
     "ERRATA",
+    "on_stage",
+    "activations_json",
 ]
 
 CONVENTIONS = ("exact", "megatron", "basic")
@@ -91,8 +93,9 @@ def activation_bytes(terms: Breakdown, model: Model, values: Mapping[str, int]) 
     per_layer: dict[str, int] = {}
     shared = outside = 0
     for t in terms:
-        if str(t.count) in groups:
-            name = groups[str(t.count)]
+        group = next((groups[str(x)] for x in t.count.free_symbols if str(x) in groups), None)
+        if group is not None:
+            name = group
             per_layer[name] = per_layer.get(name, 0) + num(t.expr)
         elif "shared" in t.tags:
             shared += num(t.total)
@@ -100,3 +103,45 @@ def activation_bytes(terms: Breakdown, model: Model, values: Mapping[str, int]) 
             outside += num(t.total)
     per_term = {t.path: num(t.total) for t in terms}
     return ActivationBytes(sum(per_term.values()), per_layer, shared, outside, per_term)
+
+
+def on_stage(terms: Breakdown, stage: int, pp: int) -> Breakdown:
+    """The share of ``terms`` one pipeline stage holds under 1F1B (bytes).
+
+    Stage ``i`` of ``pp`` holds its ``n_layers/pp`` layers for ``pp - i`` micro-batches in flight; the
+    embedding terms sit on stage 0 and the head and loss on the last stage (one micro-batch).
+    """
+    if pp == 1:
+        return terms
+    from ... import symbols as S
+
+    flight = pp - stage
+    out = []
+    for t in terms:
+        top = t.path.split(".", 1)[0]
+        if top in ("embedding",):
+            if stage == 0:
+                out.append(t.with_(count=t.count * flight))
+        elif top in ("head", "loss"):
+            if stage == pp - 1:
+                out.append(t)
+        elif "shared" in t.tags:
+            out.append(t.with_(count=t.count * flight))
+        else:
+            out.append(t.with_(count=t.count * flight / S.pp))
+    return Breakdown(terms.quantity, tuple(out))
+
+
+def activations_json(terms: Breakdown, model: Model, values: Mapping[str, int]) -> dict:
+    """The ``activations`` object of ``symbolic memory --json``: total, per layer, shared, outside, per term (bytes)."""
+    ev = activation_bytes(terms, model, values)
+    return {
+        "unit": "bytes",
+        "total": ev.total,
+        "per_layer": ev.per_layer,
+        "shared": ev.shared,
+        "outside_layers": ev.outside,
+        "terms": [
+            {"path": t.path, "formula": str(t.total), "bytes": ev.per_term[t.path], "source": t.source} for t in terms
+        ],
+    }
