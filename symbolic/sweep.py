@@ -124,14 +124,11 @@ def _memory_quantities() -> None:
                 return report.states_expr
             if name == "transient":
                 return report.transient_expr
+            if name in ("peak", "activations") and report.activations is None:
+                why = "; ".join(report.notes) or "activations are not computed"
+                raise SymbolicError("--quantity", f"memory.{name} is not defined here: {why}")
             if name == "peak":
-                if report.peak_expr is None:
-                    raise SymbolicError(
-                        "--quantity", "memory.peak needs activations, not computed yet; try memory.states"
-                    )
                 return report.peak_expr
-            if name == "activations" and report.activations is None:
-                raise SymbolicError("--quantity", "memory.activations are not computed yet; try memory.states")
             return report.expr(name)
 
         return build

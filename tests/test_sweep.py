@@ -190,3 +190,14 @@ def test_cli_parquet_without_pyarrow_is_a_clear_error(capsys, tmp_path):
         str(tmp_path / "x.parquet"),
     )
     assert code == 0 and pq.read_table(tmp_path / "x.parquet").num_rows == 3
+
+
+@needs_memory
+def test_memory_peak_sweep_matches_the_memory_report():
+    """Peak memory over batch and seq (activations symbolic in both) equals memory()'s evaluation per point."""
+    from symbolic.memory import Workload, memory
+
+    model = load_model("llama2-7b")
+    rows = collect(plan_sweep(model, "memory.peak", {"batch": (1, 2), "seq": (1024, 4096)}))
+    for batch, seq, value in rows:
+        assert memory(model, Workload(batch, seq)).bytes("peak") == -(-value // 1)

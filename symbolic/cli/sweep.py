@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="memory: ZeRO stage (default 0)")
     p.add_argument("--precision", help="memory: precision recipe (default mixed)")
     p.add_argument("--optimizer", help="memory: optimizer (default adamw)")
+    p.add_argument("--convention", help="memory: activation convention (exact, megatron, basic)")
     p.add_argument("--fits", metavar="SIZE", help="keep configurations that fit in SIZE (e.g. 80GiB, 141GB)")
     p.add_argument("--format", default="csv", help="csv (default), json or parquet")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
@@ -159,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     # default: memory.peak; memory.states while activations are not computed; params.total without memory
     table = quantities()
     default = [q for q in ("memory.peak", "memory.states", "params.total") if q in table]
-    options = {k: getattr(args, k) for k in ("zero", "precision", "optimizer") if getattr(args, k) is not None}
+    options = {
+        k: getattr(args, k) for k in ("zero", "precision", "optimizer", "convention") if getattr(args, k) is not None
+    }
     mode = "float" if args.float else "exact"
     for quantity in [args.quantity] if args.quantity else default:
         if options and not quantity.startswith("memory."):
