@@ -3,8 +3,8 @@
 Run: python benchmarks/sweep.py [--points N] [--json]
 
 Reports, for the training memory per device of a llama-style model (model states: weights,
-gradients, fp32 master weights and Adam state, mixed precision, ZeRO-1; activations are added to
-the quantity once ``symbolic.memory`` computes them) over N random configurations (model sizes,
+gradients, fp32 master weights and Adam state, mixed precision, ZeRO-1; activations are left out
+because their exact convention covers tp = 1 only) over N random configurations (model sizes,
 tensor- and data-parallel degrees):
 
 - configurations per second of our compiled float64 function and of a hand-written NumPy
