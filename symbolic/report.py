@@ -54,12 +54,13 @@ NOTE = "the design note (shared/seed/000_7932bc86fa8e8a30.txt)"
 class DocumentOptions:
     """What a derivation document covers: the parameter convention and workload/memory settings.
 
-    ``workload`` maps symbol names (``batch``, ``seq``, ``tp``, ...) to integers; ``memory`` holds
-    the memory module's keyword options, passed through unchanged.
+    ``workload`` maps ``batch`` and ``seq`` to integers (default: 1 sequence of 2048 tokens, or of
+    the model's learned position table when shorter); ``memory`` holds the memory module's keyword
+    options (``dp``, ``tp``, ``pp``, ``zero``, ``precision``, ``optimizer``, ``attention``, ...).
     """
 
     convention: str = "exact"
-    workload: Mapping[str, int] = field(default_factory=lambda: {"batch": 1, "seq": 2048})
+    workload: Mapping[str, int] | None = None
     recompute: str = "none"
     grow: tuple[str, ...] = ("seq", "batch", "d_model")
     memory: Mapping[str, Any] = field(default_factory=dict)
@@ -198,13 +199,19 @@ def section_rows(terms: Breakdown, values: Mapping[str, int]) -> list[dict[str, 
     return out
 
 
-def view_rows(terms: Breakdown) -> list[dict[str, Any]]:
+def view_rows(terms: Breakdown, views: Iterable[str] = VIEWS) -> list[dict[str, Any]]:
     """The total in each view (collect, expand, factor) as LaTeX."""
-    return [{"name": how, "latex": latex(terms.view(how))} for how in VIEWS]
+    return [{"name": how, "latex": latex(terms.view(how))} for how in views]
 
 
 def breakdown_section(
-    key: str, title: str, letter: str, terms: Breakdown, values: Mapping[str, int], intro: str = ""
+    key: str,
+    title: str,
+    letter: str,
+    terms: Breakdown,
+    values: Mapping[str, int],
+    intro: str = "",
+    views: Iterable[str] = VIEWS,
 ) -> dict[str, Any]:
     """One derivation section of any quantity: grouped terms, the total's views, numbers, result.
 
@@ -222,7 +229,7 @@ def breakdown_section(
         "unit": terms.quantity.unit,
         "bytes": terms.quantity is Quantity.BYTES,
         "sections": section_rows(terms, values),
-        "views": view_rows(terms),
+        "views": view_rows(terms, views),
         "total_formula": latex(collected),
         "total_substituted": substituted(collected, values),
         "total": _number_text(total),
@@ -235,8 +242,15 @@ def breakdown_section(
     return out
 
 
+def workload_of(model: Model, options: DocumentOptions) -> dict[str, int]:
+    """The document's ``batch`` and ``seq``: the options', else 1 x min(2048, learned positions)."""
+    if options.workload is not None:
+        return dict(options.workload)
+    return {"batch": 1, "seq": min(2048, model.sizes.get("n_ctx", 2048))}
+
+
 def _sizes(model: Model, options: DocumentOptions) -> dict[str, int]:
-    return {**model.sizes, **options.workload}
+    return {**model.sizes, **workload_of(model, options)}
 
 
 def parameters_section(model: Model, options: DocumentOptions) -> dict[str, Any]:
@@ -270,6 +284,7 @@ def flops_section(model: Model, options: DocumentOptions) -> dict[str, Any] | No
         _sizes(model, options),
         f"One training step of batch sequences of seq tokens, exact convention, recomputation: {options.recompute}. "
         "A multiply-add counts as 2 FLOPs; the backward pass is twice the forward.",
+        views=("expand", "factor"),
     )
 
 
@@ -285,11 +300,18 @@ def memory_report(model: Model, options: DocumentOptions) -> Any | None:
     if mem is None:
         return None
     parallel_mod = optional_module("parallel")
-    settings = dict(options.memory)
+    settings = {"recompute": options.recompute, **options.memory}
     degrees = {k: settings.pop(k) for k in ("dp", "tp", "pp", "zero") if k in settings}
     parallel = parallel_mod.Parallelism(**degrees) if parallel_mod is not None else None
-    workload = mem.Workload(options.workload.get("batch", 1), options.workload.get("seq", 2048))
-    return mem.memory(model, workload, parallel, **settings)
+    load = workload_of(model, options)
+    workload = mem.Workload(load["batch"], load["seq"])
+    try:
+        return mem.memory(model, workload, parallel, **settings)
+    except SymbolicError as err:
+        # a model whose transformers implementation has only eager attention
+        if err.field != "--attention" or "attention" in settings:
+            raise
+        return mem.memory(model, workload, parallel, **settings, attention="eager")
 
 
 def memory_section(report: Any) -> dict[str, Any]:
@@ -308,7 +330,10 @@ def memory_section(report: Any) -> dict[str, Any]:
         values,
         f"Bytes one device holds to train: precision recipe {settings.get('precision')}, optimizer "
         f"{settings.get('optimizer')}, data/tensor/pipeline parallel {settings.get('dp')}/{settings.get('tp')}/"
-        f"{settings.get('pp')}, ZeRO stage {settings.get('zero')}.",
+        f"{settings.get('pp')}, ZeRO stage {settings.get('zero')}; activations: {settings.get('attention', 'sdpa')} "
+        f"attention, recomputation {settings.get('recompute', 'none')}, batch {settings.get('batch')}, "
+        f"sequence {settings.get('seq')}.",
+        views=("expand",),
     )
     out["per_device"] = [
         {"name": name, **(bytes_text(value) if value is not None else {"bytes": None, "gib": None, "gb": None})}
@@ -466,6 +491,29 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
                 "ok": False,
             }
         )
+    acts = optional_module("formulas.activations")
+    if acts is not None:
+        basic = acts.activation_terms(model, "basic")
+        values = _sizes(model, options)
+        note_bytes = bytes_text(_value(basic.total, values))
+        exact_row = next((r for r in (memory or {}).get("per_device", ()) if r["name"] == "activations"), None)
+        exact_text = (
+            f"; exact convention (checked against PyTorch autograd on transformers): {exact_row['bytes']} bytes = "
+            f"{exact_row['gib']} GiB"
+            if exact_row is not None and exact_row["bytes"] is not None and single
+            else ""
+        )
+        out.append(
+            {
+                "topic": "The activations example was never finished",
+                "note": "Use llama2-7b as example,",
+                "correction": f"the note's own formula at batch {values['batch']}, sequence {values['seq']}: "
+                f"{note_bytes['bytes']} bytes = {note_bytes['gib']} GiB{exact_text}",
+                "ok": False,
+            }
+        )
+        for slip in (*acts.ERRATA, acts.BACKWARD_CLAIM):
+            out.append({"topic": "Activations", "note": slip.split(";")[0], "correction": slip, "ok": False})
     return out
 
 
@@ -518,7 +566,13 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
         "dominance": [
             row for label, terms, vals in quantities for row in dominance_rows([(label, terms)], options.grow, vals)
         ],
-        "sensitivity": [row for label, terms, vals in quantities for row in sensitivity_rows(label, terms.total, vals)],
+        # memory without activations is bytes-per-parameter times parameters: same elasticities, left out
+        "sensitivity": [
+            row
+            for label, terms, vals in quantities
+            if label != "memory (bytes)" or (report is not None and report.activations is not None)
+            for row in sensitivity_rows(label, terms.total, vals)
+        ],
         "plots": [{"path": path, "caption": caption} for path, caption in options.plots.items()],
     }
     context["errata"] = errata_section(model, options, memory)

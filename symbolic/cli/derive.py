@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pdf", action="store_true", help="also compile the LaTeX to FILE's .pdf with pdflatex")
     p.add_argument("--convention", default="exact", help="parameter convention: exact (default), basic, basic-gated")
     p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size (default 1)")
-    p.add_argument("--seq", type=positive_int("--seq"), default=2048, help="sequence length (default 2048)")
+    p.add_argument(
+        "--seq", type=positive_int("--seq"), help="sequence length (default 2048, or the position table's length)"
+    )
     p.add_argument(
         "--recompute", choices=("none", "selective", "full"), default="none", help="activation recomputation"
     )
@@ -84,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SymbolicError
     from ..registry import load_model
     from ..render import render, write_atomic
-    from ..report import DocumentOptions, derivation_context
+    from ..report import DocumentOptions, derivation_context, workload_of
 
     if args.pdf and (args.format != "latex" or not args.output):
         raise SymbolicError("--pdf", "needs --format latex and -o FILE.tex")
     model = load_model(args.model)
     options = DocumentOptions(
         convention=args.convention,
-        workload={"batch": args.batch, "seq": args.seq},
+        workload={"batch": args.batch, "seq": args.seq or workload_of(model, DocumentOptions())["seq"]},
         recompute=args.recompute,
         memory={
             "dp": args.dp,
