@@ -48,7 +48,7 @@ class FamilyRules:
     ``sdpa_extra``: extra b*s*h tensors saved on the SDPA path (measured, partial-rotary cats);
     ``mlp_saved``: b*s*f tensors an MLP keeps (None: from the activation function);
     ``layer_int64``: int64 scalars saved per layer (bytes); ``eager_qk_fp32``: eager attention
-    upcasts queries and keys to fp32 (GPT-J).
+    upcasts queries and keys to fp32 (GPT-J); ``sdpa_kv_saved``: kv-head tensors SDPA's node keeps.
     """
 
     attn_dropout: str | None = "attention_dropout"
@@ -69,6 +69,7 @@ class FamilyRules:
     mlp_saved: int | None = None
     layer_int64: int = 0
     eager_qk_fp32: bool = False
+    sdpa_kv_saved: int = 2
 
 
 _GPT = dict(attn_dropout="attn_pdrop", resid_dropout="resid_pdrop", resid_sites=2, embd_dropout="embd_pdrop")
@@ -81,7 +82,8 @@ FAMILY: dict[str, FamilyRules] = {
     "qwen3": FamilyRules(),
     "gemma": FamilyRules(),
     "gemma2": FamilyRules(sdpa=False),
-    "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, embd_dropout="embd_pdrop"),
+    # phi3's SDPA path: fit at two sizes where h = 2*kv*d_head, so the split of 3bsh - kv*d_head is not unique
+    "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, sdpa_extra=3, sdpa_kv_saved=1),
     "olmo": FamilyRules(rotary_fp32=True),
     "deepseek_v3": FamilyRules(),
     "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_extra=1),
@@ -293,7 +295,7 @@ class _Builder:
             self.add(f"{pre}.attention.qkv", tokens * (qd + 2 * kv) * D, "q, k, v: views of one projection output", n)
         else:
             self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n)
-            self.add(f"{pre}.attention.kv", 2 * tokens * kv * D, "keys and values (kv heads)", n)
+            self.add(f"{pre}.attention.kv", rules.sdpa_kv_saved * tokens * kv * D, "keys and values (kv heads)", n)
         self.add(f"{pre}.attention.output", tokens * qd * D, "attention output (also the output projection's input)", n)
         lse = s
         if self.cuda and o.attention == "sdpa" and D == FP32:
