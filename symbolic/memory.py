@@ -210,7 +210,8 @@ def memory(
     ZeRO stage and pipeline stage (default: the stage holding the most). ``convention`` and
     ``activation_options`` go to :func:`activation_terms`.
     """
-    workload = workload or Workload()
+    if workload is None:  # the default: 2048 tokens, or the learned position table if shorter
+        workload = Workload(seq=min(2048, model.sizes.get("n_ctx", 2048)))
     parallel = parallel or Parallelism()
     recipe = precision if isinstance(precision, Recipe) else get_recipe(precision)
     opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer)

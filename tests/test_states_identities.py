@@ -11,7 +11,7 @@ from symbolic import symbols as S
 from symbolic.errors import SymbolicError
 from symbolic.formulas.states import OPTIMIZERS, RECIPES
 from symbolic.hf import from_hf_config
-from symbolic.memory import memory
+from symbolic.memory import Workload, memory
 from symbolic.model import parameters
 from symbolic.numeric import evaluate
 from symbolic.parallel import Parallelism
@@ -142,10 +142,11 @@ def test_tp_splits_what_megatron_splits():
 
 def test_vocab_padding_is_an_option():
     model = load_model("gpt2")  # n_vocab 50257 is prime to 2
+    short = Workload(batch=1, seq=512)
     with pytest.raises(SymbolicError) as err:
-        memory(model, parallel=Parallelism(tp=2))
+        memory(model, short, parallel=Parallelism(tp=2))
     assert err.value.field == "--tp" and "--vocab-multiple" in err.value.message
-    padded = memory(model, parallel=Parallelism(tp=2, vocab_multiple=128))
+    padded = memory(model, short, parallel=Parallelism(tp=2, vocab_multiple=128))
     rows = evaluate(Parallelism(tp=2, vocab_multiple=128).padded_vocab(), {"n_vocab": 50257, "tp": 2})
     assert rows == 50432  # ceil(50257 / 256) * 256: Megatron's padding with a multiple of 128 and tp=2
     emb = padded.category("weights").term("weights.embedding.tokens.weight")
@@ -162,7 +163,8 @@ def test_frozen_parameters_have_weights_only():
 def test_context_parallel_changes_no_state_and_says_so():
     model = load_model("llama2-7b")
     plain, cp = memory(model), memory(model, parallel=Parallelism(cp=4))
-    assert plain.per_device() == cp.per_device()
+    for category in ("weights", "gradients", "master", "optimizer", "states"):
+        assert plain.bytes(category) == cp.bytes(category)
     assert any("context parallel" in note for note in cp.notes)
 
 
