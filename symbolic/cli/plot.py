@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grow", default="seq", help="the size on the x axis for --kind scaling (a symbol name)")
     p.add_argument("--range", default="256:65536", metavar="LO:HI", help="x from LO to HI in powers of two")
     p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size (default 1)")
-    p.add_argument("--seq", type=positive_int("--seq"), default=2048, help="sequence length (default 2048)")
+    p.add_argument(
+        "--seq", type=positive_int("--seq"), help="sequence length (default 2048, or the position table's length)"
+    )
     p.add_argument("--precision", default="mixed", help="precision recipe for memory (default mixed)")
     p.add_argument("--optimizer", default="adamw", help="optimizer for memory (default adamw)")
     p.set_defaults(run=run)
@@ -80,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
     from ..registry import load_model
     from ..symbols import REGISTRY
 
+    if not args.output.lower().endswith(plots.FORMATS):
+        raise SymbolicError("--output", f"{args.output!r} must end in .png or .svg")
     model = load_model(args.model)
+    if args.seq is None:
+        from ..report import DocumentOptions, workload_of
+
+        args.seq = workload_of(model, DocumentOptions())["seq"]
     budget = None
     if args.budget:
         from ..units import parse_bytes
