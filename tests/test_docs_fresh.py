@@ -30,3 +30,9 @@ def test_embedded_figures_exist() -> None:
     for name, _, _ in regen.FIGURES:
         assert (regen.DOCS / name).is_file()
         assert (regen.DOCS / name.replace(".svg", ".png")).is_file()
+
+
+def test_cli_reference_is_fresh() -> None:
+    assert regen.cli_reference() == (regen.DOCS / "cli.md").read_text(), (
+        "docs/cli.md is stale: run tools/regenerate_docs.py"
+    )

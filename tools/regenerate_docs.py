@@ -57,9 +57,31 @@ def derive_args(doc: str, args: list[str], figures: list[str], out: Path) -> lis
     return ["derive", *args, *_figure_args(figures, doc.endswith(".tex")), "-o", str(out)]
 
 
+def cli_reference() -> str:
+    """docs/cli.md: every command's ``--help``, as argparse prints it at 100 columns."""
+    import os
+
+    os.environ["COLUMNS"] = "100"
+    from symbolic.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    parts = [
+        "# Command-line reference\n",
+        "Generated from the parser by `python tools/regenerate_docs.py`; every command prints one line",
+        "`error: FIELD: MESSAGE` and exits with status 2 on bad input.\n",
+    ]
+    for name, command in sorted(sub.choices.items()):
+        parts += [f"## symbolic {name}\n", "```text", command.format_help().rstrip(), "```\n"]
+    return "\n".join(parts)
+
+
 def regenerate(target: Path, pdf: bool = True, figures: bool = True) -> None:
     """Write every document (and figure, and the PDF when pdflatex exists) under ``target``."""
     from symbolic.cli import main
+    from symbolic.render import write_atomic
+
+    write_atomic(target / "cli.md", cli_reference())
 
     (target / "figures").mkdir(parents=True, exist_ok=True)
     if figures:
@@ -83,7 +105,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         regenerate(Path(tmp), pdf=False, figures=False)
-        stale = [d for d, _, _ in DOCUMENTS if (Path(tmp) / d).read_text() != (DOCS / d).read_text()]
+        docs = [d for d, _, _ in DOCUMENTS] + ["cli.md"]
+        stale = [d for d in docs if (Path(tmp) / d).read_text() != (DOCS / d).read_text()]
     for d in stale:
         print(f"stale: docs/{d}")
     return 1 if stale else 0
