@@ -97,7 +97,7 @@ def test_llama_tiny_matches_formula_and_held_crosscheck(warm):
 
 
 def test_llama_tiny_checkpointing_keeps_inputs_and_closure(warm):
-    b, s, h, a, f, V = 2, 8, 32, 4, 48, 64
+    b, s, h, a, _f, _V = 2, 8, 32, 4, 48, 64
     r = measure.measure_activations(_LLAMA, b, s, recompute="full")
     held = measure.measure_held(_LLAMA, b, s, recompute="full")
     assert r["total"] == held["total"]

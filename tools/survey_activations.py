@@ -27,7 +27,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from symbolic.validate.measure import build_model, measure_activations, measure_held  # noqa: E402
+from symbolic.validate.measure import measure_activations, measure_held  # noqa: E402
 
 ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "int64": 8, "int32": 4, "bool": 1, "uint8": 1,
             "float64": 8, "int8": 1}
@@ -152,7 +152,7 @@ def fit_monomial(numels: list[int], dims: list[dict], symbols: list[str]):
     for coef in (1, 2, 3, 4):
         for m in _MONO_CACHE[key]:
             ok = True
-            for n, D in zip(numels, dims):
+            for n, D in zip(numels, dims, strict=False):
                 v = coef
                 for x in m:
                     v *= D[x]
