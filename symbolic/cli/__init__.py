@@ -7,7 +7,9 @@ modules import heavy libraries inside their command functions so every command s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -40,12 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input, one line on stderr)."""
+def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input, one line on stderr).
+
+    Answers of pure ``--json`` queries are cached (see :mod:`symbolic.resultcache`); by default
+    only a real command line (``argv`` None) uses the cache.
+    """
+    from .. import resultcache
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if use_cache is None:
+        use_cache = argv is None
+    if use_cache:
+        cached = resultcache.lookup(arguments)
+        if cached is not None:
+            sys.stdout.write(cached)
+            return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    capture = io.StringIO() if use_cache and resultcache.key_for(arguments) else None
     try:
-        return int(args.run(args) or 0)
+        if capture is None:
+            return int(args.run(args) or 0)
+        with contextlib.redirect_stdout(capture):
+            code = int(args.run(args) or 0)
+        sys.stdout.write(capture.getvalue())
+        if code == 0:
+            resultcache.store(arguments, capture.getvalue())
+        return code
     except SymbolicError as err:
         sys.stderr.write(f"error: {err.field}: {err.message}\n")
         return 2
