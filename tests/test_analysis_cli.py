@@ -89,3 +89,14 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, field):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {field}: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("solve, fixed", [("batch", ["--seq", "4096"]), ("seq", ["--batch", "2"])])
+def test_fit_batch_and_seq_against_memory_peak(capsys, solve, fixed):
+    common = ["--zero", "3", "--dp", "8", *fixed]
+    out = _json(capsys, "fit", "llama2-7b", "--budget", "80GiB", "--solve", solve, *common)
+    assert out["figure"] == "peak" and isinstance(out["value"], int)
+    at = _json(capsys, "memory", "llama2-7b", *common, f"--{solve}", str(out["value"]))
+    assert at["per_device"]["peak"] == out["peak"] <= out["budget"]
+    nxt = _json(capsys, "memory", "llama2-7b", *common, f"--{solve}", str(out["value"] + 1))
+    assert nxt["per_device"]["peak"] == out["next_peak"] > out["budget"]
