@@ -246,11 +246,18 @@ def _deepseek_v3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     return arch, sizes
 
 
-def _gpt2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+def _derived_heads(cfg: _Config, d_ffn: int | None = None, n_kv_heads: int | None = None) -> dict[str, int]:
+    """Sizes of a family whose head width is ``hidden // heads`` (checked) and whose K/V heads are
+    ``n_kv_heads`` (all heads when None); ``d_ffn`` defaults to ``4 * hidden``."""
     sizes = _common(cfg)
-    sizes["n_kv_heads"] = sizes["n_heads"]
+    sizes["n_kv_heads"] = sizes["n_heads"] if n_kv_heads is None else n_kv_heads
     sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = cfg.size("n_inner", 4 * sizes["d_model"])
+    sizes["d_ffn"] = 4 * sizes["d_model"] if d_ffn is None else d_ffn
+    return sizes
+
+
+def _gpt2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    sizes = _derived_heads(cfg, cfg.size("n_inner", 4 * cfg.size("hidden_size")))
     sizes["n_ctx"] = cfg.size("max_position_embeddings")
     arch = Arch(
         family=cfg.model_type,
@@ -270,10 +277,7 @@ def _gpt_bigcode(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _gptj(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
-    sizes["n_kv_heads"] = sizes["n_heads"]
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = cfg.size("n_inner", 4 * sizes["d_model"])
+    sizes = _derived_heads(cfg, cfg.size("n_inner", 4 * cfg.size("hidden_size")))
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=False, out_bias=False),
@@ -289,10 +293,7 @@ def _gptj(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _gpt_neox(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
-    sizes["n_kv_heads"] = sizes["n_heads"]
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = cfg.size("intermediate_size")
+    sizes = _derived_heads(cfg, cfg.size("intermediate_size"))
     bias = cfg.flag("attention_bias", True)
     parallel = cfg.flag("use_parallel_residual", True)
     arch = Arch(
@@ -309,17 +310,13 @@ def _gpt_neox(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
-    heads = sizes["n_heads"]
+    heads = cfg.size("num_attention_heads")
     new_arch = cfg.flag("new_decoder_architecture")
     if new_arch:
-        sizes["n_kv_heads"] = _kv_heads(cfg, heads, "num_kv_heads")
-    elif cfg.flag("multi_query", True):
-        sizes["n_kv_heads"] = 1
+        kv = _kv_heads(cfg, heads, "num_kv_heads")
     else:
-        sizes["n_kv_heads"] = heads
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], heads, field="__none__")
-    sizes["d_ffn"] = cfg.size("ffn_hidden_size", 4 * sizes["d_model"])
+        kv = 1 if cfg.flag("multi_query", True) else heads
+    sizes = _derived_heads(cfg, cfg.size("ffn_hidden_size", 4 * cfg.size("hidden_size")), kv)
     bias = cfg.flag("bias")
     parallel = cfg.flag("parallel_attn", True)
     n_ln = cfg.get("num_ln_in_parallel_attn")
@@ -339,12 +336,9 @@ def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _opt(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
+    sizes = _derived_heads(cfg, cfg.size("ffn_dim"))
     if cfg.get("word_embed_proj_dim", sizes["d_model"]) != sizes["d_model"]:
         raise SymbolicError("word_embed_proj_dim", "an OPT embedding projection (OPT-350m) is not supported")
-    sizes["n_kv_heads"] = sizes["n_heads"]
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = cfg.size("ffn_dim")
     sizes["n_ctx"] = cfg.size("max_position_embeddings")
     bias = cfg.flag("enable_bias", True)
     affine = cfg.flag("layer_norm_elementwise_affine", True)
@@ -364,10 +358,7 @@ def _opt(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _bloom(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
-    sizes["n_kv_heads"] = sizes["n_heads"]
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = 4 * sizes["d_model"]  # fixed in BloomMLP
+    sizes = _derived_heads(cfg)  # BloomMLP's width is fixed at 4 * hidden
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=True, out_bias=True),
@@ -381,10 +372,7 @@ def _bloom(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _stablelm(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
-    sizes["n_kv_heads"] = _kv_heads(cfg, sizes["n_heads"])
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = cfg.size("intermediate_size")
+    sizes = _derived_heads(cfg, cfg.size("intermediate_size"), _kv_heads(cfg, cfg.size("num_attention_heads")))
     qk = QKNorm.PER_HEAD if cfg.flag("qk_layernorm") else QKNorm.NONE
     parallel = cfg.flag("use_parallel_residual")
     arch = Arch(
@@ -406,10 +394,7 @@ def _stablelm(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _starcoder2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    sizes = _common(cfg)
-    sizes["n_kv_heads"] = _kv_heads(cfg, sizes["n_heads"])
-    sizes["d_head"] = cfg.head_dim(sizes["d_model"], sizes["n_heads"], field="__none__")
-    sizes["d_ffn"] = cfg.size("intermediate_size")
+    sizes = _derived_heads(cfg, cfg.size("intermediate_size"), _kv_heads(cfg, cfg.size("num_attention_heads")))
     bias = cfg.flag("use_bias", True)
     arch = Arch(
         family=cfg.model_type,

@@ -12,16 +12,17 @@ from ..errors import SymbolicError
 __all__ = ["add_model_argument", "positive_int", "print_json", "split_list"]
 
 
-def positive_int(option: str):
-    """An argparse type: a positive integer, else a one-line error naming ``option``."""
+def positive_int(option: str, minimum: int = 1):
+    """An argparse type: an integer of at least ``minimum`` (1: positive), else a one-line error naming ``option``."""
+    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be a positive integer, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{option} must be a positive integer, got {value}")
+            raise argparse.ArgumentTypeError(f"{option} must be {kind}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{option} must be {kind}, got {value}")
         return value
 
     return parse

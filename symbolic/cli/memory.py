@@ -9,26 +9,6 @@ from ._common import add_model_argument, positive_int, print_json, split_list
 GIB, GB = 2**30, 10**9
 
 
-def _stage(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--stage must be a pipeline stage number (0, 1, ...), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--stage must be 0 or more, got {value}")
-    return value
-
-
-def _rank(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--lora-rank must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"--lora-rank must be a positive integer (1, 2, ...), got {value}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("memory", help="bytes per device: weights, gradients, optimizer state, activations, peak")
     add_model_argument(p)
@@ -49,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--freeze", action="append", metavar="COMPONENT", help="freeze a component (repeat or comma-separate)"
     )
-    p.add_argument("--lora-rank", type=_rank, metavar="R", help="LoRA adapters of rank R; the base is frozen")
+    p.add_argument(
+        "--lora-rank", type=positive_int("--lora-rank"), metavar="R", help="LoRA adapters of rank R; the base is frozen"
+    )
     p.add_argument(
         "--lora-targets", action="append", metavar="MATRIX", help="matrices to adapt (default q_proj,v_proj)"
     )
@@ -61,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             f"--{name}", type=positive_int(f"--{name}"), default=1, metavar="N", help=f"{what}-parallel degree"
         )
     p.add_argument("--sequence-parallel", action="store_true", help="Megatron sequence parallelism (with --tp)")
-    p.add_argument("--stage", type=_stage, help="pipeline stage to report (default: the one holding the most)")
+    p.add_argument(
+        "--stage",
+        type=positive_int("--stage", minimum=0),
+        help="pipeline stage to report (default: the one holding the most)",
+    )
     p.add_argument("--vocab-multiple", type=positive_int("--vocab-multiple"), metavar="M", help="pad vocab to M*tp")
     p.add_argument("--step-counters", action="store_true", help="count torch.optim's fp32 step scalar per tensor")
     # activation options, passed through unchanged to symbolic.memory.activation_terms
