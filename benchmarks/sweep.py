@@ -2,10 +2,11 @@
 
 Run: python benchmarks/sweep.py [--points N] [--json]
 
-Reports, for the training memory per device of a llama-style model (model states: weights,
-gradients, fp32 master weights and Adam state, mixed precision, ZeRO-1; activations are left out
-because their exact convention covers tp = 1 only) over N random configurations (model sizes,
-tensor- and data-parallel degrees):
+Reports, for the full training memory per device of a llama-style model -- the peak: model states
+(bf16 weights and gradients, fp32 master weights and AdamW moments, ZeRO-1), activations (exact
+convention: bf16, SDPA, CUDA, no recompute) and the largest backward transient (the logits'
+gradient) -- over N random configurations (model sizes, batch, sequence, tensor- and data-parallel
+degrees):
 
 - configurations per second of our compiled float64 function and of a hand-written NumPy
   expression of the same formula, measured in the same run, and their ratio (``ratio_vs_numpy``);
@@ -42,27 +43,37 @@ from symbolic.parallel import Parallelism  # noqa: E402
 from symbolic.registry import load_model  # noqa: E402
 
 MODEL = "llama2-7b"
-PARALLEL = dict(tp=2, dp=2, zero=1)  # degrees above 1 keep tp and dp as symbols in the expression
+PARALLEL = dict(
+    dp=2, zero=1
+)  # dp > 1 keeps dp a symbol; tp stays a symbol in the states (exact activations are tp = 1)
 
 
 def quantity() -> sp.Expr:
-    """The benchmarked expression (bytes per device), in model sizes, tp and dp."""
-    report = memory(load_model(MODEL), Workload(), Parallelism(**PARALLEL))
-    return report.states_expr
+    """The benchmarked expression: peak training bytes per device, in model sizes, batch, seq, tp, dp."""
+    report = memory(load_model(MODEL), Workload(1, 4096), Parallelism(**PARALLEL))
+    return report.peak_expr
 
 
-def handwritten(n_vocab, d_model, n_layers, n_heads, n_kv_heads, d_head, d_ffn, tp, dp):
+def handwritten(n_vocab, d_model, n_layers, n_heads, n_kv_heads, d_head, d_ffn, batch, seq, tp, dp):
     """The baseline: the same formula written by hand in NumPy, as one would without this project.
 
-    Mixed-precision AdamW with ZeRO-1 (Rajbhandari et al. 2020): 2 bytes of bf16 weights and 2 of
-    gradients per local parameter, 12 bytes of fp32 master + Adam moments sharded over dp.
+    States: mixed-precision AdamW with ZeRO-1 (Rajbhandari et al. 2020): 2 bytes of bf16 weights
+    and 2 of gradients per local parameter, 12 bytes of fp32 master + Adam moments sharded over dp.
     Llama layout: q,o are d_model x (n_heads d_head); k,v d_model x (n_kv_heads d_head); a gated
     MLP of three d_model x d_ffn matrices and the untied embedding and lm_head split over tp; two
     RMSNorm weights per layer and a final one replicated.
+    Activations per layer (bf16, SDPA on CUDA): per RMSNorm an fp32 input (4h), rstd (4) and the
+    normalized bf16 input (2h); q/k/v input (2h), q and output (2+2 a*d_h), k and v (4 g*d_h), fp32
+    log-sum-exp (4a), MLP input (2h) and four b*s*f bf16 intermediates (8f). Once: rotary cos/sin
+    (4 d_h s), final norm (6h + 4) and lm_head input (2h), fp32 log-softmax (4V), int64 labels (8),
+    one fp32 scalar. Transient: the logits' gradient in fp32 and its bf16 cast (6V).
     """
     sharded = n_layers * (2 * d_model * d_head * (n_heads + n_kv_heads) + 3 * d_model * d_ffn) + 2 * n_vocab * d_model
-    local = sharded / tp + (2 * n_layers + 1) * d_model
-    return local * (4 + 12 / dp)
+    states = (sharded / tp + (2 * n_layers + 1) * d_model) * (4 + 12 / dp)
+    per_layer = 16 * d_model + 8 + 4 * d_head * (n_heads + n_kv_heads) + 4 * n_heads + 8 * d_ffn
+    tokens = batch * seq
+    activations = tokens * (n_layers * per_layer + 8 * d_model + 12 + 4 * n_vocab) + 4 * d_head * seq + 4
+    return states + activations + 6 * tokens * n_vocab
 
 
 def random_configs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -76,6 +87,8 @@ def random_configs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
         "n_kv_heads": np.maximum(1, n_heads // rng.choice([1, 2, 4, 8], n)),
         "d_head": rng.choice([64, 128, 256], n),
         "d_ffn": 256 * rng.integers(8, 200, n),
+        "batch": rng.integers(1, 65, n),
+        "seq": 2 ** rng.integers(7, 16, n),
         "tp": rng.choice([1, 2, 4, 8], n),
         "dp": 2 ** rng.integers(0, 11, n),
     }
@@ -116,10 +129,10 @@ from symbolic.parallel import Parallelism
 from symbolic.registry import load_model
 t0 = time.perf_counter()
 model = load_model("llama3.1-405b").with_sizes(n_layers=int(sys.argv[1]))
-expr = memory(model, Workload(), Parallelism(tp=8, dp=4, zero=1)).states_expr
+expr = memory(model, Workload(1, 4096), Parallelism(dp=4, zero=1)).peak_expr
 compiled = compile_quantity(sp.simplify(expr), "float", cache=False)
 assert "n_layers" in compiled.args
-compiled(**model.sizes, tp=8, dp=4)
+compiled(**model.sizes, batch=1, seq=4096, tp=1, dp=4)
 print(time.perf_counter() - t0)
 """
 
@@ -177,7 +190,7 @@ def main() -> None:
 
     rate_ours = args.points / t_ours
     figures = {
-        "quantity": f"{MODEL}-style training memory per device: model states, mixed AdamW, ZeRO-1 (bytes)",
+        "quantity": f"{MODEL}-style peak training memory per device: states (mixed AdamW, ZeRO-1) + activations (bf16, SDPA) + logits-gradient transient (bytes)",
         "points": args.points,
         "compiled_float_configs_per_s": round(rate_ours),
         "numpy_configs_per_s": round(args.points / t_numpy),
