@@ -100,3 +100,12 @@ def test_fit_batch_and_seq_against_memory_peak(capsys, solve, fixed):
     assert at["per_device"]["peak"] == out["peak"] <= out["budget"]
     nxt = _json(capsys, "memory", "llama2-7b", *common, f"--{solve}", str(out["value"] + 1))
     assert nxt["per_device"]["peak"] == out["next_peak"] > out["budget"]
+
+
+def test_memory_crossover_where_optimizer_state_stops_dominating(capsys):
+    argv = ["crossover", "llama2-7b", "--quantity", "memory", "--batch", "1", "--a", "optimizer", "--b", "activations"]
+    out = _json(capsys, *argv, "--over", "seq")
+    assert out["value"] > 0 and out["larger_after"] == "activations"
+    below = _json(capsys, "dominates", "llama2-7b", "--quantity", "memory", "--seq", str(int(out["value"]) - 1))
+    above = _json(capsys, "dominates", "llama2-7b", "--quantity", "memory", "--seq", str(int(out["value"]) + 1))
+    assert below["total"] < above["total"]

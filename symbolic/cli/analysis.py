@@ -28,7 +28,6 @@ def add_point_options(p: argparse.ArgumentParser, quantity: bool = True) -> None
         "--set", action="append", default=[], metavar="NAME=VALUE", help="set a size (repeat), e.g. --set n_layers=4"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_memory_options(p)
 
 
 def _memory_cli():
@@ -37,13 +36,6 @@ def _memory_cli():
     except ImportError:
         return None
     return memory_cli
-
-
-def _add_memory_options(p: argparse.ArgumentParser) -> None:
-    memory_cli = _memory_cli()
-    adder = getattr(memory_cli, "add_memory_options", None) if memory_cli is not None else None
-    if adder is not None:
-        adder(p)
 
 
 def _overrides(items: list[str]) -> dict[str, int]:
@@ -86,12 +78,13 @@ def quantity_terms(args: argparse.Namespace, model) -> tuple[Any, dict[str, int]
 
         return flops_terms(model, args.convention, args.recompute, args.causal), values
     if kind == "memory":
-        memory_cli = _memory_cli()
-        builder = getattr(memory_cli, "memory_terms_from_args", None) if memory_cli is not None else None
-        if builder is None:
-            raise SymbolicError("--quantity", "memory is not available in this build; use params or flops")
-        terms, extra = builder(args, model)
-        return terms, {**values, **extra, **sets}
+        from ..memory import Workload, memory
+        from ..parallel import Parallelism
+
+        degrees = {k: sets[k] for k in ("dp", "tp", "pp", "cp", "ep") if k in sets}
+        report = memory(model, Workload(args.batch, args.seq), Parallelism(**degrees))
+        # the states and activation terms (default recipe: mixed precision, AdamW, no ZeRO)
+        return report.all_terms().where(lambda t: "transient" not in t.tags), {**report.values, **sets}
     raise SymbolicError("--quantity", f"unknown {kind!r}; allowed: {', '.join(QUANTITIES)}")
 
 
@@ -236,6 +229,20 @@ def _run_sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
+_STATES = ("weights", "gradients", "master", "optimizer", "transient")
+
+
+def _select(terms, pattern: str):
+    """Terms whose path matches ``pattern``, else those tagged with it (memory categories:
+    ``optimizer``, ``activations`` = every term that is not a model state)."""
+    chosen = terms.select(pattern)
+    if not chosen.terms:
+        chosen = terms.where(lambda t: pattern in t.tags)
+    if not chosen.terms and pattern == "activations":
+        chosen = terms.where(lambda t: not any(c in t.tags for c in _STATES))
+    return chosen
+
+
 # ---- crossover ---------------------------------------------------------------------------------
 
 
@@ -246,10 +253,10 @@ def _run_crossover(args: argparse.Namespace) -> int:
 
     model = _model(args)
     terms, values = quantity_terms(args, model)
-    a = terms.select(args.a)
+    a = _select(terms, args.a)
     if not a.terms:
         raise SymbolicError("--a", f"{args.a!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
-    b = terms.where(lambda t: t.path not in a.paths) if args.b == "rest" else terms.select(args.b)
+    b = terms.where(lambda t: t.path not in a.paths) if args.b == "rest" else _select(terms, args.b)
     if not b.terms:
         raise SymbolicError("--b", f"{args.b!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
     names = [t.text for t in tokenize(args.over, "--over") if t.kind == "name"]
