@@ -54,7 +54,7 @@ def test_freed_nodes_not_counted():
     w = torch.nn.Parameter(torch.randn(4, 4))
 
     def fn():
-        _ = (x.exp() @ w)  # graph dropped immediately -> saved tensors die with it
+        _ = x.exp() @ w  # graph dropped immediately -> saved tensors die with it
         return (x * 2).sum()  # mul by a python scalar saves nothing
 
     n, _ = _count(fn, w)
@@ -69,9 +69,21 @@ def test_layer_index_parsing():
     assert measure.layer_index("model.norm") is None
 
 
-_LLAMA = dict(model_type="llama", hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-              num_attention_heads=4, num_key_value_heads=4, vocab_size=64, max_position_embeddings=32,
-              attention_dropout=0.0, tie_word_embeddings=False, bos_token_id=0, eos_token_id=1, pad_token_id=2)
+_LLAMA = dict(
+    model_type="llama",
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    vocab_size=64,
+    max_position_embeddings=32,
+    attention_dropout=0.0,
+    tie_word_embeddings=False,
+    bos_token_id=0,
+    eos_token_id=1,
+    pad_token_id=2,
+)
 
 
 @pytest.fixture(scope="module")

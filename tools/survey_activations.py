@@ -29,24 +29,33 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from symbolic.validate.measure import measure_activations, measure_held  # noqa: E402
 
-ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "int64": 8, "int32": 4, "bool": 1, "uint8": 1,
-            "float64": 8, "int8": 1}
+ITEMSIZE = {
+    "float32": 4,
+    "bfloat16": 2,
+    "float16": 2,
+    "int64": 8,
+    "int32": 4,
+    "bool": 1,
+    "uint8": 1,
+    "float64": 8,
+    "int8": 1,
+}
 
 # Two sizes with pairwise-different dimensions.  dh = h / a everywhere; kv < a (GQA).
 SIZES = {
-    "A": dict(b=3, s=11, h=40, a=4, kv=2, dh=10, f=52, V=136, E=5, k=2, fe=24, fs=36,
-              rq=20, rkv=16, dn=8, dr=6, dv=6),
-    "B": dict(b=2, s=13, h=72, a=6, kv=3, dh=12, f=76, V=152, E=7, k=4, fe=28, fs=44,
-              rq=26, rkv=20, dn=12, dr=4, dv=14),
-    "C": dict(b=1, s=17, h=56, a=4, kv=2, dh=14, f=92, V=140, E=6, k=2, fe=20, fs=32,
-              rq=22, rkv=14, dn=12, dr=4, dv=10),
+    "A": dict(b=3, s=11, h=40, a=4, kv=2, dh=10, f=52, V=136, E=5, k=2, fe=24, fs=36, rq=20, rkv=16, dn=8, dr=6, dv=6),
+    "B": dict(
+        b=2, s=13, h=72, a=6, kv=3, dh=12, f=76, V=152, E=7, k=4, fe=28, fs=44, rq=26, rkv=20, dn=12, dr=4, dv=14
+    ),
+    "C": dict(
+        b=1, s=17, h=56, a=4, kv=2, dh=14, f=92, V=140, E=6, k=2, fe=20, fs=32, rq=22, rkv=14, dn=12, dr=4, dv=10
+    ),
 }
 L = 2  # decoder layers
-SYM_ORDER = ["b", "s", "h", "a", "kv", "dh", "f", "V", "E", "k", "fe", "fs", "rq", "rkv", "dn", "dr", "dv",
-             "dq", "rkr"]
+SYM_ORDER = ["b", "s", "h", "a", "kv", "dh", "f", "V", "E", "k", "fe", "fs", "rq", "rkv", "dn", "dr", "dv", "dq", "rkr"]
 for _D in SIZES.values():
-    _D["dq"] = _D["dn"] + _D["dr"]      # MLA q/k head dim (nope + rope)
-    _D["rkr"] = _D["rkv"] + _D["dr"]    # MLA kv_a_proj output width (kv_lora_rank + rope)
+    _D["dq"] = _D["dn"] + _D["dr"]  # MLA q/k head dim (nope + rope)
+    _D["rkr"] = _D["rkv"] + _D["dr"]  # MLA kv_a_proj output width (kv_lora_rank + rope)
 
 
 def tok(extra=None):
@@ -58,8 +67,15 @@ def tok(extra=None):
 def family_config(fam: str, D: dict, dropout: float) -> tuple[dict, list[str]]:
     """HF config dict for a family at dims D, plus the symbols relevant to it."""
     h, a, kv, dh, f, V = D["h"], D["a"], D["kv"], D["dh"], D["f"], D["V"]
-    base = dict(hidden_size=h, intermediate_size=f, num_hidden_layers=L, num_attention_heads=a,
-                num_key_value_heads=kv, vocab_size=V, max_position_embeddings=128)
+    base = dict(
+        hidden_size=h,
+        intermediate_size=f,
+        num_hidden_layers=L,
+        num_attention_heads=a,
+        num_key_value_heads=kv,
+        vocab_size=V,
+        max_position_embeddings=128,
+    )
     core = ["b", "s", "h", "a", "kv", "dh", "f", "V"]
     p = dropout
     if fam in ("llama", "mistral", "qwen2", "olmo"):
@@ -72,63 +88,208 @@ def family_config(fam: str, D: dict, dropout: float) -> tuple[dict, list[str]]:
     if fam == "gemma":
         return dict(model_type=fam, **base, head_dim=dh, attention_dropout=p, **tok()), core
     if fam == "gemma2":
-        return dict(model_type=fam, **base, head_dim=dh, attention_dropout=p, query_pre_attn_scalar=dh,
-                    sliding_window=64, **tok()), core
+        return dict(
+            model_type=fam,
+            **base,
+            head_dim=dh,
+            attention_dropout=p,
+            query_pre_attn_scalar=dh,
+            sliding_window=64,
+            **tok(),
+        ), core
     if fam == "mixtral":
-        return dict(model_type=fam, **base, num_local_experts=D["E"], num_experts_per_tok=D["k"],
-                    sliding_window=None, attention_dropout=p, **tok()), core + ["E", "k"]
+        return dict(
+            model_type=fam,
+            **base,
+            num_local_experts=D["E"],
+            num_experts_per_tok=D["k"],
+            sliding_window=None,
+            attention_dropout=p,
+            **tok(),
+        ), core + ["E", "k"]
     if fam == "qwen2_moe":
-        return dict(model_type=fam, **base, num_experts=D["E"], num_experts_per_tok=D["k"],
-                    moe_intermediate_size=D["fe"], shared_expert_intermediate_size=D["fs"],
-                    decoder_sparse_step=1, attention_dropout=p, **tok()), core + ["E", "k", "fe", "fs"]
+        return dict(
+            model_type=fam,
+            **base,
+            num_experts=D["E"],
+            num_experts_per_tok=D["k"],
+            moe_intermediate_size=D["fe"],
+            shared_expert_intermediate_size=D["fs"],
+            decoder_sparse_step=1,
+            attention_dropout=p,
+            **tok(),
+        ), core + ["E", "k", "fe", "fs"]
     if fam == "phi3":
-        return dict(model_type=fam, **base, attention_dropout=p, resid_pdrop=p, embd_pdrop=p,
-                    **tok()), core
+        return dict(model_type=fam, **base, attention_dropout=p, resid_pdrop=p, embd_pdrop=p, **tok()), core
     if fam == "stablelm":
-        return dict(model_type=fam, **base, attention_dropout=p, hidden_dropout=p,
-                    partial_rotary_factor=D["dr"] / D["dh"], **tok()), core + ["dr"]
+        return dict(
+            model_type=fam,
+            **base,
+            attention_dropout=p,
+            hidden_dropout=p,
+            partial_rotary_factor=D["dr"] / D["dh"],
+            **tok(),
+        ), core + ["dr"]
     if fam == "starcoder2":
-        return dict(model_type=fam, **base, attention_dropout=p, residual_dropout=p, embedding_dropout=p,
-                    sliding_window=None, **tok()), core
+        return dict(
+            model_type=fam,
+            **base,
+            attention_dropout=p,
+            residual_dropout=p,
+            embedding_dropout=p,
+            sliding_window=None,
+            **tok(),
+        ), core
     if fam == "gpt2":
-        return dict(model_type=fam, n_embd=h, n_layer=L, n_head=a, n_inner=f, vocab_size=V, n_positions=128,
-                    resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, **tok()), core
+        return dict(
+            model_type=fam,
+            n_embd=h,
+            n_layer=L,
+            n_head=a,
+            n_inner=f,
+            vocab_size=V,
+            n_positions=128,
+            resid_pdrop=p,
+            embd_pdrop=p,
+            attn_pdrop=p,
+            **tok(),
+        ), core
     if fam == "gpt_bigcode":
-        return dict(model_type=fam, n_embd=h, n_layer=L, n_head=a, n_inner=f, vocab_size=V, n_positions=128,
-                    resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, multi_query=True, **tok()), core
+        return dict(
+            model_type=fam,
+            n_embd=h,
+            n_layer=L,
+            n_head=a,
+            n_inner=f,
+            vocab_size=V,
+            n_positions=128,
+            resid_pdrop=p,
+            embd_pdrop=p,
+            attn_pdrop=p,
+            multi_query=True,
+            **tok(),
+        ), core
     if fam == "gptj":
-        return dict(model_type=fam, n_embd=h, n_layer=L, n_head=a, n_inner=f, vocab_size=V, n_positions=128,
-                    rotary_dim=D["dr"], resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, **tok()), core + ["dr"]
+        return dict(
+            model_type=fam,
+            n_embd=h,
+            n_layer=L,
+            n_head=a,
+            n_inner=f,
+            vocab_size=V,
+            n_positions=128,
+            rotary_dim=D["dr"],
+            resid_pdrop=p,
+            embd_pdrop=p,
+            attn_pdrop=p,
+            **tok(),
+        ), core + ["dr"]
     if fam == "gpt_neox":
-        return dict(model_type=fam, hidden_size=h, num_hidden_layers=L, num_attention_heads=a,
-                    intermediate_size=f, vocab_size=V, max_position_embeddings=128, rotary_pct=D["dr"] / D["dh"],
-                    attention_dropout=p, hidden_dropout=p, **tok()), core + ["dr"]
+        return dict(
+            model_type=fam,
+            hidden_size=h,
+            num_hidden_layers=L,
+            num_attention_heads=a,
+            intermediate_size=f,
+            vocab_size=V,
+            max_position_embeddings=128,
+            rotary_pct=D["dr"] / D["dh"],
+            attention_dropout=p,
+            hidden_dropout=p,
+            **tok(),
+        ), core + ["dr"]
     if fam == "falcon":
-        return dict(model_type=fam, hidden_size=h, num_hidden_layers=L, num_attention_heads=a,
-                    num_kv_heads=kv, new_decoder_architecture=True, vocab_size=V, alibi=False,
-                    attention_dropout=p, hidden_dropout=p, ffn_hidden_size=f, **tok()), core
+        return dict(
+            model_type=fam,
+            hidden_size=h,
+            num_hidden_layers=L,
+            num_attention_heads=a,
+            num_kv_heads=kv,
+            new_decoder_architecture=True,
+            vocab_size=V,
+            alibi=False,
+            attention_dropout=p,
+            hidden_dropout=p,
+            ffn_hidden_size=f,
+            **tok(),
+        ), core
     if fam == "opt":
-        return dict(model_type=fam, hidden_size=h, num_hidden_layers=L, num_attention_heads=a, ffn_dim=f,
-                    vocab_size=V, max_position_embeddings=128, word_embed_proj_dim=h,
-                    dropout=p, attention_dropout=p, activation_dropout=p, **tok()), core
+        return dict(
+            model_type=fam,
+            hidden_size=h,
+            num_hidden_layers=L,
+            num_attention_heads=a,
+            ffn_dim=f,
+            vocab_size=V,
+            max_position_embeddings=128,
+            word_embed_proj_dim=h,
+            dropout=p,
+            attention_dropout=p,
+            activation_dropout=p,
+            **tok(),
+        ), core
     if fam == "bloom":
-        return dict(model_type=fam, hidden_size=h, n_layer=L, n_head=a, vocab_size=V,
-                    attention_dropout=p, hidden_dropout=p, **tok()), core
+        return dict(
+            model_type=fam,
+            hidden_size=h,
+            n_layer=L,
+            n_head=a,
+            vocab_size=V,
+            attention_dropout=p,
+            hidden_dropout=p,
+            **tok(),
+        ), core
     if fam == "deepseek_v3":
-        return dict(model_type=fam, hidden_size=h, intermediate_size=f, moe_intermediate_size=D["fe"],
-                    num_hidden_layers=L, num_attention_heads=a, num_key_value_heads=a, vocab_size=V,
-                    n_routed_experts=D["E"], num_experts_per_tok=D["k"], n_shared_experts=1,
-                    first_k_dense_replace=1, n_group=1, topk_group=1, q_lora_rank=D["rq"],
-                    kv_lora_rank=D["rkv"], qk_nope_head_dim=D["dn"], qk_rope_head_dim=D["dr"],
-                    v_head_dim=D["dv"], max_position_embeddings=128, rope_scaling=None,
-                    attention_dropout=p, **tok()), ["b", "s", "h", "a", "f", "V", "E", "k", "fe",
-                                                    "rq", "rkv", "dn", "dr", "dv", "dq", "rkr"]
+        return dict(
+            model_type=fam,
+            hidden_size=h,
+            intermediate_size=f,
+            moe_intermediate_size=D["fe"],
+            num_hidden_layers=L,
+            num_attention_heads=a,
+            num_key_value_heads=a,
+            vocab_size=V,
+            n_routed_experts=D["E"],
+            num_experts_per_tok=D["k"],
+            n_shared_experts=1,
+            first_k_dense_replace=1,
+            n_group=1,
+            topk_group=1,
+            q_lora_rank=D["rq"],
+            kv_lora_rank=D["rkv"],
+            qk_nope_head_dim=D["dn"],
+            qk_rope_head_dim=D["dr"],
+            v_head_dim=D["dv"],
+            max_position_embeddings=128,
+            rope_scaling=None,
+            attention_dropout=p,
+            **tok(),
+        ), ["b", "s", "h", "a", "f", "V", "E", "k", "fe", "rq", "rkv", "dn", "dr", "dv", "dq", "rkr"]
     raise KeyError(fam)
 
 
-FAMILIES = ["llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "gemma", "gemma2", "phi3", "gpt2",
-            "gpt_neox", "gptj", "falcon", "opt", "bloom", "gpt_bigcode", "olmo", "stablelm", "starcoder2",
-            "deepseek_v3"]
+FAMILIES = [
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "phi3",
+    "gpt2",
+    "gpt_neox",
+    "gptj",
+    "falcon",
+    "opt",
+    "bloom",
+    "gpt_bigcode",
+    "olmo",
+    "stablelm",
+    "starcoder2",
+    "deepseek_v3",
+]
 NO_DROPOUT_FIELDS = set()  # every family above has at least attention dropout
 
 
@@ -193,11 +354,25 @@ def run_setting(fam, dtype, attn, dropout, recompute, sizes=("A", "B"), cross_ch
     for sz in sizes:
         D = SIZES[sz]
         cfg, syms = family_config(fam, D, dropout)
-        r = measure_activations(cfg, D["b"], D["s"], dtype=dtype, attn_implementation=attn,
-                                recompute=recompute, experts_implementation=experts)
+        r = measure_activations(
+            cfg,
+            D["b"],
+            D["s"],
+            dtype=dtype,
+            attn_implementation=attn,
+            recompute=recompute,
+            experts_implementation=experts,
+        )
         if cross_check:
-            hr = measure_held(cfg, D["b"], D["s"], dtype=dtype, attn_implementation=attn,
-                              recompute=recompute, experts_implementation=experts)
+            hr = measure_held(
+                cfg,
+                D["b"],
+                D["s"],
+                dtype=dtype,
+                attn_implementation=attn,
+                recompute=recompute,
+                experts_implementation=experts,
+            )
             r["held_total"] = hr["total"]
         runs.append((D, r))
     return runs, syms
@@ -230,7 +405,9 @@ def group_formula(rows, pred):
         coef, m = r["fit"]
         terms[(m, r["isz"])] += coef
     parts = []
-    for (m, isz), c in sorted(terms.items(), key=lambda kv: (str(kv[0][1]), len(kv[0][0]) if kv[0][0] != "?" else 9, str(kv[0][0]))):
+    for (m, isz), c in sorted(
+        terms.items(), key=lambda kv: (str(kv[0][1]), len(kv[0][0]) if kv[0][0] != "?" else 9, str(kv[0][0]))
+    ):
         if m == "?":
             parts.append(f"?{isz}B×{c}")
         else:
@@ -251,8 +428,7 @@ def fmt_row(r):
     t = r["t"]
     sym = mono_str(*r["fit"]) if r["fit"] else f"?({t['bytes']}B)"
     shared = f" shared L{t['layers']}" if len(t["layers"]) > 1 else ""
-    return (f"    {sym:<16} {t['dtype']:<9} {str(t['shape']):<18} {t['module']:<40} "
-            f"{','.join(t['grad_fns'])}{shared}")
+    return f"    {sym:<16} {t['dtype']:<9} {str(t['shape']):<18} {t['module']:<40} {','.join(t['grad_fns'])}{shared}"
 
 
 def report(fam, setting, runs, syms, verbose=True, out=None):
@@ -260,12 +436,16 @@ def report(fam, setting, runs, syms, verbose=True, out=None):
     DA, rA = runs[0]
     label = f"{fam:<12} {setting}"
     if rows is None:
-        print(f"## {label}: storage count differs between sizes: "
-              f"{[len(r['tensors']) for _, r in runs]}; totals {[r['total'] for _, r in runs]}")
+        print(
+            f"## {label}: storage count differs between sizes: "
+            f"{[len(r['tensors']) for _, r in runs]}; totals {[r['total'] for _, r in runs]}"
+        )
         return None
     res = {"family": fam, "setting": setting, "totals": [r["total"] for _, r in runs]}
-    print(f"## {label}  totals={res['totals']}" + (f" held={[r.get('held_total') for _, r in runs]}"
-                                                   if "held_total" in rA else ""))
+    print(
+        f"## {label}  totals={res['totals']}"
+        + (f" held={[r.get('held_total') for _, r in runs]}" if "held_total" in rA else "")
+    )
     for name, pred in [
         ("layer 1 (typical)", lambda r: r["t"]["layer"] == 1),
         ("layer 0 (incl. storages shared with later layers)", lambda r: r["t"]["layer"] == 0),
@@ -274,8 +454,13 @@ def report(fam, setting, runs, syms, verbose=True, out=None):
         f, terms = group_formula(rows, pred)
         checks = []
         for D, r in runs:
-            want = (r["per_layer"][1] if name.startswith("layer 1") else r["per_layer"][0]
-                    if name.startswith("layer 0") else r["outside_layers"])
+            want = (
+                r["per_layer"][1]
+                if name.startswith("layer 1")
+                else r["per_layer"][0]
+                if name.startswith("layer 0")
+                else r["outside_layers"]
+            )
             got = check_formula(terms, D)
             checks.append("ok" if got == want else f"MISMATCH({got} vs {want})")
         print(f"  {name}: {f}   [{', '.join(checks)}]")
@@ -316,22 +501,32 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     try:
         import transformers
+
         transformers.logging.set_verbosity_error()
     except Exception:
         pass
     settings = settings_for(args)
     if args.dtype or args.attn or args.dropout is not None or args.recompute:
-        settings = [s for s in itertools.product(args.dtype or ["fp32", "bf16"], args.attn or ["eager", "sdpa"],
-                                                 args.dropout if args.dropout is not None else [0.0, 0.1],
-                                                 args.recompute or ["none", "full"])]
+        settings = [
+            s
+            for s in itertools.product(
+                args.dtype or ["fp32", "bf16"],
+                args.attn or ["eager", "sdpa"],
+                args.dropout if args.dropout is not None else [0.0, 0.1],
+                args.recompute or ["none", "full"],
+            )
+        ]
     sizes = ("A", "B", "C") if args.check_c else ("A", "B")
     out = []
     for fam in args.families:
         for dtype, attn, p, rec in settings:
-            setting = f"{dtype} {attn} dropout={p} recompute={rec}" + (f" experts={args.experts}" if args.experts else "")
+            setting = f"{dtype} {attn} dropout={p} recompute={rec}" + (
+                f" experts={args.experts}" if args.experts else ""
+            )
             try:
-                runs, syms = run_setting(fam, dtype, attn, p, rec, sizes=sizes, cross_check=args.cross_check,
-                                         experts=args.experts)
+                runs, syms = run_setting(
+                    fam, dtype, attn, p, rec, sizes=sizes, cross_check=args.cross_check, experts=args.experts
+                )
             except Exception as e:  # keep surveying
                 print(f"## {fam:<12} {setting}: ERROR {type(e).__name__}: {str(e)[:200]}")
                 continue

@@ -43,9 +43,12 @@ from typing import Any
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)(?:\.|$)")
 
 _DTYPES = {
-    "fp32": "float32", "float32": "float32",
-    "bf16": "bfloat16", "bfloat16": "bfloat16",
-    "fp16": "float16", "float16": "float16",
+    "fp32": "float32",
+    "float32": "float32",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
 }
 
 
@@ -65,8 +68,13 @@ def layer_index(module_path: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def build_model(config: dict, dtype: str = "fp32", attn_implementation: str = "eager", seed: int = 0,
-                experts_implementation: str | None = None):
+def build_model(
+    config: dict,
+    dtype: str = "fp32",
+    attn_implementation: str = "eager",
+    seed: int = 0,
+    experts_implementation: str | None = None,
+):
     """A small randomly initialised CPU ``*ForCausalLM`` built from an HF config dict.
 
     ``config`` must contain ``model_type``; the rest is passed to
@@ -127,6 +135,7 @@ class _ModuleStack:
     def _pre(self, name):
         def hook(mod, args):
             self.stack.append(name)
+
         return hook
 
     def _post(self, name):
@@ -136,6 +145,7 @@ class _ModuleStack:
             elif name in self.stack:  # defensive: unwind to it
                 while self.stack and self.stack.pop() != name:
                     pass
+
         return hook
 
     @property
@@ -191,8 +201,13 @@ def _make_inputs(config: dict, batch: int, seq: int, seed: int):
 
 
 def _prepare(config, dtype, attn_implementation, recompute, seed, experts_implementation=None):
-    model = build_model(config, dtype=dtype, attn_implementation=attn_implementation, seed=seed,
-                        experts_implementation=experts_implementation)
+    model = build_model(
+        config,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        seed=seed,
+        experts_implementation=experts_implementation,
+    )
     model.train()
     if recompute == "full":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -255,15 +270,17 @@ class _SavedRecorder:
         if key is None or key[0] in self.excluded:
             return t
         alias = t.detach()  # no reference cycle through grad_fn
-        self.records.append({
-            "key": key,
-            "ref": weakref.ref(alias),
-            "shape": tuple(t.shape),
-            "dtype": str(t.dtype).replace("torch.", ""),
-            "module": self.module_fn(),
-            "seq": torch._C._autograd._get_sequence_nr() - 1,
-            "kind": "checkpoint-input" if self.in_ckpt_prelude[0] else "saved",
-        })
+        self.records.append(
+            {
+                "key": key,
+                "ref": weakref.ref(alias),
+                "shape": tuple(t.shape),
+                "dtype": str(t.dtype).replace("torch.", ""),
+                "module": self.module_fn(),
+                "seq": torch._C._autograd._get_sequence_nr() - 1,
+                "kind": "checkpoint-input" if self.in_ckpt_prelude[0] else "saved",
+            }
+        )
         return alias
 
     @staticmethod
@@ -347,16 +364,23 @@ def measure_activations(
                             continue
                         # strong ref is held by the closure itself; weakref to the tensor
                         closure_refs.append(t)
-                        records.append({
-                            "key": key, "ref": weakref.ref(t), "shape": tuple(t.shape),
-                            "dtype": str(t.dtype).replace("torch.", ""), "module": name,
-                            "seq": None, "kind": "checkpoint-closure",
-                        })
+                        records.append(
+                            {
+                                "key": key,
+                                "ref": weakref.ref(t),
+                                "shape": tuple(t.shape),
+                                "dtype": str(t.dtype).replace("torch.", ""),
+                                "module": name,
+                                "seq": None,
+                                "kind": "checkpoint-closure",
+                            }
+                        )
                 in_ckpt_prelude[0] += 1
                 try:
                     return f(function, *args, **kwargs)
                 finally:
                     in_ckpt_prelude[0] -= 1
+
             return wrapper
 
         mod._gradient_checkpointing_func = make(f, name)
@@ -458,9 +482,15 @@ def measure_held(
                     continue
                 w = StorageWeakRef(s)
                 if w.cdata not in seen:
-                    seen[w.cdata] = {"ref": w, "ptr": s.data_ptr(), "bytes": s.nbytes(),
-                                     "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", ""),
-                                     "module": mstack.current, "op": str(func)}
+                    seen[w.cdata] = {
+                        "ref": w,
+                        "ptr": s.data_ptr(),
+                        "bytes": s.nbytes(),
+                        "shape": list(t.shape),
+                        "dtype": str(t.dtype).replace("torch.", ""),
+                        "module": mstack.current,
+                        "op": str(func),
+                    }
             return out
 
     try:
@@ -476,8 +506,16 @@ def measure_held(
     for e in seen.values():
         if e["ref"].expired() or e["ptr"] in excluded or e["ptr"] == loss_ptr:
             continue
-        tensors.append({"bytes": e["bytes"], "shape": e["shape"], "dtype": e["dtype"],
-                        "module": e["module"], "grad_fn": e["op"], "layer": layer_index(e["module"])})
+        tensors.append(
+            {
+                "bytes": e["bytes"],
+                "shape": e["shape"],
+                "dtype": e["dtype"],
+                "module": e["module"],
+                "grad_fn": e["op"],
+                "layer": layer_index(e["module"]),
+            }
+        )
     res = _summarise(tensors, _num_layers(model))
     res["tensors"] = tensors
     res["versions"] = _versions(model)
