@@ -121,21 +121,26 @@ def run(args: argparse.Namespace) -> int:
         f"{out['model']}: bytes per device ({s['precision']}, {s['optimizer']}, ZeRO {s['zero']}, "
         f"dp {s['dp']} tp {s['tp']} pp {s['pp']} (stage {s['stage']}) cp {s['cp']} ep {s['ep']})"
     )
-    rows: dict[str, dict[str, int]] = {}
+    # one row per (category, component): the tensors of a component summed, so the table stays narrow
+    rows: dict[tuple[str, str], int] = {}
     for t in out["terms"]:
-        name = t["path"].split(".", 1)[1]
-        rows.setdefault(name, {})[t["category"]] = t["bytes"]
-    cats = [c for c in ("weights", "gradients", "master", "optimizer", "transient") if per.get(c)]
+        parts = t["path"].split(".")
+        parts = parts[1:] if parts[0] == t["category"] else parts
+        component = ".".join(parts[:2])
+        key = (t["category"], component)
+        rows[key] = rows.get(key, 0) + t["bytes"]
+    whole = per.get("peak") or states
+    order = ("weights", "gradients", "master", "optimizer", "activations", "transient")
     table = Table(title=title)
-    table.add_column("tensor (bytes per device)", overflow="fold")
-    for col in (*cats, "total bytes", "GiB", "GB", "share of states"):
-        table.add_column(col, justify="right")
-    for name, by_cat in rows.items():
-        total = sum(by_cat.values())
+    table.add_column("category", no_wrap=True)
+    table.add_column("component", no_wrap=True, min_width=20)
+    for col in ("GiB", "GB", "share of peak" if per.get("peak") else "share of states"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for (category, component), total in sorted(
+        rows.items(), key=lambda kv: order.index(kv[0][0]) if kv[0][0] in order else 99
+    ):
         gib, gb = _size(total)
-        share = "-" if "transient" in by_cat else f"{100 * total / states:.2f}%"
-        cells = [f"{by_cat[c]:,}" if c in by_cat else "" for c in cats]
-        table.add_row(name, *cells, f"{total:,}", gib, gb, share)
+        table.add_row(category, component, gib, gb, f"{100 * total / whole:.2f}%")
     console = Console()
     console.print(table)
     summary = Table(title="per device (bytes; GiB = 2^30 bytes, GB = 1e9 bytes)")
