@@ -512,8 +512,8 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
                 "ok": False,
             }
         )
-        for slip in (*acts.ERRATA, acts.BACKWARD_CLAIM):
-            out.append({"topic": "Activations", "note": slip.split(";")[0], "correction": slip, "ok": False})
+        for said, correction in (*acts.ERRATA, acts.BACKWARD_CLAIM):
+            out.append({"topic": "Activations", "note": said, "correction": correction, "ok": False})
     return out
 
 

@@ -21,15 +21,23 @@ __all__ = ["basic_activation_terms", "ERRATA", "BACKWARD_CLAIM", "norms_per_laye
 
 B = Quantity.BYTES
 SOURCE = NOTE_SOURCE.replace("section 1", "section 2, activations occupancy")
+# (what the note says, the correction)
 ERRATA = (
-    "2.5 Mlp layer: O(mlp) = b*s*d_ffn + b*s*d_ffn + b*s*d_model has no '* 2 [bytes]' while the total "
-    "O(forward) multiplies it by 2; basic follows the total (2 bytes per element).",
-    "2.3 is titled 'Query' but its formula is the values V (b*s*n_head*d_head); the queries are in 2.1.",
-    "2.5 is used twice (Mlp layer and Norm).",
+    (
+        "2.5 Mlp layer: O(mlp) = b*s*d_ffn + b*s*d_ffn + b*s*d_model, with no '* 2 [bytes]', "
+        "while the total O(forward) multiplies it by 2",
+        "the line and the total disagree; basic follows the total: 2 bytes per element",
+    ),
+    (
+        "2.3 is titled 'Query' with the formula b*s*n_head*d_head",
+        "that line is the values V; the queries are counted in 2.1 (QKV projection)",
+    ),
+    ("2.5 numbers both the Mlp layer and the Norm", "the norms are a separate item (2.6)"),
 )
 BACKWARD_CLAIM = (
-    "The note claims O(backward) = O(forward); that is the note's statement, not a count: "
-    "backward frees saved tensors as it goes and its own buffers are the transients (see peak)."
+    "O(backward) = O(forward)",
+    "the note's claim, not a count: backward frees saved tensors as it goes; what it adds are transients "
+    "(the logits' gradient, a recomputed layer), which the peak counts",
 )
 NOTE_BYTES = 2  # "we assume mixed precision mode below"
 ONE = sp.Integer(1)
