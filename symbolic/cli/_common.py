@@ -51,3 +51,28 @@ def print_json(obj: Any) -> None:
     """Print one JSON object (integers stay exact) and a newline."""
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def console():
+    """A rich console; when output is not a terminal it is 160 columns wide, so formulas stay readable."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def make_table(title: str, columns: list[tuple[str, str]]):
+    """A rich table whose columns are ``(header, kind)``: kind ``text`` (left, no wrap), ``number``
+    (right, no wrap) or ``formula`` (left, wraps at operator boundaries)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header, kind in columns:
+        if kind == "number":
+            table.add_column(header, justify="right", no_wrap=True)
+        elif kind == "formula":
+            table.add_column(header, overflow="fold", ratio=1)
+        else:
+            table.add_column(header, no_wrap=True)
+    return table

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import add_model_argument, positive_int, print_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json
 
 QUANTITIES = ("params", "flops", "memory")
 
@@ -148,12 +148,10 @@ def _run_dominates(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"{out['model']}: {args.quantity} at batch={args.batch}, seq={args.seq}")
-    for col in ("term", out["unit"], "share", "formula"):
-        t.add_column(col, overflow="fold", justify="right" if col != "term" and col != "formula" else "left")
+    t = make_table(
+        f"{out['model']}: {args.quantity} at batch={args.batch}, seq={args.seq}",
+        [("term", "text"), (out["unit"], "number"), ("share", "number"), ("formula", "formula")],
+    )
     for r in out["terms"]:
         t.add_row(r["path"], f"{r['value']:,}", f"{100 * r['share']:.2f}%", r["formula"])
     if out["rest"]:
@@ -163,12 +161,12 @@ def _run_dominates(args: argparse.Namespace) -> int:
             f"{100 * out['rest']['share']:.2f}%",
             "",
         )
-    console = Console()
-    console.print(t)
-    console.print(f"total {out['total']:,} {out['unit']}")
+    term = console()
+    term.print(t)
+    term.print(f"total {out['total']:,} {out['unit']}")
     if "asymptotic" in out:
         a = out["asymptotic"]
-        console.print(f"as {a['grow']} grows: {a['words']}; leading: {', '.join(x['path'] for x in a['leaders'])}")
+        term.print(f"as {a['grow']} grows: {a['words']}; leading: {', '.join(x['path'] for x in a['leaders'])}")
     return 0
 
 
@@ -215,17 +213,21 @@ def _run_sensitivity(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"{out['model']}: sensitivity of {args.quantity} ({out['value']:,} {out['unit']})")
-    for col in ("symbol", "value", "elasticity (%/%)", f"d/dx ({out['unit']} per unit)", "d/dx formula"):
-        t.add_column(col, overflow="fold")
+    t = make_table(
+        f"{out['model']}: sensitivity of {args.quantity} ({out['value']:,} {out['unit']})",
+        [
+            ("symbol", "text"),
+            ("value", "number"),
+            ("elasticity (%/%)", "number"),
+            (f"d/dx ({out['unit']} per unit)", "number"),
+            ("d/dx formula", "formula"),
+        ],
+    )
     for r in out["rows"]:
         t.add_row(
             r["symbol"], str(r["at"]), f"{r['elasticity_value']:.4f}", f"{r['derivative_value']:,}", r["derivative"]
         )
-    Console().print(t)
+    console().print(t)
     return 0
 
 

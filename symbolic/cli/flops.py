@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, positive_int, print_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json
 from .analysis import add_point_options, quantity_terms
 
 
@@ -136,33 +136,35 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     total = out["total"] or 1
     title = f"{out['model']}: FLOPs of one step, batch {out['batch']} x seq {out['seq']} ({out['convention']}, recompute {out['recompute']})"
-    table = Table(title=title)
-    for col in ("term", "formula (per instance)", "count", "FLOPs", "share"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("FLOPs", "share") else "left")
+    table = make_table(
+        title,
+        [
+            ("term", "text"),
+            ("formula (per instance)", "formula"),
+            ("count", "text"),
+            ("FLOPs", "number"),
+            ("share", "number"),
+        ],
+    )
     for t in out["terms"]:
         table.add_row(t["path"], t["formula"], t["count"], f"{t['flops']:,}", f"{100 * t['flops'] / total:.2f}%")
-    console = Console()
-    console.print(table)
-    console.print(f"forward   {out['forward']:,} FLOPs")
-    console.print(f"backward  {out['backward']:,} FLOPs")
+    term = console()
+    term.print(table)
+    term.print(f"forward   {out['forward']:,} FLOPs")
+    term.print(f"backward  {out['backward']:,} FLOPs")
     if out["recompute"] != "none":
-        console.print(f"recompute {out['recompute_flops']:,} FLOPs")
-    console.print(
-        f"total     {out['total']:,} FLOPs per step; {out['per_token']['model_flops']:,} model FLOPs per token"
-    )
+        term.print(f"recompute {out['recompute_flops']:,} FLOPs")
+    term.print(f"total     {out['total']:,} FLOPs per step; {out['per_token']['model_flops']:,} model FLOPs per token")
     if "training" in out:
         tr = out["training"]
         line = f"training  {tr['model_flops']:.4g} FLOPs for {tr['tokens']:.4g} tokens"
         if "days" in tr:
             rate = f"{100 * tr['mfu']:.1f}% MFU of " if tr["mfu"] is not None else ""
             line += f": {tr['days']:.2f} days on {tr['devices']} devices at {rate}{tr['peak']:.4g} FLOP/s"
-        console.print(line)
+        term.print(line)
     if "utilization" in out:
         u = out["utilization"]
-        console.print(f"MFU {100 * u['mfu']:.1f}%   HFU {100 * u['hfu']:.1f}%")
+        term.print(f"MFU {100 * u['mfu']:.1f}%   HFU {100 * u['hfu']:.1f}%")
     return 0

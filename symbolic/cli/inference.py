@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, positive_int, print_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json
 
 GIB, GB = 2**30, 10**9
 
@@ -75,20 +75,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     total = out["total"] or 1
     s = out["settings"]
-    table = Table(title=f"{out['model']}: inference memory per device ({s['dtype']} weights, {s['kv_dtype']} KV cache)")
-    for col in ("figure", "bytes", "GiB", "GB", "share"):
-        table.add_column(col, justify="left" if col == "figure" else "right")
+    table = make_table(
+        f"{out['model']}: inference memory per device ({s['dtype']} weights, {s['kv_dtype']} KV cache)",
+        [("figure", "text"), ("bytes", "number"), ("GiB", "number"), ("GB", "number"), ("share", "number")],
+    )
     for key in ("weights", "kv_cache", "total"):
         n = out[key]
         table.add_row(key, f"{n:,}", f"{n / GIB:,.2f}", f"{n / GB:,.2f}", f"{100 * n / total:.2f}%")
-    console = Console()
-    console.print(table)
-    console.print(f"KV cache = {out['formula']['kv_cache']} bytes")
+    term = console()
+    term.print(table)
+    term.print(f"KV cache = {out['formula']['kv_cache']} bytes")
     for note in out["notes"]:
-        console.print(f"note: {note}")
+        term.print(f"note: {note}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, positive_int, print_json, split_list
+from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list
 
 GIB, GB = 2**30, 10**9
 
@@ -111,9 +111,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     per = out["per_device"]
     states = per["states"] or 1
     s = out["settings"]
@@ -131,26 +128,26 @@ def run(args: argparse.Namespace) -> int:
         rows[key] = rows.get(key, 0) + t["bytes"]
     whole = per.get("peak") or states
     order = ("weights", "gradients", "master", "optimizer", "activations", "transient")
-    table = Table(title=title)
-    table.add_column("category", no_wrap=True)
-    table.add_column("component", no_wrap=True, min_width=20)
-    for col in ("GiB", "GB", "share of peak" if per.get("peak") else "share of states"):
-        table.add_column(col, justify="right", no_wrap=True)
+    share_of = "share of peak" if per.get("peak") else "share of states"
+    table = make_table(
+        title, [("category", "text"), ("component", "text"), ("GiB", "number"), ("GB", "number"), (share_of, "number")]
+    )
     for (category, component), total in sorted(
         rows.items(), key=lambda kv: order.index(kv[0][0]) if kv[0][0] in order else 99
     ):
         gib, gb = _size(total)
         table.add_row(category, component, gib, gb, f"{100 * total / whole:.2f}%")
-    console = Console()
-    console.print(table)
-    summary = Table(title="per device (bytes; GiB = 2^30 bytes, GB = 1e9 bytes)")
-    for col in ("figure", "bytes", "GiB", "GB", "share of states"):
-        summary.add_column(col, justify="left" if col == "figure" else "right")
+    term = console()
+    term.print(table)
+    summary = make_table(
+        "per device (bytes; GiB = 2^30 bytes, GB = 1e9 bytes)",
+        [("figure", "text"), ("bytes", "number"), ("GiB", "number"), ("GB", "number"), ("share of states", "number")],
+    )
     for key, value in per.items():
         gib, gb = _size(value)
         share = f"{100 * value / states:.2f}%" if value is not None and key not in ("transient", "peak") else "-"
         summary.add_row(key, "n/a" if value is None else f"{value:,}", gib, gb, share)
-    console.print(summary)
+    term.print(summary)
     for note in out["notes"]:
-        console.print(f"note: {note}")
+        term.print(f"note: {note}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import print_json
+from ._common import console, make_table, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,13 +35,10 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Shipped models")
-    for col in ("name", "model_type", "published", "source"):
-        table.add_column(col, overflow="fold")
+    table = make_table(
+        "Shipped models", [("name", "text"), ("model_type", "text"), ("published", "number"), ("source", "formula")]
+    )
     for m in models.values():
         table.add_row(m.name, str(m.config.get("model_type")), m.published_params_text, m.source)
-    Console().print(table)
+    console().print(table)
     return 0

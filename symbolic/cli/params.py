@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, positive_int, print_json, split_list
+from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,13 +78,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     total = out["total"] or 1
-    table = Table(title=f"{out['model']}: parameters ({out['convention']} convention)")
-    for col in ("term", "formula (per instance)", "count", "parameters", "share", "trainable"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("parameters", "share") else "left")
+    table = make_table(
+        f"{out['model']}: parameters ({out['convention']} convention)",
+        [
+            ("term", "text"),
+            ("formula (per instance)", "formula"),
+            ("count", "text"),
+            ("parameters", "number"),
+            ("share", "number"),
+            ("trainable", "text"),
+        ],
+    )
     for t in out["terms"]:
         table.add_row(
             t["path"],
@@ -94,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
             f"{100 * t['parameters'] / total:.2f}%",
             "yes" if t["trainable"] else "no",
         )
-    console = Console()
-    console.print(table)
-    console.print(f"total     {out['total']:,} parameters  = {out['formula']}")
-    console.print(f"trainable {out['trainable']:,} parameters")
-    console.print(f"frozen    {out['frozen']:,} parameters")
+    term = console()
+    term.print(table)
+    term.print(f"total     {out['total']:,} parameters  = {out['formula']}")
+    term.print(f"trainable {out['trainable']:,} parameters")
+    term.print(f"frozen    {out['frozen']:,} parameters")
     return 0
