@@ -15,6 +15,8 @@ import re
 
 import pytest
 
+from symbolic import hf
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "symbolic" / "configs"
 COUNTS_FILE = ROOT / "tests" / "data" / "transformers_param_counts.json"
@@ -22,28 +24,8 @@ HF_DEFAULTS = ROOT / "symbolic" / "hf_defaults.json"
 COUNTS_TRANSFORMERS_VERSION = "5.24.0"  # version that produced COUNTS_FILE
 TOLERANCE = 0.06
 
-SUPPORTED_MODEL_TYPES = {
-    "llama",
-    "mistral",
-    "mixtral",
-    "qwen2",
-    "qwen2_moe",
-    "qwen3",
-    "gemma",
-    "gemma2",
-    "phi3",
-    "gpt2",
-    "gpt_neox",
-    "gptj",
-    "falcon",
-    "opt",
-    "bloom",
-    "gpt_bigcode",
-    "olmo",
-    "stablelm",
-    "starcoder2",
-    "deepseek_v3",
-}
+SUPPORTED_MODEL_TYPES = set(hf.SUPPORTED_MODEL_TYPES)
+
 REQUIRED_KEYS = {"name", "aliases", "family", "published_params", "published_params_text", "source", "config"}
 REQUIRED_MODELS = {
     "gpt2",

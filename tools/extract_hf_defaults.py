@@ -41,31 +41,14 @@ import pathlib
 import sys
 import warnings
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from symbolic.hf import SUPPORTED_MODEL_TYPES  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "symbolic" / "hf_defaults.json"
 
-MODEL_TYPES = [
-    "llama",
-    "mistral",
-    "mixtral",
-    "qwen2",
-    "qwen2_moe",
-    "qwen3",
-    "gemma",
-    "gemma2",
-    "phi3",
-    "gpt2",
-    "gpt_neox",
-    "gptj",
-    "falcon",
-    "opt",
-    "bloom",
-    "gpt_bigcode",
-    "olmo",
-    "stablelm",
-    "starcoder2",
-    "deepseek_v3",
-]
+MODEL_TYPES = list(SUPPORTED_MODEL_TYPES)
+
 
 # Keys seen in published config.json files that may not be dataclass fields in
 # this transformers version; we probe where the constructor puts them.

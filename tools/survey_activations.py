@@ -27,6 +27,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from symbolic.hf import SUPPORTED_MODEL_TYPES  # noqa: E402
 from symbolic.validate.measure import measure_activations, measure_held  # noqa: E402
 
 ITEMSIZE = {
@@ -268,28 +269,8 @@ def family_config(fam: str, D: dict, dropout: float) -> tuple[dict, list[str]]:
     raise KeyError(fam)
 
 
-FAMILIES = [
-    "llama",
-    "mistral",
-    "mixtral",
-    "qwen2",
-    "qwen2_moe",
-    "qwen3",
-    "gemma",
-    "gemma2",
-    "phi3",
-    "gpt2",
-    "gpt_neox",
-    "gptj",
-    "falcon",
-    "opt",
-    "bloom",
-    "gpt_bigcode",
-    "olmo",
-    "stablelm",
-    "starcoder2",
-    "deepseek_v3",
-]
+FAMILIES = list(SUPPORTED_MODEL_TYPES)
+
 NO_DROPOUT_FIELDS = set()  # every family above has at least attention dropout
 
 
