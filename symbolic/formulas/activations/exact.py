@@ -49,6 +49,9 @@ class FamilyRules:
     ``mlp_saved``: b*s*f tensors an MLP keeps (None: from the activation function);
     ``layer_int64``: int64 scalars saved per layer (bytes); ``eager_qk_fp32``: eager attention
     upcasts queries and keys to fp32 (GPT-J); ``sdpa_kv_saved``: kv-head tensors SDPA's node keeps.
+    ``router_fp32``: the MoE router casts its input and weight to fp32 before the linear (DeepSeek-V3),
+    so 16-bit models keep fp32 copies of both; ``routing_weights_fp32``: the top-k routing weights
+    the experts multiply by stay fp32 (Mixtral, DeepSeek-V3; Qwen2-MoE casts them to the dtype).
     """
 
     attn_dropout: str | None = "attention_dropout"
@@ -70,6 +73,8 @@ class FamilyRules:
     layer_int64: int = 0
     eager_qk_fp32: bool = False
     sdpa_kv_saved: int = 2
+    router_fp32: bool = False
+    routing_weights_fp32: bool = True
 
 
 _GPT = dict(attn_dropout="attn_pdrop", resid_dropout="resid_pdrop", resid_sites=2, embd_dropout="embd_pdrop")
@@ -78,14 +83,14 @@ FAMILY: dict[str, FamilyRules] = {
     "mistral": FamilyRules(),
     "mixtral": FamilyRules(),
     "qwen2": FamilyRules(),
-    "qwen2_moe": FamilyRules(),
+    "qwen2_moe": FamilyRules(routing_weights_fp32=False),
     "qwen3": FamilyRules(),
     "gemma": FamilyRules(),
     "gemma2": FamilyRules(sdpa=False),
     # phi3's SDPA path: fit at two sizes where h = 2*kv*d_head, so the split of 3bsh - kv*d_head is not unique
     "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, sdpa_extra=3, sdpa_kv_saved=1),
     "olmo": FamilyRules(rotary_fp32=True),
-    "deepseek_v3": FamilyRules(),
+    "deepseek_v3": FamilyRules(router_fp32=True),
     "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_extra=1),
     "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
     "gpt2": FamilyRules(**_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none"),
@@ -312,26 +317,57 @@ class _Builder:
             )
 
     def mla(self, pre: str, n: sp.Expr) -> None:
-        """DeepSeek's latent attention; SDPA takes the math path too (q/k and v widths differ)."""
+        """DeepSeek's latent attention. Its q/k and v head widths differ, so SDPA takes the math path,
+        which upcasts q, k, v and the probabilities to fp32 in 16-bit models (torch's default
+        ``allow_fp16_bf16_reduction_math_sdp(False)``); eager attention keeps them in the dtype."""
         D, tokens = self.D, b * s
         rms = NormKind.RMSNORM
         if self.arch.attention.q_lora:
             self.norm(f"{pre}.attention.q_a_norm", tokens * S.q_lora_rank, tokens, n, rms)
             self.add(f"{pre}.attention.q_b_input", tokens * S.q_lora_rank * D, "q_b_proj input", n)
         rkr = S.kv_lora_rank + S.d_rope
-        self.add(f"{pre}.attention.kv_a_output", tokens * rkr * D, "kv_a_proj output (the norm reads a view)", n)
+        if D == FP32:
+            # the norm's fp32 input is a view of the whole kv_a_proj output (latent + decoupled rope key)
+            self.add(f"{pre}.attention.kv_a_output", tokens * rkr * D, "kv_a_proj output (the norm reads a view)", n)
         self.norm(f"{pre}.attention.kv_a_norm", tokens * S.kv_lora_rank, tokens, n, rms, save_input=False)
         self.add(f"{pre}.attention.kv_b_input", tokens * S.kv_lora_rank * D, "kv_b_proj input", n)
-        dq = S.d_nope + S.d_rope
-        self.add(f"{pre}.attention.qk", 2 * b * a * s * dq * D, "queries and keys (nope + rope)", n)
+        dq, heads = S.d_nope + S.d_rope, b * a * s
+        if self.o.attention == "eager" or D == FP32:
+            # P@V reshapes the values (a split of kv_b_proj's output) to b*a rows: with b = 1 that is a
+            # view, so the whole kv_b_proj output (nope keys too) stays alive; with b > 1 a copy
+            self.add(
+                f"{pre}.attention.v_batch1_view",
+                sp.Piecewise((s * a * S.d_nope * D, sp.Eq(b, 1)), (0, True)),
+                "b = 1 only: P@V keeps the whole kv_b_proj output, not a copy of the values",
+                n,
+            )
+        if self.o.attention == "sdpa":
+            self.add(f"{pre}.attention.qk", 2 * heads * dq * FP32, "queries and keys (nope + rope), math path fp32", n)
+            sq = b * a * s**2 * FP32
+            if self.p["attention"] > 0:
+                what = "softmax output, scaled dropout mask and dropped probabilities (math path, fp32)"
+                self.add(f"{pre}.attention.probs", 3 * sq, what, n)
+            else:
+                self.add(f"{pre}.attention.probs", sq, "softmax output (math path, fp32; P@V reads it)", n)
+            self.add(f"{pre}.attention.v", heads * S.d_v * FP32, "values, math path fp32", n)
+            self.add(f"{pre}.attention.output", heads * S.d_v * D, "attention output (o_proj input)", n)
+            return
+        self.add(f"{pre}.attention.qk", 2 * heads * dq * D, "queries and keys (nope + rope)", n)
         self.probs(pre, n, softcap=False)
-        self.add(f"{pre}.attention.v_output", 2 * b * a * s * S.d_v * D, "values and output projection input", n)
+        self.add(f"{pre}.attention.v_output", 2 * heads * S.d_v * D, "values and output projection input", n)
 
     def moe(self, pre: str, n: sp.Expr) -> None:
         D, tokens, E, k = self.D, b * s, S.n_experts, S.top_k
         fam = self.arch.family
         cfg = self.model.config
         fe = S.d_expert
+        if self.rules.router_fp32 and D != FP32:
+            self.add(
+                f"{pre}.moe.router_fp32_copies",
+                tokens * h * FP32 + h * E * FP32,
+                "router's fp32 copies of its input and weight (saved by the fp32 linear)",
+                n,
+            )
         self.add(
             f"{pre}.moe.router_probs",
             tokens * E * FP32,
@@ -347,6 +383,7 @@ class _Builder:
                 "top-k weight normalisation: denominator and normalized weights, fp32",
                 n,
             )
+        wb = FP32 if self.rules.routing_weights_fp32 else D
         if self.o.experts == "grouped_mm":
             self.add(f"{pre}.moe.experts.offsets", E * 4, "grouped_mm group offsets, int32", n)
             self.add(f"{pre}.moe.experts.permutation", 3 * tokens * k * 8, "token permutation indices, int64", n)
@@ -357,12 +394,13 @@ class _Builder:
                 "gate_up output, activation output, down_proj input",
                 n,
             )
-            self.add(f"{pre}.moe.experts.weights", tokens * k * D, "routing weight per token-slot", n)
+            self.add(f"{pre}.moe.experts.weights", tokens * k * wb, "routing weight per token-slot", n)
         else:
             self.add(
                 f"{pre}.moe.experts.loop",
-                tokens * k * (16 + FP32 * (3 * h + 4 * fe + 1)),
-                "per-expert loop: index pairs, gathered input, gate_up, act, down input, weight, outputs",
+                tokens * k * (16 + D * (3 * h + 4 * fe) + wb),
+                "per-expert loop: index pairs (one int64 storage), gathered input, gate_up, act, down input, "
+                "routing weight, down output and weighted output",
                 n,
             )
         if self.arch.moe is not None and self.arch.moe.shared_experts:
@@ -398,7 +436,7 @@ class _Builder:
             )
         pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.ckpt_positions]
         self.add("shared.position_ids", pos, "position ids kept by the checkpoints, int64", tags=("shared",))
-        eager = self.o.attention == "eager" or self.arch.attention.kind is AttentionKind.MLA
+        eager = self.o.attention == "eager"  # SDPA (MLA's math path too) gets is_causal and no mask
         masks = 2 if self.arch.family == "gemma2" and self.model.sizes.get("n_layers", 1) > 1 else 1
         if eager:
             self.add(
