@@ -126,6 +126,16 @@ def test_moe_and_latent_attention_16_bit(fam, size, dtype, attention, dropout, r
     compare(fam, dtype, attention, dropout, recompute, experts=experts, size=aligned(survey.SIZES[size]))
 
 
+# sizes A, B and C all have a = 2*kv, where h = 2*kv*d_head: a size with kv != a/2 separates the
+# fused-projection storage (a + 2kv heads) kept for the values from copies of width h
+GQA3 = dict(b=2, s=7, h=48, a=6, kv=2, dh=8, f=60, V=100, dr=4)
+
+
+@pytest.mark.parametrize("fam", ["phi3", "stablelm"])
+def test_sdpa_layout_rules_where_kv_heads_are_not_half(fam):
+    compare(fam, "bf16", "sdpa", 0.0, "none", size=GQA3)
+
+
 @pytest.mark.parametrize(
     ("fam", "attention"),
     [

@@ -45,10 +45,13 @@ class FamilyRules:
     ``ckpt_positions``: the int64 positions a checkpoint closure keeps; ``sdpa``: supported;
     ``sdpa_expand_kv``: keys/values repeated to all heads before SDPA; ``sdpa_mask``: an explicit
     mask is passed to SDPA; ``sdpa_fused_qkv``: q, k, v are views of one projection output;
-    ``sdpa_extra``: extra b*s*h tensors saved on the SDPA path (measured, partial-rotary cats);
+    ``sdpa_query_cat``: rotary builds the queries with a ``cat`` in the [b, a, s, d_head] layout
+    (partial-rotary code: Phi-3, GPT-NeoX, StableLM), so SDPA's output has that layout too and the
+    output projection's input is a copy; ``sdpa_values_view``: the values SDPA saves are a view of a
+    fused q/k/v projection output (Phi-3, GPT-NeoX), so that whole storage is kept;
     ``mlp_saved``: b*s*f tensors an MLP keeps (None: from the activation function);
     ``layer_int64``: int64 scalars saved per layer (bytes); ``eager_qk_fp32``: eager attention
-    upcasts queries and keys to fp32 (GPT-J); ``sdpa_kv_saved``: kv-head tensors SDPA's node keeps.
+    upcasts queries and keys to fp32 (GPT-J).
     ``router_fp32``: the MoE router casts its input and weight to fp32 before the linear (DeepSeek-V3),
     so 16-bit models keep fp32 copies of both; ``routing_weights_fp32``: the top-k routing weights
     the experts multiply by stay fp32 (Mixtral, DeepSeek-V3; Qwen2-MoE casts them to the dtype).
@@ -68,11 +71,11 @@ class FamilyRules:
     sdpa_expand_kv: bool = False
     sdpa_mask: bool = False
     sdpa_fused_qkv: bool = False
-    sdpa_extra: int = 0
+    sdpa_query_cat: bool = False
+    sdpa_values_view: bool = False
     mlp_saved: int | None = None
     layer_int64: int = 0
     eager_qk_fp32: bool = False
-    sdpa_kv_saved: int = 2
     router_fp32: bool = False
     routing_weights_fp32: bool = True
 
@@ -87,16 +90,21 @@ FAMILY: dict[str, FamilyRules] = {
     "qwen3": FamilyRules(),
     "gemma": FamilyRules(),
     "gemma2": FamilyRules(sdpa=False),
-    # phi3's SDPA path: fit at two sizes where h = 2*kv*d_head, so the split of 3bsh - kv*d_head is not unique
-    "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, sdpa_extra=3, sdpa_kv_saved=1),
+    "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, sdpa_query_cat=True, sdpa_values_view=True),
     "olmo": FamilyRules(rotary_fp32=True),
     "deepseek_v3": FamilyRules(router_fp32=True),
-    "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_extra=1),
+    "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_query_cat=True),
     "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
     "gpt2": FamilyRules(**_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none"),
     "gpt_bigcode": FamilyRules(**_GPT, rotary="none", positions="s", ckpt_positions="none", sdpa_fused_qkv=True),
     "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True),
-    "gpt_neox": FamilyRules(resid_dropout="hidden_dropout", resid_sites=2, embd_dropout="hidden_dropout", sdpa_extra=3),
+    "gpt_neox": FamilyRules(
+        resid_dropout="hidden_dropout",
+        resid_sites=2,
+        embd_dropout="hidden_dropout",
+        sdpa_query_cat=True,
+        sdpa_values_view=True,
+    ),
     "falcon": FamilyRules(
         resid_dropout="hidden_dropout",
         resid_sites=1,
@@ -300,21 +308,31 @@ class _Builder:
             self.add(f"{pre}.attention.qkv", tokens * (qd + 2 * kv) * D, "q, k, v: views of one projection output", n)
         else:
             self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n)
-            self.add(f"{pre}.attention.kv", rules.sdpa_kv_saved * tokens * kv * D, "keys and values (kv heads)", n)
-        self.add(f"{pre}.attention.output", tokens * qd * D, "attention output (also the output projection's input)", n)
+            if rules.sdpa_values_view:
+                self.add(f"{pre}.attention.k", tokens * kv * D, "keys (after rotary, a fresh tensor)", n)
+                self.add(
+                    f"{pre}.attention.qkv_output",
+                    tokens * (qd + 2 * kv) * D,
+                    "fused q/k/v projection output, kept whole: SDPA's values are a view of it",
+                    n,
+                )
+            else:
+                self.add(f"{pre}.attention.kv", 2 * tokens * kv * D, "keys and values (kv heads)", n)
+        also = "" if rules.sdpa_query_cat else " (also the output projection's input)"
+        self.add(f"{pre}.attention.output", tokens * qd * D, "attention output" + also, n)
+        if rules.sdpa_query_cat:
+            self.add(
+                f"{pre}.attention.output_copy",
+                tokens * qd * D,
+                "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query",
+                n,
+            )
         lse = s
         if self.cuda and o.attention == "sdpa" and D == FP32:
             lse = sp.ceiling(s / 32) * 32  # memory-efficient kernel pads the log-sum-exp rows
         self.add(f"{pre}.attention.logsumexp", b * a * lse * FP32, "log-sum-exp per query row, fp32", n, cuda=True)
         if rules.sdpa_mask:
             self.add(f"{pre}.attention.mask", b * s**2 * D, "explicit attention mask passed to SDPA", n)
-        if rules.sdpa_extra:
-            self.add(
-                f"{pre}.attention.rotary_copies",
-                rules.sdpa_extra * tokens * h * D,
-                "extra b*s*h tensors on the SDPA path (measured)",
-                n,
-            )
 
     def mla(self, pre: str, n: sp.Expr) -> None:
         """DeepSeek's latent attention. Its q/k and v head widths differ, so SDPA takes the math path,
