@@ -141,7 +141,7 @@ def _along(expr: sp.Expr, grow: sp.Symbol, path: ScalingPath | None) -> sp.Expr:
             free = ", ".join(sorted(str(s) for s in path.free)) or "none"
             raise SymbolicError("grow", f"{grow} is tied by the path; grow one of its free symbols: {free}")
         expr = path.apply(expr)
-    return sp.sympify(expr)
+    return sp.sympify(expr, strict=True)
 
 
 def leading(expr: sp.Expr, grow: str | sp.Symbol, path: ScalingPath | None = None) -> Leading:
@@ -312,7 +312,7 @@ def crossover(
     of the polynomial at ``values``, or bisection over ``bounds`` for anything else.
     """
     x = _sym(over, "over")
-    a, b = sp.sympify(a), sp.sympify(b)
+    a, b = sp.sympify(a, strict=True), sp.sympify(b, strict=True)
     if x not in (a - b).free_symbols:
         raise SymbolicError("over", f"the difference of the two terms does not depend on {x}: they never cross")
     diff = sp.expand(sp.together(a - b).as_numer_denom()[0]).xreplace({x: _X})
@@ -414,7 +414,7 @@ def fit(
         raise SymbolicError("candidates", "nothing to search")
     if lo > hi or (pool is None and lo < 1):
         raise SymbolicError("bounds", f"need 1 <= low <= high, got {bounds}")
-    budget = sp.sympify(budget)
+    budget = sp.sympify(budget, strict=True)
     calls = 0
     cache: dict[int, sp.Expr] = {}
 
@@ -422,7 +422,7 @@ def fit(
         nonlocal calls
         if i not in cache:
             calls += 1
-            cache[i] = sp.sympify(quantity(pool[i] if pool is not None else i))
+            cache[i] = sp.sympify(quantity(pool[i] if pool is not None else i), strict=True)
         return cache[i]
 
     def n_of(i: int | None) -> int | None:

@@ -175,7 +175,7 @@ class ScalingPath:
 
     def apply(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` with every tied symbol replaced by its expression in the free ones."""
-        return sp.sympify(expr).xreplace(dict(self.resolved))
+        return sp.sympify(expr, strict=True).xreplace(dict(self.resolved))
 
     @property
     def free(self) -> frozenset[sp.Symbol]:

@@ -39,7 +39,7 @@ def evaluate(expr: sp.Expr, values: Mapping[str, int | float | Fraction]) -> sp.
 
     Raises :class:`SymbolicError` naming a symbol the expression needs and ``values`` lacks.
     """
-    expr = sp.sympify(expr)
+    expr = sp.sympify(expr, strict=True)
     subs = {}
     for sym in expr.free_symbols:
         name = str(sym)
@@ -448,7 +448,7 @@ def compile_quantity(expr: sp.Expr, mode: str = "exact", *, cache: bool = True) 
     """
     if mode not in MODES:
         raise SymbolicError("mode", f"must be one of {', '.join(MODES)}, not {mode!r}")
-    expr = sp.sympify(expr)
+    expr = sp.sympify(expr, strict=True)
     memo_key = (expr, mode)
     if memo_key in _MEMO:
         return _MEMO[memo_key]

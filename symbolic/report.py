@@ -83,12 +83,12 @@ def _names() -> dict[sp.Symbol, str]:
 
 def latex(expr: sp.Expr) -> Raw:
     """LaTeX of ``expr`` in the registry's notation (``h`` for d_model, ``L`` for n_layers, ...)."""
-    return Raw(sp.latex(sp.sympify(expr), symbol_names=_names()))
+    return Raw(sp.latex(sp.sympify(expr, strict=True), symbol_names=_names()))
 
 
 def substituted(expr: sp.Expr, values: Mapping[str, int]) -> Raw:
     """LaTeX of ``expr`` with each symbol written as its number, unevaluated (``2 \\cdot 4096 \\cdot 32000``)."""
-    expr = sp.sympify(expr)
+    expr = sp.sympify(expr, strict=True)
     names = {s: f"{values[str(s)]:,}".replace(",", "{,}") for s in expr.free_symbols}
     return Raw(sp.latex(expr, symbol_names=names, mul_symbol="dot"))
 
@@ -119,7 +119,7 @@ def _number_text(value: sp.Expr) -> str:
 
 def symbol_rows(exprs: Iterable[sp.Expr], values: Mapping[str, int]) -> list[dict[str, Any]]:
     """One row per registry symbol that ``exprs`` use, in registry order: LaTeX, meaning, unit, value."""
-    used = set().union(*(sp.sympify(e).free_symbols for e in exprs)) if exprs else set()
+    used = set().union(*(sp.sympify(e, strict=True).free_symbols for e in exprs)) if exprs else set()
     rows = []
     for name in S.ORDER:
         entry = S.REGISTRY[name]

@@ -92,7 +92,7 @@ def _num(value) -> int | float | str:
     """An exact SymPy number as a JSON number: int when integral, else float."""
     import sympy as sp
 
-    value = sp.sympify(value)
+    value = sp.sympify(value, strict=True)
     if value.is_Integer:
         return int(value)
     if value.is_Rational or value.is_Float or value.is_real:

@@ -36,8 +36,8 @@ def _tensor(
         quantity=P,
         description=description,
         count=count,
-        shape=tuple(sp.sympify(d) for d in shape),
-        copies=sp.sympify(copies),
+        shape=tuple(sp.sympify(d, strict=True) for d in shape),
+        copies=sp.sympify(copies, strict=True),
         split=split,
         expert=expert,
     )

@@ -165,7 +165,9 @@ class _Builder:
         if expr == 0:
             return
         source = ASSUMED if (cuda and self.cuda) else MEASURED
-        self.terms.append(Term(path, sp.sympify(expr), B, what, count=count, source=source, tags=frozenset(tags)))
+        self.terms.append(
+            Term(path, sp.sympify(expr, strict=True), B, what, count=count, source=source, tags=frozenset(tags))
+        )
 
     @property
     def mask_bytes(self) -> int:
