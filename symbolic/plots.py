@@ -64,6 +64,18 @@ def memory_bars(per_setting: Mapping[str, Mapping[str, int | None]], title: str,
             continue
         ax.bar(labels, heights, bottom=bottoms, label=category)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    for x, label in enumerate(labels):
+        if per_setting[label].get("activations") is None:
+            # no activation figure for this setting (e.g. exact convention with tp > 1): say so on the bar
+            ax.annotate(
+                "activations\nnot counted",
+                (x, bottoms[x]),
+                textcoords="offset points",
+                xytext=(0, 4),
+                ha="center",
+                fontsize=7,
+                color="dimgray",
+            )
     if budget is not None:
         ax.axhline(budget / GIB, color="black", linestyle="--", linewidth=1, label=f"budget {budget / GIB:.0f} GiB")
     ax.set_ylabel("GiB per device")
