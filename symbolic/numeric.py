@@ -359,7 +359,9 @@ class CompiledQuantity:
 
 def cache_dir() -> Path:
     """The directory compiled code is cached in: ``$SYMBOLIC_CACHE_DIR`` or ``~/.cache/symbolic``."""
-    return Path(os.environ.get("SYMBOLIC_CACHE_DIR") or Path.home() / ".cache" / "symbolic")
+    from .resultcache import cache_root
+
+    return cache_root()
 
 
 def _arg_names(expr: sp.Expr) -> tuple[str, ...]:

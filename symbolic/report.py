@@ -9,7 +9,6 @@ activations, FLOPs, dominance and sensitivity appear when the modules that provi
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from .model import convention_difference, parameters
 from .numeric import evaluate
 from .render import Raw
 from .terms import Breakdown, Quantity
+from .units import GB, GIB
 
 __all__ = [
     "GIB",
@@ -41,11 +41,8 @@ __all__ = [
     "conventions_section",
     "errata_section",
     "derivation_context",
-    "optional_module",
 ]
 
-GIB = 1024**3  # bytes in a GiB
-GB = 1000**3  # bytes in a GB
 VIEWS = ("collect", "expand", "factor")
 NOTE = "the design note (shared/seed/000_7932bc86fa8e8a30.txt)"
 
@@ -65,16 +62,6 @@ class DocumentOptions:
     grow: tuple[str, ...] = ("seq", "batch", "d_model")
     memory: Mapping[str, Any] = field(default_factory=dict)
     plots: Mapping[str, str] = field(default_factory=dict)
-
-
-def optional_module(name: str) -> Any | None:
-    """The module ``symbolic.<name>`` if it exists in this install, else None."""
-    try:
-        return importlib.import_module(f"symbolic.{name}")
-    except ModuleNotFoundError as err:
-        if err.name and err.name.startswith(f"symbolic.{name.split('.')[0]}"):
-            return None
-        raise
 
 
 def _names() -> dict[sp.Symbol, str]:
@@ -272,9 +259,8 @@ def parameters_section(model: Model, options: DocumentOptions) -> dict[str, Any]
 
 def flops_section(model: Model, options: DocumentOptions) -> dict[str, Any] | None:
     """FLOPs of one training step (``batch`` sequences of ``seq`` tokens), when the FLOPs module exists."""
-    flops = optional_module("formulas.flops")
-    if flops is None:
-        return None
+    from .formulas import flops
+
     terms = flops.flops_terms(model, "exact", options.recompute)
     return breakdown_section(
         "flops",
@@ -294,15 +280,14 @@ def _degree_ones(terms: Breakdown, values: Mapping[str, int]) -> Breakdown:
     return terms.map(lambda t: t.with_(expr=t.expr.xreplace(ones), count=t.count.xreplace(ones)))
 
 
-def memory_report(model: Model, options: DocumentOptions) -> Any | None:
-    """The memory module's report for ``model`` at the document's workload and settings, if the module exists."""
-    mem = optional_module("memory")
-    if mem is None:
-        return None
-    parallel_mod = optional_module("parallel")
+def memory_report(model: Model, options: DocumentOptions) -> Any:
+    """The memory module's report for ``model`` at the document's workload and settings."""
+    from . import memory as mem
+    from .parallel import Parallelism
+
     settings = {"recompute": options.recompute, **options.memory}
     degrees = {k: settings.pop(k) for k in ("dp", "tp", "pp", "zero") if k in settings}
-    parallel = parallel_mod.Parallelism(**degrees) if parallel_mod is not None else None
+    parallel = Parallelism(**degrees)
     load = workload_of(model, options)
     workload = mem.Workload(load["batch"], load["seq"])
     try:
@@ -348,9 +333,8 @@ def dominance_rows(
     quantities: Iterable[tuple[str, Breakdown]], grow: Iterable[str], values: Mapping[str, int]
 ) -> list[dict[str, Any]]:
     """Which terms lead each quantity as one size grows (``symbolic.analysis.dominant``)."""
-    analysis = optional_module("analysis")
-    if analysis is None:
-        return []
+    from . import analysis
+
     rows = []
     for label, terms in quantities:
         for name in grow:
@@ -372,9 +356,8 @@ def dominance_rows(
 
 def sensitivity_rows(label: str, expr: sp.Expr, values: Mapping[str, int]) -> list[dict[str, Any]]:
     """Elasticity of ``expr`` in each of its symbols, symbolic and at ``values`` (``symbolic.analysis``)."""
-    analysis = optional_module("analysis")
-    if analysis is None:
-        return []
+    from . import analysis
+
     return [
         {
             "quantity": label,
@@ -491,37 +474,36 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
                 "ok": False,
             }
         )
-    acts = optional_module("formulas.activations")
-    if acts is not None:
-        basic = acts.activation_terms(model, "basic")
-        values = _sizes(model, options)
-        note_bytes = bytes_text(_value(basic.total, values))
-        exact_row = next((r for r in (memory or {}).get("per_device", ()) if r["name"] == "activations"), None)
-        exact_text = (
-            f"; exact convention (checked against PyTorch autograd on transformers): {exact_row['bytes']} bytes = "
-            f"{exact_row['gib']} GiB"
-            if exact_row is not None and exact_row["bytes"] is not None and single
-            else ""
-        )
-        out.append(
-            {
-                "topic": "The activations example was never finished",
-                "note": "Use llama2-7b as example,",
-                "correction": f"the note's own formula at batch {values['batch']}, sequence {values['seq']}: "
-                f"{note_bytes['bytes']} bytes = {note_bytes['gib']} GiB{exact_text}",
-                "ok": False,
-            }
-        )
-        for said, correction in (*acts.ERRATA, acts.BACKWARD_CLAIM):
-            out.append({"topic": "Activations", "note": said, "correction": correction, "ok": False})
+    from .formulas import activations as acts
+
+    basic = acts.activation_terms(model, "basic")
+    values = _sizes(model, options)
+    note_bytes = bytes_text(_value(basic.total, values))
+    exact_row = next((r for r in (memory or {}).get("per_device", ()) if r["name"] == "activations"), None)
+    exact_text = (
+        f"; exact convention (checked against PyTorch autograd on transformers): {exact_row['bytes']} bytes = "
+        f"{exact_row['gib']} GiB"
+        if exact_row is not None and exact_row["bytes"] is not None and single
+        else ""
+    )
+    out.append(
+        {
+            "topic": "The activations example was never finished",
+            "note": "Use llama2-7b as example,",
+            "correction": f"the note's own formula at batch {values['batch']}, sequence {values['seq']}: "
+            f"{note_bytes['bytes']} bytes = {note_bytes['gib']} GiB{exact_text}",
+            "ok": False,
+        }
+    )
+    for said, correction in (*acts.ERRATA, acts.BACKWARD_CLAIM):
+        out.append({"topic": "Activations", "note": said, "correction": correction, "ok": False})
     return out
 
 
 def derivation_context(model: Model, options: DocumentOptions | None = None) -> dict[str, Any]:
     """Everything a derivation document shows for ``model``, as plain data (strings, ints, Raw LaTeX).
 
-    ``derivations`` lists the quantity sections (parameters first, then memory and FLOPs where their
-    modules exist); each is a :func:`breakdown_section`. ``dominance`` and ``sensitivity`` come from
+    ``derivations`` lists the quantity sections (parameters, memory, FLOPs); each is a :func:`breakdown_section`. ``dominance`` and ``sensitivity`` come from
     :mod:`symbolic.analysis`.
     """
     options = options or DocumentOptions()
@@ -531,18 +513,16 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
     derivations = [params]
     quantities: list[tuple[str, Breakdown, Mapping[str, int]]] = [("parameters", param_terms, values)]
     report = memory_report(model, options)
-    memory = None
-    if report is not None:
-        memory = memory_section(report)
-        derivations.append(memory)
-        mem_terms = report.terms.where(lambda t: "transient" not in t.tags)
-        mem_terms = _degree_ones(mem_terms + (report.activations or Breakdown(Quantity.BYTES)), report.values)
-        quantities.append(("memory (bytes)", mem_terms, report.values))
-    flops = optional_module("formulas.flops")
-    if flops is not None:
-        flop_terms = flops.flops_terms(model, "exact", options.recompute)
-        derivations.append(flops_section(model, options))
-        quantities.append(("FLOPs", flop_terms, values))
+    memory = memory_section(report)
+    derivations.append(memory)
+    mem_terms = report.terms.where(lambda t: "transient" not in t.tags)
+    mem_terms = _degree_ones(mem_terms + (report.activations or Breakdown(Quantity.BYTES)), report.values)
+    quantities.append(("memory (bytes)", mem_terms, report.values))
+    from .formulas import flops
+
+    flop_terms = flops.flops_terms(model, "exact", options.recompute)
+    derivations.append(flops_section(model, options))
+    quantities.append(("FLOPs", flop_terms, values))
     symbols = symbol_rows(
         [terms.total for _, terms, _ in quantities], {k: v for _, _, vals in quantities for k, v in vals.items()}
     )

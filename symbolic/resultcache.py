@@ -22,16 +22,21 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["CACHED_COMMANDS", "cache_dir", "key_for", "lookup", "store"]
+__all__ = ["CACHED_COMMANDS", "cache_root", "cache_dir", "key_for", "lookup", "store"]
 
 CACHED_COMMANDS = frozenset({"params", "memory", "inference", "flops"})
 _FORMAT = "symbolic-result-v1"
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def cache_root() -> Path:
+    """The folder of every symbolic cache: ``$SYMBOLIC_CACHE_DIR`` or ``~/.cache/symbolic``."""
+    return Path(os.environ.get("SYMBOLIC_CACHE_DIR") or Path.home() / ".cache" / "symbolic")
+
+
 def cache_dir() -> Path:
-    """Where answers are cached: ``$SYMBOLIC_CACHE_DIR/results`` or ``~/.cache/symbolic/results``."""
-    return Path(os.environ.get("SYMBOLIC_CACHE_DIR") or Path.home() / ".cache" / "symbolic") / "results"
+    """Where answers are cached: the ``results`` folder of :func:`cache_root`."""
+    return cache_root() / "results"
 
 
 def _package_digest() -> str:

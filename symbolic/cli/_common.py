@@ -76,3 +76,8 @@ def make_table(title: str, columns: list[tuple[str, str]]):
         else:
             table.add_column(header, no_wrap=True)
     return table
+
+
+def term_json(term: Any) -> dict[str, str]:
+    """The fields every ``--json`` term row shares: path, description, per-instance formula, count."""
+    return {"path": term.path, "description": term.description, "formula": str(term.expr), "count": str(term.count)}

@@ -92,12 +92,10 @@ def _num(value) -> int | float | str:
     """An exact SymPy number as a JSON number: int when integral, else float."""
     import sympy as sp
 
+    from ..numeric import as_number
+
     value = sp.sympify(value, strict=True)
-    if value.is_Integer:
-        return int(value)
-    if value.is_Rational or value.is_Float or value.is_real:
-        return float(value)
-    return str(value)
+    return as_number(value) if value.is_number and value.is_real else str(value)
 
 
 def _model(args: argparse.Namespace):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, console, make_table, positive_int, print_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json, term_json
 from .analysis import add_point_options, quantity_terms
 
 
@@ -80,16 +80,7 @@ def report(args: argparse.Namespace) -> dict:
             "hardware_flops": as_number(evaluate(per_token(terms.total), values)),
         },
         "formula": str(terms.view("collect")),
-        "terms": [
-            {
-                "path": t.path,
-                "description": t.description,
-                "formula": str(t.expr),
-                "count": str(t.count),
-                "flops": n(t.total),
-            }
-            for t in terms
-        ],
+        "terms": [{**term_json(t), "flops": n(t.total)} for t in terms],
     }
     peak = parse_rate(args.peak, "--peak") if args.peak else None
     tokens = _fraction("--tokens", args.tokens)

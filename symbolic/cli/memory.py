@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..units import GB, GIB
 from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list
-
-GIB, GB = 2**30, 10**9
 
 
 def register(sub: argparse._SubParsersAction) -> None:

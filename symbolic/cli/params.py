@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list
+from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list, term_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,17 +58,7 @@ def report(args: argparse.Namespace) -> dict:
         "published_params": model.published_params,
         "sizes": dict(sizes),
         "formula": str(terms.view("collect")),
-        "terms": [
-            {
-                "path": t.path,
-                "description": t.description,
-                "formula": str(t.expr),
-                "count": str(t.count),
-                "parameters": counts.per_term[t.path],
-                "trainable": t.trainable,
-            }
-            for t in terms
-        ],
+        "terms": [{**term_json(t), "parameters": counts.per_term[t.path], "trainable": t.trainable} for t in terms],
         "total_latex": sp.latex(terms.view("collect")),
     }
 
