@@ -1,7 +1,7 @@
 """The ``exact`` activation terms against what PyTorch autograd really saves (ground truth).
 
 Each case builds a small model of a family with transformers (CPU), runs one training forward
-under ``saved_tensors_hooks`` (``symbolic.validate.measure``) and compares the unique saved storages'
+under ``saved_tensors_hooks`` (``tests.harness.measure``) and compares the unique saved storages'
 bytes with our terms: total, a typical layer and layer 0 (which also holds the once-per-forward
 tensors), within 1%. Configs come from ``tools/survey_activations.py`` (all dimensions distinct).
 """
@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 
 from symbolic.formulas.activations import ActivationOptions, activation_bytes, activation_terms  # noqa: E402
 from symbolic.hf import from_hf_config  # noqa: E402
-from symbolic.validate.measure import measure_activations  # noqa: E402
+from tests.harness.measure import measure_activations  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
     "survey_activations", Path(__file__).resolve().parents[1] / "tools" / "survey_activations.py"

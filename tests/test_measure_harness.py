@@ -1,10 +1,10 @@
-"""Fast tests of the activation-measurement harness (symbolic.validate.measure)."""
+"""Fast tests of the activation-measurement harness (tests.harness.measure)."""
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from symbolic.validate import measure  # noqa: E402
+from tests.harness import measure  # noqa: E402
 
 
 def _count(fn, *params):

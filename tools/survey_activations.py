@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Survey of what autograd saves per decoder layer in Hugging Face model families.
 
-For each family / setting, runs ``symbolic.validate.measure.measure_activations`` at two
+For each family / setting, runs ``tests.harness.measure.measure_activations`` at two
 tiny sizes whose dimensions all differ (size A and size B), matches the saved storages one
 to one, and fits every storage's element count to a monomial in the model symbols
 (b, s, h, a, kv, dh, f, V, E, k, ...) that reproduces *both* sizes exactly.  It then
@@ -28,7 +28,7 @@ from collections import Counter
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from symbolic.hf import SUPPORTED_MODEL_TYPES  # noqa: E402
-from symbolic.validate.measure import measure_activations, measure_held  # noqa: E402
+from tests.harness.measure import measure_activations, measure_held  # noqa: E402
 
 ITEMSIZE = {
     "float32": 4,

@@ -3,7 +3,7 @@
 Definition (what the tests measure): the bytes of the unique storages that autograd saves during
 one training forward (``model.train()``, ``use_cache=False``, ``model(ids, labels=ids)``), without
 parameters, buffers and the ids. Terms follow the modules of transformers 5.24.0 under torch
-2.13.0, measured on CPU (``symbolic/validate/measure.py``; per-family survey in
+2.13.0, measured on CPU (``tests/harness/measure.py``; per-family survey in
 ``docs/notes/activations-survey.md``). Rules shared by families are written once; the few
 family-specific facts live in :data:`FAMILY` as data. Terms marked ``cuda-assumed`` describe
 CUDA kernels (SDPA flash / memory-efficient, bool dropout masks) and are not measured here.

@@ -17,7 +17,7 @@ ATTENTION = ("eager", "sdpa", "flash")
 RECOMPUTE = ("none", "selective", "full")
 DEVICES = ("cpu", "cuda")
 EXPERTS = ("grouped_mm", "eager")
-# the versions the ``exact`` terms describe (measured on CPU with symbolic/validate/measure.py)
+# the versions the ``exact`` terms describe (measured on CPU with tests/harness/measure.py)
 TORCH_VERSION = "2.13.0"
 TRANSFORMERS_VERSION = "5.24.0"
 

@@ -1,1 +1,0 @@
-"""Ground-truth measurement helpers (activation memory of real Hugging Face models)."""
