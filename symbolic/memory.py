@@ -10,7 +10,6 @@ activations + the largest transient buffer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,6 @@ from . import symbols as S
 from .arch import Model
 from .conventions import CONVENTIONS
 from .errors import SymbolicError
-from .formulas.inference import get_weight_format
 from .formulas.states import (
     CATEGORIES,
     DEFAULT_OPTIMIZER,
@@ -33,8 +31,9 @@ from .formulas.states import (
     get_recipe,
     state_terms,
 )
+from .formulas.weights import get_weight_format
 from .model import parameters
-from .numeric import evaluate
+from .numeric import ceil_int, evaluate
 from .parallel import Parallelism
 from .terms import Breakdown, Quantity
 
@@ -44,7 +43,6 @@ __all__ = [
     "activation_terms",
     "MemoryReport",
     "memory",
-    "to_int_bytes",
     "report_dict",
 ]
 
@@ -93,16 +91,6 @@ def activation_terms(
     if convention == "megatron":
         return terms
     return on_stage(terms, parallel.stage or 0, parallel.pp)
-
-
-def to_int_bytes(value: sp.Expr) -> int:
-    """An exact byte count as an int, rounded up when sharding leaves a fraction (bytes)."""
-    value = sp.nsimplify(value) if not value.is_Rational else value
-    if value.is_Integer:
-        return int(value)
-    if value.is_Rational:
-        return math.ceil(sp.Rational(value))
-    raise SymbolicError("bytes", f"does not evaluate to a number: {value}")
 
 
 @dataclass(frozen=True)
@@ -154,7 +142,7 @@ class MemoryReport:
 
     def evaluate(self, expr: sp.Expr) -> int:
         """An expression of this report evaluated at its values (bytes, an int rounded up)."""
-        return to_int_bytes(evaluate(expr, self.values))
+        return ceil_int(evaluate(expr, self.values), "bytes")
 
     def bytes(self, name: str) -> int | None:
         """One per-device figure in bytes: a category, ``states``, ``transient`` or ``peak`` (None if unknown)."""
@@ -249,7 +237,7 @@ def memory(
     if len(candidates) == 1:
         stage, terms = next(iter(candidates.items()))
     else:
-        stage = max(candidates, key=lambda s: to_int_bytes(evaluate(candidates[s].total, values)))
+        stage = max(candidates, key=lambda s: ceil_int(evaluate(candidates[s].total, values), "bytes"))
         terms = candidates[stage]
         notes.append(f"pipeline stage {stage} of {parallel.pp} holds the most (asked for none: the largest)")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from symbolic.formulas.inference import inference_memory, kv_cache_terms
+from symbolic.formulas.inference import kv_cache_terms
+from symbolic.inference import inference_memory
 from symbolic.numeric import evaluate
 from symbolic.registry import load_model
 

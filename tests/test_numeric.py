@@ -20,7 +20,7 @@ from symbolic import numeric
 from symbolic import symbols as S
 from symbolic.errors import SymbolicError
 from symbolic.model import parameters
-from symbolic.numeric import cache_dir, compile_quantity, evaluate
+from symbolic.numeric import cache_dir, codegen, compile_quantity, evaluate
 from symbolic.registry import load_model
 
 MODELS = ("llama2-7b", "gpt2", "mixtral-8x7b", "deepseek-v3", "falcon-7b")
@@ -40,9 +40,9 @@ EXPRESSIONS = {
 def fresh_cache(tmp_path, monkeypatch):
     """Each test compiles into its own empty cache directory, with no in-process memo."""
     monkeypatch.setenv("SYMBOLIC_CACHE_DIR", str(tmp_path / "cache"))
-    numeric._MEMO.clear()
+    numeric.clear_memo()
     yield
-    numeric._MEMO.clear()
+    numeric.clear_memo()
 
 
 def exact(value: sp.Expr) -> Fraction:
@@ -138,12 +138,12 @@ def test_warm_cache_generates_no_code(monkeypatch):
     expr = TOTALS["mixtral-8x7b"]
     first = compile_quantity(expr, "exact")
     assert entry_path(expr, "exact").exists()
-    numeric._MEMO.clear()
+    numeric.clear_memo()
 
     def no_codegen(*args, **kwargs):
         raise AssertionError("a warm cache must not generate code")
 
-    monkeypatch.setattr(numeric, "_source", no_codegen)
+    monkeypatch.setattr(codegen, "source", no_codegen)
     second = compile_quantity(expr, "exact")
     sizes = load_model("mixtral-8x7b").sizes
     assert second.source == first.source
@@ -167,7 +167,7 @@ def test_corrupt_entry_is_rebuilt(corrupt):
     compile_quantity(expr, "exact")
     path = entry_path(expr, "exact")
     path.write_text(corrupt(path.read_text()), errors="surrogateescape")
-    numeric._MEMO.clear()
+    numeric.clear_memo()
     assert compile_quantity(expr, "exact")(**sizes) == want
     entry = json.loads(path.read_text())  # rewritten whole
     assert entry["key"] == numeric.cache_key(expr, "exact")
@@ -181,7 +181,7 @@ def test_edited_entry_with_matching_checksum_of_other_code_is_still_rebuilt():
     entry = json.loads(path.read_text())
     entry["source"] = entry["source"].rsplit("return", 1)[0] + "return 0\n"
     path.write_text(json.dumps(entry))
-    numeric._MEMO.clear()
+    numeric.clear_memo()
     sizes = load_model("gpt2").sizes
     assert compile_quantity(expr, "exact")(**sizes) == int(evaluate(expr, sizes))
 

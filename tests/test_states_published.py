@@ -13,8 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 import sympy as sp
 
-from symbolic.formulas.inference import WEIGHT_FORMATS, tensor_bytes
 from symbolic.formulas.states import get_optimizer, get_recipe, state_terms
+from symbolic.formulas.weights import WEIGHT_FORMATS, tensor_bytes
 from symbolic.memory import memory
 from symbolic.numeric import evaluate
 from symbolic.parallel import Parallelism

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symbolic.formulas.inference import inference_memory
 from symbolic.hf import from_hf_config
+from symbolic.inference import inference_memory
 from symbolic.memory import memory
 
 from .hf_factories import llama_like

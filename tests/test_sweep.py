@@ -24,7 +24,7 @@ from symbolic.sweep import parse_grid, plan_sweep, quantities, run_sweep
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMBOLIC_CACHE_DIR", str(tmp_path / "cache"))
-    numeric._MEMO.clear()
+    numeric.clear_memo()
 
 
 @pytest.mark.parametrize(

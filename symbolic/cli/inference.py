@@ -9,7 +9,8 @@ from ._common import add_model_argument, console, make_table, positive_int, prin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..formulas.inference import KV_DTYPES, WEIGHT_FORMATS
+    from ..formulas.inference import KV_DTYPES
+    from ..formulas.weights import WEIGHT_FORMATS
 
     p = sub.add_parser("inference", help="inference memory: weights and KV cache, in bytes")
     add_model_argument(p)
@@ -25,9 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def report(args: argparse.Namespace) -> dict:
     """The inference answer as a plain dict (bytes; integers exact)."""
     from .. import symbols as S
-    from ..formulas.inference import inference_memory
-    from ..memory import to_int_bytes
-    from ..numeric import evaluate
+    from ..inference import inference_memory
+    from ..numeric import ceil_int, evaluate
     from ..registry import load_model
 
     model = load_model(args.model)
@@ -38,7 +38,7 @@ def report(args: argparse.Namespace) -> dict:
             "path": t.path,
             "description": t.description,
             "formula": str(t.total.xreplace(ones)),
-            "bytes": to_int_bytes(evaluate(t.total, mem.values)),
+            "bytes": ceil_int(evaluate(t.total, mem.values), "bytes"),
         }
         for t in mem.weights.terms + mem.kv_cache.terms
     ]
@@ -48,7 +48,7 @@ def report(args: argparse.Namespace) -> dict:
         "weights": mem.bytes("weights"),
         "kv_cache": mem.bytes("kv_cache"),
         "total": mem.bytes("total"),
-        "kv_cache_per_token": to_int_bytes(evaluate(mem.kv_cache.total, {**mem.values, "batch": 1, "seq": 1}))
+        "kv_cache_per_token": ceil_int(evaluate(mem.kv_cache.total, {**mem.values, "batch": 1, "seq": 1}), "bytes")
         if "window" not in mem.values
         else None,
         "formula": {k: str(getattr(mem, k).total.xreplace(ones)) for k in ("weights", "kv_cache")},

@@ -32,7 +32,6 @@ import sympy as sp
 
 from .. import symbols as S
 from ..arch import Arch, AttentionKind, LayerGroup, Model
-from ..conventions import get_convention
 from ..errors import SymbolicError
 from ..terms import Breakdown, Quantity, Term
 from .params import parameter_terms
@@ -245,7 +244,8 @@ def flops_terms(
     ``full``, the forward work recomputed in the backward pass. ``causal`` (``exact`` only)
     counts only the query-key pairs a causal mask keeps.
     """
-    get_convention(convention, "flops")
+    if convention not in _BUILDERS:
+        raise SymbolicError("convention", f"unknown {convention!r} for flops; allowed: {', '.join(_BUILDERS)}")
     if recompute not in RECOMPUTE:
         raise SymbolicError("recompute", f"unknown {recompute!r}; allowed: {', '.join(RECOMPUTE)}")
     if causal and convention != "exact":

@@ -16,9 +16,10 @@ from fractions import Fraction
 import sympy as sp
 
 from ..errors import SymbolicError
+from ..numeric.values import rational
 from ..parallel import Parallelism
 from ..terms import Breakdown, Quantity, Term
-from .inference import WeightFormat, quantizable, tensor_bytes
+from .weights import WeightFormat, quantizable, tensor_bytes
 
 __all__ = [
     "CATEGORIES",
@@ -37,11 +38,6 @@ __all__ = [
 
 B = Quantity.BYTES
 CATEGORIES = ("weights", "gradients", "master", "optimizer", "activations", "transient")
-
-
-def _q(x: Fraction | int) -> sp.Rational:
-    x = Fraction(x)
-    return sp.Rational(x.numerator, x.denominator)
 
 
 @dataclass(frozen=True)
@@ -178,9 +174,9 @@ class Optimizer:
     def state(self, term: Term, recipe: Recipe) -> sp.Expr:
         """Bytes of optimizer state for one instance of ``term`` under ``recipe`` (bytes)."""
         if self.state_bytes is None:
-            return _q(recipe.state) * self.elements(term)
+            return rational(recipe.state) * self.elements(term)
         numel = term.expr
-        quantized = self.full_states * (_q(self.state_bytes) * numel + 4 * sp.ceiling(numel / self.block))
+        quantized = self.full_states * (rational(self.state_bytes) * numel + 4 * sp.ceiling(numel / self.block))
         plain = self.full_states * 4 * numel
         if self.min_quantized:
             return sp.Piecewise((quantized, sp.Ge(numel, self.min_quantized)), (plain, True))
@@ -267,15 +263,15 @@ def state_terms(
         if not t.trainable and base_format is not None and base_format.quantized and quantizable(t):
             w, what = tensor_bytes(t, base_format), f"{base_format.name} base weights"
         else:
-            w, what = _q(recipe.weights) * t.expr, f"{recipe.name} weights"
+            w, what = rational(recipe.weights) * t.expr, f"{recipe.name} weights"
         out.append(_term("weights", t, sharded(w, 3), what))
         if not t.trainable or not optimizer.trains:
             continue
-        grads = _q(recipe.gradients + recipe.accumulation) * t.expr
+        grads = rational(recipe.gradients + recipe.accumulation) * t.expr
         what = "gradients and fp32 accumulation buffer" if recipe.accumulation else "gradients"
         out.append(_term("gradients", t, sharded(grads, 2), what))
         if recipe.master:
-            out.append(_term("master", t, sharded(_q(recipe.master) * t.expr, 1), "fp32 master weights"))
+            out.append(_term("master", t, sharded(rational(recipe.master) * t.expr, 1), "fp32 master weights"))
         state = optimizer.state(t, recipe)
         if step_counters and optimizer.step_bytes:
             state += optimizer.step_bytes
@@ -301,7 +297,7 @@ def gathered_layer_terms(device_params: Breakdown, recipe: Recipe, parallel: Par
     out = [
         Term(
             path=f"transient.zero3_gather.{name}",
-            expr=sp.Add(*(_q(recipe.weights) * t.expr for t in ts)),
+            expr=sp.Add(*(rational(recipe.weights) * t.expr for t in ts)),
             quantity=B,
             description=f"one {name} layer's weights gathered in full for its forward/backward (ZeRO-3/FSDP)",
             source="ZeRO (arXiv 1910.02054) §5.3; Transformer Math 101: ZeRO-3 live parameters",

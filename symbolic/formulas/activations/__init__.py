@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ...arch import Model
 from ...errors import SymbolicError
-from ...numeric import evaluate
+from ...numeric.values import ceil_int, evaluate
 from ...terms import Breakdown
 from .basic import BACKWARD_CLAIM, ERRATA, basic_activation_terms
 from .exact import dropout_probabilities, exact_activation_terms
@@ -85,10 +85,6 @@ def activation_bytes(terms: Breakdown, model: Model, values: Mapping[str, int]) 
     """Evaluate activation ``terms`` at the model's sizes plus ``values`` (batch, seq, degrees) (bytes)."""
     vals = {**model.sizes, **values}
 
-    def num(expr) -> int:
-        v = evaluate(expr, vals)
-        return int(v) if v.is_Integer else int(-(-v.p // v.q))
-
     groups = {str(g.count): g.name for g in model.arch.groups}
     per_layer: dict[str, int] = {}
     shared = outside = 0
@@ -96,12 +92,12 @@ def activation_bytes(terms: Breakdown, model: Model, values: Mapping[str, int]) 
         group = next((groups[str(x)] for x in t.count.free_symbols if str(x) in groups), None)
         if group is not None:
             name = group
-            per_layer[name] = per_layer.get(name, 0) + num(t.expr)
+            per_layer[name] = per_layer.get(name, 0) + ceil_int(evaluate(t.expr, vals), "bytes")
         elif "shared" in t.tags:
-            shared += num(t.total)
+            shared += ceil_int(evaluate(t.total, vals), "bytes")
         else:
-            outside += num(t.total)
-    per_term = {t.path: num(t.total) for t in terms}
+            outside += ceil_int(evaluate(t.total, vals), "bytes")
+    per_term = {t.path: ceil_int(evaluate(t.total, vals), "bytes") for t in terms}
     return ActivationBytes(sum(per_term.values()), per_layer, shared, outside, per_term)
 
 
