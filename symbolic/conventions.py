@@ -52,7 +52,7 @@ register(
     Convention(
         "basic",
         "The design note, literally",
-        "design note, shared/seed/000_7932bc86fa8e8a30.txt",
+        "the design note, section 1 (its formula as written)",
         "norms, biases, learned positions, grouped-query sharing, tying, the gated MLP's third matrix",
         frozenset({"parameters", "memory", "activations"}),
     )

@@ -19,7 +19,19 @@ from typing import Any
 
 import jinja2
 
-__all__ = ["FORMATS", "Raw", "escape_latex", "escape_markdown", "environment", "render", "write_atomic"]
+__all__ = [
+    "FORMATS",
+    "Raw",
+    "escape_latex",
+    "escape_markdown",
+    "breakable_math",
+    "breakable_path",
+    "breakable_name",
+    "with_urls",
+    "environment",
+    "render",
+    "write_atomic",
+]
 
 FORMATS: dict[str, str] = {"latex": "derivation.tex.j2", "markdown": "derivation.md.j2"}
 
@@ -60,6 +72,57 @@ def escape_latex(text: object) -> str:
 def escape_markdown(text: object) -> str:
     """``text`` with Markdown punctuation backslash-escaped and newlines folded (one line)."""
     return _MARKDOWN_RE.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def breakable_math(value: object) -> Raw:
+    """LaTeX math that TeX may break after ``+``, ``-`` and ``=`` when it runs past the line.
+
+    TeX breaks inline math only at the outer level, so ``\\left( ... \\right)`` (one unbreakable
+    box) becomes ``\\bigl( ... \\bigr)`` where no fraction needs a taller delimiter, and a product
+    ``a \\cdot b`` is kept on one line.
+
+    >>> print(breakable_math(r"2 \\cdot 4 + L \\left(x + y\\right)"))
+    2 \\cdot\\nobreak 4 + L \\bigl(x + y\\bigr)
+    """
+    text = str(value)
+    if r"\frac" not in text:
+        text = text.replace(r"\left(", r"\bigl(").replace(r"\right)", r"\bigr)")
+    return Raw(text.replace(r"\cdot ", r"\cdot\nobreak "))
+
+
+def breakable_path(value: object) -> Raw:
+    """A dotted term path (``block.attention.q_proj``) escaped for LaTeX, breakable after each dot.
+
+    >>> print(breakable_path("block.q_proj"))
+    block.\\allowbreak{}q\\_proj
+    """
+    return Raw(r".\allowbreak{}".join(escape_latex(part) for part in str(value).split(".")))
+
+
+def breakable_name(value: object) -> Raw:
+    """An identifier (``apply_residual_connection``) escaped for LaTeX, breakable after each underscore.
+
+    >>> print(breakable_name("a_b"))
+    a\\_\\allowbreak{}b
+    """
+    return Raw(r"\_\allowbreak{}".join(escape_latex(part) for part in str(value).split("_")))
+
+
+_URL_RE = re.compile(r"https?://[A-Za-z0-9/:._~?=-]+[A-Za-z0-9/]")
+
+
+def with_urls(value: object) -> Raw:
+    """Text escaped for LaTeX with each plain web address set as ``\\url`` (which breaks at slashes).
+
+    >>> print(with_urls("see https://example.org/a_b."))
+    see \\url{https://example.org/a_b}.
+    """
+    text = " ".join(str(value).splitlines())
+    parts, last = [], 0
+    for match in _URL_RE.finditer(text):
+        parts += [escape_latex(text[last : match.start()]), r"\url{" + match.group() + "}"]
+        last = match.end()
+    return Raw("".join(parts) + escape_latex(text[last:]))
 
 
 def _finalize(escape):
@@ -123,6 +186,10 @@ def environment(fmt: str) -> jinja2.Environment:
     else:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     env.filters["raw"] = Raw
+    env.filters["math"] = breakable_math if fmt == "latex" else Raw
+    env.filters["path"] = breakable_path if fmt == "latex" else (lambda v: v)
+    env.filters["name"] = breakable_name if fmt == "latex" else (lambda v: v)
+    env.filters["urls"] = with_urls if fmt == "latex" else (lambda v: v)
     return env
 
 

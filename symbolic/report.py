@@ -23,7 +23,7 @@ from .model import convention_difference, parameters
 from .numeric import evaluate
 from .render import Raw
 from .terms import Breakdown, Quantity
-from .units import GB, GIB
+from .units import GB, GIB, format_flops
 
 __all__ = [
     "GIB",
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 VIEWS = ("collect", "expand", "factor")
-NOTE = "the design note (shared/seed/000_7932bc86fa8e8a30.txt)"
+NOTE = "the design note"
 
 
 @dataclass(frozen=True)
@@ -261,17 +261,27 @@ def flops_section(model: Model, options: DocumentOptions) -> dict[str, Any] | No
     """FLOPs of one training step (``batch`` sequences of ``seq`` tokens), when the FLOPs module exists."""
     from .formulas import flops
 
+    values = _sizes(model, options)
     terms = flops.flops_terms(model, "exact", options.recompute)
-    return breakdown_section(
+    out = breakdown_section(
         "flops",
         "Training FLOPs of one step",
         "C",
         terms,
-        _sizes(model, options),
-        f"One training step of batch sequences of seq tokens, exact convention, recomputation: {options.recompute}. "
-        "A multiply-add counts as 2 FLOPs; the backward pass is twice the forward.",
+        values,
+        f"One training step of {values['batch']} sequence(s) of {values['seq']:,} tokens, exact convention, "
+        f"recomputation: {options.recompute}. A multiply-add counts as 2 FLOPs; the backward pass is twice the "
+        "forward. Attention counts every one of the s × s query-key pairs (no causal mask).",
         views=("expand", "factor"),
     )
+    total = _value(terms.total, values)
+    causal = _value(flops.flops_terms(model, "exact", options.recompute, causal=True).total, values)
+    out["causal"] = {
+        "total": _number_text(causal),
+        "saving": f"{100 * float(1 - causal / total):.2f}" if total else "0.00",
+    }
+    out["human"] = format_flops(total)
+    return out
 
 
 def _degree_ones(terms: Breakdown, values: Mapping[str, int]) -> Breakdown:
@@ -299,34 +309,117 @@ def memory_report(model: Model, options: DocumentOptions) -> Any:
         return mem.memory(model, workload, parallel, **settings, attention="eager")
 
 
-def memory_section(report: Any) -> dict[str, Any]:
-    """Bytes per device: model states (and activations when computed), term by term, and per category."""
-    values = report.values
-    kept = report.terms.where(lambda t: "transient" not in t.tags)
-    if report.activations is not None:
-        kept = kept + report.activations
-    terms = _degree_ones(kept, values)
+def _memory_intro(report: Any) -> str:
     settings = report.settings
+    return (
+        f"precision recipe {settings.get('precision')}, optimizer {settings.get('optimizer')}, "
+        f"data/tensor/pipeline parallel {settings.get('dp')}/{settings.get('tp')}/{settings.get('pp')}, "
+        f"ZeRO stage {settings.get('zero')}"
+    )
+
+
+def per_parameter_rows(report: Any) -> list[dict[str, Any]] | None:
+    """Bytes per parameter of each state category, when each is a constant times the parameter count.
+
+    Returns ``None`` where some category is not a multiple of the model's parameter total (ZeRO
+    shards, frozen or quantized tensors): then the states are not ``k N``.
+    """
+    n_total = _degree_ones(parameters(report.model), report.values).total
+    rows = []
+    for name in ("weights", "gradients", "master", "optimizer"):
+        expr = _degree_ones(report.category(name), report.values).total
+        ratio = sp.cancel(expr / n_total)
+        if not ratio.is_Number:
+            return None
+        rows.append({"name": name, "per_parameter": _number_text(ratio), "ratio": ratio})
+    total = sum((r.pop("ratio") for r in rows), sp.Integer(0))
+    rows.append({"name": "states", "per_parameter": _number_text(total)})
+    return rows
+
+
+def states_section(report: Any) -> dict[str, Any]:
+    """Model states per device (weights, gradients, master weights, optimizer state), term by term."""
+    values = report.values
+    terms = _degree_ones(report.terms.where(lambda t: "transient" not in t.tags), values)
     out = breakdown_section(
-        "memory",
-        "Memory per device",
-        "M",
+        "states",
+        "Model states per device",
+        "M_{\\mathrm{states}}",
         terms,
         values,
-        f"Bytes one device holds to train: precision recipe {settings.get('precision')}, optimizer "
-        f"{settings.get('optimizer')}, data/tensor/pipeline parallel {settings.get('dp')}/{settings.get('tp')}/"
-        f"{settings.get('pp')}, ZeRO stage {settings.get('zero')}; activations: {settings.get('attention', 'sdpa')} "
-        f"attention, recomputation {settings.get('recompute', 'none')}, batch {settings.get('batch')}, "
-        f"sequence {settings.get('seq')}.",
+        f"The bytes one device holds for the parameters whatever the workload: {_memory_intro(report)}.",
         views=("expand",),
     )
-    out["per_device"] = [
-        {"name": name, **(bytes_text(value) if value is not None else {"bytes": None, "gib": None, "gb": None})}
-        for name, value in report.per_device().items()
-    ]
-    out["notes"] = list(report.notes)
-    out["single_device"] = report.settings.get("devices") == 1
+    n_value = int(_value(parameters(report.model).total, values))
+    per_parameter = per_parameter_rows(report)
+    out["per_parameter"] = per_parameter
+    out["parameters"] = integer_text(n_value)
+    out["states_formula"] = None
+    if per_parameter is not None:
+        k = per_parameter[-1]["per_parameter"]
+        states = report.bytes("states")
+        out["states_formula"] = Raw(f"{k} N = {k} \\cdot {_latex_int(n_value)} = {_latex_int(states)}")
     return out
+
+
+def activations_section(report: Any) -> dict[str, Any] | None:
+    """The activations one device keeps from forward to backward, term by term (None when not computed)."""
+    if report.activations is None:
+        return None
+    values = report.values
+    settings = report.settings
+    return breakdown_section(
+        "activations",
+        "Activations per device",
+        "M_{\\mathrm{act}}",
+        _degree_ones(report.activations, values),
+        values,
+        f"The tensors autograd saves in the forward pass and frees in the backward pass, for batch "
+        f"{settings.get('batch')} and sequence {settings.get('seq')}: {settings.get('attention', 'sdpa')} "
+        f"attention, recomputation {settings.get('recompute', 'none')}, {_memory_intro(report)}. "
+        "Grouped by where they are saved: every decoder layer (block), once for all layers (shared), "
+        "the final norm and output projection (head), and the loss.",
+        views=("expand",),
+    )
+
+
+def memory_section(report: Any) -> dict[str, Any]:
+    """The peak per device: states + activations + the largest transient buffer, derived with numbers."""
+    values = report.values
+    per_device = report.per_device()
+    transient = _degree_ones(report.category("transient"), values)
+    largest = report.transient_expr
+    out: dict[str, Any] = {
+        "key": "memory",
+        "title": "Memory per device: the peak",
+        "intro": "The peak of a training step is the model states, plus the activations (all alive when "
+        "the backward pass starts), plus the largest buffer the backward pass creates on top of them.",
+        "transient": term_rows(transient, values) if len(transient) else [],
+        "transient_formula": latex(_degree_ones_expr(largest, values)),
+        "per_device": [
+            {"name": name, **(bytes_text(value) if value is not None else {"bytes": None, "gib": None, "gb": None})}
+            for name, value in per_device.items()
+        ],
+        "notes": list(report.notes),
+        "single_device": report.settings.get("devices") == 1,
+        "peak": None,
+    }
+    if per_device.get("peak") is not None:
+        parts = [per_device[k] for k in ("states", "activations", "transient")]
+        out["peak"] = {
+            "sum": Raw(" + ".join(_latex_int(v) for v in parts) + f" = {_latex_int(per_device['peak'])}"),
+            **bytes_text(per_device["peak"]),
+        }
+    return out
+
+
+def _latex_int(value: int) -> str:
+    return f"{int(value):,}".replace(",", "{,}")
+
+
+def _degree_ones_expr(expr: sp.Expr, values: Mapping[str, int]) -> sp.Expr:
+    ones = {S.symbol(k): sp.Integer(1) for k in ("dp", "tp", "pp", "cp", "ep") if values.get(k) == 1}
+    return sp.sympify(expr, strict=True).xreplace(ones)
 
 
 def dominance_rows(
@@ -354,16 +447,22 @@ def dominance_rows(
     return rows
 
 
-def sensitivity_rows(label: str, expr: sp.Expr, values: Mapping[str, int]) -> list[dict[str, Any]]:
-    """Elasticity of ``expr`` in each of its symbols, symbolic and at ``values`` (``symbolic.analysis``)."""
+def sensitivity_rows(label: str, expr: sp.Expr, values: Mapping[str, int], letter: str = "X") -> list[dict[str, Any]]:
+    """Elasticity of ``expr`` in each of its symbols, symbolic and at ``values`` (``symbolic.analysis``).
+
+    Each row has the elasticity as a formula and a number, and its numerator ``x dX/dx`` (the
+    elasticity is that over the total ``letter``), which stays readable where the fraction does not.
+    """
     from . import analysis
 
     return [
         {
             "quantity": label,
+            "letter": Raw(letter),
             "symbol": Raw(S.by_symbol(row.symbol).latex),
             "name": str(row.symbol),
             "elasticity": latex(row.elasticity),
+            "numerator": latex(sp.expand(row.symbol * sp.diff(expr, row.symbol))),
             "value": f"{float(row.elasticity_value):.4f}",
         }
         for row in analysis.sensitivity_table(expr, values)
@@ -430,34 +529,54 @@ NOTE_CLAIMS: dict[str, dict[str, str]] = {
 }
 
 
+def _activation_group(path: str) -> str:
+    """Which part of a layer an activation term belongs to, for comparing two conventions."""
+    if path.rsplit(".", 1)[-1] in ("qk_atten", "logsumexp", "scores", "probs", "attn_weights", "softmax"):
+        return "scores"
+    if ".mlp" in path or path.startswith("mlp"):
+        return "mlp"
+    if "norm" in path:
+        return "norms"
+    if "attention" in path:
+        return "attention"
+    return "rest"
+
+
+def _grouped_gib(terms: Breakdown, values: Mapping[str, int]) -> dict[str, str]:
+    out: dict[str, sp.Expr] = {}
+    for t in terms:
+        group = _activation_group(t.path)
+        out[group] = out.get(group, sp.Integer(0)) + _value(t.total, values)
+    return {k: f"{float(v) / GIB:,.2f} GiB" for k, v in out.items()}
+
+
 def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The note's slips about ``model`` beside their corrections (only for the note's llama2-7b)."""
+    """The note's slips about ``model``: what it says, the correction and why (only for the note's llama2-7b)."""
     if model.name != "llama2-7b":
         return []
     values = dict(model.sizes)
     literal = int(_value(parameters(model, "basic").total, values))
     gated = int(_value(parameters(model, "basic-gated").total, values))
     exact = int(_value(parameters(model, "exact").total, values))
+    third = convention_difference(model, "basic-gated", "basic")
     missing = convention_difference(model, "exact", "basic-gated")
+    norms = [t for t in missing if _value(t.total, values) != 0]
     out = [
         {
             "topic": "The composed formula does not give the stated number",
             "note": "N(model) = n_vocab*d_model + n_blocks*(4(d_model*d_head*n_head) + 2(d_model*d_ffn)) + d_model*n_vocab",
-            "correction": f"evaluated as written this is {integer_text(literal)} (basic convention); "
-            f"the stated {NOTE_CLAIMS['parameters']['value']} needs a third MLP matrix "
-            f"(gate_proj), i.e. {integer_text(gated)} (basic-gated convention)",
+            "correction": f"As written, with two MLP matrices, it gives {integer_text(literal)}. The stated "
+            f"{NOTE_CLAIMS['parameters']['value']} is what it gives with Llama's gated MLP, whose third matrix "
+            f"(gate_proj, d_model*d_ffn per layer) adds {integer_text(int(_value(third.total, values)))}.",
             "ok": literal == gated,
         },
         {
             "topic": "The stated total leaves out the RMSNorm weights",
             "note": NOTE_CLAIMS["parameters"]["quote"],
-            "correction": f"transformers builds {integer_text(exact)} parameters; the difference "
-            f"{integer_text(int(_value(missing.total, values)))} is "
-            + ", ".join(
-                f"{t.path} ({integer_text(int(_value(t.total, values)))})"
-                for t in missing
-                if _value(t.total, values) != 0
-            ),
+            "correction": f"transformers builds {integer_text(exact)} parameters. The note counts no norms; Llama "
+            "has an RMSNorm scale before attention and before the MLP in every layer and a final one: "
+            + " + ".join(f"{integer_text(int(_value(t.total, values)))} ({t.path})" for t in norms)
+            + f" = {integer_text(int(_value(missing.total, values)))}.",
             "ok": gated == exact,
         },
     ]
@@ -468,30 +587,47 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
             {
                 "topic": "16N bytes is not 104G",
                 "note": NOTE_CLAIMS["model_states"]["quote"],
-                "correction": f"model states (weights, gradients, master weights, Adam moments) of the exact "
-                f"count: {states['bytes']} bytes = {states['gb']} GB = {states['gib']} GiB, neither 104 GB nor "
-                "104 GiB",
+                "correction": f"16 bytes per parameter is right (the model states section derives it), but "
+                f"16 × {integer_text(exact)} = {states['bytes']} bytes = {states['gb']} GB = {states['gib']} GiB, "
+                f"neither 104 GB nor 104 GiB: 104 GB would take {104e9 / 16 / 1e9:.1f} billion parameters.",
                 "ok": False,
             }
         )
     from .formulas import activations as acts
+    from .formulas.activations.basic import norms_per_layer
 
     basic = acts.activation_terms(model, "basic")
     values = _sizes(model, options)
     note_bytes = bytes_text(_value(basic.total, values))
     exact_row = next((r for r in (memory or {}).get("per_device", ()) if r["name"] == "activations"), None)
-    exact_text = (
-        f"; exact convention (checked against PyTorch autograd on transformers): {exact_row['bytes']} bytes = "
-        f"{exact_row['gib']} GiB"
-        if exact_row is not None and exact_row["bytes"] is not None and single
-        else ""
-    )
+    if exact_row is not None and exact_row["bytes"] is not None and single:
+        report = memory_report(model, options)
+        ours = _grouped_gib(report.activations, report.values)
+        theirs = _grouped_gib(basic, values)
+        n_norms = norms_per_layer(model)
+        why = (
+            f" The difference: the note stores every head's s × s score matrix in 16 bits "
+            f"({theirs.get('scores', '0')}), where SDPA keeps one log-sum-exp per query row "
+            f"({ours.get('scores', '0.00 GiB')}); it counts a two-matrix MLP ({theirs.get('mlp', '0')}) where "
+            f"Llama's gated MLP saves its input and four b*s*d_ffn tensors ({ours.get('mlp', '0')}); and "
+            f"{n_norms} norms per layer saving a 16-bit input ({theirs.get('norms', '0')}) where RMSNorm keeps an "
+            f"fp32 copy of its input, its reciprocal RMS and the normalized input ({ours.get('norms', '0')})."
+        )
+        correction = (
+            f"The note's own formula at batch {values['batch']}, sequence {values['seq']:,} gives "
+            f"{note_bytes['bytes']} bytes = {note_bytes['gib']} GiB; the exact count (checked against "
+            f"PyTorch autograd on transformers) is {exact_row['bytes']} bytes = {exact_row['gib']} GiB." + why
+        )
+    else:
+        correction = (
+            f"The note's own formula at batch {values['batch']}, sequence {values['seq']:,} gives "
+            f"{note_bytes['bytes']} bytes = {note_bytes['gib']} GiB."
+        )
     out.append(
         {
             "topic": "The activations example was never finished",
             "note": "Use llama2-7b as example,",
-            "correction": f"the note's own formula at batch {values['batch']}, sequence {values['seq']}: "
-            f"{note_bytes['bytes']} bytes = {note_bytes['gib']} GiB{exact_text}",
+            "correction": correction,
             "ok": False,
         }
     )
@@ -500,32 +636,51 @@ def errata_section(model: Model, options: DocumentOptions, memory: Mapping[str, 
     return out
 
 
+def _figure_section(path: str) -> str | None:
+    """The section a figure belongs in, from its file name: ``memory``, ``flops`` or None (its own)."""
+    name = path.rsplit("/", 1)[-1].lower()
+    for key in ("memory", "flops"):
+        if key in name:
+            return key
+    return None
+
+
 def derivation_context(model: Model, options: DocumentOptions | None = None) -> dict[str, Any]:
     """Everything a derivation document shows for ``model``, as plain data (strings, ints, Raw LaTeX).
 
-    ``derivations`` lists the quantity sections (parameters, memory, FLOPs); each is a :func:`breakdown_section`. ``dominance`` and ``sensitivity`` come from
-    :mod:`symbolic.analysis`.
+    ``derivations`` lists the breakdown sections in order (parameters, model states, activations,
+    FLOPs), each a :func:`breakdown_section`; ``memory`` is the peak (:func:`memory_section`), shown
+    after the section named by ``memory_after``. ``dominance`` and ``sensitivity`` come from
+    :mod:`symbolic.analysis`. A figure whose file name says ``memory`` or ``flops`` sits in that
+    section; the others get a section of their own.
     """
     options = options or DocumentOptions()
     values = _sizes(model, options)
     params = parameters_section(model, options)
     param_terms = parameters(model, options.convention)
-    derivations = [params]
-    quantities: list[tuple[str, Breakdown, Mapping[str, int]]] = [("parameters", param_terms, values)]
+    quantities: list[tuple[str, str, Breakdown, Mapping[str, int]]] = [("parameters", "N", param_terms, values)]
     report = memory_report(model, options)
+    states = states_section(report)
+    activations = activations_section(report)
     memory = memory_section(report)
-    derivations.append(memory)
+    derivations = [params, states] + ([activations] if activations is not None else [])
     mem_terms = report.terms.where(lambda t: "transient" not in t.tags)
     mem_terms = _degree_ones(mem_terms + (report.activations or Breakdown(Quantity.BYTES)), report.values)
-    quantities.append(("memory (bytes)", mem_terms, report.values))
+    quantities.append(
+        ("memory (bytes)", r"\left(M_{\mathrm{states}} + M_{\mathrm{act}}\right)", mem_terms, report.values)
+    )
     from .formulas import flops
 
     flop_terms = flops.flops_terms(model, "exact", options.recompute)
     derivations.append(flops_section(model, options))
-    quantities.append(("FLOPs", flop_terms, values))
+    quantities.append(("FLOPs", "C", flop_terms, values))
     symbols = symbol_rows(
-        [terms.total for _, terms, _ in quantities], {k: v for _, _, vals in quantities for k, v in vals.items()}
+        [terms.total for _, _, terms, _ in quantities],
+        {k: v for _, _, _, vals in quantities for k, v in vals.items()},
     )
+    plots = [
+        {"path": path, "caption": caption, "section": _figure_section(path)} for path, caption in options.plots.items()
+    ]
     context: dict[str, Any] = {
         "model": {
             "name": model.name,
@@ -538,22 +693,25 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
                 if isinstance(v, str | int | float | bool)
             ],
         },
+        "workload": {"batch": values["batch"], "seq": integer_text(values["seq"])},
         "symbols": symbols,
         "parameters": params,
         "derivations": derivations,
+        "memory_after": "activations" if activations is not None else "states",
         "conventions": conventions_section(model, options),
         "memory": memory,
         "dominance": [
-            row for label, terms, vals in quantities for row in dominance_rows([(label, terms)], options.grow, vals)
+            row for label, _, terms, vals in quantities for row in dominance_rows([(label, terms)], options.grow, vals)
         ],
         # memory without activations is bytes-per-parameter times parameters: same elasticities, left out
         "sensitivity": [
             row
-            for label, terms, vals in quantities
-            if label != "memory (bytes)" or (report is not None and report.activations is not None)
-            for row in sensitivity_rows(label, terms.total, vals)
+            for label, letter, terms, vals in quantities
+            if label != "memory (bytes)" or report.activations is not None
+            for row in sensitivity_rows(label, terms.total, vals, letter)
         ],
-        "plots": [{"path": path, "caption": caption} for path, caption in options.plots.items()],
+        "plots": plots,
+        "loose_plots": [p for p in plots if p["section"] is None],
     }
     context["errata"] = errata_section(model, options, memory)
     return context

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from .errors import SymbolicError
 
-__all__ = ["UNITS", "parse_bytes", "format_bytes", "parse_rate", "GIB", "GB"]
+__all__ = ["UNITS", "parse_bytes", "format_bytes", "format_flops", "parse_rate", "GIB", "GB"]
 
 GIB = 1024**3
 GB = 1000**3
@@ -63,6 +63,21 @@ def format_bytes(n: int | float) -> str:
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*([kKMGTPE]?)\s*(?:FLOP/?s|flop/?s|FLOPS|flops)?\s*$")
 _RATE_PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def format_flops(value: object) -> str:
+    """A FLOP count in a readable unit, decimal prefixes: ``188.76 TFLOP`` (``value`` in FLOPs).
+
+    >>> format_flops(188_763_812_659_200)
+    '188.76 TFLOP'
+    >>> format_flops(3.14e23)
+    '314,000.00 EFLOP'
+    """
+    number = float(value)  # type: ignore[arg-type]
+    for prefix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if number >= scale:
+            return f"{number / scale:,.2f} {prefix}FLOP"
+    return f"{number:,.0f} FLOP"
 
 
 def parse_rate(text: str, field: str = "peak") -> Fraction:

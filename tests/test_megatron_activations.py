@@ -1,6 +1,6 @@
 """The megatron convention against Korthikanti et al. 2022: Table 2 forms and the GPT-3 figures.
 
-Published forms (shared/reference/formulas.md §1.5) and per-layer bytes (§1.7) are typed here as
+Published forms (the paper's Table 2) and per-layer bytes (its GPT-3 figures) are typed here as
 the paper states them; the convention's terms are built per operation, so agreement is a check.
 """
 

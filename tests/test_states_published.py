@@ -1,6 +1,6 @@
 """Published figures for model states, reproduced from the per-tensor terms.
 
-Sources (see shared/reference/formulas.md): ZeRO (arXiv 1910.02054) §3.1, §5 and Table 1; the
+Sources: ZeRO (arXiv 1910.02054) §3.1, §5 and Table 1; the
 Ultra-Scale Playbook's 16N/20N table; Megatron-LM's 18 bytes per parameter; the design note's 16N
 for llama2-7b; Dettmers et al.'s 8-bit Adam and QLoRA's NF4 constants.
 """

@@ -2,7 +2,7 @@
 """Print the docs/activations.md table: Llama-2-7B, b=1, s=4096, activations per convention (GiB).
 
 Our rows are computed by the API; the peers' figures are their published/run outputs
-(``shared/reference/peers.md``). ``tests/test_activations_docs.py`` checks the docs hold this output.
+(each cited in docs/activations.md). ``tests/test_activations_docs.py`` checks the docs hold this output.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The design note's parameter formulas (the ``basic`` convention), term for term.
 
-The note (``shared/seed``, section 1) counts an embedding ``n_vocab*d_model``, per block
+The note (section 1) counts an embedding ``n_vocab*d_model``, per block
 ``3*(d_model*d_head*n_head) + d_head*n_head*d_model`` for attention and
 ``d_model*d_ffn + d_ffn*d_model`` for a two-matrix MLP, and an lm_head ``d_model*n_vocab``. It
 leaves out norms, biases and positions, assumes ``n_kv_heads == n_heads`` and never ties.
@@ -17,7 +17,7 @@ from ..terms import Breakdown, Quantity, Term
 
 __all__ = ["basic_parameter_terms", "NOTE_SOURCE"]
 
-NOTE_SOURCE = "design note, section 1 (shared/seed/000_7932bc86fa8e8a30.txt)"
+NOTE_SOURCE = "the design note, section 1"
 P = Quantity.PARAMETERS
 ONE = sp.Integer(1)
 

@@ -1,6 +1,6 @@
 """The design note's forward activation formula (the ``basic`` convention), term for term.
 
-The note (``shared/seed``, section 2, "activations occupancy") assumes mixed precision: every
+The note (section 2, "activations occupancy") assumes mixed precision: every
 element 2 bytes. Its per-operation lines and its total agree except for the MLP line, which lacks
 the ``* 2 [bytes]`` the total applies; we follow the total (see :data:`ERRATA`). It counts
 ``n_norms`` norm layers per decoder layer, one ``b*s*d_model`` each.
@@ -26,18 +26,24 @@ ERRATA = (
     (
         "2.5 Mlp layer: O(mlp) = b*s*d_ffn + b*s*d_ffn + b*s*d_model, with no '* 2 [bytes]', "
         "while the total O(forward) multiplies it by 2",
-        "the line and the total disagree; basic follows the total: 2 bytes per element",
+        "the line and the total disagree; the note assumes mixed precision, 2 bytes per element, so the basic "
+        "convention follows the total",
     ),
     (
         "2.3 is titled 'Query' with the formula b*s*n_head*d_head",
-        "that line is the values V; the queries are counted in 2.1 (QKV projection)",
+        "a b*s*n_head*d_head tensor after the scores is the attention output (probabilities times V); the "
+        "queries, and V itself, are already counted in 2.1 (QKV projection)",
     ),
-    ("2.5 numbers both the Mlp layer and the Norm", "the norms are a separate item (2.6)"),
+    (
+        "2.5 numbers both the Mlp layer and the Norm",
+        "a numbering slip, not a double count: the norms are a separate item (2.6), counted once",
+    ),
 )
 BACKWARD_CLAIM = (
     "O(backward) = O(forward)",
-    "the note's claim, not a count: backward frees saved tensors as it goes; what it adds are transients "
-    "(the logits' gradient, a recomputed layer), which the peak counts",
+    "backward does not keep a second copy of the activations: it frees each saved tensor once its layer's "
+    "gradient is done; what it adds on top are transient buffers (the logits' gradient, a recomputed layer), "
+    "which the peak counts",
 )
 NOTE_BYTES = 2  # "we assume mixed precision mode below"
 ONE = sp.Integer(1)

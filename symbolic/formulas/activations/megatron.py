@@ -4,7 +4,7 @@ Per layer ``sbh(34 + 5as/h)`` bytes (16-bit activations, 1-byte dropout masks, a
 split per operation so that tensor parallelism (``tp``), sequence parallelism, selective and full
 recomputation act on the right parts; plus the embedding dropout, final norm, output layer and
 fp32 logits (§4.3) and the interleaved pipeline factor ``1 + (p-1)/(p m)`` (§4.2.3).
-Source: ``shared/reference/formulas.md`` §1.
+Source: Korthikanti et al. 2022, Reducing Activation Recomputation in Large Transformer Models (arXiv 2205.05198).
 """
 
 from __future__ import annotations
