@@ -36,3 +36,21 @@ def test_cli_reference_is_fresh() -> None:
     assert regen.cli_reference() == (regen.DOCS / "cli.md").read_text(), (
         "docs/cli.md is stale: run tools/regenerate_docs.py"
     )
+
+
+@pytest.mark.parametrize("reader", regen.INDEX_FILES)
+def test_document_list_is_shared_and_fresh(reader: str) -> None:
+    # README and the guide hold the same one list, and every document in it exists
+    text = (regen.ROOT / reader).read_text()
+    assert regen.with_index(text, reader) == text, f"{reader}: run tools/regenerate_docs.py"
+    for path, _ in regen.INDEX:
+        assert (regen.ROOT / path).is_file(), path
+
+
+def test_every_generated_document_is_listed() -> None:
+    listed = {path for path, _ in regen.INDEX}
+    for doc, _, _ in regen.DOCUMENTS:
+        if doc.endswith(".md"):
+            assert f"docs/{doc}" in listed, doc
+    for nb in regen.NOTEBOOKS:
+        assert f"notebooks/{nb.name}" in listed, nb.name

@@ -23,7 +23,12 @@ PEERS = (
 )
 ROWS = (
     ("basic", ActivationOptions(), "design note: 2 bytes/element, s^2 scores, no masks, no fp32 copies"),
-    ("megatron", ActivationOptions(recompute="none"), "Korthikanti, no recompute (= cookbook)"),
+    (
+        "megatron",
+        ActivationOptions(recompute="none"),
+        "Korthikanti, no recompute: {layers} in the layers (the cookbook's "
+        "figure) + {rest} outside them (embedding dropout, final norm, output layer, fp32 logits)",
+    ),
     ("megatron", ActivationOptions(recompute="selective"), "Korthikanti, selective recompute (as flash does)"),
     ("exact", ActivationOptions(dtype="bf16", attention="sdpa", device="cuda"), "HF, bf16, SDPA, CUDA"),
     ("exact", ActivationOptions(dtype="bf16", attention="eager", device="cuda"), "HF, bf16, eager (fp32 softmax)"),
@@ -39,7 +44,11 @@ def table() -> str:
     for who, gib, why in PEERS:
         lines.append(f"| {who} | (their figure) | {gib} | {why} |")
     for conv, opts, why in ROWS:
-        ev = activation_bytes(activation_terms(model, conv, opts), model, {"batch": 1, "seq": 4096, "tp": 1, "pp": 1})
+        terms = activation_terms(model, conv, opts)
+        load = {"batch": 1, "seq": 4096, "tp": 1, "pp": 1}
+        ev = activation_bytes(terms, model, load)
+        layers = activation_bytes(terms.where(lambda t: t.count != 1), model, load).total
+        why = why.format(layers=f"{layers / GIB:.2f}", rest=f"{(ev.total - layers) / GIB:.2f}")
         setting = f"`{conv}` {opts.dtype} {opts.attention} recompute={opts.recompute} {opts.device}"
         lines.append(f"| symbolic | {setting} | {ev.total / GIB:.2f} | {why} |")
     return "\n".join(lines)

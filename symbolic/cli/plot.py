@@ -10,12 +10,21 @@ from ._common import add_model_argument, positive_int
 KINDS = ("memory", "scaling")
 QUANTITIES = ("params", "memory", "flops")
 SETTING_KEYS = ("dp", "tp", "pp", "zero")
+# options only one kind uses (the other refuses them rather than ignore them)
+ONLY = {"scaling": ("quantity", "grow", "range"), "memory": ("setting",)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="figures: memory per device (stacked bars) or scaling with dominant regions")
+    p = sub.add_parser(
+        "plot",
+        help="figures: memory per device (stacked bars) or scaling with dominant regions",
+        description="--kind memory (the default without --quantity/--grow/--range): stacked bars of the bytes "
+        "per device, one bar per --setting. --kind scaling (the default with any of them): a quantity and its "
+        "parts against one size, log-log, the leading part shaded up to its exact crossover. An option the "
+        "kind does not use is refused.",
+    )
     add_model_argument(p)
-    p.add_argument("--kind", choices=KINDS, default="memory", help="memory (bars) or scaling (log-log)")
+    p.add_argument("--kind", choices=KINDS, help="memory (bars) or scaling (log-log); inferred when left out")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.png or FILE.svg")
     p.add_argument(
         "--setting",
@@ -23,16 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="dp=8,tp=1,pp=1,zero=3",
         help="a parallel setting for --kind memory (repeat; default dp=1)",
     )
-    p.add_argument("--budget", metavar="BYTES", help="draw a per-device budget line, e.g. 80GiB")
-    p.add_argument("--quantity", choices=QUANTITIES, default="flops", help="what --kind scaling draws")
-    p.add_argument("--grow", default="seq", help="the size on the x axis for --kind scaling (a symbol name)")
-    p.add_argument("--range", default="256:65536", metavar="LO:HI", help="x from LO to HI in powers of two")
+    p.add_argument("--budget", metavar="BYTES", help="draw a per-device budget line, e.g. 80GiB (memory only)")
+    p.add_argument("--quantity", choices=QUANTITIES, help="what --kind scaling draws (default flops)")
+    p.add_argument("--grow", help="the size on the x axis for --kind scaling (a symbol name; default seq)")
+    p.add_argument(
+        "--range",
+        metavar="LO:HI",
+        help="--kind scaling: x from LO to HI (default 256:65536, within a learned position table)",
+    )
     p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size (default 1)")
     p.add_argument(
         "--seq", type=positive_int("--seq"), help="sequence length (default 2048, or the position table's length)"
     )
-    p.add_argument("--precision", default="mixed", help="precision recipe for memory (default mixed)")
-    p.add_argument("--optimizer", default="adamw", help="optimizer for memory (default adamw)")
+    p.add_argument("--precision", help="precision recipe for memory (default mixed)")
+    p.add_argument("--optimizer", help="optimizer for memory (default adamw)")
     p.set_defaults(run=run)
 
 
@@ -49,18 +62,34 @@ def parse_setting(text: str) -> dict[str, int]:
     return out
 
 
-def parse_range(text: str) -> list[int]:
-    """``LO:HI`` -> the powers of two from LO to HI (both positive integers, LO < HI)."""
+def parse_range(text: str) -> tuple[int, int]:
+    """``LO:HI`` -> ``(LO, HI)``, both positive integers with LO < HI."""
     from ..errors import SymbolicError
 
     lo, sep, hi = text.partition(":")
     if not sep or not lo.isdigit() or not hi.isdigit() or not 0 < int(lo) < int(hi):
         raise SymbolicError("--range", f"{text!r} must be LO:HI with positive integers LO < HI")
-    xs, x = [], int(lo)
-    while x <= int(hi):
-        xs.append(x)
-        x *= 2
-    return xs
+    return int(lo), int(hi)
+
+
+def kind_of(args: argparse.Namespace) -> str:
+    """The plot kind: ``--kind``, else scaling when a scaling option is given, else memory.
+
+    Raises :class:`SymbolicError` (exit 2) for an option the kind does not use.
+    """
+    from ..errors import SymbolicError
+
+    kind = args.kind or ("scaling" if any(getattr(args, o) is not None for o in ONLY["scaling"]) else "memory")
+    other = "memory" if kind == "scaling" else "scaling"
+    for option in ONLY[other]:
+        if getattr(args, option) is not None:
+            raise SymbolicError(f"--{option}", f"is for --kind {other}; --kind {kind} does not use it")
+    quantity = args.quantity or "flops"
+    if kind == "scaling" and quantity != "memory":
+        for option in ("budget", "precision", "optimizer"):
+            if getattr(args, option) is not None:
+                raise SymbolicError(f"--{option}", f"is for memory figures; --quantity {quantity} does not use it")
+    return kind
 
 
 def _memory_report(model: Any, args: argparse.Namespace, setting: dict[str, int]) -> Any:
@@ -71,9 +100,19 @@ def _memory_report(model: Any, args: argparse.Namespace, setting: dict[str, int]
         model,
         Workload(args.batch, args.seq),
         Parallelism(**setting),
-        precision=args.precision,
-        optimizer=args.optimizer,
+        precision=args.precision or "mixed",
+        optimizer=args.optimizer or "adamw",
     )
+
+
+def _memory_words(args: argparse.Namespace) -> str:
+    return f"{args.precision or 'mixed'} precision, {args.optimizer or 'adamw'}"
+
+
+def _flops_parts(terms: Any) -> dict[str, Any]:
+    from ..plots import scaling_terms
+
+    return scaling_terms(terms, skip=1, depth=2)  # forward and backward of an operation together
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.output.lower().endswith(plots.FORMATS):
         raise SymbolicError("--output", f"{args.output!r} must end in .png or .svg")
+    kind = kind_of(args)
     model = load_model(args.model)
     if args.seq is None:
         from ..report import DocumentOptions, workload_of
@@ -94,34 +134,59 @@ def run(args: argparse.Namespace) -> int:
         from ..units import parse_bytes
 
         budget = parse_bytes(args.budget, "--budget")
-    if args.kind == "memory":
+    if kind == "memory":
         settings = [parse_setting(s) for s in args.setting or ["dp=1"]]
         per_setting = {
             " ".join(f"{k}={v}" for k, v in s.items()): _memory_report(model, args, s).per_device() for s in settings
         }
-        fig = plots.memory_bars(per_setting, f"{model.name}: memory per device", budget)
+        title = f"{model.name}: memory per device (batch {args.batch}, sequence {args.seq:,}, {_memory_words(args)})"
+        fig = plots.memory_bars(per_setting, title, budget)
+        plots.save(fig, args.output)
+        return 0
+    grow = args.grow or "seq"
+    quantity = args.quantity or "flops"
+    if grow not in REGISTRY:
+        raise SymbolicError("--grow", f"unknown symbol {grow!r}; known: {', '.join(REGISTRY)}")
+    limit = model.sizes.get("n_ctx") if grow == "seq" else None
+    if args.range is None and limit is not None:  # default range: up to the learned position table
+        lo, hi = min(256, limit // 4), min(65536, limit)
     else:
-        if args.grow not in REGISTRY:
-            raise SymbolicError("--grow", f"unknown symbol {args.grow!r}; known: {', '.join(REGISTRY)}")
-        xs = parse_range(args.range)
-        values: dict[str, int] = {**model.sizes, "batch": args.batch, "seq": args.seq}
-        if args.quantity == "params":
-            from ..model import parameters
+        lo, hi = parse_range(args.range or "256:65536")
+    if limit is not None and hi > limit:
+        raise SymbolicError("--range", f"{hi} exceeds {model.name}'s learned position table ({limit} positions)")
+    xs = plots.sample_points(lo, hi)
+    values: dict[str, int] = {**model.sizes, "batch": args.batch, "seq": args.seq}
+    colours = None
+    if quantity == "params":
+        from ..model import parameters
 
-            terms = parameters(model)
-        elif args.quantity == "flops":
-            from ..formulas.flops import flops_terms
+        terms = parameters(model)
+        parts, unit, what = plots.scaling_terms(terms, skip=0, depth=2), "parameters", "parameters"
+    elif quantity == "flops":
+        from ..formulas.flops import flops_terms
 
-            terms = flops_terms(model)
-        else:
-            report = _memory_report(model, args, {})
-            terms = report.all_terms().where(lambda t: "transient" not in t.tags)
-            values = dict(report.values)
-        if args.grow not in {str(s) for s in terms.total.free_symbols}:
-            used = ", ".join(sorted(str(s) for s in terms.total.free_symbols))
-            raise SymbolicError("--grow", f"{args.quantity} does not depend on {args.grow}; it uses: {used}")
-        skip = 0 if args.quantity == "params" else 1
-        title = f"{model.name}: {args.quantity} against {args.grow}"
-        fig = plots.scaling(terms, args.grow, xs, values, title, skip=skip)
+        terms = flops_terms(model)
+        parts, unit, what = _flops_parts(terms), "FLOPs", "training FLOPs per step (all s × s attention pairs)"
+    else:
+        report = _memory_report(model, args, {})
+        terms = report.all_terms()
+        values = dict(report.values)
+        names = ("weights", "gradients", "master", "optimizer", "activations")
+        parts = {c: report.expr(c) for c in names if c != "activations" or report.activations is not None}
+        parts["transient"] = report.transient_expr
+        unit, what, colours = (
+            "bytes",
+            f"peak memory per device by category ({_memory_words(args)})",
+            plots.CATEGORY_COLOURS,
+        )
+    if grow not in {str(s) for s in terms.total.free_symbols}:
+        used = ", ".join(sorted(str(s) for s in terms.total.free_symbols))
+        raise SymbolicError("--grow", f"{quantity} does not depend on {grow}; it uses: {used}")
+    used = {str(s) for s in terms.total.free_symbols}
+    fixed = ", ".join(
+        f"{word} {values[k]:,}" for k, word in (("batch", "batch"), ("seq", "sequence")) if k != grow and k in used
+    )
+    title = f"{model.name}: {what}\nagainst the {REGISTRY[grow].meaning}" + (f", {fixed}" if fixed else "")
+    fig = plots.scaling(parts, grow, xs, values, title, unit=unit, budget=budget, colours=colours)
     plots.save(fig, args.output)
     return 0
