@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import add_model_argument, console, make_table, positive_int, print_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json, show
 
 QUANTITIES = ("params", "flops", "memory")
 
@@ -160,12 +160,31 @@ def _run_dominates(args: argparse.Namespace) -> int:
             "",
         )
     term = console()
-    term.print(t)
-    term.print(f"total {out['total']:,} {out['unit']}")
+    for line in dominates_summary(out, args):
+        term.print(line, highlight=False)
+    show(t, term)
+    return 0
+
+
+def dominates_summary(out: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """The answer first: the total in readable units and what it includes, then what leads as a size grows."""
+    from ..units import GB, GIB, format_flops
+
+    total = out["total"]
+    if out["unit"] == "bytes":
+        human = f"{total / GIB:,.2f} GiB ({total / GB:,.2f} GB)"
+        what = "states + activations per device, without the backward transient that memory's peak adds"
+    elif out["unit"] == "FLOPs":
+        human, what = format_flops(total), "one training step"
+    else:
+        human, what = f"{total:,} {out['unit']}", "the whole model"
+    lines = [f"{out['model']}, {args.quantity} at batch {args.batch}, seq {args.seq:,}: {human}", f"  ({what})"]
     if "asymptotic" in out:
         a = out["asymptotic"]
-        term.print(f"as {a['grow']} grows: {a['words']}; leading: {', '.join(x['path'] for x in a['leaders'])}")
-    return 0
+        leaders = [x["path"] for x in a["leaders"]]
+        more = f" (+{len(leaders) - 5} more)" if len(leaders) > 5 else ""
+        lines.append(f"as {a['grow']} grows: {a['words']}; leading: {', '.join(leaders[:5])}{more}")
+    return lines
 
 
 # ---- sensitivity -------------------------------------------------------------------------------
@@ -225,7 +244,7 @@ def _run_sensitivity(args: argparse.Namespace) -> int:
         t.add_row(
             r["symbol"], str(r["at"]), f"{r['elasticity_value']:.4f}", f"{r['derivative_value']:,}", r["derivative"]
         )
-    console().print(t)
+    show(t)
     return 0
 
 
@@ -417,6 +436,8 @@ def _run_fit(args: argparse.Namespace) -> int:
         print(f"{args.solve} = {result.value}: {figure} {format_bytes(out['peak'])} within {format_bytes(budget)}")
         if out["next"] is not None:
             print(f"  {args.solve} = {out['next']} would need {format_bytes(out['next_peak'])}")
+    where = f"{args.solve} = {at}"
+    print(f"largest terms per device at {where} (of {len(final['terms'])}; --top N lists more):")
     for t in out["terms"]:
         print(f"  {t['path']:<56} {format_bytes(t['bytes'])}")
     for note in out["notes"]:

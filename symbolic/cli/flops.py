@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, console, make_table, positive_int, print_json, term_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json, show, term_json
 from .analysis import add_point_options, quantity_terms
 
 
@@ -122,15 +122,45 @@ def report(args: argparse.Namespace) -> dict:
     return out
 
 
+def summary_lines(out: dict) -> list[str]:
+    """The answer first, in readable units (decimal prefixes: 1 TFLOP = 1e12 FLOPs)."""
+    from ..units import format_flops
+
+    lines = [
+        f"{out['model']}: one training step of batch {out['batch']} x {out['seq']:,} tokens "
+        f"({out['convention']} convention, recompute {out['recompute']}):",
+        f"  {format_flops(out['total'])} per step = forward {format_flops(out['forward'])} + backward "
+        f"{format_flops(out['backward'])}"
+        + (f" + recompute {format_flops(out['recompute_flops'])}" if out["recompute"] != "none" else ""),
+        f"  {format_flops(out['per_token']['model_flops'])} of model FLOPs per token",
+        "  attention: only the query-key pairs a causal mask keeps"
+        if out["causal"]
+        else "  attention: all s x s query-key pairs (--causal counts only those a causal mask keeps)",
+    ]
+    if "training" in out:
+        tr = out["training"]
+        line = f"  training: {format_flops(tr['model_flops'])} of model FLOPs for {tr['tokens']:.4g} tokens"
+        if "days" in tr:
+            rate = f"{100 * tr['mfu']:.1f}% MFU of " if tr["mfu"] is not None else ""
+            line += f" = {tr['days']:,.1f} days on {tr['devices']} devices at {rate}{format_flops(tr['peak'])}/s each"
+        lines.append(line)
+    if "utilization" in out:
+        u = out["utilization"]
+        lines.append(f"  MFU {100 * u['mfu']:.1f}%   HFU {100 * u['hfu']:.1f}%")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     out = report(args)
     if args.json:
         print_json(out)
         return 0
     total = out["total"] or 1
-    title = f"{out['model']}: FLOPs of one step, batch {out['batch']} x seq {out['seq']} ({out['convention']}, recompute {out['recompute']})"
+    term = console()
+    for line in summary_lines(out):
+        term.print(line, highlight=False)
     table = make_table(
-        title,
+        "per operation (exact FLOPs; the backward pass is twice the forward)",
         [
             ("term", "text"),
             ("formula (per instance)", "formula"),
@@ -141,21 +171,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for t in out["terms"]:
         table.add_row(t["path"], t["formula"], t["count"], f"{t['flops']:,}", f"{100 * t['flops'] / total:.2f}%")
-    term = console()
-    term.print(table)
-    term.print(f"forward   {out['forward']:,} FLOPs")
-    term.print(f"backward  {out['backward']:,} FLOPs")
-    if out["recompute"] != "none":
-        term.print(f"recompute {out['recompute_flops']:,} FLOPs")
-    term.print(f"total     {out['total']:,} FLOPs per step; {out['per_token']['model_flops']:,} model FLOPs per token")
-    if "training" in out:
-        tr = out["training"]
-        line = f"training  {tr['model_flops']:.4g} FLOPs for {tr['tokens']:.4g} tokens"
-        if "days" in tr:
-            rate = f"{100 * tr['mfu']:.1f}% MFU of " if tr["mfu"] is not None else ""
-            line += f": {tr['days']:.2f} days on {tr['devices']} devices at {rate}{tr['peak']:.4g} FLOP/s"
-        term.print(line)
-    if "utilization" in out:
-        u = out["utilization"]
-        term.print(f"MFU {100 * u['mfu']:.1f}%   HFU {100 * u['hfu']:.1f}%")
+    show(table, term)
+    term.print(f"total {out['total']:,} FLOPs per step", highlight=False)
     return 0

@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="where activations live")
     p.add_argument("--convention", choices=("exact", "basic", "megatron"), default="exact", help="counting convention")
     p.add_argument("--json", action="store_true", help="print one JSON object (bytes)")
+    p.add_argument("--detail", action="store_true", help="also list every category's components")
     p.set_defaults(run=run)
 
 
@@ -105,48 +106,87 @@ def _size(n: int | None) -> tuple[str, str]:
     return f"{n / GIB:,.2f}", f"{n / GB:,.2f}"
 
 
+def _component(path: str, category: str) -> str:
+    """``weights.block.attention.q_proj.weight`` -> ``block.attention`` (the tensor's module, two levels)."""
+    parts = path.split(".")
+    parts = parts[1:] if parts[0] == category else parts
+    if parts and parts[-1] in ("weight", "bias"):
+        parts = parts[:-1]
+    return ".".join(parts[:2])
+
+
+def binary_size(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the number at least 1: ``12.55 GiB``, ``512.0 KiB``, ``4 B``."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n} B"
+
+
+def summary_lines(out: dict) -> list[str]:
+    """The answer first, in human units: the peak and what it adds up from (GiB = 2^30 bytes, GB = 1e9)."""
+    per = out["per_device"]
+    s = out["settings"]
+
+    def both(n: int) -> str:
+        return f"{n / GIB:,.2f} GiB ({n / GB:,.2f} GB)"
+
+    where = (
+        f"batch {s.get('batch')} x {s.get('seq'):,} tokens, {s['precision']} precision, {s['optimizer']}, "
+        f"ZeRO {s['zero']}, dp {s['dp']} tp {s['tp']} pp {s['pp']} cp {s['cp']} ep {s['ep']}"
+    )
+    lines = [f"{out['model']} ({where}):"]
+    states = ", ".join(f"{k} {per[k] / GIB:,.2f}" for k in ("weights", "gradients", "master", "optimizer"))
+    if per.get("peak") is not None:
+        lines.append(f"  peak per device  {both(per['peak'])} = states + activations + largest transient")
+    else:
+        lines.append("  peak per device  not computed: no activation figure for these settings (see the notes)")
+    lines.append(f"  states           {both(per['states'])}")
+    lines.append(f"                   ({states} GiB)")
+    if per.get("activations") is not None:
+        lines.append(f"  activations      {both(per['activations'])}")
+    lines.append(f"  transient        {both(per['transient'])}, the largest buffer the backward pass adds")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     out = report(args)
     if args.json:
         print_json(out)
         return 0
     per = out["per_device"]
-    states = per["states"] or 1
-    s = out["settings"]
-    title = (
-        f"{out['model']}: bytes per device ({s['precision']}, {s['optimizer']}, ZeRO {s['zero']}, "
-        f"dp {s['dp']} tp {s['tp']} pp {s['pp']} (stage {s['stage']}) cp {s['cp']} ep {s['ep']})"
-    )
-    # one row per (category, component): the tensors of a component summed, so the table stays narrow
-    rows: dict[tuple[str, str], int] = {}
-    for t in out["terms"]:
-        parts = t["path"].split(".")
-        parts = parts[1:] if parts[0] == t["category"] else parts
-        component = ".".join(parts[:2])
-        key = (t["category"], component)
-        rows[key] = rows.get(key, 0) + t["bytes"]
-    whole = per.get("peak") or states
-    order = ("weights", "gradients", "master", "optimizer", "activations", "transient")
+    whole = per.get("peak") or per["states"] or 1
     share_of = "share of peak" if per.get("peak") else "share of states"
-    table = make_table(
-        title, [("category", "text"), ("component", "text"), ("GiB", "number"), ("GB", "number"), (share_of, "number")]
-    )
-    for (category, component), total in sorted(
-        rows.items(), key=lambda kv: order.index(kv[0][0]) if kv[0][0] in order else 99
-    ):
-        gib, gb = _size(total)
-        table.add_row(category, component, gib, gb, f"{100 * total / whole:.2f}%")
     term = console()
-    term.print(table)
+    for line in summary_lines(out):
+        term.print(line, highlight=False)
     summary = make_table(
-        "per device (bytes; GiB = 2^30 bytes, GB = 1e9 bytes)",
-        [("figure", "text"), ("bytes", "number"), ("GiB", "number"), ("GB", "number"), ("share of states", "number")],
+        "per device, by category (GiB = 2^30 bytes, GB = 1e9 bytes)",
+        [("category", "text"), ("bytes", "number"), ("GiB", "number"), ("GB", "number"), (share_of, "number")],
     )
     for key, value in per.items():
         gib, gb = _size(value)
-        share = f"{100 * value / states:.2f}%" if value is not None and key not in ("transient", "peak") else "-"
+        share = f"{100 * value / whole:.2f}%" if value is not None and key not in ("states", "peak") else "-"
         summary.add_row(key, "n/a" if value is None else f"{value:,}", gib, gb, share)
     term.print(summary)
+    if args.detail:
+        # one row per (category, component): the tensors of a component summed, so the table stays narrow
+        rows: dict[tuple[str, str], int] = {}
+        for t in out["terms"]:
+            key = (t["category"], _component(t["path"], t["category"]))
+            rows[key] = rows.get(key, 0) + t["bytes"]
+        order = ("weights", "gradients", "master", "optimizer", "activations", "transient")
+        table = make_table(
+            "components",
+            [("category", "text"), ("component", "text"), ("size", "number"), (share_of, "number")],
+        )
+        for (category, component), total in sorted(
+            rows.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else 99, -kv[1])
+        ):
+            table.add_row(category, component, binary_size(total), f"{100 * total / whole:.3f}%")
+        term.print(table)
+    else:
+        term.print("(--detail lists each category's components; --json gives every term's formula)", highlight=False)
     for note in out["notes"]:
-        term.print(f"note: {note}")
+        term.print(f"note: {note}", highlight=False)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import console, make_table, print_json
+from ._common import make_table, print_json, show
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     table = make_table(
-        "Shipped models", [("name", "text"), ("model_type", "text"), ("published", "number"), ("source", "formula")]
+        "Shipped models", [("name", "text"), ("model_type", "text"), ("published", "prose"), ("source", "prose")]
     )
     for m in models.values():
         table.add_row(m.name, str(m.config.get("model_type")), m.published_params_text, m.source)
-    console().print(table)
+    show(table)
     return 0
