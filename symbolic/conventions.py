@@ -68,7 +68,7 @@ register(
 )
 
 
-# [FLOPs conventions] (issue 5, symbolic/formulas/flops.py). A later quantity that shares one of these
+# [FLOPs conventions] (symbolic/formulas/flops.py). A later quantity that shares one of these
 # names (megatron activations) should add its quantity to this entry rather than register it again.
 register(
     Convention(

@@ -29,8 +29,7 @@ FIGURES: list[tuple[str, list[str], str]] = [
         ["llama2-7b", "--kind", "memory", "--seq", "4096", "--budget", "80GiB"]
         + ["--setting", "dp=1", "--setting", "dp=8,zero=1", "--setting", "dp=8,zero=2", "--setting", "dp=8,zero=3"]
         + ["--setting", "dp=4,tp=2,zero=1"],
-        "llama2-7b: bytes per device across parallel settings, batch 1, sequence 4,096 (mixed precision, AdamW); "
-        "with tp = 2 the exact activations are not counted",
+        "llama2-7b: bytes per device across parallel settings, batch 1, sequence 4,096 (mixed precision, AdamW)",
     ),
     (
         "figures/llama2-7b-memory-seq.svg",

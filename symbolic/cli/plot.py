@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         per_setting = {
             " ".join(f"{k}={v}" for k, v in s.items()): _memory_report(model, args, s).per_device() for s in settings
         }
-        title = f"{model.name}: memory per device (batch {args.batch}, sequence {args.seq:,}, {_memory_words(args)})"
+        title = f"{model.name}: peak memory per device, GiB (batch {args.batch}, sequence {args.seq:,}, {_memory_words(args)})"
         fig = plots.memory_bars(per_setting, title, budget)
         plots.save(fig, args.output)
         return 0
