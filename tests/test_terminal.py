@@ -37,20 +37,25 @@ def test_memory_detail_names_components_alike(capsys) -> None:
     assert "final_norm" in out and "4 B" in out  # small terms in a unit that shows them
 
 
-def _formula_tokens(capsys) -> set[str]:
-    data = json.loads(_run(capsys, "flops", "llama2-7b", "--batch", "1", "--seq", "4096", "--json"))
+COMMANDS = {"flops": ["flops", "llama2-7b", "--batch", "1", "--seq", "4096"], "params": ["params", "llama2-7b"]}
+
+
+def _formula_tokens(capsys, command: str) -> set[str]:
+    data = json.loads(_run(capsys, *COMMANDS[command], "--json"))
     return {word for t in data["terms"] for word in t["formula"].split()}
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("columns", ["80", "100", "120", "160", "200"])
-def test_formulas_never_break_inside_a_name(columns: str, capsys, monkeypatch) -> None:
-    tokens = _formula_tokens(capsys)
+def test_formulas_never_break_inside_a_name(command: str, columns: str, capsys, monkeypatch) -> None:
+    tokens = _formula_tokens(capsys, command)
     monkeypatch.setenv("COLUMNS", columns)
-    out = _run(capsys, "flops", "llama2-7b", "--batch", "1", "--seq", "4096")
-    shown = [w for line in out.splitlines() for w in line.replace("│", " ").split() if "*" in w]
+    out = _run(capsys, *COMMANDS[command])
+    table = out.split("total ")[0]  # the rows, not the closing total line (a sum that wraps at its + signs)
+    shown = [w for line in table.splitlines() for w in line.replace("│", " ").split() if "*" in w]
     assert all(w in tokens for w in shown), [w for w in shown if w not in tokens]
     assert shown or "formula (per instance) left out at" in out  # shown whole, or left out and said so
-    assert all(len(line) <= int(columns) for line in out.splitlines())
+    assert all(len(line) <= int(columns) for line in table.splitlines())
 
 
 def test_flops_summary_in_readable_units(capsys) -> None:

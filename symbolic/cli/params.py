@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list, term_json
+from ._common import add_model_argument, console, make_table, positive_int, print_json, show, split_list, term_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,8 +90,14 @@ def run(args: argparse.Namespace) -> int:
             "yes" if t["trainable"] else "no",
         )
     term = console()
-    term.print(table)
-    term.print(f"total     {out['total']:,} parameters  = {out['formula']}")
-    term.print(f"trainable {out['trainable']:,} parameters")
-    term.print(f"frozen    {out['frozen']:,} parameters")
+    frozen = f"; {out['frozen']:,} frozen" if out["frozen"] else ""
+    term.print(
+        f"{out['model']}: {out['total']:,} parameters ({out['total'] / 1e9:,.2f} billion, "
+        f"{out['convention']} convention){frozen}",
+        highlight=False,
+    )
+    show(table, term)
+    term.print(f"total     {out['total']:,} parameters  = {out['formula']}", highlight=False)
+    term.print(f"trainable {out['trainable']:,} parameters", highlight=False)
+    term.print(f"frozen    {out['frozen']:,} parameters", highlight=False)
     return 0
