@@ -157,3 +157,25 @@ def test_sizes_stay_symbols_in_formulas(llama_md: str) -> None:
     # layers are a symbol in every formula: the per-layer block is written once, times L
     assert "Repeated $L$ times" in llama_md
     assert sp.latex(sp.Symbol("n_layers")) not in llama_md
+
+
+def test_errata_say_why_without_circles(llama_md: str) -> None:
+    errata = _section(llama_md, "Errata")
+    rows = [line for line in errata.splitlines() if line.startswith("| ") and not line.startswith("| topic")]
+    assert len(rows) >= 5
+    formula_row = next(r for r in rows if "does not give the stated number" in r)
+    # the stated figure is explained by the third matrix, not restated as its own correction
+    assert formula_row.count("6,738,149,376") == 1 and "gate" in formula_row and "1,442,840,576" in formula_row
+    activations = next(r for r in rows if "never finished" in r)
+    for reason in ("score matrix", "two-matrix MLP", "gated MLP", "norms per layer", "RMSNorm"):
+        assert reason in activations, reason
+    assert all(len(r.split(" | ")[-1]) > 40 for r in rows)  # every correction says something
+
+
+def test_documents_cite_nothing_outside_the_repository() -> None:
+    root = Path(__file__).resolve().parent.parent
+    machine = re.compile("/" + "work/|" + "shared/" + "(seed|reference)")
+    files = [root / "README.md", *root.glob("docs/**/*.md"), *root.glob("docs/*.tex")]
+    files += [*root.glob("symbolic/**/*.py"), *root.glob("templates/**/*.j2"), *root.glob("tools/*.py")]
+    offenders = [str(p.relative_to(root)) for p in files if machine.search(p.read_text(errors="replace"))]
+    assert not offenders
