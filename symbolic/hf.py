@@ -32,6 +32,7 @@ from .arch import (
     QKNorm,
 )
 from .errors import SymbolicError
+from .inputs import integer, optional_count, shown
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "hf_defaults"]
 
@@ -41,6 +42,26 @@ def hf_defaults() -> dict[str, Any]:
     """The declared defaults and attribute maps of transformers' config classes, by model type."""
     text = resources.files("symbolic").joinpath("hf_defaults.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+# the kind of integer (symbolic.inputs.LIMITS) each config field holds; any other size is a width
+_FIELD_KINDS = {
+    "vocab_size": "vocab",
+    "num_hidden_layers": "layers",
+    "n_layer": "layers",
+    "num_attention_heads": "heads",
+    "num_key_value_heads": "heads",
+    "num_kv_heads": "heads",
+    "max_position_embeddings": "positions",
+    "num_local_experts": "experts",
+    "num_experts": "experts",
+    "n_routed_experts": "experts",
+    "num_experts_per_tok": "experts",
+    "n_shared_experts": "experts",
+    "decoder_sparse_step": "layers",
+    "first_k_dense_replace": "count",
+    "shared_expert_intermediate_size": "width",
+}
 
 
 class _Config:
@@ -76,12 +97,32 @@ class _Config:
         return value
 
     def size(self, name: str, default: int | None = None) -> int:
+        """A positive size (an int, never a float, bool or string), bounded by its kind (see inputs)."""
         value = self.get(name, default)
         if value is None:
             raise SymbolicError(name, f"missing in the {self.model_type} config")
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SymbolicError(name, f"must be a positive integer, got {value!r}")
+        return integer(name, value, _FIELD_KINDS.get(name, "width"))
+
+    def text(self, name: str, default: str) -> str:
+        """A string field (an activation's name): a JSON string, else :class:`SymbolicError`."""
+        value = self.get(name, default)
+        if not isinstance(value, str) or len(value) > 100:
+            raise SymbolicError(name, f"must be a name such as {default!r}, got {shown(value)}")
         return value
+
+    def count(self, name: str) -> int:
+        """A count that may be absent, null or 0 (``num_experts``, ``n_shared_experts``): an int >= 0."""
+        return optional_count(name, self.get(name), _FIELD_KINDS.get(name, "count"))
+
+    def layer_list(self, name: str, n_layers: int) -> set[int]:
+        """A list of layer indices (``mlp_only_layers``): ints from 0 to ``n_layers - 1``."""
+        value = self.get(name, [])
+        if not isinstance(value, list):
+            raise SymbolicError(name, f"must be a list of layer indices 0 .. {n_layers - 1}, got {shown(value)}")
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < n_layers:
+                raise SymbolicError(name, f"must hold layer indices 0 .. {n_layers - 1}, got {shown(item)}")
+        return set(value)
 
     def head_dim(self, hidden: int, heads: int, field: str = "head_dim") -> int:
         """``head_dim`` if given, else ``hidden // heads`` (which must divide exactly)."""
@@ -123,7 +164,7 @@ def _llama_like(cfg: _Config, **overrides: Any) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=attention,
-        mlp=MLP(MLPKind.GATED, bias=cfg.flag("mlp_bias"), activation=str(cfg.get("hidden_act", "silu"))),
+        mlp=MLP(MLPKind.GATED, bias=cfg.flag("mlp_bias"), activation=cfg.text("hidden_act", "silu")),
         norm=Norm(NormKind.RMSNORM),
         positions=Positions.ROTARY,
         tied_embeddings=cfg.flag("tie_word_embeddings"),
@@ -149,7 +190,7 @@ def _qwen3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 def _gemma(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch, sizes = _llama_like(cfg)
-    act = cfg.get("hidden_activation") or cfg.get("hidden_act", "gelu_pytorch_tanh")
+    act = cfg.text("hidden_activation", "") or cfg.text("hidden_act", "gelu_pytorch_tanh")
     return _replace(arch, mlp=MLP(MLPKind.GATED, activation=str(act))), sizes
 
 
@@ -193,14 +234,15 @@ def _layer_groups(n_dense: int, n_moe: int, sizes: dict[str, int]) -> tuple[Laye
 def _qwen2_moe(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch, sizes = _llama_like(cfg, attention=Attention(qkv_bias=cfg.flag("qkv_bias", True), out_bias=False))
     n_layers = sizes.pop("n_layers")
-    experts = int(cfg.get("num_experts", 0) or 0)
+    experts = cfg.count("num_experts")
     step = cfg.size("decoder_sparse_step", 1)
-    dense_only = set(cfg.get("mlp_only_layers", []) or [])
-    n_moe = sum(1 for i in range(n_layers) if i not in dense_only and experts > 0 and (i + 1) % step == 0)
+    dense_only = cfg.layer_list("mlp_only_layers", n_layers)
+    # layer i is sparse when it is not listed dense and (i + 1) is a multiple of the step
+    n_moe = 0 if experts == 0 else n_layers // step - sum(1 for i in dense_only if (i + 1) % step == 0)
     groups = _layer_groups(n_layers - n_moe, n_moe, sizes)
     if not n_moe:
         return arch, sizes
-    shared = int(cfg.get("shared_expert_intermediate_size", 0) or 0)
+    shared = cfg.count("shared_expert_intermediate_size")
     sizes.update(n_experts=experts, top_k=cfg.size("num_experts_per_tok"), d_expert=cfg.size("moe_intermediate_size"))
     if shared:
         sizes["d_shared"] = shared
@@ -213,7 +255,7 @@ def _qwen2_moe(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 def _deepseek_v3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     sizes = _common(cfg)
     n_layers = sizes.pop("n_layers")
-    n_dense = min(int(cfg.get("first_k_dense_replace", 0) or 0), n_layers)
+    n_dense = min(cfg.count("first_k_dense_replace"), n_layers)
     q_rank = cfg.get("q_lora_rank")
     bias = cfg.flag("attention_bias")
     sizes.update(
@@ -227,7 +269,7 @@ def _deepseek_v3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     )
     if q_rank is not None:
         sizes["q_lora_rank"] = cfg.size("q_lora_rank")
-    shared = int(cfg.get("n_shared_experts", 0) or 0)
+    shared = cfg.count("n_shared_experts")
     if shared:
         sizes["d_shared"] = shared * sizes["d_expert"]
     if n_dense:
@@ -236,7 +278,7 @@ def _deepseek_v3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(AttentionKind.MLA, qkv_bias=bias, out_bias=bias, q_lora=q_rank is not None),
-        mlp=MLP(MLPKind.GATED, activation=str(cfg.get("hidden_act", "silu"))),
+        mlp=MLP(MLPKind.GATED, activation=cfg.text("hidden_act", "silu")),
         moe=MoE(shared_experts=bool(shared)),
         norm=Norm(NormKind.RMSNORM),
         positions=Positions.ROTARY,
@@ -262,7 +304,7 @@ def _gpt2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=True, out_bias=True),
-        mlp=MLP(MLPKind.STANDARD, bias=True, activation=str(cfg.get("activation_function", "gelu_new"))),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation=cfg.text("activation_function", "gelu_new")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         positions=Positions.LEARNED,
         tied_embeddings=cfg.flag("tie_word_embeddings", True),
@@ -281,7 +323,7 @@ def _gptj(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=False, out_bias=False),
-        mlp=MLP(MLPKind.STANDARD, bias=True, activation=str(cfg.get("activation_function", "gelu_new"))),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation=cfg.text("activation_function", "gelu_new")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         parallel_block=True,
         parallel_norms=1,
@@ -299,7 +341,7 @@ def _gpt_neox(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=bias, out_bias=bias),
-        mlp=MLP(MLPKind.STANDARD, bias=True, activation=str(cfg.get("hidden_act", "gelu"))),
+        mlp=MLP(MLPKind.STANDARD, bias=True, activation=cfg.text("hidden_act", "gelu")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         parallel_block=parallel,
         parallel_norms=2,
@@ -325,7 +367,7 @@ def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=bias, out_bias=bias),
-        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=str(cfg.get("activation", "gelu"))),
+        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=cfg.text("activation", "gelu")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         parallel_block=parallel,
         parallel_norms=2 if (new_arch and n_ln == 2) else 1,
@@ -346,7 +388,7 @@ def _opt(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=bias, out_bias=bias),
-        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=str(cfg.get("activation_function", "relu"))),
+        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=cfg.text("activation_function", "relu")),
         norm=Norm(NormKind.LAYERNORM, bias=True) if affine else Norm(NormKind.NONPARAMETRIC),
         norm_placement=NormPlacement.PRE if pre else NormPlacement.POST,
         final_norm=pre and not cfg.flag("_remove_final_layer_norm"),
@@ -383,7 +425,7 @@ def _stablelm(cfg: _Config) -> tuple[Arch, dict[str, int]]:
             qk_norm=qk,
             qk_norm_kind=Norm(NormKind.LAYERNORM, bias=False),
         ),
-        mlp=MLP(MLPKind.GATED, activation=str(cfg.get("hidden_act", "silu"))),
+        mlp=MLP(MLPKind.GATED, activation=cfg.text("hidden_act", "silu")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         parallel_block=parallel,
         parallel_norms=1,
@@ -399,7 +441,7 @@ def _starcoder2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(qkv_bias=bias, out_bias=bias),
-        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=str(cfg.get("hidden_act", "gelu_pytorch_tanh"))),
+        mlp=MLP(MLPKind.STANDARD, bias=bias, activation=cfg.text("hidden_act", "gelu_pytorch_tanh")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         positions=Positions.ROTARY,
         tied_embeddings=cfg.flag("tie_word_embeddings", True),
@@ -447,12 +489,15 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
     if not isinstance(config, Mapping):
         raise SymbolicError("config", "must be a JSON object")
     model_type = config.get("model_type")
-    if model_type not in _MAPPERS:
+    if not isinstance(model_type, str) or model_type not in _MAPPERS:
         raise SymbolicError(
             "model_type",
-            f"unsupported {model_type!r}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
+            f"unsupported {shown(model_type)}; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
         )
     cfg = _Config(model_type, config)
     arch, sizes = _MAPPERS[model_type](cfg)
+    window = cfg.get("sliding_window")
+    if window is not None and window is not False:
+        integer("sliding_window", window, "positions")
     label = name or str(config.get("_name_or_path") or model_type)
     return Model(label, arch, sizes, config=cfg.resolved())

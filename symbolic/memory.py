@@ -35,7 +35,7 @@ from .formulas.weights import get_weight_format
 from .model import parameters
 from .numeric import ceil_int, evaluate
 from .parallel import Parallelism
-from .terms import Breakdown, Quantity
+from .terms import Breakdown, Quantity, Term
 
 __all__ = [
     "ACTIVATIONS_PENDING",
@@ -43,6 +43,7 @@ __all__ = [
     "activation_terms",
     "MemoryReport",
     "memory",
+    "whole_bytes",
     "report_dict",
 ]
 
@@ -91,6 +92,19 @@ def activation_terms(
     if convention == "megatron":
         return terms
     return on_stage(terms, parallel.stage or 0, parallel.pp)
+
+
+def whole_bytes(term: Term) -> sp.Expr:
+    """The bytes of ``term`` on one device with each tensor (shard) rounded up to a whole byte (bytes).
+
+    The rounding rule of every printed byte count: ZeRO/FSDP and tensor parallelism split each
+    tensor into equal shards, and a shard that does not come out even is stored whole, so each
+    instance's bytes are rounded up before they are multiplied by the instance count:
+    ``ceiling(per-instance bytes) * count``. Sums of such terms are exact integers, so a total is
+    always the sum of its parts. (A shard holds whole elements, so a real one may be up to one
+    element larger again; the allocator's own block rounding is not modelled.)
+    """
+    return sp.ceiling(term.expr) * term.count
 
 
 @dataclass(frozen=True)
@@ -144,18 +158,32 @@ class MemoryReport:
         """An expression of this report evaluated at its values (bytes, an int rounded up)."""
         return ceil_int(evaluate(expr, self.values), "bytes")
 
-    def bytes(self, name: str) -> int | None:
-        """One per-device figure in bytes: a category, ``states``, ``transient`` or ``peak`` (None if unknown)."""
+    def whole_expr(self, name: str) -> sp.Expr | None:
+        """A per-device figure with every tensor rounded up to whole bytes (see :func:`whole_bytes`):
+        a category, ``states``, ``transient`` or ``peak``; ``None`` where activations are unknown.
+        The printed integers and the sweep's exact values both evaluate this expression (bytes)."""
         if name == "states":
-            return self.evaluate(self.states_expr)
+            return sp.Add(*(self.whole_expr(c) for c in ("weights", "gradients", "master", "optimizer")))
         if name == "transient":
-            return self.evaluate(self.transient_expr)
+            parts = [whole_bytes(t) for t in self.category("transient")]
+            return sp.Max(*parts) if parts else sp.Integer(0)
         if name == "peak":
-            peak = self.peak_expr
-            return None if peak is None else self.evaluate(peak)
+            if self.activations is None:
+                return None
+            return sp.Add(*(self.whole_expr(c) for c in ("states", "activations", "transient")))  # type: ignore[misc]
         if name == "activations" and self.activations is None:
             return None
-        return self.evaluate(self.expr(name))
+        return sp.Add(*(whole_bytes(t) for t in self.category(name)))
+
+    def term_bytes(self, term: Term) -> int:
+        """The bytes of one term on this device, each tensor rounded up to whole bytes (bytes)."""
+        return ceil_int(evaluate(whole_bytes(term), self.values), "bytes")
+
+    def bytes(self, name: str) -> int | None:
+        """One per-device figure in bytes: a category, ``states``, ``transient`` or ``peak`` (None if
+        unknown); the sum of its terms, each tensor rounded up to whole bytes (:func:`whole_bytes`)."""
+        expr = self.whole_expr(name)
+        return None if expr is None else self.evaluate(expr)
 
     def per_device(self) -> dict[str, int | None]:
         """Every per-device figure in bytes (``None`` for activations and peak until computed)."""
@@ -309,7 +337,7 @@ def report_dict(report: MemoryReport) -> dict[str, Any]:
                 "category": _category_of(t.tags),
                 "description": t.description,
                 "formula": formula(t.total),
-                "bytes": report.evaluate(t.total),
+                "bytes": report.term_bytes(t),
             }
             for t in report.all_terms()
         ],

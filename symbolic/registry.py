@@ -70,33 +70,69 @@ def _index() -> dict[str, str]:
     return index
 
 
-def _from_file(path: Path) -> Model:
+MAX_CONFIG_BYTES = 10 * 2**20  # a real config.json is a few kilobytes
+
+
+def _read_config(path: Path) -> Any:
+    """The JSON value in ``path``; every way it can be unreadable is one :class:`SymbolicError`."""
+    from .inputs import shown
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise SymbolicError("config", f"{path} is not valid JSON (line {err.lineno}: {err.msg})") from None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise SymbolicError("config", f"{shown(str(path))} is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+        blob = path.read_bytes()
     except OSError as err:
-        raise SymbolicError("config", f"cannot read {path}: {err.strerror}") from None
+        raise SymbolicError("config", f"cannot read {shown(str(path))}: {err.strerror or err}") from None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SymbolicError("config", f"{shown(str(path))} is not UTF-8 text (byte {err.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SymbolicError("config", f"{shown(str(path))} is not valid JSON (line {err.lineno}: {err.msg})") from None
+    except RecursionError:
+        raise SymbolicError("config", f"{shown(str(path))} nests JSON too deeply to be a config") from None
+    except ValueError as err:  # an integer of thousands of digits
+        raise SymbolicError("config", f"{shown(str(path))} holds a number no config needs ({err})") from None
+
+
+def _from_file(path: Path) -> Model:
+    data = _read_config(path)
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "name" in data:
         model = from_hf_config(data["config"], name=str(data["name"]))
-        return replace(model, published_params=data.get("published_params"), source=data.get("source", ""))
+        published = data.get("published_params")
+        if isinstance(published, bool) or not isinstance(published, int | None):
+            raise SymbolicError("published_params", f"must be an integer or null, got {published!r}")
+        return replace(model, published_params=published, source=str(data.get("source", "")))
     return from_hf_config(data, name=path.parent.name if path.name == "config.json" else path.stem)
+
+
+def _config_path(name_or_path: str) -> Path | None:
+    """The config file ``name_or_path`` names (a file, or a folder holding config.json), else None."""
+    try:
+        path = Path(name_or_path)
+        if path.is_dir() and (path / "config.json").is_file():
+            path = path / "config.json"
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+        return None
 
 
 def load_model(name_or_path: str) -> Model:
     """A shipped model by name (common spellings accepted) or a ``config.json`` path -> Model."""
+    from .inputs import shown
+
     key = normalise_name(name_or_path)
     name = _index().get(key)
     if name is not None:
         shipped = shipped_models()[name]
         model = from_hf_config(shipped.config, name=name)
         return replace(model, published_params=shipped.published_params, source=shipped.source)
-    path = Path(name_or_path)
-    if path.is_dir() and (path / "config.json").is_file():
-        path = path / "config.json"
-    if path.is_file():
+    path = _config_path(name_or_path)
+    if path is not None:
         return _from_file(path)
     known = ", ".join(sorted(shipped_models()))
     raise SymbolicError(
-        "model", f"{name_or_path!r} is neither a shipped model nor a config.json path; shipped: {known}"
+        "model", f"{shown(name_or_path)} is neither a shipped model nor a config.json path; shipped: {known}"
     )

@@ -120,16 +120,13 @@ def _memory_quantities() -> None:
             settings = dict(options)
             parallel = Parallelism(**point, zero=settings.pop("zero", 0))
             report = M.memory(model, M.Workload(), parallel, **settings)
-            if name == "states":
-                return report.states_expr
-            if name == "transient":
-                return report.transient_expr
             if name in ("peak", "activations") and report.activations is None:
                 why = "; ".join(report.notes) or "activations are not computed"
                 raise SymbolicError("--quantity", f"memory.{name} is not defined here: {why}")
-            if name == "peak":
-                return report.peak_expr
-            return report.expr(name)
+            # each tensor rounded up to whole bytes, as symbolic memory prints it (memory.whole_bytes)
+            expr = report.whole_expr(name)
+            assert expr is not None
+            return expr
 
         return build
 

@@ -29,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every command registered."""
+    from .. import __version__
+
     parser = _Parser(prog="symbolic", description="Symbolic formulas for transformer LLM arithmetic.")
+    parser.add_argument("--version", action="version", version=f"symbolic {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

@@ -12,20 +12,46 @@ from ..errors import SymbolicError
 __all__ = ["add_model_argument", "positive_int", "print_json", "split_list"]
 
 
-def positive_int(option: str, minimum: int = 1):
-    """An argparse type: an integer of at least ``minimum`` (1: positive), else a one-line error naming ``option``."""
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+# the kind of integer (symbolic.inputs.LIMITS) each integer option holds
+OPTION_KINDS = {
+    "--batch": "batch",
+    "--seq": "positions",
+    "--dp": "degree",
+    "--tp": "degree",
+    "--pp": "degree",
+    "--cp": "degree",
+    "--ep": "degree",
+    "--devices": "degree",
+    "--hybrid-shard": "degree",
+    "--stage": "stage",
+    "--lora-rank": "rank",
+    "--vocab-multiple": "multiple",
+    "--top": "rows",
+    "--depth": "rows",
+    "--max": "search",
+}
+
+
+def positive_int(option: str, minimum: int = 1, kind: str | None = None):
+    """An argparse type: plain decimal digits naming an integer of the option's kind (see
+    :data:`OPTION_KINDS` and :data:`symbolic.inputs.LIMITS`), at least ``minimum``; else a
+    one-line error naming ``option`` and the allowed range."""
+    from ..inputs import parse_integer
+
+    kind = kind or OPTION_KINDS.get(option, "width")
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be {kind}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{option} must be {kind}, got {value}")
-        return value
+            return parse_integer(option, text, kind, low=minimum)
+        except SymbolicError as err:
+            raise argparse.ArgumentTypeError(err.message) from None
 
     return parse
+
+
+def zero_stage(text: str) -> int:
+    """An argparse type for ``--zero``: 0, 1, 2 or 3 in plain digits."""
+    return positive_int("--zero", minimum=0, kind="zero")(text)
 
 
 def split_list(option: str, values: list[str] | None) -> tuple[str, ...]:
@@ -47,10 +73,29 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _json_default(value: Any) -> Any:
+    import numbers
+
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Rational) and value.denominator == 1:
+        return int(value.numerator)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
 def print_json(obj: Any) -> None:
-    """Print one JSON object (integers stay exact) and a newline."""
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """Print one JSON object (integers stay exact, SymPy integers become ints) and a newline.
+
+    The text is strict JSON: a non-finite number (``Infinity``, ``NaN``) is refused with a
+    :class:`SymbolicError` before anything is printed.
+    """
+    try:
+        text = json.dumps(obj, indent=2, allow_nan=False, default=_json_default)
+    except ValueError:
+        raise SymbolicError("--json", "a figure is beyond the range of a JSON number; use smaller sizes") from None
+    sys.stdout.write(text + "\n")
 
 
 def console():

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ._common import add_model_argument, positive_int
+from ._common import add_model_argument, positive_int, zero_stage
 
 PDFLATEX_HINT = (
     "pdflatex not found; install it with: apt-get install -y --no-install-recommends "
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             f"--{name}", type=positive_int(f"--{name}"), default=1, help=f"{what}-parallel degree (default 1)"
         )
-    p.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 (default 0)")
+    p.add_argument("--zero", type=zero_stage, choices=(0, 1, 2, 3), default=0, help="ZeRO stage 0-3 (default 0)")
     p.add_argument("--precision", default="mixed", help="precision recipe for memory (default mixed)")
     p.add_argument("--optimizer", default="adamw", help="optimizer for memory (default adamw)")
     p.add_argument("--figure", action="append", metavar="PATH=CAPTION", help="embed a figure (a path relative to FILE)")

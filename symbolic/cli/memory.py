@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..units import GB, GIB
-from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list
+from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list, zero_stage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lora-targets", action="append", metavar="MATRIX", help="matrices to adapt (default q_proj,v_proj)"
     )
     p.add_argument("--qlora", choices=("nf4", "nf4-dq"), help="store the frozen base matrices in NF4 (QLoRA)")
-    p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (3 = FSDP full shard)")
+    p.add_argument("--zero", type=zero_stage, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (3 = FSDP full shard)")
     p.add_argument("--hybrid-shard", type=positive_int("--hybrid-shard"), metavar="N", help="FSDP hybrid shard group")
     for name, what in (("dp", "data"), ("tp", "tensor"), ("pp", "pipeline"), ("cp", "context"), ("ep", "expert")):
         p.add_argument(

@@ -8,7 +8,7 @@ import sys
 from typing import IO, Any
 
 from ..errors import SymbolicError
-from ._common import add_model_argument
+from ._common import add_model_argument, zero_stage
 
 # the symbols a sweep takes as options of their own; any other registry symbol goes through --grid
 _GROUPS = ("workload", "parallel", "finetune")
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--grid", action="append", metavar="NAME=GRID", help="sweep any other symbol (e.g. n_layers=2:126:+4)"
     )
     p.add_argument("--quantity", default=None, help="what to compute (default memory.peak, else params.total)")
-    p.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="memory: ZeRO stage (default 0)")
+    p.add_argument("--zero", type=zero_stage, choices=(0, 1, 2, 3), help="memory: ZeRO stage (default 0)")
     p.add_argument("--precision", help="memory: precision recipe (default mixed)")
     p.add_argument("--optimizer", help="memory: optimizer (default adamw)")
     p.add_argument("--convention", help="memory: activation convention (exact, megatron, basic)")
@@ -69,10 +69,20 @@ def _grid(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> Any:
-    """A JSON/CSV value: ints stay exact, a non-whole exact value becomes a float."""
-    if isinstance(value, int):
+    """A JSON/CSV value: whole exact values stay exact ints (whatever their size), a non-whole exact
+    value becomes a float; a float (``--float``) stays one, and an overflow is refused, never ``inf``."""
+    import math
+    import numbers
+
+    if isinstance(value, bool):
         return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Rational) and value.denominator == 1:
+        return int(value.numerator)
     as_float = float(value)
+    if not math.isfinite(as_float):
+        raise SymbolicError("--float", "a value is beyond float64's range; leave out --float for exact integers")
     return int(as_float) if as_float.is_integer() and abs(as_float) < 2**53 else as_float
 
 

@@ -7,7 +7,6 @@ between SymPy numbers and Python numbers in the package.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from fractions import Fraction
 
@@ -58,7 +57,7 @@ def ceil_int(value: sp.Expr, field: str = "value") -> int:
     if value.is_Integer:
         return int(value)
     if value.is_Rational:
-        return math.ceil(sp.Rational(value))
+        return -(-int(value.p) // int(value.q))  # a Python int (math.ceil would give a SymPy Integer)
     raise SymbolicError(field, f"does not evaluate to a number: {value}")
 
 
