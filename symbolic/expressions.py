@@ -34,6 +34,8 @@ _TOKEN = re.compile(r"\s*(?:(?P<number>\d+(?:\.\d*)?|\.\d+)|(?P<name>[A-Za-z_][A
 
 
 _MAX_EXPONENT = 16
+_MAX_DIGITS = 30  # digits of a number literal
+_MAX_BITS = 128  # a constant in an expression stays below 2^128 (its numerator and denominator)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def tokenize(text: str, field: str = "expression") -> list[Token]:
     tokens: list[Token] = []
     pos = 0
     text = str(text)
+    if len(text) > 1000:
+        raise SymbolicError(field, f"is {len(text):,} characters long; at most 1,000")
     while pos < len(text):
         if text[pos:].strip() == "":
             break
@@ -60,12 +64,20 @@ def tokenize(text: str, field: str = "expression") -> list[Token]:
                 field, f"character {bad!r} is not allowed; use symbol names, numbers, + - * / ^ ( ) only"
             )
         kind = match.lastgroup or "op"
+        if kind == "number" and len(match.group(kind)) > _MAX_DIGITS:
+            raise SymbolicError(field, f"a number of more than {_MAX_DIGITS} digits is not a size")
         tokens.append(Token(kind, match.group(kind), match.start(kind)))
         pos = match.end()
     for tok in tokens:
         if tok.kind == "name" and tok.text not in S.REGISTRY:
             raise SymbolicError(field, f"unknown name {tok.text!r}; allowed symbols: {', '.join(S.ORDER)}")
     return tokens
+
+
+def _bits(x: sp.Expr) -> int:
+    """The bits of a rational constant's larger part (numerator or denominator), at least 1."""
+    q = sp.Rational(x)
+    return max(abs(int(q.p)).bit_length(), int(q.q).bit_length(), 1)
 
 
 class _Parser:
@@ -123,6 +135,8 @@ class _Parser:
                 raise SymbolicError(
                     self.field, f"an exponent must be a number from -{_MAX_EXPONENT} to {_MAX_EXPONENT}"
                 )
+            if base.is_Number and base != 0 and abs(exponent) * _bits(base) > _MAX_BITS:
+                raise SymbolicError(self.field, f"a constant beyond 2^{_MAX_BITS} is not a size")
             return base**exponent
         return base
 

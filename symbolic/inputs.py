@@ -20,12 +20,15 @@ command line prints it as one line and exits with status 2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Any
 
 from .errors import SymbolicError
 
@@ -39,9 +42,11 @@ __all__ = [
     "decimal",
     "divides",
     "divisor_text",
+    "divisors",
     "symbol_name",
     "symbol_names",
     "output_file",
+    "output_stream",
     "write_output",
     "shown",
 ]
@@ -243,7 +248,8 @@ def _fraction_text(x: Fraction) -> str:
 def divides(field: str, degree: int, size_name: str, size: int) -> None:
     """Refuse ``degree`` unless it divides ``size`` (field ``size_name``); the error names a few that do.
 
-    Only divisors up to the square root are tried, so a size of 2^40 costs about 10^6 steps at most.
+    Divisibility is one remainder; the message's divisors are found up to the square root (sizes
+    are bounded, so that is at most about 10^6 steps).
 
     >>> divides("--tp", 3, "n_heads", 32)
     Traceback (most recent call last):
@@ -255,25 +261,34 @@ def divides(field: str, degree: int, size_name: str, size: int) -> None:
     raise SymbolicError(field, f"{degree} must divide {size_name} ({size:,}); allowed: {divisor_text(size)}")
 
 
-def divisor_text(n: int, most: int = 16) -> str:
-    """The divisors of ``n`` in order, at most ``most`` of them (then "..."), found up to sqrt(n).
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` in increasing order, found by trial up to the square root of ``n``.
 
-    >>> divisor_text(12)
-    '1, 2, 3, 4, 6, 12'
+    >>> divisors(12)
+    [1, 2, 3, 4, 6, 12]
     """
     small, large = [], []
     d = 1
-    while d * d <= n and d <= 2**20:
+    while d * d <= n:
         if n % d == 0:
             small.append(d)
             if d * d != n:
                 large.append(n // d)
         d += 1
-    found = small + large[::-1]
-    if d <= 2**20 or d * d > n:
-        text = ", ".join(f"{x}" for x in found[:most])
-        return text + (f", ... ({len(found)} in all)" if len(found) > most else "")
-    return ", ".join(f"{x}" for x in small[:most]) + ", ... (a divisor of it)"
+    return small + large[::-1]
+
+
+def divisor_text(n: int, most: int = 16) -> str:
+    """The divisors of ``n`` in words, at most ``most`` of them; for ``n`` beyond 2^40 only "a divisor".
+
+    >>> divisor_text(12)
+    '1, 2, 3, 4, 6, 12'
+    """
+    if n > 2**40:
+        return f"a divisor of {n:,}"
+    found = divisors(n)
+    text = ", ".join(str(x) for x in found[:most])
+    return text + (f", ... ({len(found)} in all)" if len(found) > most else "")
 
 
 def symbol_name(field: str, text: str) -> str:
@@ -329,6 +344,35 @@ def output_file(field: str, text: str, suffixes: tuple[str, ...] = ()) -> Path:
     if path.exists() and not path.is_file():
         raise SymbolicError(field, f"{shown(raw)} exists and is not a regular file")
     return path
+
+
+@contextlib.contextmanager
+def output_stream(field: str, path: str | os.PathLike[str], binary: bool = False) -> Iterator[IO[Any]]:
+    """A file to stream ``path``'s content into, put in place atomically when the block ends.
+
+    The data goes to a temporary file in the same folder, renamed over ``path`` only when the
+    block finishes without an error; an OS failure (full disk, permissions) is one
+    :class:`SymbolicError` naming ``field``, and ``path`` is left as it was.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise SymbolicError(field, f"cannot write {shown(str(target))}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
+            yield handle
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise SymbolicError(field, f"cannot write {shown(str(target))}: {err.strerror or err}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_output(field: str, path: str | os.PathLike[str], data: str | bytes) -> Path:

@@ -224,4 +224,6 @@ class Parallelism:
 
 
 def _divisors(n: int) -> str:
-    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+    from .inputs import divisor_text
+
+    return divisor_text(n)

@@ -20,7 +20,7 @@ import sympy as sp
 
 from . import symbols as S
 from .errors import SymbolicError
-from .render import write_atomic
+from .inputs import write_output
 from .terms import Breakdown
 from .units import GIB
 
@@ -84,7 +84,7 @@ def save(fig: Any, path: str | Path) -> Path:
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     fig.savefig(buffer, format=fmt, metadata=metadata, bbox_inches="tight", dpi=120)
     _pyplot().close(fig)
-    write_atomic(path, buffer.getvalue())
+    write_output("--output", path, buffer.getvalue())
     return path
 
 

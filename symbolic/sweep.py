@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +118,7 @@ def _memory_quantities() -> None:
         def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
             settings = dict(options)
             parallel = Parallelism(**point, zero=settings.pop("zero", 0))
-            report = M.memory(model, M.Workload(), parallel, **settings)
+            report = M.memory(model, None, parallel, **settings)
             if name in ("peak", "activations") and report.activations is None:
                 why = "; ".join(report.notes) or "activations are not computed"
                 raise SymbolicError("--quantity", f"memory.{name} is not defined here: {why}")
@@ -147,28 +146,22 @@ def quantities() -> dict[str, QuantitySpec]:
     return dict(_QUANTITIES)
 
 
-_INT = re.compile(r"^\s*\d[\d_]*\s*$")
+def _int(option: str, text: str, kind: str = "width") -> int:
+    from .inputs import parse_integer
+
+    return parse_integer(option, text, kind)
 
 
-def _int(option: str, text: str) -> int:
-    if not _INT.match(text):
-        raise SymbolicError(option, f"{text.strip()!r} is not a positive integer (a grid is 1,2,4 or 1024:32768:x2)")
-    value = int(text)
-    if value <= 0:
-        raise SymbolicError(option, f"values must be positive integers, got {value}")
-    return value
-
-
-def _range(option: str, text: str) -> Sequence[int]:
+def _range(option: str, text: str, kind: str = "width") -> Sequence[int]:
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise SymbolicError(option, f"{text!r}: a range is START:STOP, START:STOP:+STEP or START:STOP:xFACTOR")
-    start, stop = _int(option, parts[0]), _int(option, parts[1])
+    start, stop = _int(option, parts[0], kind), _int(option, parts[1], kind)
     step = parts[2].strip() if len(parts) == 3 else "+1"
     if start > stop:
         raise SymbolicError(option, f"{text!r} is an empty range (START {start} is above STOP {stop})")
     if step[:1] in ("x", "*"):
-        factor = _int(option, step[1:])
+        factor = _int(option, step[1:], "search")
         if factor < 2:
             raise SymbolicError(option, f"{text!r}: a geometric step must be x2 or more")
         out = [start]
@@ -176,7 +169,7 @@ def _range(option: str, text: str) -> Sequence[int]:
             out.append(out[-1] * factor)
         return out
     if step[:1] == "+" or step[:1].isdigit():
-        increment = _int(option, step.removeprefix("+"))
+        increment = _int(option, step.removeprefix("+"), kind)
         count = (stop - start) // increment + 1
         if count > MAX_AXIS:
             raise SymbolicError(option, f"{text!r} has {count:,} values; at most {MAX_AXIS:,} per axis")
@@ -184,28 +177,28 @@ def _range(option: str, text: str) -> Sequence[int]:
     raise SymbolicError(option, f"{text!r}: the step must be +N (arithmetic) or xN (geometric), not {step!r}")
 
 
-def parse_grid(option: str, text: str) -> tuple[int, ...] | range:
+def parse_grid(option: str, text: str, kind: str = "width") -> tuple[int, ...] | range:
     """The values ``text`` names, in order, duplicates dropped (positive integers).
 
     ``1,2,4`` lists values; ``1024:32768:x2`` is 1024, 2048, ..., 32768; ``1:8:+1`` (or ``1:8``)
     is 1..8. Items may be mixed: ``1,2,8:64:x2``. Anything else raises :class:`SymbolicError`
-    naming ``option``.
+    naming ``option``. Each value is an integer of ``kind`` (see :data:`symbolic.inputs.LIMITS`).
     """
     items = [item.strip() for item in str(text).split(",")]
     if not text.strip() or any(not item for item in items):
         raise SymbolicError(option, f"empty value in {text!r} (a grid is 1,2,4 or 1024:32768:x2 or 1:8:+1)")
     if len(items) == 1 and ":" in items[0]:
-        values = _range(option, items[0])
+        values = _range(option, items[0], kind)
         return values if isinstance(values, range) else tuple(values)
     out: dict[int, None] = {}
     for item in items:
         if ":" in item:
-            part = _range(option, item)
+            part = _range(option, item, kind)
             if len(part) + len(out) > MAX_AXIS:
                 raise SymbolicError(option, f"more than {MAX_AXIS:,} values")
             out.update(dict.fromkeys(part))
         else:
-            out[_int(option, item)] = None
+            out[_int(option, item, kind)] = None
     return tuple(out)
 
 

@@ -11,9 +11,12 @@ import re
 from fractions import Fraction
 
 from .errors import SymbolicError
+from .inputs import shown
 
 __all__ = ["UNITS", "parse_bytes", "format_bytes", "format_flops", "parse_rate", "GIB", "GB"]
 
+MAX_BYTES = 2**60  # 1 EiB: no budget per device is larger
+MAX_RATE = 10**21  # FLOP/s of one device: a thousand times today's fastest
 GIB = 1024**3
 GB = 1000**3
 
@@ -43,8 +46,10 @@ def parse_bytes(text: str, field: str = "budget") -> int:
     match = _PATTERN.match(str(text))
     allowed = ", ".join(UNITS)
     if not match:
-        raise SymbolicError(field, f"{text!r} is not a positive size such as 80GiB or 141GB (units: {allowed})")
+        raise SymbolicError(field, f"{shown(text)} is not a positive size such as 80GiB or 141GB (units: {allowed})")
     number, unit = match.groups()
+    if len(number) > 40:
+        raise SymbolicError(field, f"{shown(text)} has more digits than any size needs (at most 40)")
     unit = unit or "B"
     if unit not in UNITS:
         lowered = {u.lower(): u for u in UNITS if u != "KB"}
@@ -52,7 +57,9 @@ def parse_bytes(text: str, field: str = "budget") -> int:
         raise SymbolicError(field, f"unknown unit {unit!r}{hint}; allowed: {allowed}")
     value = int(Fraction(number) * UNITS[unit])
     if value <= 0:
-        raise SymbolicError(field, f"{text!r} must be more than 0 bytes")
+        raise SymbolicError(field, f"{shown(text)} must be more than 0 bytes")
+    if value > MAX_BYTES:
+        raise SymbolicError(field, f"{shown(text)} is more than 1 EiB (2^60 bytes), beyond any device")
     return value
 
 
@@ -61,7 +68,9 @@ def format_bytes(n: int | float) -> str:
     return f"{n / GIB:,.2f} GiB ({n / GB:,.2f} GB)"
 
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*([kKMGTPE]?)\s*(?:FLOP/?s|flop/?s|FLOPS|flops)?\s*$")
+_RATE = re.compile(
+    r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+)\s*([kKMGTPE]?)\s*(?:FLOP/?s|flop/?s|FLOPS|flops)?\s*$"
+)
 _RATE_PREFIX = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
 
 
@@ -82,10 +91,14 @@ def format_flops(value: object) -> str:
 
 def parse_rate(text: str, field: str = "peak") -> Fraction:
     """FLOP/s from ``312e12``, ``312T``, ``989.5TFLOP/s`` (exact, decimal prefixes)."""
+    from .inputs import decimal
+
+    what = "a rate such as 312e12 or 312T (FLOP/s; prefixes k M G T P E)"
     match = _RATE.match(str(text))
     if not match:
-        raise SymbolicError(field, f"{text!r} is not a rate such as 312e12 or 312T (FLOP/s; prefixes k M G T P E)")
-    value = Fraction(match.group(1)) * _RATE_PREFIX[match.group(2)]
-    if value <= 0:
-        raise SymbolicError(field, f"{text!r} must be more than 0")
+        raise SymbolicError(field, f"{shown(text)} is not {what}")
+    number = decimal(field, match.group(1), what=what)
+    value = number * _RATE_PREFIX[match.group(2)]
+    if value > MAX_RATE:
+        raise SymbolicError(field, f"{shown(text)} is more than 1e21 FLOP/s, beyond any one device")
     return value

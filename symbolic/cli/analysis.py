@@ -41,20 +41,15 @@ def _memory_cli():
 def _overrides(items: list[str]) -> dict[str, int]:
     from .. import symbols as S
     from ..errors import SymbolicError
+    from ..inputs import SYMBOL_KINDS, parse_integer, shown
 
     out: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or name not in S.REGISTRY:
-            raise SymbolicError("--set", f"{item!r}: write NAME=VALUE with NAME one of {', '.join(S.ORDER)}")
-        try:
-            number = int(value)
-        except ValueError:
-            raise SymbolicError("--set", f"{name} must be a positive integer, got {value.strip()!r}") from None
-        if number <= 0:
-            raise SymbolicError("--set", f"{name} must be a positive integer, got {number}")
-        out[name] = number
+            raise SymbolicError("--set", f"{shown(item)}: write NAME=VALUE with NAME one of {', '.join(S.ORDER)}")
+        out[name] = parse_integer(f"--set {name}", value, SYMBOL_KINDS.get(name, "width"))
     return out
 
 
@@ -110,6 +105,7 @@ def _model(args: argparse.Namespace):
 def _run_dominates(args: argparse.Namespace) -> int:
     from ..analysis import dominant, leading, shares
     from ..expressions import parse_path
+    from ..inputs import symbol_name
 
     model = _model(args)
     terms, values = quantity_terms(args, model)
@@ -128,9 +124,10 @@ def _run_dominates(args: argparse.Namespace) -> int:
         if table.rest is None
         else {"terms": table.rest.members, "value": _num(table.rest.value), "share": table.rest.share},
     }
-    if args.grow:
-        path = parse_path(args.path, "--path") if args.path else None
-        dom = dominant(terms, args.grow, path, values)
+    if args.grow is not None:
+        grow = symbol_name("--grow", args.grow)
+        path = parse_path(args.path, "--path") if args.path is not None else None
+        dom = dominant(terms, grow, path, values)
         out["asymptotic"] = {
             "grow": str(dom.symbol),
             "path": {str(k): str(v) for k, v in path.resolved.items()} if path else None,
@@ -139,7 +136,7 @@ def _run_dominates(args: argparse.Namespace) -> int:
             "leaders": [{"path": p, "leading_term": str(lead.term)} for p, lead in dom.leaders],
             "total_leading_term": str(leading(terms.total, dom.symbol, path).term),
         }
-    elif args.path:
+    elif args.path is not None:
         from ..errors import SymbolicError
 
         raise SymbolicError("--path", "needs --grow SYMBOL (the free symbol that grows along it)")
@@ -192,23 +189,23 @@ def dominates_summary(out: dict[str, Any], args: argparse.Namespace) -> list[str
 
 def _run_sensitivity(args: argparse.Namespace) -> int:
     from ..analysis import sensitivity_table
-    from ..expressions import tokenize
+    from ..errors import SymbolicError
+    from ..inputs import symbol_names
     from ..numeric import evaluate
 
     model = _model(args)
     terms, values = quantity_terms(args, model)
-    expr = terms.total if not args.term else terms.select(args.term).total
-    if args.term and not terms.select(args.term).terms:
-        from ..errors import SymbolicError
-
+    expr = terms.total if args.term is None else terms.select(args.term).total
+    if args.term is not None and not terms.select(args.term).terms:
         raise SymbolicError("--term", f"{args.term!r} matches no term")
-    wrt = None
-    if args.wrt:
-        wrt = []
-        for item in args.wrt:
-            for tok in tokenize(item, "--wrt"):
-                if tok.kind == "name":
-                    wrt.append(tok.text)
+    wrt = symbol_names("--wrt", args.wrt) if args.wrt is not None else None
+    if wrt is not None:
+        used = {str(s) for s in expr.free_symbols}
+        unused = [w for w in wrt if w not in used]
+        if unused:
+            raise SymbolicError(
+                "--wrt", f"{args.quantity} does not depend on {', '.join(unused)}; it uses: {', '.join(sorted(used))}"
+            )
     rows = sensitivity_table(expr, values, wrt)
     out = {
         "model": model.name,
@@ -268,7 +265,7 @@ def _select(terms, pattern: str):
 def _run_crossover(args: argparse.Namespace) -> int:
     from ..analysis import crossover
     from ..errors import SymbolicError
-    from ..expressions import tokenize
+    from ..inputs import symbol_name
 
     model = _model(args)
     terms, values = quantity_terms(args, model)
@@ -278,9 +275,7 @@ def _run_crossover(args: argparse.Namespace) -> int:
     b = terms.where(lambda t: t.path not in a.paths) if args.b == "rest" else _select(terms, args.b)
     if not b.terms:
         raise SymbolicError("--b", f"{args.b!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
-    names = [t.text for t in tokenize(args.over, "--over") if t.kind == "name"]
-    if len(names) != 1:
-        raise SymbolicError("--over", "name one symbol, e.g. seq")
+    names = [symbol_name("--over", args.over)]
     c = crossover(a.total, b.total, names[0], values)
     out = {
         "model": model.name,
@@ -337,6 +332,7 @@ def _figure(out: dict) -> tuple[int, str]:
 def _degree_candidates(args: argparse.Namespace, model, name: str, high: int) -> list[int]:
     """Degrees of ``name`` from 1 to ``high`` that the parallel layout accepts for ``model``."""
     from ..errors import SymbolicError
+    from ..inputs import divisors
     from ..parallel import Parallelism
 
     fixed = {k: getattr(args, k) for k in _DEGREES}
@@ -345,10 +341,13 @@ def _degree_candidates(args: argparse.Namespace, model, name: str, high: int) ->
     sizes = model.sizes
     limit = {"tp": sizes["n_heads"], "pp": sum(sizes[str(g.count)] for g in model.arch.groups)}
     limit["ep"] = sizes.get("n_experts", 1)
-    limit["cp"] = args.seq
-    top = min(high, limit.get(name, high))
+    if name == "cp":  # any degree up to the sequence length
+        return list(range(1, min(high, args.seq) + 1))
+    # a degree must divide its size: try only the divisors (found up to the square root)
     out = []
-    for n in range(1, top + 1):
+    for n in divisors(limit[name]):
+        if n > high:
+            break
         try:
             Parallelism(**{**fixed, name: n}).check(model)
         except SymbolicError:

@@ -58,7 +58,7 @@ def _figures(items: list[str] | None) -> dict[str, str]:
 def compile_pdf(tex_path: Path) -> Path:
     """Compile ``tex_path`` with pdflatex (twice, for references) next to it; returns the PDF's path."""
     from ..errors import SymbolicError
-    from ..render import write_atomic
+    from ..inputs import write_output
 
     exe = shutil.which("pdflatex")
     if exe is None:
@@ -78,18 +78,23 @@ def compile_pdf(tex_path: Path) -> Path:
                 first = next((line for line in done.stdout.splitlines() if line.startswith("!")), "see the log")
                 raise SymbolicError("--pdf", f"pdflatex failed on {tex_path.name}: {first}")
         pdf = tex_path.with_suffix(".pdf")
-        write_atomic(pdf, (Path(work) / tex_path.with_suffix(".pdf").name).read_bytes())
+        write_output("--pdf", pdf, (Path(work) / tex_path.with_suffix(".pdf").name).read_bytes())
     return pdf
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import SymbolicError
+    from ..inputs import output_file, write_output
     from ..registry import load_model
-    from ..render import render, write_atomic
+    from ..render import render
     from ..report import DocumentOptions, derivation_context, workload_of
 
     if args.pdf and (args.format != "latex" or not args.output):
         raise SymbolicError("--pdf", "needs --format latex and -o FILE.tex")
+    if args.output is not None:
+        output_file("--output", args.output)
+    if args.pdf and shutil.which("pdflatex") is None:
+        raise SymbolicError("--pdf", PDFLATEX_HINT)
     model = load_model(args.model)
     options = DocumentOptions(
         convention=args.convention,
@@ -106,15 +111,12 @@ def run(args: argparse.Namespace) -> int:
         plots=_figures(args.figure),
     )
     text = render(derivation_context(model, options), args.format)
-    if not args.output:
+    if args.output is None:
         sys.stdout.write(text)
         return 0
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise SymbolicError("--output", f"folder {str(out.parent)!r} does not exist")
-    if args.pdf and shutil.which("pdflatex") is None:
-        raise SymbolicError("--pdf", PDFLATEX_HINT)
-    write_atomic(out, text)
+    out = write_output("--output", args.output, text)
+    print(f"wrote {out} ({args.format}, {len(text.encode()):,} bytes)")
     if args.pdf:
-        compile_pdf(out)
+        pdf = compile_pdf(out)
+        print(f"wrote {pdf} (pdf, {pdf.stat().st_size:,} bytes)")
     return 0

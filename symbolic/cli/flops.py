@@ -25,26 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _fraction(option: str, text: str | None, positive: bool = True):
-    from fractions import Fraction
-
-    from ..errors import SymbolicError
+def _fraction(option: str, text: str | None, high: int | None = None, what: str = "a number such as 0.4 or 300e9"):
+    from ..inputs import decimal
 
     if text is None:
         return None
-    try:
-        value = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise SymbolicError(option, f"must be a number such as 0.4 or 300e9, got {text!r}") from None
-    if positive and value <= 0:
-        raise SymbolicError(option, f"must be more than 0, got {text!r}")
-    return value
+    return decimal(option, text, high=high, what=what)
 
 
 def report(args: argparse.Namespace) -> dict:
     """The flops answer as a plain dict (FLOPs; integers exact)."""
+    from fractions import Fraction
+
     from ..errors import SymbolicError
-    from ..formulas.flops import hardware_flops, model_flops, per_token, time_to_train, utilization
+    from ..formulas.flops import hardware_flops, model_flops, per_token, time_to_train
     from ..numeric import as_number, evaluate
     from ..registry import load_model
     from ..units import parse_rate
@@ -83,9 +77,9 @@ def report(args: argparse.Namespace) -> dict:
         "terms": [{**term_json(t), "flops": n(t.total)} for t in terms],
     }
     peak = parse_rate(args.peak, "--peak") if args.peak else None
-    tokens = _fraction("--tokens", args.tokens)
-    mfu = _fraction("--mfu", args.mfu)
-    step = _fraction("--step-time", args.step_time)
+    tokens = _fraction("--tokens", args.tokens, 10**18, "a token count such as 300e9 (at most 1e18)")
+    mfu = _fraction("--mfu", args.mfu, 1, "a fraction of the peak above 0 and at most 1, such as 0.4")
+    step = _fraction("--step-time", args.step_time, 10**9, "seconds per step such as 1.5")
     if tokens is not None:
         per_model = evaluate(per_token(model_flops(terms).total), values)
         per_hw = evaluate(per_token(terms.total), values)
@@ -114,10 +108,20 @@ def report(args: argparse.Namespace) -> dict:
     if step is not None:
         if peak is None or not args.devices:
             raise SymbolicError("--step-time", "MFU needs --devices and --peak too")
+        # exact: FLOPs over (seconds x devices x peak); above 1 the step is faster than the hardware allows
+        mfu_exact = Fraction(mf) / (step * args.devices * peak)
+        hfu_exact = Fraction(hf) / (step * args.devices * peak)
+        if hfu_exact > 1:
+            fastest = Fraction(hf) / (args.devices * peak)
+            raise SymbolicError(
+                "--step-time",
+                f"{args.step_time} s would run {float(hfu_exact):.4g}x the peak of {args.devices} devices "
+                f"(utilization above 100%); the step takes at least {float(fastest):.4g} s",
+            )
         out["utilization"] = {
             "step_seconds": float(step),
-            "mfu": utilization(mf, float(step), args.devices, float(peak)),
-            "hfu": utilization(hf, float(step), args.devices, float(peak)),
+            "mfu": float(mfu_exact),
+            "hfu": float(hfu_exact),
         }
     return out
 

@@ -52,24 +52,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_setting(text: str) -> dict[str, int]:
     """``dp=8,tp=2,zero=3`` -> ``{"dp": 8, "tp": 2, "zero": 3}``; a clear error for anything else."""
     from ..errors import SymbolicError
+    from ..inputs import parse_integer, shown
 
     out: dict[str, int] = {}
     for item in text.split(","):
         key, sep, value = item.strip().partition("=")
-        if not sep or key not in SETTING_KEYS or not value.isdigit():
-            raise SymbolicError("--setting", f"{item!r} must be KEY=N with KEY one of {', '.join(SETTING_KEYS)}")
-        out[key] = int(value)
+        if not sep or key not in SETTING_KEYS:
+            raise SymbolicError("--setting", f"{shown(item)} must be KEY=N with KEY one of {', '.join(SETTING_KEYS)}")
+        try:
+            out[key] = parse_integer("--setting", value, "zero" if key == "zero" else "degree")
+        except SymbolicError as err:
+            raise SymbolicError("--setting", f"{key} {err.message}") from None
     return out
 
 
-def parse_range(text: str) -> tuple[int, int]:
-    """``LO:HI`` -> ``(LO, HI)``, both positive integers with LO < HI."""
+def parse_range(text: str, kind: str = "width") -> tuple[int, int]:
+    """``LO:HI`` -> ``(LO, HI)``, integers of ``kind`` (see :data:`symbolic.inputs.LIMITS`) with LO < HI."""
     from ..errors import SymbolicError
+    from ..inputs import parse_integer, shown
 
     lo, sep, hi = text.partition(":")
-    if not sep or not lo.isdigit() or not hi.isdigit() or not 0 < int(lo) < int(hi):
-        raise SymbolicError("--range", f"{text!r} must be LO:HI with positive integers LO < HI")
-    return int(lo), int(hi)
+    if not sep:
+        raise SymbolicError("--range", f"{shown(text)} must be LO:HI with positive integers LO < HI")
+    low, high = parse_integer("--range", lo, kind), parse_integer("--range", hi, kind)
+    if not low < high:
+        raise SymbolicError("--range", f"{shown(text)} must be LO:HI with positive integers LO < HI")
+    return low, high
 
 
 def kind_of(args: argparse.Namespace) -> str:
@@ -115,14 +123,21 @@ def _flops_parts(terms: Any) -> dict[str, Any]:
     return scaling_terms(terms, skip=1, depth=2)  # forward and backward of an operation together
 
 
+def _save(plots: Any, fig: Any, output: str) -> int:
+    """Write the figure atomically and say what was written."""
+    path = plots.save(fig, output)
+    print(f"wrote {path} ({path.suffix.lstrip('.')}, {path.stat().st_size:,} bytes)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import plots
     from ..errors import SymbolicError
+    from ..inputs import SYMBOL_KINDS, output_file, symbol_name
     from ..registry import load_model
     from ..symbols import REGISTRY
 
-    if not args.output.lower().endswith(plots.FORMATS):
-        raise SymbolicError("--output", f"{args.output!r} must end in .png or .svg")
+    output_file("--output", args.output, plots.FORMATS)
     kind = kind_of(args)
     model = load_model(args.model)
     if args.seq is None:
@@ -141,17 +156,14 @@ def run(args: argparse.Namespace) -> int:
         }
         title = f"{model.name}: peak memory per device, GiB (batch {args.batch}, sequence {args.seq:,}, {_memory_words(args)})"
         fig = plots.memory_bars(per_setting, title, budget)
-        plots.save(fig, args.output)
-        return 0
-    grow = args.grow or "seq"
+        return _save(plots, fig, args.output)
+    grow = symbol_name("--grow", args.grow) if args.grow is not None else "seq"
     quantity = args.quantity or "flops"
-    if grow not in REGISTRY:
-        raise SymbolicError("--grow", f"unknown symbol {grow!r}; known: {', '.join(REGISTRY)}")
     limit = model.sizes.get("n_ctx") if grow == "seq" else None
     if args.range is None and limit is not None:  # default range: up to the learned position table
         lo, hi = min(256, limit // 4), min(65536, limit)
     else:
-        lo, hi = parse_range(args.range or "256:65536")
+        lo, hi = parse_range(args.range or "256:65536", SYMBOL_KINDS.get(grow, "width"))
     if limit is not None and hi > limit:
         raise SymbolicError("--range", f"{hi} exceeds {model.name}'s learned position table ({limit} positions)")
     xs = plots.sample_points(lo, hi)
@@ -188,5 +200,4 @@ def run(args: argparse.Namespace) -> int:
     )
     title = f"{model.name}: {what}\nagainst the {REGISTRY[grow].meaning}" + (f", {fixed}" if fixed else "")
     fig = plots.scaling(parts, grow, xs, values, title, unit=unit, budget=budget, colours=colours)
-    plots.save(fig, args.output)
-    return 0
+    return _save(plots, fig, args.output)

@@ -52,19 +52,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _grid(args: argparse.Namespace) -> dict[str, Any]:
     from .. import symbols as S
+    from ..inputs import SYMBOL_KINDS
     from ..sweep import parse_grid
 
     grid: dict[str, Any] = {}
     for name in _option_names():
         text = getattr(args, f"grid_{name}")
         if text is not None:
-            grid[name] = parse_grid(f"--{name.replace('_', '-')}", text)
+            grid[name] = parse_grid(f"--{name.replace('_', '-')}", text, SYMBOL_KINDS.get(name, "width"))
     for item in args.grid or ():
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or name not in S.REGISTRY:
             raise SymbolicError("--grid", f"{item!r}: expected NAME=GRID with NAME one of {', '.join(S.ORDER)}")
-        grid[name] = parse_grid(f"--grid {name}", text)
+        grid[name] = parse_grid(f"--grid {name}", text, SYMBOL_KINDS.get(name, "width"))
     return grid
 
 
@@ -123,7 +124,7 @@ def _write_json(out: IO[str], plan: Any, chunks: Any) -> int:
     return kept
 
 
-def _write_parquet(path: str, plan: Any, chunks: Any) -> int:
+def _write_parquet(out: IO[bytes], plan: Any, chunks: Any) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -132,7 +133,7 @@ def _write_parquet(path: str, plan: Any, chunks: Any) -> int:
     try:
         for chunk in chunks:
             table = pa.table({k: [_cell(v) for v in col.tolist()] for k, col in chunk.items()})
-            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer = writer or pq.ParquetWriter(out, table.schema)
             writer.write_table(table)
             kept += table.num_rows
     finally:
@@ -142,6 +143,7 @@ def _write_parquet(path: str, plan: Any, chunks: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inputs import output_file, output_stream
     from ..registry import load_model
     from ..sweep import plan_sweep, quantities, run_sweep
 
@@ -160,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         if not args.output:
             raise SymbolicError("--output", "parquet is binary: give --output FILE")
+    if args.output is not None:
+        output_file("--output", args.output)
     fits = None
     if args.fits is not None:
         from ..units import parse_bytes
@@ -167,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
         fits = parse_bytes(args.fits, "--fits")
     grid = _grid(args)
     model = load_model(args.model)
+    positions = model.sizes.get("n_ctx")
+    if positions is not None and "seq" in grid and max(grid["seq"]) > positions:
+        raise SymbolicError(
+            "--seq", f"{max(grid['seq'])} exceeds {model.name}'s learned position table ({positions} positions)"
+        )
     # default: memory.peak; memory.states while activations are not computed; params.total without memory
     table = quantities()
     default = [q for q in ("memory.peak", "memory.states", "params.total") if q in table]
@@ -200,11 +209,11 @@ def run(args: argparse.Namespace) -> int:
         progress_bar.start()
     try:
         chunks = run_sweep(plan, progress=report)
-        if args.format == "parquet":
-            _write_parquet(args.output, plan, chunks)
-        elif args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                (_write_csv if args.format == "csv" else _write_json)(out, plan, chunks)
+        writer = {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}[args.format]
+        if args.output:
+            with output_stream("--output", args.output, binary=args.format == "parquet") as out:
+                kept = writer(out, plan, chunks)
+            sys.stderr.write(f"wrote {args.output} ({args.format}, {kept:,} rows)\n")
         else:
             (_write_csv if args.format == "csv" else _write_json)(sys.stdout, plan, chunks)
     finally:
