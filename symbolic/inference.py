@@ -49,9 +49,9 @@ def inference_memory(
     fmt = get_weight_format(dtype, "--dtype")
     if kv_dtype not in KV_DTYPES:
         raise SymbolicError("--kv-dtype", f"unknown {kv_dtype!r}; allowed: {', '.join(KV_DTYPES)}")
-    for option, value in (("--batch", batch), ("--seq", seq)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SymbolicError(option, f"must be a positive integer, got {value!r}")
+    from .formulas.activations import check_workload
+
+    check_workload(model, batch, seq)  # a KV cache holds at most the learned positions too
     parallel = Parallelism(tp=tp)
     parallel.check(model)
     device = parallel.device_terms(model.arch, parameters(model), 0)

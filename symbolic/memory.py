@@ -32,7 +32,7 @@ from .formulas.states import (
     state_terms,
 )
 from .formulas.weights import get_weight_format
-from .model import parameters
+from .model import check_lora_rank, parameters
 from .numeric import ceil_int, evaluate
 from .parallel import Parallelism
 from .terms import Breakdown, Quantity, Term
@@ -236,6 +236,12 @@ def memory(
         raise SymbolicError("--lora-rank", f"must be a positive integer, got {lora_rank!r}")
     if lora_targets and lora_rank is None:
         raise SymbolicError("--lora-targets", "needs --lora-rank R")
+    if lora_rank is not None:
+        check_lora_rank(model, lora_rank, lora_targets or ())
+    if convention == "megatron" and parallel.cp > 1:
+        raise SymbolicError(
+            "--cp", "the megatron convention has no context-parallel activations; use --cp 1 or --convention exact"
+        )
     base_format = None
     if qlora is not None:
         if qlora not in ("nf4", "nf4-dq"):

@@ -26,6 +26,7 @@ __all__ = [
     "ParameterCounts",
     "parameter_counts",
     "convention_difference",
+    "check_lora_rank",
 ]
 
 # PEFT's default LoRA targets for Llama-style models
@@ -104,6 +105,27 @@ def parameters(
     if lora_targets is not None:
         terms = terms + Breakdown(Quantity.PARAMETERS, tuple(adapters))
     return terms
+
+
+def check_lora_rank(model: Model, rank: int, lora_targets: Sequence[str] = ()) -> None:
+    """Refuse a LoRA ``rank`` above the smaller side of a matrix it adapts (a rank-r update of a
+    d_out x d_in matrix is only low-rank while r <= min(d_out, d_in)); ``SymbolicError`` names
+    ``lora_rank`` and the largest rank allowed."""
+    from .inputs import integer
+
+    integer("lora_rank", rank, "rank")
+    terms = _base_terms(model.arch, "exact")
+    targets = tuple(lora_targets) or DEFAULT_LORA_TARGETS
+    sides = []
+    for t in terms:
+        if t.path.endswith(".weight") and t.shape is not None and len(t.shape) == 2:
+            if any(path_matches(p, t.path) for p in targets):
+                sides += [int(evaluate(side, model.sizes)) for side in t.shape]
+    if sides and rank > min(sides):
+        raise SymbolicError(
+            "lora_rank",
+            f"{rank} is above the smaller side of the adapted matrices ({min(sides)}); allowed: 1 .. {min(sides)}",
+        )
 
 
 @dataclass(frozen=True)

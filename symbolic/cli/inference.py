@@ -86,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
     term = console()
     term.print(table)
     term.print(f"KV cache = {out['formula']['kv_cache']} bytes")
+    per_token = out["kv_cache_per_token"]
+    if per_token is not None:
+        term.print(f"KV cache per token: {per_token:,} bytes ({per_token / 2**10:,.2f} KiB) per device")
+    else:
+        term.print("KV cache per token: not constant (sliding-window layers stop growing past the window)")
     for note in out["notes"]:
         term.print(f"note: {note}")
     return 0

@@ -44,6 +44,10 @@ def report(args: argparse.Namespace) -> dict:
 
         raise SymbolicError("--lora-targets", "needs --lora-rank R")
     lora = (targets or ()) if args.lora_rank is not None else None
+    if args.lora_rank is not None:
+        from ..model import check_lora_rank
+
+        check_lora_rank(model, args.lora_rank, targets)
     terms = parameters(model, args.convention, split_list("--freeze", args.freeze), lora)
     extra = {"lora_rank": args.lora_rank} if args.lora_rank is not None else {}
     counts = parameter_counts(model, terms, **extra)
