@@ -669,7 +669,7 @@ class Pool:
     def __init__(self, workers: int, timeout: float, root: Path) -> None:
         self.timeout = timeout
         self.root = root
-        self.ctx = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
+        self.ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         self.slots: list[Any] = [self._start(i) for i in range(workers)]
 
     def _start(self, i: int) -> Any:

@@ -113,15 +113,10 @@ def custom_recipe(text: str, option: str = "--precision") -> Recipe:
     parts = [p.strip() for p in body.split(",")]
     if len(parts) not in (4, 5):
         raise SymbolicError(option, f"custom recipe is custom:W,G,M,S[,A] in bytes per element, got {text!r}")
-    values = []
-    for p in parts:
-        try:
-            value = Fraction(p)
-        except (ValueError, ZeroDivisionError):
-            raise SymbolicError(option, f"custom recipe bytes must be numbers like 2 or 0.5, got {p!r}") from None
-        if value < 0:
-            raise SymbolicError(option, f"custom recipe bytes must be 0 or more, got {p!r}")
-        values.append(value)
+    from ..inputs import decimal
+
+    what = "bytes per element from 0 to 64, like 2 or 0.5 (custom:W,G,M,S[,A])"
+    values = [decimal(option, p, low=0, low_inclusive=True, high=64, what=what) for p in parts]
     values += [Fraction(0)] * (5 - len(values))
     return _recipe("custom", *values, f"custom: {','.join(parts)} bytes (weights, gradients, master, state, accum)")
 
