@@ -378,12 +378,8 @@ def output_stream(field: str, path: str | os.PathLike[str], binary: bool = False
 def write_output(field: str, path: str | os.PathLike[str], data: str | bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file, then rename); an OS failure (full disk,
     permissions) is one :class:`SymbolicError` naming ``field``, and ``path`` is left as it was."""
-    from .render import write_atomic
-
-    target = Path(path)
-    try:
-        write_atomic(target, data)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise SymbolicError(field, f"cannot write {shown(str(target))}: {reason}") from None
-    return target
+    with output_stream(field, path, binary=True) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)

@@ -16,6 +16,7 @@ PACKAGE = Path(symbolic.__file__).parent
 # what ``symbolic.formulas`` may import: the base layer below it (and itself)
 FORMULAS_MAY_IMPORT = (
     "symbolic.errors",
+    "symbolic.inputs",
     "symbolic.symbols",
     "symbolic.terms",
     "symbolic.arch",
