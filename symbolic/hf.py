@@ -498,6 +498,6 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
     arch, sizes = _MAPPERS[model_type](cfg)
     window = cfg.get("sliding_window")
     if window is not None and window is not False:
-        integer("sliding_window", window, "positions")
+        integer("sliding_window", window, "positions", low=0)  # 0: no window, as transformers reads it
     label = name or str(config.get("_name_or_path") or model_type)
     return Model(label, arch, sizes, config=cfg.resolved())

@@ -77,7 +77,7 @@ def test_crossover(capsys):
         (["dominates", "llama2-7b", "--grow", "d_model", "--path", "d_ffn=-3*d_model"], "--path"),
         (["dominates", "llama2-7b", "--grow", "d_model", "--path", "d_ffn=__import__('os')"], "--path"),
         (["sensitivity", "llama2-7b", "--wrt", "d_model.__class__"], "--wrt"),
-        (["sensitivity", "llama2-7b", "--quantity", "params", "--wrt", "seq"], "symbol"),
+        (["sensitivity", "llama2-7b", "--quantity", "params", "--wrt", "seq"], "--wrt"),
         (["crossover", "llama2-7b", "--a", "nothing", "--b", "mlp", "--over", "seq"], "--a"),
         (["fit", "llama2-7b", "--budget", "80XB", "--solve", "dp", "--batch", "1", "--seq", "8"], "--budget"),
         (["fit", "llama2-7b", "--budget", "80GiB", "--solve", "heads", "--batch", "1", "--seq", "8"], "--solve"),

@@ -49,7 +49,10 @@ def _overrides(items: list[str]) -> dict[str, int]:
         name = name.strip()
         if not sep or name not in S.REGISTRY:
             raise SymbolicError("--set", f"{shown(item)}: write NAME=VALUE with NAME one of {', '.join(S.ORDER)}")
-        out[name] = parse_integer(f"--set {name}", value, SYMBOL_KINDS.get(name, "width"))
+        try:
+            out[name] = parse_integer("--set", value, SYMBOL_KINDS.get(name, "width"))
+        except SymbolicError as err:
+            raise SymbolicError("--set", f"{name} {err.message}") from None
     return out
 
 
