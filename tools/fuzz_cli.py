@@ -839,6 +839,8 @@ class Report:
     exits: Counter = field(default_factory=Counter)
     findings: list[dict[str, Any]] = field(default_factory=list)
     causes: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)  # total seconds by command
+    runs: Counter = field(default_factory=Counter)  # invocations by command
 
     def add(self, kind: str, argv: list[str], detail: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -853,6 +855,9 @@ def check(report: Report, result: Result, twin: Any) -> None:
     argv = result.case.argv
     report.invocations += 1 + (twin is not None)
     report.exits[result.code] += 1
+    command = argv[0] if argv and not argv[0].startswith("-") else "(none)"
+    report.runs[command] += 1
+    report.seconds[command] += result.seconds
     if result.error == "HANG":
         report.add("hangs", argv, f"no answer within {result.seconds:.0f} s")
         return
@@ -941,6 +946,11 @@ def summary(report: Report, seconds: float) -> str:
         f"invariant breaks  {report.invariant_breaks}",
         f"wall time         {seconds:.1f} s",
         f"exit statuses     {dict(sorted(report.exits.items(), key=lambda kv: str(kv[0])))}",
+        "seconds by command (runs, total, mean): "
+        + ", ".join(
+            f"{c} {report.runs[c]}/{report.seconds[c]:.0f}/{report.seconds[c] / report.runs[c]:.2f}"
+            for c in sorted(report.runs, key=lambda c: -report.seconds[c])
+        ),
     ]
     if report.causes:
         lines.append("distinct causes (count, kind, last line):")
