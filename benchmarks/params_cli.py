@@ -1,4 +1,4 @@
-"""Wall time of `symbolic params llama2-7b --json` (issue 2 target: under 1 s on a 2-core machine).
+"""Wall time of `symbolic params llama2-7b --json` (target: under 1 s on a 2-core machine).
 
 Run: python benchmarks/params_cli.py [--runs N] [--json]
 Each run is a fresh interpreter (what a user waits for), started the way the console script is.

@@ -1,4 +1,4 @@
-"""Throughput of compiled quantities against hand-written NumPy and SymPy substitution (issue 7).
+"""Throughput of compiled quantities against hand-written NumPy and SymPy substitution.
 
 Run: python benchmarks/sweep.py [--points N] [--json]
 

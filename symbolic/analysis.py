@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import sympy as sp
 
@@ -20,6 +21,7 @@ from . import symbols as S
 from .errors import SymbolicError
 from .expressions import ScalingPath
 from .numeric import evaluate
+from .request import SOLVABLE
 from .terms import Breakdown
 
 __all__ = [
@@ -257,7 +259,7 @@ def sensitivity_table(
         syms = [S.symbol(n) for n in S.ORDER if S.symbol(n) in expr.free_symbols]
     rows = [sensitivity(expr, s, values) for s in syms]
     if values is not None:
-        rows.sort(key=lambda r: -abs(float(r.elasticity_value)))
+        rows.sort(key=lambda r: -abs(float(r.elasticity_value if r.elasticity_value is not None else "nan")))
     return rows
 
 
@@ -492,3 +494,103 @@ def fit_symbol(
     ends = (candidates[0], candidates[-1]) if candidates else bounds
     increasing = bool(q(ends[1]) >= q(ends[0]))
     return fit(q, budget, bounds, increasing, candidates)
+
+
+# ---- fitting a memory budget -------------------------------------------------------------------
+
+
+def budget_figure(per_device: Mapping[str, int | None]) -> tuple[int, str]:
+    """The per-device figure a budget is compared with (bytes) and its name: the peak, or states +
+    transient where activations are not computed."""
+    peak = per_device.get("peak")
+    if peak is not None:
+        return peak, "peak"
+    states, transient = per_device["states"], per_device["transient"]
+    assert states is not None and transient is not None
+    return states + transient, "states+transient"
+
+
+def degree_candidates(model: Any, name: str, high: int, fixed: Mapping[str, Any], seq: int) -> list[int]:
+    """Degrees of ``name`` from 1 to ``high`` that the parallel layout ``fixed`` accepts for ``model``."""
+    from .inputs import divisors
+    from .parallel import Parallelism
+
+    sizes = model.sizes
+    limit = {"tp": sizes["n_heads"], "pp": sum(sizes[str(g.count)] for g in model.arch.groups)}
+    limit["ep"] = sizes.get("n_experts", 1)
+    if name == "cp":  # any degree up to the sequence length
+        return list(range(1, min(high, seq) + 1))
+    # a degree must divide its size: try only the divisors (found up to the square root)
+    out = []
+    for n in divisors(limit[name]):
+        if n > high:
+            break
+        try:
+            Parallelism(**{**fixed, name: n}).check(model)
+        except SymbolicError:
+            continue
+        out.append(n)
+    return out
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """The answer of :func:`fit_memory`: ``result`` of the search, the ``figure`` compared (``peak`` or
+    ``states+transient``), ``at`` (the answer, else the closest value tried) and the memory answer
+    (``symbolic memory --json``'s object, bytes) there."""
+
+    result: FitResult
+    figure: str
+    at: int
+    answer: Mapping[str, Any]
+
+
+def fit_memory(
+    model: Any,
+    solve: str,
+    budget: int,
+    answer_at: Callable[[int], Mapping[str, Any]],
+    parallel: Mapping[str, Any],
+    seq: int,
+    maximum: int = 2**16,
+) -> MemoryFit:
+    """The largest ``batch``/``seq``, or smallest parallel degree, whose memory per device fits ``budget`` (bytes).
+
+    ``answer_at(n)`` gives the memory answer (``per_device`` in bytes) with ``solve`` set to ``n``;
+    ``parallel`` holds the fixed layout (degrees, ``zero``, ``hybrid_shard``...) that decides which
+    degrees are valid; ``seq`` bounds the context-parallel degree.
+    """
+    from math import lcm
+
+    if solve not in SOLVABLE:
+        raise SymbolicError("solve", f"unknown {solve!r}; allowed: {', '.join(SOLVABLE)}")
+    increasing = solve in ("batch", "seq")
+    answers: dict[int, Mapping[str, Any]] = {}
+
+    def at(n: int) -> Mapping[str, Any]:
+        if n not in answers:
+            answers[n] = answer_at(n)
+        return answers[n]
+
+    def figure_at(n: int) -> int:
+        return budget_figure(at(n)["per_device"])[0]
+
+    candidates: list[int] | None
+    if increasing:
+        candidates = None
+    elif solve == "dp":
+        step = lcm(parallel.get("ep") or 1, parallel.get("hybrid_shard") or 1)
+        candidates = list(range(step, maximum + 1, step))
+    else:
+        candidates = degree_candidates(model, solve, maximum, parallel, seq)
+        if not candidates:
+            raise SymbolicError("solve", f"no {solve} degree up to {maximum} suits {model.name}")
+    first = candidates[0] if candidates else 1
+    figure = budget_figure(at(first)["per_device"])[1]
+    probe = candidates[-1] if candidates else maximum
+    if figure_at(probe) == figure_at(first):
+        raise SymbolicError("solve", f"the per-device {figure} does not depend on {solve} with these options")
+    result = fit(figure_at, budget, (1, maximum), increasing, candidates)
+    value = result.value if result.value is not None else result.next_value
+    assert value is not None
+    return MemoryFit(result, figure, value, at(value))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = [
     "NormPlacement",
     "MLPKind",
     "Positions",
+    "Sliding",
+    "Dropout",
     "Norm",
     "Attention",
     "MLP",
@@ -74,6 +77,16 @@ class MLPKind(enum.Enum):
     GATED = "gated"
 
 
+class Sliding(enum.Enum):
+    """Which layers attend within a sliding window: none, all, every other one (Gemma 2: the even
+    layers), or the ones a config's ``layer_types`` lists (``Attention.sliding_layers`` of them)."""
+
+    NONE = "none"
+    ALL = "all"
+    ALTERNATE = "alternate"
+    LISTED = "listed"
+
+
 class Positions(enum.Enum):
     """How positions enter: a learned table, rotary, ALiBi, or none."""
 
@@ -105,6 +118,9 @@ class Attention:
     qk_norm: QKNorm = QKNorm.NONE
     qk_norm_kind: Norm = field(default_factory=Norm)
     q_lora: bool = True
+    softcap: bool = False  # the scores are soft-capped with tanh before the softmax (Gemma 2)
+    sliding: Sliding = Sliding.NONE  # which layers attend within a window of ``window`` tokens
+    sliding_layers: int = 0  # with Sliding.LISTED: how many layers the config lists as sliding
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,17 @@ class MoE:
     shared_experts: bool = False
     shared_expert_gate: bool = False
     router_bias: bool = False
+    normalize_topk: bool = True  # the top-k routing weights are renormalized to sum to 1
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Dropout probabilities the implementation applies in training (from the config): on the attention
+    probabilities, on the residual branches, on the embeddings."""
+
+    attention: float = 0.0
+    residual: float = 0.0
+    embedding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +185,9 @@ class Arch:
     lm_head: bool = True
     lm_head_bias: bool = False
     groups: tuple[LayerGroup, ...] = (LayerGroup("block", S.n_layers),)
+    rotary_fraction: Fraction = Fraction(1)  # the share of each head's width that rotary positions rotate
+    final_softcap: bool = False  # the logits are soft-capped with tanh (Gemma 2)
+    dropout: Dropout = field(default_factory=Dropout)
 
     def __post_init__(self) -> None:
         if not self.groups:
@@ -171,6 +201,8 @@ class Arch:
             raise SymbolicError("parallel_norms", "a parallel block has 1 or 2 norms")
         if self.position_offset < 0:
             raise SymbolicError("position_offset", "must be 0 or more")
+        if not 0 < self.rotary_fraction <= 1:
+            raise SymbolicError("rotary_fraction", f"must be in (0, 1], got {self.rotary_fraction}")
 
     @property
     def is_moe(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,6 +22,7 @@ from .arch import (
     Arch,
     Attention,
     AttentionKind,
+    Dropout,
     LayerGroup,
     MLPKind,
     Model,
@@ -30,8 +32,10 @@ from .arch import (
     NormPlacement,
     Positions,
     QKNorm,
+    Sliding,
 )
 from .errors import SymbolicError
+from .families import FAMILY, FamilyRules
 from .inputs import integer, optional_count, shown
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "hf_defaults"]
@@ -449,7 +453,64 @@ def _starcoder2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     return arch, sizes
 
 
-def _replace(arch: Arch, **changes: Any) -> Arch:
+def _sliding(cfg: _Config, rules: FamilyRules) -> tuple[Sliding, int]:
+    """Which layers slide: none without a window; those ``layer_types`` lists; every other one where
+    the family alternates; none when ``use_sliding_window`` is off; else all."""
+    if not cfg.get("sliding_window"):
+        return Sliding.NONE, 0
+    types = cfg.get("layer_types")
+    if types:
+        return Sliding.LISTED, sum(1 for kind in types if kind == "sliding_attention")
+    if rules.alternating_sliding:
+        return Sliding.ALTERNATE, 0
+    if cfg.get("use_sliding_window") is False:
+        return Sliding.NONE, 0
+    return Sliding.ALL, 0
+
+
+def _rotary_fraction(cfg: _Config, sizes: Mapping[str, int]) -> Fraction:
+    """The share of a head's width rotary positions rotate: ``rotary_dim / d_head`` (GPT-J), else
+    ``rotary_pct`` or ``partial_rotary_factor``, else all of it."""
+    if "d_head" not in sizes:
+        return Fraction(1)
+    if cfg.get("rotary_dim"):
+        return Fraction(cfg.size("rotary_dim"), sizes["d_head"])
+    pct = cfg.get("rotary_pct", cfg.get("partial_rotary_factor", 1.0)) or 1.0
+    return Fraction(int(sizes["d_head"] * float(pct)), sizes["d_head"])
+
+
+def _run_time_facts(cfg: _Config, arch: Arch, sizes: Mapping[str, int]) -> Arch:
+    """What the implementation does in a training step that the activation formulas need, read from
+    the config: dropout probabilities, partial rotary, the sliding-window pattern, soft-capping and
+    top-k normalisation (:mod:`symbolic.families` names the family's config fields)."""
+    rules = FAMILY.get(cfg.model_type, FamilyRules())
+
+    def probability(name: str | None) -> float:
+        return 0.0 if name is None else float(cfg.get(name) or 0.0)
+
+    dropout = Dropout(
+        probability(rules.attn_dropout), probability(rules.resid_dropout), probability(rules.embd_dropout)
+    )
+    sliding, listed = _sliding(cfg, rules)
+    attention = _replace(
+        arch.attention, softcap=bool(cfg.get("attn_logit_softcapping")), sliding=sliding, sliding_layers=listed
+    )
+    moe = arch.moe
+    if moe is not None:
+        # read only where the config class declares it (Mixtral's router always renormalizes)
+        declared = "norm_topk_prob" in cfg.defaults
+        moe = _replace(moe, normalize_topk=bool(cfg.get("norm_topk_prob")) if declared else True)
+    return _replace(
+        arch,
+        attention=attention,
+        moe=moe,
+        dropout=dropout,
+        rotary_fraction=_rotary_fraction(cfg, sizes),
+        final_softcap=bool(cfg.get("final_logit_softcapping")),
+    )
+
+
+def _replace(arch: Any, **changes: Any) -> Any:
     from dataclasses import replace
 
     return replace(arch, **changes)
@@ -499,5 +560,6 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
     window = cfg.get("sliding_window")
     if window is not None and window is not False:
         integer("sliding_window", window, "positions", low=0)  # 0: no window, as transformers reads it
+    arch = _run_time_facts(cfg, arch, sizes)
     label = name or str(config.get("_name_or_path") or model_type)
     return Model(label, arch, sizes, config=cfg.resolved())

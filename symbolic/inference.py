@@ -46,9 +46,9 @@ def inference_memory(
 
     ``tp`` splits both over tensor-parallel devices (the MLA latent cache is replicated).
     """
-    fmt = get_weight_format(dtype, "--dtype")
+    fmt = get_weight_format(dtype, "dtype")
     if kv_dtype not in KV_DTYPES:
-        raise SymbolicError("--kv-dtype", f"unknown {kv_dtype!r}; allowed: {', '.join(KV_DTYPES)}")
+        raise SymbolicError("kv_dtype", f"unknown {kv_dtype!r}; allowed: {', '.join(KV_DTYPES)}")
     from .formulas.activations import check_workload
 
     check_workload(model, batch, seq)  # a KV cache holds at most the learned positions too

@@ -2,9 +2,9 @@
 
 :func:`memory` builds, from a model's parameter terms (never re-derived), the byte terms one
 device holds: weights, gradients, master weights and optimizer state
-(:mod:`symbolic.formulas.states`), activations (:func:`activation_terms`) and transient buffers
+(:mod:`symbolic.formulas.states`), activations (:func:`device_activation_terms`) and transient buffers
 (ZeRO-3's gathered layer). Each category's total is a SymPy expression in the model's sizes and
-the parallel degrees; :class:`MemoryReport` evaluates them exactly. The peak is states +
+the parallel degrees; :class:`DeviceMemory` evaluates them exactly. The peak is states +
 activations + the largest transient buffer.
 """
 
@@ -18,8 +18,11 @@ import sympy as sp
 
 from . import symbols as S
 from .arch import Model
-from .conventions import CONVENTIONS
+from .conventions import DEFAULT as DEFAULT_CONVENTION
+from .conventions import get_convention
+from .defaults import default_workload
 from .errors import SymbolicError
+from .formulas.activations import ActivationOptions, Layout, activations_json, check_workload, on_stage
 from .formulas.states import (
     CATEGORIES,
     DEFAULT_OPTIMIZER,
@@ -40,14 +43,14 @@ from .terms import Breakdown, Quantity, Term
 __all__ = [
     "ACTIVATIONS_PENDING",
     "Workload",
-    "activation_terms",
-    "MemoryReport",
+    "device_activation_terms",
+    "DeviceMemory",
     "memory",
     "whole_bytes",
-    "report_dict",
+    "memory_json",
 ]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 ACTIVATIONS_PENDING = (
     "exact and basic activations describe unsharded layers (tp = cp = 1); use --convention megatron "
     "for tensor or sequence parallelism"
@@ -65,31 +68,30 @@ class Workload:
         for option in ("batch", "seq"):
             value = getattr(self, option)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise SymbolicError(f"--{option}", f"must be a positive integer, got {value!r}")
+                raise SymbolicError(option, f"must be a positive integer, got {value!r}")
 
     def values(self) -> dict[str, int]:
         """The workload as symbol values (sequences, tokens)."""
         return {"batch": self.batch, "seq": self.seq}
 
 
-def activation_terms(
+def device_activation_terms(
     model: Model, workload: Workload, parallel: Parallelism, convention: str = "exact", **options: Any
 ) -> Breakdown | None:
     """Activation bytes one device holds for the backward pass (bytes), or ``None`` when not computed.
 
-    ``options`` (``dtype``, ``attention``, ``recompute``, ``device``) come from the command line
-    unchanged (:mod:`symbolic.formulas.activations`). ``None`` for ``exact`` under tensor or context
-    parallelism (see :data:`ACTIVATIONS_PENDING`).
+    ``options`` (``dtype``, ``attention``, ``recompute``, ``device``) build an
+    :class:`~symbolic.formulas.activations.ActivationOptions`. ``None`` for a convention whose terms
+    describe unsharded layers under tensor or context parallelism (see :data:`ACTIVATIONS_PENDING`).
     """
-    from .formulas.activations import ActivationOptions, check_workload, on_stage
-    from .formulas.activations import activation_terms as convention_terms
-
+    rule = get_convention(convention, "activations").activations
+    assert rule is not None
     check_workload(model, workload.batch, workload.seq)
     opts = ActivationOptions(**options)
-    if convention != "megatron" and (parallel.tp > 1 or parallel.cp > 1):
+    if not rule.per_tp_device and (parallel.tp > 1 or parallel.cp > 1):
         return None
-    terms = convention_terms(model, convention, opts, sequence_parallel=parallel.sequence_parallel, pp=parallel.pp)
-    if convention == "megatron":
+    terms = rule.build(model, opts, Layout(parallel.sequence_parallel, parallel.pp))
+    if rule.places_stages:
         return terms
     return on_stage(terms, parallel.stage or 0, parallel.pp)
 
@@ -108,7 +110,7 @@ def whole_bytes(term: Term) -> sp.Expr:
 
 
 @dataclass(frozen=True)
-class MemoryReport:
+class DeviceMemory:
     """Bytes per device, by category, as SymPy expressions and exact integers (bytes).
 
     ``terms`` holds the weights, gradients, master, optimizer and transient terms (each tagged
@@ -129,7 +131,7 @@ class MemoryReport:
         if name not in CATEGORIES:
             raise SymbolicError("category", f"unknown {name!r}; allowed: {', '.join(CATEGORIES)}")
         if name == "activations":
-            return self.activations if self.activations is not None else Breakdown(B)
+            return self.activations if self.activations is not None else Breakdown(BYTES)
         return self.terms.where(lambda t: name in t.tags)
 
     def expr(self, name: str) -> sp.Expr:
@@ -192,7 +194,7 @@ class MemoryReport:
 
     def all_terms(self) -> Breakdown:
         """States, transient and activation terms together (bytes)."""
-        return self.terms + (self.activations or Breakdown(B))
+        return self.terms + (self.activations or Breakdown(BYTES))
 
 
 def _category_of(tags: Iterable[str]) -> str:
@@ -215,7 +217,7 @@ def memory(
     convention: str = "exact",
     step_counters: bool = False,
     **activation_options: Any,
-) -> MemoryReport:
+) -> DeviceMemory:
     """Bytes one device holds to train (or, with optimizer ``none``, run) ``model`` (bytes).
 
     ``precision``: a recipe name (``fp32``, ``mixed``, ``mixed-fp32-grads``, ``mixed-fp32-accum``,
@@ -224,34 +226,35 @@ def memory(
     optimizer state; ``lora_rank``/``lora_targets``: LoRA adapters (the base is frozen); ``qlora``:
     ``nf4`` or ``nf4-dq`` to store the frozen base matrices in 4 bits. ``parallel`` sets the degrees,
     ZeRO stage and pipeline stage (default: the stage holding the most). ``convention`` and
-    ``activation_options`` go to :func:`activation_terms`.
+    ``activation_options`` go to :func:`device_activation_terms`.
     """
     if workload is None:  # the default: 2048 tokens, or the learned position table if shorter
-        workload = Workload(seq=min(2048, model.sizes.get("n_ctx", 2048)))
+        workload = Workload(**default_workload(model))
     parallel = parallel or Parallelism()
     recipe = precision if isinstance(precision, Recipe) else get_recipe(precision)
     opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer)
     notes = parallel.check(model)
     if lora_rank is not None and (isinstance(lora_rank, bool) or not isinstance(lora_rank, int) or lora_rank <= 0):
-        raise SymbolicError("--lora-rank", f"must be a positive integer, got {lora_rank!r}")
+        raise SymbolicError("lora_rank", f"must be a positive integer, got {lora_rank!r}")
     if lora_targets and lora_rank is None:
-        raise SymbolicError("--lora-targets", "needs --lora-rank R")
+        raise SymbolicError("lora_targets", "needs --lora-rank R")
     if lora_rank is not None:
         check_lora_rank(model, lora_rank, lora_targets or ())
-    if convention == "megatron" and parallel.cp > 1:
-        raise SymbolicError(
-            "--cp", "the megatron convention has no context-parallel activations; use --cp 1 or --convention exact"
-        )
     base_format = None
     if qlora is not None:
         if qlora not in ("nf4", "nf4-dq"):
-            raise SymbolicError("--qlora", f"unknown {qlora!r}; allowed: nf4, nf4-dq")
+            raise SymbolicError("qlora", f"unknown {qlora!r}; allowed: nf4, nf4-dq")
         if lora_rank is None:
-            raise SymbolicError("--qlora", "needs --lora-rank R (QLoRA trains LoRA adapters on a 4-bit base)")
-        base_format = get_weight_format(qlora, "--qlora")
-    param_convention = convention if "parameters" in getattr(CONVENTIONS.get(convention), "quantities", ()) else "exact"
-    if convention not in CONVENTIONS:
-        raise SymbolicError("--convention", f"unknown {convention!r}; allowed: {', '.join(CONVENTIONS)}")
+            raise SymbolicError("qlora", "needs --lora-rank R (QLoRA trains LoRA adapters on a 4-bit base)")
+        base_format = get_weight_format(qlora, "qlora")
+    conv = get_convention(convention, "memory")
+    if conv.activations is not None and conv.activations.per_tp_device and parallel.cp > 1:
+        raise SymbolicError(
+            "cp",
+            f"the {conv.name} convention has no context-parallel activations; use --cp 1 or --convention "
+            f"{DEFAULT_CONVENTION}",
+        )
+    param_convention = conv.name if conv.parameters is not None else DEFAULT_CONVENTION
     targets = (tuple(lora_targets or ())) if lora_rank is not None else None
     params = parameters(model, param_convention, freeze, targets)
 
@@ -276,14 +279,10 @@ def memory(
         notes.append(f"pipeline stage {stage} of {parallel.pp} holds the most (asked for none: the largest)")
 
     chosen = Parallelism(**{**parallel.__dict__, "stage": stage}) if parallel.pp > 1 else parallel
-    acts = activation_terms(model, workload, chosen, convention, **activation_options)
+    acts = device_activation_terms(model, workload, chosen, convention, **activation_options)
     if acts is not None:
-        from .formulas.activations import ActivationOptions
-        from .formulas.transients import transient_terms
-
         opts = ActivationOptions(**activation_options)
-        kw = {"sequence_parallel": parallel.sequence_parallel, "pp": parallel.pp} if convention == "megatron" else {}
-        terms = terms + transient_terms(model, convention, opts, **kw)
+        terms = terms + conv.transient_terms(model, opts, Layout(parallel.sequence_parallel, parallel.pp))
     if acts is None:
         notes.append(ACTIVATIONS_PENDING + "; activations and peak are null")
     if not opt.trains:
@@ -318,10 +317,10 @@ def memory(
         "devices": parallel.devices,
         **{k: v for k, v in activation_options.items()},
     }
-    return MemoryReport(model, terms, acts, values, stage, tuple(notes), settings)
+    return DeviceMemory(model, terms, acts, values, stage, tuple(notes), settings)
 
 
-def report_dict(report: MemoryReport) -> dict[str, Any]:
+def memory_json(report: DeviceMemory) -> dict[str, Any]:
     """The ``symbolic memory --json`` object: per-device bytes, per-term bytes and formulas, notes, settings."""
     values = report.values
     degree_ones = {S.symbol(k): 1 for k in ("dp", "tp", "pp", "cp", "ep") if values[k] == 1}
@@ -354,10 +353,8 @@ def report_dict(report: MemoryReport) -> dict[str, Any]:
     }
 
 
-def _activations_json(report: MemoryReport) -> dict[str, Any] | None:
+def _activations_json(report: DeviceMemory) -> dict[str, Any] | None:
     """The activations object (bytes): total, per layer, shared, outside the layers, per term; None if unknown."""
     if report.activations is None:
         return None
-    from .formulas.activations import activations_json
-
     return activations_json(report.activations, report.model, report.values)

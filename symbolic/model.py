@@ -1,7 +1,9 @@
-"""Composition: an Arch and a convention -> the breakdowns. The only place layers combine.
+"""Composition: a model and a convention -> the breakdowns. The only place layers combine.
 
-``parameters`` gives the parameter terms of a model under a convention, with components
-frozen and LoRA adapters added; ``parameter_counts`` evaluates them to exact integers.
+Each function looks the convention up in :mod:`symbolic.conventions` and calls its builder:
+``parameters`` (with components frozen and LoRA adapters added; ``parameter_counts`` evaluates
+them to exact integers), ``activation_terms`` and ``flops_terms``. Memory per device composes these
+in :mod:`symbolic.memory`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from . import symbols as S
 from .arch import Arch, Model
 from .conventions import get_convention
 from .errors import SymbolicError
-from .formulas.basic import basic_parameter_terms
-from .formulas.params import parameter_terms
+from .formulas.activations import ActivationOptions, Layout
+from .formulas.flops import step_terms
 from .numeric import evaluate
 from .terms import Breakdown, Quantity, Term, path_matches
 
 __all__ = [
     "DEFAULT_LORA_TARGETS",
     "parameters",
+    "activation_terms",
+    "flops_terms",
     "ParameterCounts",
     "parameter_counts",
     "convention_difference",
@@ -38,10 +42,9 @@ def _arch_of(model: Model | Arch) -> Arch:
 
 
 def _base_terms(arch: Arch, convention: str) -> Breakdown:
-    get_convention(convention, "parameters")
-    if convention == "exact":
-        return parameter_terms(arch)
-    return basic_parameter_terms(arch, gated=convention == "basic-gated")
+    build = get_convention(convention, "parameters").parameters
+    assert build is not None  # get_convention only returns conventions that cover the quantity
+    return build(arch)
 
 
 def _check_patterns(option: str, patterns: Sequence[str], terms: Breakdown) -> None:
@@ -126,6 +129,33 @@ def check_lora_rank(model: Model, rank: int, lora_targets: Sequence[str] = ()) -
             "lora_rank",
             f"{rank} is above the smaller side of the adapted matrices ({min(sides)}); allowed: 1 .. {min(sides)}",
         )
+
+
+def activation_terms(
+    model: Model, convention: str = "exact", options: ActivationOptions | None = None, layout: Layout | None = None
+) -> Breakdown:
+    """The activation terms of ``model`` under ``convention`` (bytes), in ``batch``, ``seq`` and the sizes.
+
+    ``layout`` (sequence parallelism, the pipeline degree) matters to conventions whose terms are per
+    tensor-parallel device (``megatron``: Korthikanti's Table 2 rows); the others ignore it.
+    """
+    rule = get_convention(convention, "activations").activations
+    assert rule is not None
+    return rule.build(model, options or ActivationOptions(), layout or Layout())
+
+
+def flops_terms(
+    model: Model | Arch, convention: str = "exact", recompute: str = "none", causal: bool = False
+) -> Breakdown:
+    """FLOPs of one training step of ``batch`` sequences of ``seq`` tokens, per operation (FLOPs).
+
+    Forward terms, backward terms (2x forward each) and, with ``recompute`` ``selective`` or
+    ``full``, the forward work recomputed in the backward pass. ``causal`` (``exact`` only)
+    counts only the query-key pairs a causal mask keeps.
+    """
+    rule = get_convention(convention, "flops").flops
+    assert rule is not None
+    return step_terms(model, rule, convention, recompute, causal)
 
 
 @dataclass(frozen=True)

@@ -54,26 +54,26 @@ class Parallelism:
 
     def __post_init__(self) -> None:
         for option in ("dp", "tp", "pp", "cp", "ep"):
-            _positive(f"--{option}", getattr(self, option))
+            _positive(option, getattr(self, option))
         if self.zero not in ZERO_STAGES or isinstance(self.zero, bool):
-            raise SymbolicError("--zero", f"must be one of 0, 1, 2, 3, got {self.zero!r}")
+            raise SymbolicError("zero", f"must be one of 0, 1, 2, 3, got {self.zero!r}")
         if self.hybrid_shard is not None:
-            _positive("--hybrid-shard", self.hybrid_shard)
+            _positive("hybrid_shard", self.hybrid_shard)
             if self.zero != 3:
-                raise SymbolicError("--hybrid-shard", "is FSDP hybrid shard: it needs --zero 3")
+                raise SymbolicError("hybrid_shard", "is FSDP hybrid shard: it needs --zero 3")
             if self.dp % self.hybrid_shard:
-                raise SymbolicError("--hybrid-shard", f"{self.hybrid_shard} must divide --dp ({self.dp})")
+                raise SymbolicError("hybrid_shard", f"{self.hybrid_shard} must divide --dp ({self.dp})")
         if self.ep > 1 and self.shard_degree % self.ep:
             raise SymbolicError(
-                "--ep", f"{self.ep} must divide the data-parallel degree ({self.shard_degree}): experts split over it"
+                "ep", f"{self.ep} must divide the data-parallel degree ({self.shard_degree}): experts split over it"
             )
         if self.stage is not None:
             if isinstance(self.stage, bool) or not isinstance(self.stage, int) or not 0 <= self.stage < self.pp:
-                raise SymbolicError("--stage", f"must be 0 .. {self.pp - 1} (pipeline stages), got {self.stage!r}")
+                raise SymbolicError("stage", f"must be 0 .. {self.pp - 1} (pipeline stages), got {self.stage!r}")
         if self.vocab_multiple is not None:
-            _positive("--vocab-multiple", self.vocab_multiple)
+            _positive("vocab_multiple", self.vocab_multiple)
         if self.sequence_parallel and self.tp == 1:
-            raise SymbolicError("--sequence-parallel", "needs --tp above 1")
+            raise SymbolicError("sequence_parallel", "needs --tp above 1")
 
     @property
     def devices(self) -> int:
@@ -185,32 +185,28 @@ class Parallelism:
         if self.tp > 1:
             heads = sizes["n_heads"]
             if heads % self.tp:
-                raise SymbolicError("--tp", f"{self.tp} must divide n_heads ({heads}); allowed: {_divisors(heads)}")
+                raise SymbolicError("tp", f"{self.tp} must divide n_heads ({heads}); allowed: {_divisors(heads)}")
             if arch.attention.kind is AttentionKind.STANDARD and sizes["n_kv_heads"] % self.tp:
                 kv = sizes["n_kv_heads"]
-                raise SymbolicError("--tp", f"{self.tp} must divide n_kv_heads ({kv}); allowed: {_divisors(kv)}")
+                raise SymbolicError("tp", f"{self.tp} must divide n_kv_heads ({kv}); allowed: {_divisors(kv)}")
             for name in ("d_ffn", "d_expert", "d_shared"):
                 if name in sizes and sizes[name] % self.tp:
-                    raise SymbolicError("--tp", f"{self.tp} must divide {name} ({sizes[name]})")
+                    raise SymbolicError("tp", f"{self.tp} must divide {name} ({sizes[name]})")
             if self.vocab_multiple is None and sizes["n_vocab"] % self.tp:
                 raise SymbolicError(
-                    "--tp",
+                    "tp",
                     f"{self.tp} must divide n_vocab ({sizes['n_vocab']}), or pad it with --vocab-multiple",
                 )
         if self.pp > 1:
             layers = sum(sizes[str(g.count)] for g in arch.groups)
             if layers % self.pp:
-                raise SymbolicError(
-                    "--pp", f"{self.pp} must divide the layers ({layers}); allowed: {_divisors(layers)}"
-                )
+                raise SymbolicError("pp", f"{self.pp} must divide the layers ({layers}); allowed: {_divisors(layers)}")
         if self.ep > 1:
             if not arch.is_moe:
-                raise SymbolicError("--ep", f"{model.name} has no experts; allowed: 1")
+                raise SymbolicError("ep", f"{model.name} has no experts; allowed: 1")
             experts = sizes["n_experts"]
             if experts % self.ep:
-                raise SymbolicError(
-                    "--ep", f"{self.ep} must divide n_experts ({experts}); allowed: {_divisors(experts)}"
-                )
+                raise SymbolicError("ep", f"{self.ep} must divide n_experts ({experts}); allowed: {_divisors(experts)}")
         if self.zero and self.shard_degree == 1:
             notes.append(f"ZeRO stage {self.zero} with a data-parallel degree of 1 shards nothing")
         if self.cp > 1:

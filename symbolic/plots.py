@@ -79,7 +79,7 @@ def save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise SymbolicError("--output", f"{path.name!r} must end in .png or .svg")
+        raise SymbolicError("output", f"{path.name!r} must end in .png or .svg")
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     fig.savefig(buffer, format=fmt, metadata=metadata, bbox_inches="tight", dpi=120)
@@ -212,7 +212,7 @@ def scaling(
     part is the largest, with each boundary at the exact crossover of the two parts, labelled.
     """
     if len(xs) < 2 or any(x <= 0 for x in xs):
-        raise SymbolicError("--range", "needs at least two positive points")
+        raise SymbolicError("range", "needs at least two positive points")
     plt = _pyplot()
     label, scale = UNITS.get(unit, (unit, 1))
     x = S.symbol(grow)

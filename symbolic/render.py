@@ -161,7 +161,7 @@ def environment(fmt: str) -> jinja2.Environment:
     LaTeX templates use ``\\BLOCK{...}``, ``\\VAR{...}`` and ``\\#{...}`` so that braces and
     ``{%`` stay ordinary LaTeX.
     """
-    common = dict(
+    common: dict[str, Any] = dict(
         loader=_loader(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -14,6 +14,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,11 @@ import sympy as sp
 from . import symbols as S
 from .arch import Model
 from .errors import SymbolicError
-from .terms import Quantity
+from .terms import Breakdown, Quantity
 
 __all__ = [
     "QuantitySpec",
     "quantities",
-    "register_quantity",
     "parse_grid",
     "DEFAULTS",
     "MAX_POINTS",
@@ -39,6 +39,9 @@ __all__ = [
 MAX_POINTS = 10**7  # more grid points than this needs an explicit yes
 MAX_AXIS = 10**8  # no single axis may hold more values than this, yes or not
 DEFAULTS: dict[str, int] = {"tp": 1, "pp": 1, "dp": 1, "cp": 1, "ep": 1, "n_microbatches": 1, "interleave": 1}
+
+
+Builder = Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr]
 
 
 @dataclass(frozen=True)
@@ -54,47 +57,26 @@ class QuantitySpec:
     name: str
     unit: Quantity
     description: str
-    build: Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr] = field(repr=False)
+    build: Builder = field(repr=False)
     structural: tuple[str, ...] = ()
 
 
-_QUANTITIES: dict[str, QuantitySpec] = {}
-_PROVIDERS: list[str] = []
+def _params(select: Callable[[Breakdown], Breakdown]) -> Builder:
+    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+        from .request import request
+
+        return select(request(model, "params").terms).total
+
+    return build
 
 
-def register_quantity(spec: QuantitySpec) -> QuantitySpec:
-    """Add ``spec`` to the table of sweepable quantities (a later one of the same name replaces it)."""
-    _QUANTITIES[spec.name] = spec
-    return spec
+def _flops(select: Callable[[Breakdown], Breakdown]) -> Builder:
+    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+        from .request import request
 
+        return select(request(model, "flops").terms).total
 
-def _params_total(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
-    from .model import parameters
-
-    return parameters(model).total
-
-
-def _params_trainable(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
-    from .model import parameters
-
-    return parameters(model).trainable().total
-
-
-register_quantity(QuantitySpec("params.total", Quantity.PARAMETERS, "all parameters", _params_total))
-register_quantity(QuantitySpec("params.trainable", Quantity.PARAMETERS, "trainable parameters", _params_trainable))
-
-
-def _flops_quantities() -> None:
-    from .formulas import flops as F
-
-    def step(select: Callable[[Any], Any]) -> Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr]:
-        return lambda model, point, options: select(F.flops_terms(model)).total
-
-    for name, description, select in (
-        ("flops.total", "training FLOPs of one step (forward + backward)", F.model_flops),
-        ("flops.forward", "forward FLOPs of one step", lambda t: t.where(lambda x: x.path.startswith("forward."))),
-    ):
-        register_quantity(QuantitySpec(name, Quantity.FLOPS, description, step(select)))
+    return build
 
 
 MEMORY_DEGREES = ("dp", "tp", "pp", "cp", "ep")
@@ -110,40 +92,62 @@ MEMORY_FIGURES = {
 }
 
 
-def _memory_quantities() -> None:
-    from . import memory as M
-    from .parallel import Parallelism
+def _memory(name: str) -> Builder:
+    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+        from .request import request
 
-    def figure(name: str) -> Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr]:
-        def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
-            settings = dict(options)
-            parallel = Parallelism(**point, zero=settings.pop("zero", 0))
-            report = M.memory(model, None, parallel, **settings)
-            if name in ("peak", "activations") and report.activations is None:
-                why = "; ".join(report.notes) or "activations are not computed"
-                raise SymbolicError("--quantity", f"memory.{name} is not defined here: {why}")
-            # each tensor rounded up to whole bytes, as symbolic memory prints it (memory.whole_bytes)
-            expr = report.whole_expr(name)
-            assert expr is not None
-            return expr
+        settings = {"zero": 0, **options, **point}
+        convention = settings.pop("convention", "exact")
+        report = request(model, "memory", convention=convention, options=settings).memory
+        assert report is not None
+        if name in ("peak", "activations") and report.activations is None:
+            why = "; ".join(report.notes) or "activations are not computed"
+            raise SymbolicError("quantity", f"memory.{name} is not defined here: {why}")
+        # each tensor rounded up to whole bytes, as symbolic memory prints it (memory.whole_bytes)
+        expr = report.whole_expr(name)
+        assert expr is not None
+        return expr
 
-        return build
+    return build
 
-    for name, description in MEMORY_FIGURES.items():
-        register_quantity(QuantitySpec(f"memory.{name}", Quantity.BYTES, description, figure(name), MEMORY_DEGREES))
+
+def _forward(terms: Breakdown) -> Breakdown:
+    return terms.where(lambda t: t.path.startswith("forward."))
+
+
+def _trainable(terms: Breakdown) -> Breakdown:
+    return terms.trainable()
+
+
+def _model_flops(terms: Breakdown) -> Breakdown:
+    from .formulas.flops import model_flops
+
+    return model_flops(terms)
+
+
+# every sweepable quantity, by name (a fixed table: a new quantity is one more row)
+QUANTITIES: Mapping[str, QuantitySpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            QuantitySpec("params.total", Quantity.PARAMETERS, "all parameters", _params(lambda t: t)),
+            QuantitySpec("params.trainable", Quantity.PARAMETERS, "trainable parameters", _params(_trainable)),
+            QuantitySpec(
+                "flops.total", Quantity.FLOPS, "training FLOPs of one step (forward + backward)", _flops(_model_flops)
+            ),
+            QuantitySpec("flops.forward", Quantity.FLOPS, "forward FLOPs of one step", _flops(_forward)),
+            *(
+                QuantitySpec(f"memory.{name}", Quantity.BYTES, description, _memory(name), MEMORY_DEGREES)
+                for name, description in MEMORY_FIGURES.items()
+            ),
+        )
+    }
+)
 
 
 def quantities() -> dict[str, QuantitySpec]:
-    """Every sweepable quantity by name: parameters, and FLOPs and memory where their modules exist."""
-    for provider in (_flops_quantities, _memory_quantities):
-        if provider.__name__ in _PROVIDERS:
-            continue
-        _PROVIDERS.append(provider.__name__)
-        try:
-            provider()
-        except ImportError:  # that module is not part of this installation
-            pass
-    return dict(_QUANTITIES)
+    """Every sweepable quantity by name: parameters, FLOPs and memory figures."""
+    return dict(QUANTITIES)
 
 
 def _int(option: str, text: str, kind: str = "width") -> int:
@@ -255,16 +259,16 @@ def plan_sweep(
     """
     table = quantities()
     if quantity not in table:
-        raise SymbolicError("--quantity", f"unknown {quantity!r}; allowed: {', '.join(sorted(table))}")
+        raise SymbolicError("quantity", f"unknown {quantity!r}; allowed: {', '.join(sorted(table))}")
     spec = table[quantity]
     for name in (*grid, *(fixed or {})):
         if name not in S.REGISTRY:
             raise SymbolicError(name, f"not a symbol; known: {', '.join(S.ORDER)}")
-    for name, values in grid.items():
-        if len(values) == 0:
-            raise SymbolicError(f"--{name.replace('_', '-')}", "the grid is empty")
+    for name, axis in grid.items():
+        if len(axis) == 0:
+            raise SymbolicError(name, "the grid is empty")
     if fits is not None and spec.unit is not Quantity.BYTES:
-        raise SymbolicError("--fits", f"applies to byte quantities (memory.*); {quantity} is in {spec.unit.unit}")
+        raise SymbolicError("fits", f"applies to byte quantities (memory.*); {quantity} is in {spec.unit.unit}")
     points = math.prod(len(v) for v in grid.values())
     if points > MAX_POINTS and not yes:
         raise SymbolicError("grid", f"{points:,} points is more than {MAX_POINTS:,}; pass --yes to run it anyway")
@@ -282,8 +286,8 @@ def plan_sweep(
         missing = sorted(free - set(values) - set(grid), key=S.ORDER.index)
         if missing:
             name = missing[0]
-            raise SymbolicError(f"--{name.replace('_', '-')}", f"{quantity} needs a value ({S.info(name).meaning})")
-        here = {n: point.get(n, values.get(n)) for n in free if n not in grid or n in structural}
+            raise SymbolicError(name, f"{quantity} needs a value ({S.info(name).meaning})")
+        here = {n: point[n] if n in point else values[n] for n in free if n not in grid or n in structural}
         keep.update({n: v for n, v in here.items() if n not in structural})
         forms[tuple(combo)] = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()})
     return SweepPlan(model, spec, forms, structural, dict(sorted(keep.items())), dict(grid), mode, fits)
@@ -312,7 +316,7 @@ def run_sweep(
         columns = {n: axis[i] for n, axis, i in zip(names, axes, index, strict=True)}
         value = np.empty(flat.shape, dtype=dtype)
         for combo, function in compiled.items():
-            rows = np.ones(flat.shape, dtype=bool)
+            rows: Any = np.ones(flat.shape, dtype=bool)
             for name, v in zip(plan.structural, combo, strict=True):
                 rows &= columns[name] == v
             if len(compiled) == 1:

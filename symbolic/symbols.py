@@ -70,7 +70,7 @@ dp = _declare("dp", "N_d", "data-parallel degree", "devices", "parallel")
 cp = _declare("cp", "c", "context-parallel degree", "devices", "parallel")
 ep = _declare("ep", "e", "expert-parallel degree", "devices", "parallel")
 
-# [memory and time] (later issues append their symbols above this line, one section each)
+# [memory and time] (a new topic adds its symbols above this line, one section each)
 window = _declare("window", "w", "sliding attention window", "tokens", "workload")
 n_microbatches = _declare("n_microbatches", "m", "micro-batches per pipeline flush", "micro-batches", "parallel")
 interleave = _declare("interleave", "v", "model chunks per pipeline stage (interleaved schedule)", "chunks", "parallel")

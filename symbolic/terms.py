@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import sympy as sp
 
@@ -72,7 +73,7 @@ class Term:
         """The path without its last segment (``block.attention.q_proj`` for its weight)."""
         return self.path.rsplit(".", 1)[0] if "." in self.path else self.path
 
-    def with_(self, **changes: object) -> Term:
+    def with_(self, **changes: Any) -> Term:
         """Return a copy with some fields changed."""
         return replace(self, **changes)
 

@@ -17,8 +17,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from symbolic.formulas.activations import ActivationOptions, activation_bytes, activation_terms  # noqa: E402
+from symbolic.formulas.activations import ActivationOptions, activation_bytes  # noqa: E402
 from symbolic.hf import from_hf_config  # noqa: E402
+from symbolic.model import activation_terms  # noqa: E402
 from tests.harness.measure import measure_activations  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(

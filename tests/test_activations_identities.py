@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from symbolic import symbols as S
 from symbolic.cli import main
-from symbolic.formulas.activations import ActivationOptions, activation_terms
+from symbolic.formulas.activations import ActivationOptions
+from symbolic.model import activation_terms
 from symbolic.registry import load_model
 
 OPTIONS = st.builds(

@@ -22,8 +22,7 @@ from symbolic.analysis import (
 )
 from symbolic.errors import SymbolicError
 from symbolic.expressions import parse_path
-from symbolic.formulas.flops import flops_terms
-from symbolic.model import parameters
+from symbolic.model import flops_terms, parameters
 from symbolic.numeric import compile_quantity, evaluate
 from symbolic.registry import load_model
 

@@ -72,7 +72,7 @@ def test_crossover(capsys):
 @pytest.mark.parametrize(
     "argv, field",
     [
-        (["dominates", "llama2-7b", "--quantity", "params", "--grow", "seq"], "grow"),
+        (["dominates", "llama2-7b", "--quantity", "params", "--grow", "seq"], "--grow"),
         (["dominates", "llama2-7b", "--grow", "d_model", "--path", "d_model=2*n_layers, n_layers=d_model"], "--path"),
         (["dominates", "llama2-7b", "--grow", "d_model", "--path", "d_ffn=-3*d_model"], "--path"),
         (["dominates", "llama2-7b", "--grow", "d_model", "--path", "d_ffn=__import__('os')"], "--path"),
@@ -81,7 +81,7 @@ def test_crossover(capsys):
         (["crossover", "llama2-7b", "--a", "nothing", "--b", "mlp", "--over", "seq"], "--a"),
         (["fit", "llama2-7b", "--budget", "80XB", "--solve", "dp", "--batch", "1", "--seq", "8"], "--budget"),
         (["fit", "llama2-7b", "--budget", "80GiB", "--solve", "heads", "--batch", "1", "--seq", "8"], "--solve"),
-        (["flops", "llama2-7b", "--convention", "wrong"], "convention"),
+        (["flops", "llama2-7b", "--convention", "wrong"], "--convention"),
         (["flops", "llama2-7b", "--set", "d_model=-1"], "--set"),
     ],
 )

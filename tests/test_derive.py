@@ -12,9 +12,8 @@ import pytest
 import sympy as sp
 
 from symbolic.cli import main
-from symbolic.formulas.flops import flops_terms
 from symbolic.memory import Workload, memory
-from symbolic.model import parameter_counts, parameters
+from symbolic.model import flops_terms, parameter_counts, parameters
 from symbolic.numeric import evaluate
 from symbolic.parallel import Parallelism
 from symbolic.registry import load_model, shipped_models
@@ -118,7 +117,7 @@ def test_cli_writes_file_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
     before = out.read_text()
     assert main(["derive", "gpt2", "--convention", "nope", "-o", str(out)]) == 2
     assert out.read_text() == before  # a failed run leaves the old file
-    assert "error: convention:" in capsys.readouterr().err
+    assert "error: --convention:" in capsys.readouterr().err
     assert main(["derive", "gpt2", "--pdf"]) == 2
     with pytest.raises(SystemExit) as exc:
         main(["derive", "gpt2", "--format", "pdf"])

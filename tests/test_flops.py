@@ -7,8 +7,8 @@ from symbolic import symbols as S
 from symbolic.arch import MLP, Arch, Attention, MLPKind, Model, Norm, NormKind, Positions
 from symbolic.errors import SymbolicError
 from symbolic.expressions import parse_path
-from symbolic.formulas.flops import flops_terms, model_flops, per_token, time_to_train, utilization
-from symbolic.model import parameters
+from symbolic.formulas.flops import model_flops, per_token, time_to_train, utilization
+from symbolic.model import flops_terms, parameters
 from symbolic.numeric import evaluate
 from symbolic.registry import load_model
 

@@ -6,7 +6,8 @@ import pytest
 import sympy as sp
 
 from symbolic import symbols as S
-from symbolic.formulas.flops import flops_terms, model_flops
+from symbolic.formulas.flops import model_flops
+from symbolic.model import flops_terms
 from symbolic.registry import load_model
 
 # the standard GPT layout both papers assume: d_attn = n_heads * d_head = d_model, d_ffn = 4 d_model
@@ -24,7 +25,7 @@ def test_chinchilla_without_softmax_and_embedding_is_megatron(name):
     chinchilla = flops_terms(model, "chinchilla")
     megatron = flops_terms(model, "megatron")
     # Chinchilla also counts the softmax (3 H s^2) and the embedding as a matmul (2 s V d): the rest
-    # is Megatron's 24Bsh^2 + 4Bs^2h per layer plus 2BshV logits (formulas.md section 4, [D])
+    # is Megatron's 24Bsh^2 + 4Bs^2h per layer plus 2BshV logits (Korthikanti et al. 2022, Appendix A)
     assert _forward(megatron) != 0
     assert sp.expand(_forward(chinchilla, "softmax", "embedding") - _forward(megatron)) == 0
     softmax = chinchilla.where(lambda t: t.path.startswith("forward.") and "softmax" in t.path)

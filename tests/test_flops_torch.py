@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symbolic.formulas.flops import flops_terms
 from symbolic.hf import from_hf_config
+from symbolic.model import flops_terms
 from symbolic.numeric import evaluate
 
 from .hf_factories import gpt2_like, llama_like

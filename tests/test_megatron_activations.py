@@ -10,7 +10,8 @@ import pytest
 import sympy as sp
 
 from symbolic import symbols as S
-from symbolic.formulas.activations import ActivationOptions, activation_terms
+from symbolic.formulas.activations import ActivationOptions, Layout
+from symbolic.model import activation_terms
 from symbolic.registry import load_model
 
 s, b, h, a, t = S.seq, S.batch, S.d_model, S.n_heads, S.tp
@@ -29,7 +30,7 @@ TABLE2 = [
 def layer_expr(sequence_parallel: bool, recompute: str) -> sp.Expr:
     model = load_model("gpt3-175b")
     terms = activation_terms(
-        model, "megatron", ActivationOptions(recompute=recompute), sequence_parallel=sequence_parallel
+        model, "megatron", ActivationOptions(recompute=recompute), Layout(sequence_parallel=sequence_parallel)
     )
     return sp.Add(*(t_.expr for t_ in terms if t_.count == S.n_layers))
 
@@ -64,12 +65,15 @@ def test_first_stage_totals_and_interleave_factor():
     values = {S.symbol(k): v for k, v in GPT3.items()} | {S.n_layers: 96, S.pp: 8, S.interleave: 3}
     for recompute, gib in (("none", sp.Rational(320625, 10000)), ("selective", sp.Rational(95625, 10000))):
         plain = activation_terms(
-            model, "megatron", ActivationOptions(recompute=recompute), sequence_parallel=True, pp=8
+            model, "megatron", ActivationOptions(recompute=recompute), Layout(sequence_parallel=True, pp=8)
         )
         layers = sum(t_.total for t_ in plain if t_.count == S.n_layers)
         assert layers.subs(values) == gib * 2**30
         inter = activation_terms(
-            model, "megatron", ActivationOptions(recompute=recompute, interleave=3), sequence_parallel=True, pp=8
+            model,
+            "megatron",
+            ActivationOptions(recompute=recompute, interleave=3),
+            Layout(sequence_parallel=True, pp=8),
         )
         layers_i = sum(t_.total for t_ in inter if t_.count == S.n_layers)
         assert layers_i.subs(values) == gib * 2**30 * (1 + sp.Rational(7, 24))

@@ -25,7 +25,7 @@ def test_memory_json_shape(capsys):
     per = data["per_device"]
     for key in ("weights", "gradients", "optimizer", "activations", "peak"):
         assert key in per
-    assert per["activations"] == data["activations"]["total"] > 0  # issue 4: activations and peak filled in
+    assert per["activations"] == data["activations"]["total"] > 0  # activations and peak are computed
     assert per["peak"] == per["states"] + per["activations"] + per["transient"]
     assert per["states"] == 16 * 6_738_415_616
     states = ("weights", "gradients", "master", "optimizer")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symbolic.cli import main
-from symbolic.formulas.flops import flops_terms
+from symbolic.model import flops_terms
 from symbolic.numeric import evaluate
 from symbolic.plots import dominant_regions, sample_points
 from symbolic.registry import load_model

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from symbolic import numeric
 from symbolic.cli import main
 from symbolic.errors import SymbolicError
-from symbolic.formulas.flops import flops_terms, model_flops
-from symbolic.model import parameter_counts
+from symbolic.formulas.flops import model_flops
+from symbolic.model import flops_terms, parameter_counts
 from symbolic.numeric import evaluate
 from symbolic.registry import load_model
 from symbolic.sweep import parse_grid, plan_sweep, quantities, run_sweep
@@ -151,7 +151,7 @@ def test_cli_csv_and_json(capsys):
     [
         (["--seq", "4096:1024"], "--seq"),
         (["--seq", "abc"], "--seq"),
-        (["--batch", "1:1000000", "--seq", "1:1000000"], "grid"),
+        (["--batch", "1:1000000", "--seq", "1:1000000"], "--grid"),
         (["--quantity", "memory.nonsense"], "--quantity"),
         (["--quantity", "params.total", "--fits", "80GiB"], "--fits"),
         (["--fits", "80 gigs"], "--fits"),

@@ -12,7 +12,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from symbolic.formulas.activations import ActivationOptions, activation_bytes, activation_terms  # noqa: E402
+from symbolic.formulas.activations import ActivationOptions, activation_bytes  # noqa: E402
+from symbolic.model import activation_terms  # noqa: E402
 from symbolic.registry import load_model  # noqa: E402
 
 GIB = 2**30

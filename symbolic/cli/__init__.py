@@ -11,12 +11,13 @@ import contextlib
 import importlib
 import io
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 
 from ..errors import SymbolicError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "flag_for"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    for command in sub.choices.values():
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def flag_for(command: argparse.ArgumentParser | None, field: str) -> str:
+    """The option of ``command`` that sets ``field`` (``lora_rank`` -> ``--lora-rank``), else ``field`` itself.
+
+    The library names fields in its errors; the command line speaks in its flags.
+    """
+    if command is None or field.startswith("-"):
+        return field
+    option = "--" + field.replace("_", "-")
+    usage = command.format_usage()
+    return option if re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", usage) else field
 
 
 def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> int:
@@ -74,7 +89,8 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
             resultcache.store(arguments, capture.getvalue())
         return code
     except SymbolicError as err:
-        sys.stderr.write(f"error: {err.field}: {err.message}\n")
+        field = flag_for(getattr(args, "command_parser", None), err.field)
+        sys.stderr.write(f"error: {field}: {err.message}\n")
         return 2
     except BrokenPipeError:
         return 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import SymbolicError
 
-__all__ = ["add_model_argument", "positive_int", "print_json", "split_list"]
+__all__ = ["add_model_argument", "convention_help", "convention_names", "positive_int", "print_json", "split_list"]
 
 
 # the kind of integer (symbolic.inputs.LIMITS) each integer option holds
@@ -83,6 +83,21 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def convention_names(quantity: str) -> tuple[str, ...]:
+    """The conventions covering ``quantity``, from the one table (:mod:`symbolic.conventions`)."""
+    from ..conventions import names_for
+
+    return names_for(quantity)
+
+
+def convention_help(quantity: str) -> str:
+    """``exact (default), basic or basic-gated``: the conventions covering ``quantity``, as help text."""
+    from ..conventions import DEFAULT
+
+    names = [f"{n} (default)" if n == DEFAULT else n for n in convention_names(quantity)]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
 def print_json(obj: Any) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..request import DEFAULT_SEQ, QUANTITIES, SOLVABLE
 from ._common import add_model_argument, console, make_table, positive_int, print_json, show
-
-QUANTITIES = ("params", "flops", "memory")
 
 
 def add_point_options(p: argparse.ArgumentParser, quantity: bool = True) -> None:
@@ -21,21 +20,15 @@ def add_point_options(p: argparse.ArgumentParser, quantity: bool = True) -> None
         p.add_argument("--quantity", default="flops", help=f"what to analyse: {', '.join(QUANTITIES)} (default flops)")
     p.add_argument("--convention", default="exact", help="counting convention (see the quantity's command)")
     p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size per device (default 1)")
-    p.add_argument("--seq", type=positive_int("--seq"), default=2048, help="sequence length (default 2048)")
+    p.add_argument(
+        "--seq", type=positive_int("--seq"), default=DEFAULT_SEQ, help=f"sequence length (default {DEFAULT_SEQ})"
+    )
     p.add_argument("--recompute", default="none", help="FLOPs: none, selective or full activation recomputation")
     p.add_argument("--causal", action="store_true", help="FLOPs (exact): count only the causal query-key pairs")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="set a size (repeat), e.g. --set n_layers=4"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def _memory_cli():
-    try:
-        from . import memory as memory_cli
-    except ImportError:
-        return None
-    return memory_cli
 
 
 def _overrides(items: list[str]) -> dict[str, int]:
@@ -56,34 +49,20 @@ def _overrides(items: list[str]) -> dict[str, int]:
     return out
 
 
-def quantity_terms(args: argparse.Namespace, model) -> tuple[Any, dict[str, int]]:
-    """The Breakdown the options ask for and the values of its symbols (sizes, batch, seq, degrees)."""
-    from ..errors import SymbolicError
+def point_request(args: argparse.Namespace, model, quantity: str):
+    """The request the point options describe (:func:`symbolic.request.request`); ``args`` is only read."""
+    from ..request import request
 
-    kind = getattr(args, "quantity", "flops")
-    values: dict[str, int] = {**model.sizes, "batch": args.batch, "seq": args.seq}
-    sets = _overrides(args.set)
-    model_sizes = {k: v for k, v in sets.items() if k in model.sizes}
-    if model_sizes:
-        model = model.with_sizes(**model_sizes)
-    values.update(sets)
-    if kind == "params":
-        from ..model import parameters
-
-        return parameters(model, args.convention), values
-    if kind == "flops":
-        from ..formulas.flops import flops_terms
-
-        return flops_terms(model, args.convention, args.recompute, args.causal), values
-    if kind == "memory":
-        from ..memory import Workload, memory
-        from ..parallel import Parallelism
-
-        degrees = {k: sets[k] for k in ("dp", "tp", "pp", "cp", "ep") if k in sets}
-        report = memory(model, Workload(args.batch, args.seq), Parallelism(**degrees))
-        # the states and activation terms (default recipe: mixed precision, AdamW, no ZeRO)
-        return report.all_terms().where(lambda t: "transient" not in t.tags), {**report.values, **sets}
-    raise SymbolicError("--quantity", f"unknown {kind!r}; allowed: {', '.join(QUANTITIES)}")
+    return request(
+        model,
+        quantity,
+        convention=args.convention,
+        batch=args.batch,
+        seq=args.seq,
+        recompute=args.recompute,
+        causal=args.causal,
+        sizes=_overrides(args.set),
+    )
 
 
 def _num(value) -> int | float | str:
@@ -111,7 +90,8 @@ def _run_dominates(args: argparse.Namespace) -> int:
     from ..inputs import symbol_name
 
     model = _model(args)
-    terms, values = quantity_terms(args, model)
+    answer = point_request(args, model, args.quantity)
+    terms, values = answer.terms, answer.values
     if args.depth is not None:
         terms = terms.grouped(args.depth)
     table = shares(terms, values, args.top)
@@ -197,9 +177,12 @@ def _run_sensitivity(args: argparse.Namespace) -> int:
     from ..numeric import evaluate
 
     model = _model(args)
-    terms, values = quantity_terms(args, model)
+    answer = point_request(args, model, args.quantity)
+    terms, values = answer.terms, answer.values
     expr = terms.total if args.term is None else terms.select(args.term).total
     if args.term is not None and not terms.select(args.term).terms:
+        from ..errors import SymbolicError
+
         raise SymbolicError("--term", f"{args.term!r} matches no term")
     wrt = symbol_names("--wrt", args.wrt) if args.wrt is not None else None
     if wrt is not None:
@@ -222,7 +205,7 @@ def _run_sensitivity(args: argparse.Namespace) -> int:
                 "derivative": str(r.derivative),
                 "derivative_value": _num(r.derivative_value),
                 "elasticity": str(r.elasticity),
-                "elasticity_value": float(r.elasticity_value),
+                "elasticity_value": float(r.elasticity_value if r.elasticity_value is not None else "nan"),
             }
             for r in rows
         ],
@@ -271,7 +254,8 @@ def _run_crossover(args: argparse.Namespace) -> int:
     from ..inputs import symbol_name
 
     model = _model(args)
-    terms, values = quantity_terms(args, model)
+    answer = point_request(args, model, args.quantity)
+    terms, values = answer.terms, answer.values
     a = _select(terms, args.a)
     if not a.terms:
         raise SymbolicError("--a", f"{args.a!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
@@ -309,115 +293,44 @@ def _run_crossover(args: argparse.Namespace) -> int:
 
 # ---- fit ---------------------------------------------------------------------------------------
 
-SOLVABLE = ("batch", "seq", "dp", "tp", "pp", "cp", "ep")
-_DEGREES = ("dp", "tp", "pp", "cp", "ep")
-
-
-def _memory_parent() -> argparse.ArgumentParser | None:
-    """``symbolic memory``'s own parser, to lend its options to ``fit`` (None when it is absent)."""
-    memory_cli = _memory_cli()
-    if memory_cli is None:
-        return None
-    holder = argparse.ArgumentParser(add_help=False)
-    memory_cli.register(holder.add_subparsers())
-    return holder._subparsers._group_actions[0].choices["memory"]  # type: ignore[union-attr]
-
-
-def _figure(out: dict) -> tuple[int, str]:
-    """The per-device figure fit compares with the budget: the peak, or states + transient until
-    the memory module computes activations (bytes)."""
-    per = out["per_device"]
-    if per.get("peak") is not None:
-        return per["peak"], "peak"
-    return per["states"] + per["transient"], "states+transient"
-
-
-def _degree_candidates(args: argparse.Namespace, model, name: str, high: int) -> list[int]:
-    """Degrees of ``name`` from 1 to ``high`` that the parallel layout accepts for ``model``."""
-    from ..errors import SymbolicError
-    from ..inputs import divisors
-    from ..parallel import Parallelism
-
-    fixed = {k: getattr(args, k) for k in _DEGREES}
-    fixed.update(zero=args.zero, hybrid_shard=args.hybrid_shard, vocab_multiple=args.vocab_multiple)
-    fixed.update(sequence_parallel=args.sequence_parallel)
-    sizes = model.sizes
-    limit = {"tp": sizes["n_heads"], "pp": sum(sizes[str(g.count)] for g in model.arch.groups)}
-    limit["ep"] = sizes.get("n_experts", 1)
-    if name == "cp":  # any degree up to the sequence length
-        return list(range(1, min(high, args.seq) + 1))
-    # a degree must divide its size: try only the divisors (found up to the square root)
-    out = []
-    for n in divisors(limit[name]):
-        if n > high:
-            break
-        try:
-            Parallelism(**{**fixed, name: n}).check(model)
-        except SymbolicError:
-            continue
-        out.append(n)
-    return out
-
 
 def _run_fit(args: argparse.Namespace) -> int:
-    import copy
-
-    from ..analysis import fit
+    from ..analysis import budget_figure, fit_memory
     from ..errors import SymbolicError
     from ..registry import load_model
     from ..units import format_bytes, parse_bytes
+    from .memory import memory_answer, memory_options
 
-    memory_cli = _memory_cli()
     budget = parse_bytes(args.budget, "--budget")
-    if args.solve not in SOLVABLE:
-        raise SymbolicError("--solve", f"unknown {args.solve!r}; allowed: {', '.join(SOLVABLE)}")
-    for name in ("batch", "seq"):
-        if getattr(args, name) is None:
+    workload = {"batch": args.batch, "seq": args.seq}
+    for name, value in workload.items():
+        if value is None:
             if args.solve != name:
                 raise SymbolicError(f"--{name}", f"needs a value (only --solve {name} leaves it open)")
-            setattr(args, name, 1)
+            workload[name] = 1
     model = load_model(args.model)
-    increasing = args.solve in ("batch", "seq")
-    reports: dict[int, dict] = {}
+    fixed = {k: v for k, v in memory_options(args).items() if k in ("dp", "tp", "pp", "cp", "ep", "zero")}
+    fixed.update(hybrid_shard=args.hybrid_shard, vocab_multiple=args.vocab_multiple)
+    fixed.update(sequence_parallel=args.sequence_parallel)
 
-    def report_at(n: int) -> dict:
-        if n not in reports:
-            ns = copy.copy(args)
-            setattr(ns, args.solve, n)
-            reports[n] = memory_cli.report(ns)
-        return reports[n]
+    def answer_at(n: int) -> dict:
+        return memory_answer(model, args, **{**workload, args.solve: n})
 
-    if increasing:
-        candidates = None
-    elif args.solve == "dp":
-        from math import lcm
-
-        step = lcm(args.ep, args.hybrid_shard or 1)
-        candidates = list(range(step, args.max + 1, step))
-    else:
-        candidates = _degree_candidates(args, model, args.solve, args.max)
-        if not candidates:
-            raise SymbolicError("--solve", f"no {args.solve} degree up to {args.max} suits {model.name}")
-    first = report_at(candidates[0] if candidates else 1)
-    figure = _figure(first)[1]
-    probe = candidates[-1] if candidates else args.max
-    if _figure(report_at(probe))[0] == _figure(first)[0]:
-        raise SymbolicError("--solve", f"the per-device {figure} does not depend on {args.solve} with these options")
-    result = fit(lambda n: _figure(report_at(n))[0], budget, (1, args.max), increasing, candidates)
-    at = result.value if result.value is not None else result.next_value
-    final = report_at(at)
+    found = fit_memory(model, args.solve, budget, answer_at, fixed, workload["seq"], args.max)
+    result, final = found.result, found.answer
     ranked = sorted(final["terms"], key=lambda t: -t["bytes"])
+    peak = budget_figure(final["per_device"])[0]
     out = {
         "model": model.name,
         "solve": args.solve,
         "budget": budget,
         "unit": "bytes",
-        "figure": figure,
+        "figure": found.figure,
         "value": result.value,
         "fits": result.value is not None,
-        "peak": _figure(final)[0],
+        "peak": peak,
         "overrun": int(result.overrun),
-        "closest": None if result.value is not None else at,
+        "closest": None if result.value is not None else found.at,
         "next": result.next_value if result.value is not None else None,
         "next_peak": int(result.next_quantity)
         if result.value is not None and result.next_quantity is not None
@@ -429,6 +342,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
+    figure, at = found.figure, found.at
     if result.value is None:
         print(
             f"nothing fits: at {args.solve}={at} the {figure} is {format_bytes(out['peak'])}, "
@@ -448,16 +362,11 @@ def _run_fit(args: argparse.Namespace) -> int:
 
 
 def _register_fit(sub: argparse._SubParsersAction) -> None:
-    parent = _memory_parent()
+    from .memory import add_memory_options
+
     help_text = "the largest batch/seq or smallest parallel degree whose memory per device fits a budget"
-    if parent is None:
-        return
-    p = sub.add_parser("fit", parents=[parent], conflict_handler="resolve", help=help_text)
-    for action in p._actions:
-        if action.dest in ("batch", "seq"):
-            action.required = False
-            action.default = None
-            action.help = f"{action.help} (not needed when solving for it)"
+    p = sub.add_parser("fit", help=help_text)
+    add_memory_options(p, workload_required=False)
     p.add_argument("--budget", required=True, help="memory per device, e.g. 80GiB, 141GB, 512MiB")
     p.add_argument("--solve", required=True, help=f"what to solve for: {', '.join(SOLVABLE)}")
     p.add_argument("--max", type=positive_int("--max"), default=2**16, help="search bound (default 65536)")

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ._common import add_model_argument, positive_int, zero_stage
+from ._common import add_model_argument, convention_help, positive_int, zero_stage
 
 PDFLATEX_HINT = (
     "pdflatex not found; install it with: apt-get install -y --no-install-recommends "
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("latex", "markdown"), default="markdown", help="output format")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of standard output")
     p.add_argument("--pdf", action="store_true", help="also compile the LaTeX to FILE's .pdf with pdflatex")
-    p.add_argument("--convention", default="exact", help="parameter convention: exact (default), basic, basic-gated")
+    p.add_argument("--convention", default="exact", help="parameter convention: " + convention_help("parameters"))
     p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size (default 1)")
     p.add_argument(
         "--seq", type=positive_int("--seq"), help="sequence length (default 2048, or the position table's length)"

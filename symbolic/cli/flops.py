@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import add_model_argument, console, make_table, positive_int, print_json, show, term_json
-from .analysis import add_point_options, quantity_terms
+from .analysis import add_point_options, point_request
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def _fraction(option: str, text: str | None, high: int | None = None, what: str 
     return decimal(option, text, high=high, what=what)
 
 
-def report(args: argparse.Namespace) -> dict:
+def answer(args: argparse.Namespace) -> dict:
     """The flops answer as a plain dict (FLOPs; integers exact)."""
     from fractions import Fraction
 
@@ -43,9 +43,9 @@ def report(args: argparse.Namespace) -> dict:
     from ..registry import load_model
     from ..units import parse_rate
 
-    args.quantity = "flops"
     model = load_model(args.model)
-    terms, values = quantity_terms(args, model)
+    answer = point_request(args, model, "flops")
+    terms, values = answer.terms, answer.values
 
     def n(expr):
         return as_number(evaluate(expr, values))
@@ -155,7 +155,7 @@ def summary_lines(out: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = report(args)
+    out = answer(args)
     if args.json:
         print_json(out)
         return 0

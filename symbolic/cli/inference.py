@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def report(args: argparse.Namespace) -> dict:
+def answer(args: argparse.Namespace) -> dict:
     """The inference answer as a plain dict (bytes; integers exact)."""
     from .. import symbols as S
     from ..inference import inference_memory
@@ -70,7 +70,7 @@ def report(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = report(args)
+    out = answer(args)
     if args.json:
         print_json(out)
         return 0

@@ -5,14 +5,43 @@ from __future__ import annotations
 import argparse
 
 from ..units import GB, GIB
-from ._common import add_model_argument, console, make_table, positive_int, print_json, split_list, zero_stage
+from ._common import (
+    add_model_argument,
+    console,
+    convention_names,
+    make_table,
+    positive_int,
+    print_json,
+    split_list,
+    zero_stage,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("memory", help="bytes per device: weights, gradients, optimizer state, activations, peak")
+    add_memory_options(p)
+    p.add_argument("--detail", action="store_true", help="also list every category's components")
+    p.set_defaults(run=run)
+
+
+def add_memory_options(p: argparse.ArgumentParser, workload_required: bool = True) -> None:
+    """The options of ``symbolic memory`` (``fit`` adds them too, with ``--batch``/``--seq`` optional)."""
     add_model_argument(p)
-    p.add_argument("--batch", type=positive_int("--batch"), required=True, metavar="B", help="micro-batch per device")
-    p.add_argument("--seq", type=positive_int("--seq"), required=True, metavar="S", help="sequence length (tokens)")
+    open_note = "" if workload_required else " (not needed when solving for it)"
+    p.add_argument(
+        "--batch",
+        type=positive_int("--batch"),
+        required=workload_required,
+        metavar="B",
+        help="micro-batch per device" + open_note,
+    )
+    p.add_argument(
+        "--seq",
+        type=positive_int("--seq"),
+        required=workload_required,
+        metavar="S",
+        help="sequence length (tokens)" + open_note,
+    )
     p.add_argument(
         "--precision",
         default="mixed",
@@ -49,55 +78,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--vocab-multiple", type=positive_int("--vocab-multiple"), metavar="M", help="pad vocab to M*tp")
     p.add_argument("--step-counters", action="store_true", help="count torch.optim's fp32 step scalar per tensor")
-    # activation options, passed through unchanged to symbolic.memory.activation_terms
+    # activation options, passed through unchanged to symbolic.memory.device_activation_terms
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="bf16", help="activation dtype")
     p.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="sdpa", help="attention kernel")
     p.add_argument("--recompute", choices=("none", "selective", "full"), default="none", help="activation recompute")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="where activations live")
-    p.add_argument("--convention", choices=("exact", "basic", "megatron"), default="exact", help="counting convention")
+    p.add_argument("--convention", choices=convention_names("memory"), default="exact", help="counting convention")
     p.add_argument("--json", action="store_true", help="print one JSON object (bytes)")
-    p.add_argument("--detail", action="store_true", help="also list every category's components")
-    p.set_defaults(run=run)
 
 
-def report(args: argparse.Namespace) -> dict:
+def memory_options(args: argparse.Namespace) -> dict:
+    """The memory settings the options name, as the fields of :func:`symbolic.request.request` (read only)."""
+    targets = split_list("--lora-targets", args.lora_targets)
+    return {
+        **{k: getattr(args, k) for k in ("dp", "tp", "pp", "cp", "ep", "zero", "hybrid_shard")},
+        **{k: getattr(args, k) for k in ("sequence_parallel", "stage", "vocab_multiple")},
+        "precision": args.precision,
+        "optimizer": args.optimizer,
+        "freeze": split_list("--freeze", args.freeze),
+        "lora_rank": args.lora_rank,
+        "lora_targets": targets or None,
+        "qlora": args.qlora,
+        "step_counters": args.step_counters,
+        "dtype": args.dtype,
+        "attention": args.attention,
+        "recompute": args.recompute,
+        "device": args.device,
+    }
+
+
+def memory_answer(model, args: argparse.Namespace, **changes: int) -> dict:
+    """The ``--json`` object of ``symbolic memory`` for ``model`` (bytes), with ``changes`` (e.g. ``batch=4``)
+    applied to the options."""
+    from ..memory import memory_json
+    from ..request import request
+
+    options = memory_options(args)
+    workload = {"batch": args.batch, "seq": args.seq}
+    for name, value in changes.items():
+        (workload if name in workload else options)[name] = value
+    answer = request(model, "memory", convention=args.convention, options=options, **workload)
+    assert answer.memory is not None
+    return memory_json(answer.memory)
+
+
+def answer(args: argparse.Namespace) -> dict:
     """The memory answer as a plain dict (bytes; integers exact)."""
-    from ..memory import Workload, memory, report_dict
-    from ..parallel import Parallelism
     from ..registry import load_model
 
-    model = load_model(args.model)
-    parallel = Parallelism(
-        dp=args.dp,
-        tp=args.tp,
-        pp=args.pp,
-        cp=args.cp,
-        ep=args.ep,
-        zero=args.zero,
-        hybrid_shard=args.hybrid_shard,
-        sequence_parallel=args.sequence_parallel,
-        stage=args.stage,
-        vocab_multiple=args.vocab_multiple,
-    )
-    targets = split_list("--lora-targets", args.lora_targets)
-    result = memory(
-        model,
-        Workload(args.batch, args.seq),
-        parallel,
-        precision=args.precision,
-        optimizer=args.optimizer,
-        freeze=split_list("--freeze", args.freeze),
-        lora_rank=args.lora_rank,
-        lora_targets=targets or None,
-        qlora=args.qlora,
-        convention=args.convention,
-        step_counters=args.step_counters,
-        dtype=args.dtype,
-        attention=args.attention,
-        recompute=args.recompute,
-        device=args.device,
-    )
-    return report_dict(result)
+    return memory_answer(load_model(args.model), args)
 
 
 def _size(n: int | None) -> tuple[str, str]:
@@ -150,7 +179,7 @@ def summary_lines(out: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = report(args)
+    out = answer(args)
     if args.json:
         print_json(out)
         return 0

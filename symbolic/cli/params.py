@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_argument, console, make_table, positive_int, print_json, show, split_list, term_json
+from ._common import (
+    add_model_argument,
+    console,
+    convention_help,
+    make_table,
+    positive_int,
+    print_json,
+    show,
+    split_list,
+    term_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("params", help="parameter counts: total, trainable, frozen, per term")
     add_model_argument(p)
-    p.add_argument("--convention", default="exact", help="exact (default), basic or basic-gated")
+    p.add_argument("--convention", default="exact", help=convention_help("parameters"))
     p.add_argument(
         "--freeze",
         action="append",
@@ -30,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def report(args: argparse.Namespace) -> dict:
+def answer(args: argparse.Namespace) -> dict:
     """The params answer as a plain dict (parameters; integers exact)."""
     import sympy as sp
 
@@ -68,7 +78,7 @@ def report(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = report(args)
+    out = answer(args)
     if args.json:
         print_json(out)
         return 0

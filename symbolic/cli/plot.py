@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..request import QUANTITIES
 from ._common import add_model_argument, positive_int
 
 KINDS = ("memory", "scaling")
-QUANTITIES = ("params", "memory", "flops")
 SETTING_KEYS = ("dp", "tp", "pp", "zero")
 # options only one kind uses (the other refuses them rather than ignore them)
 ONLY = {"scaling": ("quantity", "grow", "range"), "memory": ("setting",)}
@@ -100,17 +100,11 @@ def kind_of(args: argparse.Namespace) -> str:
     return kind
 
 
-def _memory_report(model: Any, args: argparse.Namespace, setting: dict[str, int]) -> Any:
-    from ..memory import Workload, memory
-    from ..parallel import Parallelism
+def _device_memory(model: Any, args: argparse.Namespace, seq: int, setting: dict[str, int]) -> Any:
+    from ..request import request
 
-    return memory(
-        model,
-        Workload(args.batch, args.seq),
-        Parallelism(**setting),
-        precision=args.precision or "mixed",
-        optimizer=args.optimizer or "adamw",
-    )
+    options = {"precision": args.precision or "mixed", "optimizer": args.optimizer or "adamw", **setting}
+    return request(model, "memory", batch=args.batch, seq=seq, options=options).memory
 
 
 def _memory_words(args: argparse.Namespace) -> str:
@@ -135,15 +129,13 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SymbolicError
     from ..inputs import SYMBOL_KINDS, output_file, symbol_name
     from ..registry import load_model
+    from ..request import default_workload, request
     from ..symbols import REGISTRY
 
     output_file("--output", args.output, plots.FORMATS)
     kind = kind_of(args)
     model = load_model(args.model)
-    if args.seq is None:
-        from ..report import DocumentOptions, workload_of
-
-        args.seq = workload_of(model, DocumentOptions())["seq"]
+    seq = args.seq if args.seq is not None else default_workload(model)["seq"]
     budget = None
     if args.budget:
         from ..units import parse_bytes
@@ -152,9 +144,12 @@ def run(args: argparse.Namespace) -> int:
     if kind == "memory":
         settings = [parse_setting(s) for s in args.setting or ["dp=1"]]
         per_setting = {
-            " ".join(f"{k}={v}" for k, v in s.items()): _memory_report(model, args, s).per_device() for s in settings
+            " ".join(f"{k}={v}" for k, v in s.items()): _device_memory(model, args, seq, s).per_device()
+            for s in settings
         }
-        title = f"{model.name}: peak memory per device, GiB (batch {args.batch}, sequence {args.seq:,}, {_memory_words(args)})"
+        title = (
+            f"{model.name}: peak memory per device, GiB (batch {args.batch}, sequence {seq:,}, {_memory_words(args)})"
+        )
         fig = plots.memory_bars(per_setting, title, budget)
         return _save(plots, fig, args.output)
     grow = symbol_name("--grow", args.grow) if args.grow is not None else "seq"
@@ -167,33 +162,29 @@ def run(args: argparse.Namespace) -> int:
     if limit is not None and hi > limit:
         raise SymbolicError("--range", f"{hi} exceeds {model.name}'s learned position table ({limit} positions)")
     xs = plots.sample_points(lo, hi)
-    values: dict[str, int] = {**model.sizes, "batch": args.batch, "seq": args.seq}
     colours = None
+    if quantity in ("params", "flops"):
+        answer = request(model, quantity, batch=args.batch, seq=seq)
+        terms, values = answer.terms, dict(answer.values)
     if quantity == "params":
-        from ..model import parameters
-
-        terms = parameters(model)
         parts, unit, what = plots.scaling_terms(terms, skip=0, depth=2), "parameters", "parameters"
     elif quantity == "flops":
-        from ..formulas.flops import flops_terms
-
-        terms = flops_terms(model)
         parts, unit, what = _flops_parts(terms), "FLOPs", "training FLOPs per step (all s × s attention pairs)"
     else:
-        report = _memory_report(model, args, {})
-        terms = report.all_terms()
-        values = dict(report.values)
+        device = _device_memory(model, args, seq, {})
+        terms = device.all_terms()
+        values = dict(device.values)
         names = ("weights", "gradients", "master", "optimizer", "activations")
-        parts = {c: report.expr(c) for c in names if c != "activations" or report.activations is not None}
-        parts["transient"] = report.transient_expr
+        parts = {c: device.expr(c) for c in names if c != "activations" or device.activations is not None}
+        parts["transient"] = device.transient_expr
         unit, what, colours = (
             "bytes",
             f"peak memory per device by category ({_memory_words(args)})",
             plots.CATEGORY_COLOURS,
         )
     if grow not in {str(s) for s in terms.total.free_symbols}:
-        used = ", ".join(sorted(str(s) for s in terms.total.free_symbols))
-        raise SymbolicError("--grow", f"{quantity} does not depend on {grow}; it uses: {used}")
+        uses = ", ".join(sorted(str(s) for s in terms.total.free_symbols))
+        raise SymbolicError("--grow", f"{quantity} does not depend on {grow}; it uses: {uses}")
     used = {str(s) for s in terms.total.free_symbols}
     fixed = ", ".join(
         f"{word} {values[k]:,}" for k, word in (("batch", "batch"), ("seq", "sequence")) if k != grow and k in used

@@ -8,7 +8,7 @@ import sys
 from typing import IO, Any
 
 from ..errors import SymbolicError
-from ._common import add_model_argument, zero_stage
+from ._common import add_model_argument, convention_names, zero_stage
 
 # the symbols a sweep takes as options of their own; any other registry symbol goes through --grid
 _GROUPS = ("workload", "parallel", "finetune")
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zero", type=zero_stage, choices=(0, 1, 2, 3), help="memory: ZeRO stage (default 0)")
     p.add_argument("--precision", help="memory: precision recipe (default mixed)")
     p.add_argument("--optimizer", help="memory: optimizer (default adamw)")
-    p.add_argument("--convention", help="memory: activation convention (exact, megatron, basic)")
+    p.add_argument("--convention", help="memory: activation convention (" + ", ".join(convention_names("memory")) + ")")
     p.add_argument("--fits", metavar="SIZE", help="keep configurations that fit in SIZE (e.g. 80GiB, 141GB)")
     p.add_argument("--format", default="csv", help="csv (default), json or parquet")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             plan = plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=args.yes)
             break
         except SymbolicError as err:
-            if args.quantity or quantity == default[-1] or err.field != "--quantity":
+            if args.quantity or quantity == default[-1] or err.field != "quantity":
                 raise
 
     show = args.progress if args.progress is not None else (plan.points >= _PROGRESS_POINTS and sys.stderr.isatty())

@@ -18,7 +18,7 @@ from ..terms import Breakdown, Quantity, Term
 __all__ = ["basic_parameter_terms", "NOTE_SOURCE"]
 
 NOTE_SOURCE = "the design note, section 1"
-P = Quantity.PARAMETERS
+PARAMETERS = Quantity.PARAMETERS
 ONE = sp.Integer(1)
 
 
@@ -37,10 +37,10 @@ def basic_parameter_terms(arch: Arch, gated: bool = False) -> Breakdown:
     mlp_what = "three-matrix (gated) MLP" if matrices == 3 else "two-linear MLP"
 
     def term(path: str, expr: sp.Expr, description: str, n: sp.Expr = ONE) -> Term:
-        return Term(path, expr, P, description, count=n, source=NOTE_SOURCE)
+        return Term(path, expr, PARAMETERS, description, count=n, source=NOTE_SOURCE)
 
     return Breakdown(
-        P,
+        PARAMETERS,
         (
             term("embedding.tokens.weight", V * h, "embedding look-up table n_vocab*d_model"),
             term(f"{block}.attention.qkv", 3 * (h * dh * a), "N(Q,K,V) = 3*(d_model*d_head*n_head)", count),

@@ -16,9 +16,9 @@ Conventions (see ``symbolic/conventions.py``):
   biases, activations and softmax are not matrix products and are left out.
 - ``kaplan``: Kaplan et al. 2020, Table 1, non-embedding: ``C_forward = 2N + 2 n_layer n_ctx d_attn``
   per token, with ``n_ctx = seq`` and ``d_attn = n_heads d_head``.
-- ``chinchilla``: Hoffmann et al. 2022, Appendix F, every row (embeddings, softmax, logits).
+- ``chinchilla``: Hoffmann et al. 2022, Appendix FLOPS, every row (embeddings, softmax, logits).
 - ``megatron``: Korthikanti et al. 2022, App. A / Eq. 7: ``72BLsh^2(1 + s/6h + V/12hL)``; selective
-  recompute is Eq. 8 as printed (3x the attention-matrix forward, see formulas.md Pitfall 13),
+  recompute is Eq. 8 as printed (it counts the attention-matrix forward 3 times, not once),
   full recompute gives Narayanan et al. 2021 Eq. 3.
 - ``palm``: Chowdhery et al. 2022, App. B: ``6N + 12 L H Q T`` per token, N every parameter a token
   meets (routed experts at ``top_k`` of ``n_experts``).
@@ -27,6 +27,7 @@ Conventions (see ``symbolic/conventions.py``):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -37,9 +38,14 @@ from ..terms import Breakdown, Quantity, Term
 from .params import parameter_terms
 
 __all__ = [
-    "FLOPS_CONVENTIONS",
     "RECOMPUTE",
-    "flops_terms",
+    "FlopsRule",
+    "EXACT_FLOPS",
+    "KAPLAN_FLOPS",
+    "CHINCHILLA_FLOPS",
+    "MEGATRON_FLOPS",
+    "PALM_FLOPS",
+    "step_terms",
     "model_flops",
     "hardware_flops",
     "per_token",
@@ -47,9 +53,8 @@ __all__ = [
     "utilization",
 ]
 
-F = Quantity.FLOPS
+FLOPS = Quantity.FLOPS
 ONE = sp.Integer(1)
-FLOPS_CONVENTIONS: tuple[str, ...] = ("exact", "kaplan", "chinchilla", "megatron", "palm")
 RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
 
 KAPLAN = "Kaplan et al. 2020, Scaling Laws for Neural Language Models (arXiv 2001.08361), Table 1"
@@ -63,7 +68,7 @@ SCORES = "scores"  # an attention-matrix term (s^2): selective recomputation re-
 
 
 def _op(path: str, expr: sp.Expr, description: str, count: sp.Expr = ONE, source: str = "", tags=()) -> Term:
-    return Term(f"forward.{path}", expr, F, description, count=count, source=source, tags=frozenset(tags))
+    return Term(f"forward.{path}", expr, FLOPS, description, count=count, source=source, tags=frozenset(tags))
 
 
 def _arch(model: Model | Arch) -> Arch:
@@ -108,6 +113,7 @@ def _exact(arch: Arch, causal: bool) -> list[Term]:
         out.append(_op(t.component, 2 * b * s * _active(t), what, t.count, EXACT, (LAYER,) if layer else ()))
     if arch.lm_head and arch.tied_embeddings:
         emb = params.term("embedding.tokens.weight")
+        assert emb.shape is not None
         out.append(
             _op("lm_head", 2 * b * s * sp.Mul(*emb.shape), "output projection (tied to the embedding)", ONE, EXACT)
         )
@@ -226,32 +232,43 @@ def _palm(arch: Arch) -> list[Term]:
     return out
 
 
-_BUILDERS: dict[str, Callable[..., list[Term]]] = {
-    "exact": _exact,
-    "kaplan": lambda arch, causal: _kaplan(arch),
-    "chinchilla": lambda arch, causal: _chinchilla(arch),
-    "megatron": lambda arch, causal: _megatron(arch),
-    "palm": lambda arch, causal: _palm(arch),
-}
+@dataclass(frozen=True)
+class FlopsRule:
+    """A convention's FLOPs: its forward builder and the facts the step composition needs.
+
+    ``forward(arch, causal)`` returns the forward terms (FLOPs; paths ``forward.*``, tagged
+    ``layer``/``scores`` for recomputation). ``causal``: the builder honours ``causal=True``.
+    ``selective_factor``: how many times selective recomputation counts the attention-matrix forward
+    (1; Megatron's Eq. 8 as printed counts it 3 times, Korthikanti et al. 2022).
+    """
+
+    forward: Callable[[Arch, bool], list[Term]]
+    causal: bool = False
+    selective_factor: int = 1
 
 
-def flops_terms(
-    model: Model | Arch, convention: str = "exact", recompute: str = "none", causal: bool = False
+EXACT_FLOPS = FlopsRule(_exact, causal=True)
+KAPLAN_FLOPS = FlopsRule(lambda arch, causal: _kaplan(arch))
+CHINCHILLA_FLOPS = FlopsRule(lambda arch, causal: _chinchilla(arch))
+MEGATRON_FLOPS = FlopsRule(lambda arch, causal: _megatron(arch), selective_factor=3)
+PALM_FLOPS = FlopsRule(lambda arch, causal: _palm(arch))
+
+
+def step_terms(
+    model: Model | Arch, rule: FlopsRule, convention: str = "exact", recompute: str = "none", causal: bool = False
 ) -> Breakdown:
     """FLOPs of one training step of ``batch`` sequences of ``seq`` tokens, per operation (FLOPs).
 
-    Forward terms, backward terms (2x forward each) and, with ``recompute`` ``selective`` or
-    ``full``, the forward work recomputed in the backward pass. ``causal`` (``exact`` only)
-    counts only the query-key pairs a causal mask keeps.
+    Forward terms of ``rule`` (the convention called ``convention``), backward terms (2x forward
+    each) and, with ``recompute`` ``selective`` or ``full``, the forward work recomputed in the
+    backward pass. ``causal`` (only where ``rule.causal``) counts only the query-key pairs a causal
+    mask keeps.
     """
-    if convention not in _BUILDERS:
-        raise SymbolicError("convention", f"unknown {convention!r} for flops; allowed: {', '.join(_BUILDERS)}")
     if recompute not in RECOMPUTE:
         raise SymbolicError("recompute", f"unknown {recompute!r}; allowed: {', '.join(RECOMPUTE)}")
-    if causal and convention != "exact":
+    if causal and not rule.causal:
         raise SymbolicError("causal", f"only the exact convention has a causal option; {convention} is fixed")
-    arch = _arch(model)
-    forward = _BUILDERS[convention](arch, causal)
+    forward = rule.forward(_arch(model), causal)
     backward = [
         t.with_(
             path="backward" + t.path.removeprefix("forward"),
@@ -263,8 +280,7 @@ def flops_terms(
     extra: list[Term] = []
     if recompute != "none":
         wanted = LAYER if recompute == "full" else SCORES
-        # Eq. 8 as printed counts the selective recompute three times over (formulas.md Pitfall 13)
-        factor = 3 if (convention == "megatron" and recompute == "selective") else 1
+        factor = rule.selective_factor if recompute == "selective" else 1
         for t in forward:
             if wanted in t.tags:
                 extra.append(
@@ -275,7 +291,7 @@ def flops_terms(
                         + (" (Eq. 8 as printed: 3x)" if factor != 1 else ""),
                     )
                 )
-    return Breakdown(F, tuple(forward + backward + extra))
+    return Breakdown(FLOPS, tuple(forward + backward + extra))
 
 
 def model_flops(terms: Breakdown) -> Breakdown:

@@ -14,36 +14,33 @@ from fractions import Fraction
 import sympy as sp
 
 from .. import symbols as S
-from ..arch import Arch, AttentionKind, Model
+from ..arch import Arch, AttentionKind, Model, Sliding
 from ..numeric.values import rational
 from ..terms import Breakdown, Quantity, Term
 
 __all__ = ["KV_DTYPES", "sliding_layers", "kv_cache_terms"]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 
 # bytes per cached key/value element
 KV_DTYPES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
 
-def sliding_layers(model: Model) -> sp.Expr:
+def sliding_layers(arch: Arch) -> sp.Expr:
     """How many layers attend within a sliding window (layers, a SymPy expression in the layer counts).
 
-    From the config's ``layer_types`` when given; Gemma 2 alternates (the even-numbered layers
-    slide); otherwise every layer slides when the config sets ``sliding_window`` (and does not
-    turn ``use_sliding_window`` off), else none.
+    From the Arch's pattern: none; all; every other one (Gemma 2: the even-numbered layers, so
+    ``ceiling(n_layers/2)``); or the number a config's ``layer_types`` lists.
     """
-    cfg = model.config
-    total = sp.Add(*(g.count for g in model.arch.groups))
-    if not cfg.get("sliding_window"):
-        return sp.Integer(0)
-    if cfg.get("layer_types"):
-        return sp.Integer(sum(1 for kind in cfg["layer_types"] if kind == "sliding_attention"))
-    if model.arch.family == "gemma2":
+    total = sp.Add(*(g.count for g in arch.groups))
+    pattern = arch.attention.sliding
+    if pattern is Sliding.ALL:
+        return total
+    if pattern is Sliding.ALTERNATE:
         return sp.ceiling(total / 2)
-    if cfg.get("use_sliding_window") is False:
-        return sp.Integer(0)
-    return total
+    if pattern is Sliding.LISTED:
+        return sp.Integer(arch.attention.sliding_layers)
+    return sp.Integer(0)
 
 
 def kv_cache_terms(model: Model, kv_bytes: int | Fraction = 2, tp: bool = False) -> Breakdown:
@@ -59,14 +56,14 @@ def kv_cache_terms(model: Model, kv_bytes: int | Fraction = 2, tp: bool = False)
     size = rational(kv_bytes)
     groups = arch.groups
     total_layers = sp.Add(*(g.count for g in groups))
-    sliding = sliding_layers(model)
+    sliding = sliding_layers(arch)
     out: list[Term] = []
 
     def add(path: str, width: sp.Expr, count: sp.Expr, tokens: sp.Expr, what: str, source: str, split: bool) -> None:
         expr = size * S.batch * tokens * width
         if split and tp:
             expr = expr / S.tp
-        out.append(Term(path, expr, B, what, count=count, source=source, tags=frozenset({"kv_cache"})))
+        out.append(Term(path, expr, BYTES, what, count=count, source=source, tags=frozenset({"kv_cache"})))
 
     if arch.attention.kind is AttentionKind.MLA:
         src = "DeepSeek-V2 (arXiv 2405.04434), section 2.1.2 and Table 1: (d_c + d_h^R) l elements per token"
@@ -80,7 +77,7 @@ def kv_cache_terms(model: Model, kv_bytes: int | Fraction = 2, tp: bool = False)
                 src,
                 False,
             )
-        return Breakdown(B, tuple(out))
+        return Breakdown(BYTES, tuple(out))
     src = "Kwon et al. 2023, vLLM (arXiv 2309.06180), section 3: 2 x layers x key/value width x bytes per token"
     width = S.n_kv_heads * S.d_head
     window_tokens = sp.Min(S.seq, S.window)
@@ -99,4 +96,4 @@ def kv_cache_terms(model: Model, kv_bytes: int | Fraction = 2, tp: bool = False)
         for name, count, tokens, what in parts:
             add(f"kv_cache.{name}.keys", width, count, tokens, f"cached keys{what}", src, True)
             add(f"kv_cache.{name}.values", width, count, tokens, f"cached values{what}", src, True)
-    return Breakdown(B, tuple(out))
+    return Breakdown(BYTES, tuple(out))

@@ -16,7 +16,7 @@ from ..terms import Breakdown, Quantity, Split, Term
 
 __all__ = ["parameter_terms"]
 
-P = Quantity.PARAMETERS
+PARAMETERS = Quantity.PARAMETERS
 ONE = sp.Integer(1)
 
 
@@ -33,7 +33,7 @@ def _tensor(
     return Term(
         path=path,
         expr=expr,
-        quantity=P,
+        quantity=PARAMETERS,
         description=description,
         count=count,
         shape=tuple(sp.sympify(d, strict=True) for d in shape),
@@ -194,4 +194,4 @@ def parameter_terms(arch: Arch) -> Breakdown:
         terms.append(_tensor("lm_head.weight", (V, h), "output projection (untied)", split=Split.VOCAB))
     if arch.lm_head and arch.lm_head_bias:
         terms.append(_tensor("lm_head.bias", (V,), "output bias", split=Split.VOCAB))
-    return Breakdown(P, tuple(terms))
+    return Breakdown(PARAMETERS, tuple(terms))

@@ -36,7 +36,7 @@ __all__ = [
     "gathered_layer_terms",
 ]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 CATEGORIES = ("weights", "gradients", "master", "optimizer", "activations", "transient")
 
 
@@ -107,7 +107,7 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = "mixed"
 
 
-def custom_recipe(text: str, option: str = "--precision") -> Recipe:
+def custom_recipe(text: str, option: str = "precision") -> Recipe:
     """A recipe from ``custom:W,G,M,S[,A]`` (bytes per element of weights, gradients, master, state, accumulation)."""
     body = text.removeprefix("custom:")
     parts = [p.strip() for p in body.split(",")]
@@ -118,10 +118,13 @@ def custom_recipe(text: str, option: str = "--precision") -> Recipe:
     what = "bytes per element from 0 to 64, like 2 or 0.5 (custom:W,G,M,S[,A])"
     values = [decimal(option, p, low=0, low_inclusive=True, high=64, what=what) for p in parts]
     values += [Fraction(0)] * (5 - len(values))
-    return _recipe("custom", *values, f"custom: {','.join(parts)} bytes (weights, gradients, master, state, accum)")
+    w, g, m, st, acc = values[:5]
+    return _recipe(
+        "custom", w, g, m, st, acc, f"custom: {','.join(parts)} bytes (weights, gradients, master, state, accum)"
+    )
 
 
-def get_recipe(name: str, option: str = "--precision") -> Recipe:
+def get_recipe(name: str, option: str = "precision") -> Recipe:
     """The recipe called ``name`` (or ``custom:W,G,M,S[,A]``); a clear error names the allowed ones."""
     if name.startswith("custom:"):
         return custom_recipe(name, option)
@@ -209,7 +212,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
 DEFAULT_OPTIMIZER = "adamw"
 
 
-def get_optimizer(name: str, option: str = "--optimizer") -> Optimizer:
+def get_optimizer(name: str, option: str = "optimizer") -> Optimizer:
     """The optimizer called ``name``; a clear error names the allowed ones."""
     try:
         return OPTIMIZERS[name]
@@ -221,7 +224,7 @@ def _term(category: str, t: Term, expr: sp.Expr, what: str, source: str = "") ->
     return Term(
         path=f"{category}.{t.path}",
         expr=expr,
-        quantity=B,
+        quantity=BYTES,
         description=f"{what} of {t.description}",
         count=t.count,
         source=source,
@@ -272,7 +275,7 @@ def state_terms(
             state += optimizer.step_bytes
         if state != 0:
             out.append(_term("optimizer", t, sharded(state, 1), f"{optimizer.name} state", optimizer.source))
-    return Breakdown(B, tuple(out))
+    return Breakdown(BYTES, tuple(out))
 
 
 def gathered_layer_terms(device_params: Breakdown, recipe: Recipe, parallel: Parallelism) -> Breakdown:
@@ -282,7 +285,7 @@ def gathered_layer_terms(device_params: Breakdown, recipe: Recipe, parallel: Par
     the transient peak the all-gather adds (FSDP's prefetch of the next layer is left out).
     """
     if parallel.zero < 3:
-        return Breakdown(B)
+        return Breakdown(BYTES)
     groups: dict[str, list[Term]] = {}
     for t in device_params:
         segments = t.path.split(".")
@@ -293,11 +296,11 @@ def gathered_layer_terms(device_params: Breakdown, recipe: Recipe, parallel: Par
         Term(
             path=f"transient.zero3_gather.{name}",
             expr=sp.Add(*(rational(recipe.weights) * t.expr for t in ts)),
-            quantity=B,
+            quantity=BYTES,
             description=f"one {name} layer's weights gathered in full for its forward/backward (ZeRO-3/FSDP)",
             source="ZeRO (arXiv 1910.02054) §5.3; Transformer Math 101: ZeRO-3 live parameters",
             tags=frozenset({"transient"}),
         )
         for name, ts in groups.items()
     ]
-    return Breakdown(B, tuple(out))
+    return Breakdown(BYTES, tuple(out))

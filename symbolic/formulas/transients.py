@@ -20,38 +20,44 @@ import sympy as sp
 from .. import symbols as S
 from ..arch import Model
 from ..terms import Breakdown, Quantity, Term
-from .activations import ActivationOptions, activation_terms
+from .activations.options import ActivationOptions, ActivationRule, Layout
 
 __all__ = ["transient_terms"]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 TAGS = frozenset({"transient"})
 
 
 def transient_terms(
-    model: Model, convention: str = "exact", options: ActivationOptions | None = None, **kwargs: object
+    model: Model,
+    rule: ActivationRule,
+    options: ActivationOptions | None = None,
+    layout: Layout | None = None,
+    convention: str = "exact",
 ) -> Breakdown:
     """Candidate transient buffers of the backward pass (bytes); the peak adds the largest one.
 
-    ``kwargs`` (``sequence_parallel``, ``pp``) go to :func:`~symbolic.formulas.activations.activation_terms`.
+    ``rule`` is the activation rule of the convention named ``convention``: its builder gives the
+    layer recomputed under full recomputation, ``rule.per_tp_device`` splits the logits gradient over
+    ``tp`` (vocab-parallel cross entropy), ``rule.uniform_layers`` says which layer counts exist.
     """
     o = options or ActivationOptions()
     b, s, V = S.batch, S.seq, S.n_vocab
     extra = 0 if o.nbytes == 4 else o.nbytes
-    share = 1 / S.tp if convention == "megatron" else sp.Integer(1)
+    share = 1 / S.tp if rule.per_tp_device else sp.Integer(1)
     terms = [
         Term(
             "transient.logits_grad",
             b * s * V * (4 + extra) * share,
-            B,
+            BYTES,
             "gradient of the logits in fp32" + (" and its cast to the model dtype" if extra else ""),
             source="PyTorch cross_entropy backward (log_softmax + nll_loss on fp32 logits)",
             tags=TAGS,
         )
     ]
     if o.recompute == "full":
-        full = activation_terms(model, convention, replace(o, recompute="none"), **kwargs)
-        counts = [g.count for g in model.arch.groups] if convention != "megatron" else [S.n_layers]
+        full = rule.build(model, replace(o, recompute="none"), layout or Layout())
+        counts = [S.n_layers] if rule.uniform_layers else [g.count for g in model.arch.groups]
         for count in counts:
             layer = [t for t in full if t.count == count]
             name = next((g.name for g in model.arch.groups if g.count == count), "block")
@@ -59,10 +65,10 @@ def transient_terms(
                 Term(
                     f"transient.recompute.{name}",
                     sp.Add(*(t.expr for t in layer)),
-                    B,
+                    BYTES,
                     f"one {name} layer's activations, recomputed in backward under full recomputation",
                     source=f"torch.utils.checkpoint (non-reentrant); terms of the {convention} convention",
                     tags=TAGS,
                 )
             )
-    return Breakdown(B, tuple(terms))
+    return Breakdown(BYTES, tuple(terms))

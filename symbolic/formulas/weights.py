@@ -19,7 +19,7 @@ from ..terms import Breakdown, Quantity, Term
 
 __all__ = ["WeightFormat", "WEIGHT_FORMATS", "get_weight_format", "quantizable", "tensor_bytes", "weight_terms"]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ WEIGHT_FORMATS: dict[str, WeightFormat] = {
 }
 
 
-def get_weight_format(name: str, option: str = "--dtype") -> WeightFormat:
+def get_weight_format(name: str, option: str = "dtype") -> WeightFormat:
     """The weight format called ``name``; a clear error names the allowed ones."""
     try:
         return WEIGHT_FORMATS[name]
@@ -147,7 +147,7 @@ def weight_terms(device_params: Breakdown, fmt: WeightFormat, category: str = "w
             Term(
                 path=f"{category}.{t.path}",
                 expr=tensor_bytes(t, fmt),
-                quantity=B,
+                quantity=BYTES,
                 description=f"{t.description}: {used.description}",
                 count=t.count,
                 source=used.source,
@@ -156,4 +156,4 @@ def weight_terms(device_params: Breakdown, fmt: WeightFormat, category: str = "w
                 tags=t.tags | {category},
             )
         )
-    return Breakdown(B, tuple(out))
+    return Breakdown(BYTES, tuple(out))

@@ -234,7 +234,8 @@ def _nest(e: sp.Expr) -> sp.Expr:
     if not counts or max(counts.values()) < 2:
         return sp.Add(*(_nest(t) for t in terms))
     factor = max(counts, key=lambda f: (counts[f], str(f)))
-    inside, outside = [], []
+    inside: list[sp.Expr] = []
+    outside: list[sp.Expr] = []
     for t in terms:
         exp = t.as_powers_dict().get(factor if factor.is_Symbol else factor.base, 0)
         has = exp > 0 if factor.is_Symbol else exp < 0

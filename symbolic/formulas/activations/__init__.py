@@ -1,7 +1,9 @@
 """Activation memory: named SymPy terms in three conventions (``exact``, ``megatron``, ``basic``).
 
-:func:`activation_terms` returns the terms of one convention (bytes); :func:`activation_bytes`
-evaluates them per layer group, once-per-forward, outside the layers and in total.
+Each convention's builder is wrapped in an :class:`ActivationRule` (``EXACT_ACTIVATIONS``, ...), which
+the table in :mod:`symbolic.conventions` carries; :func:`symbolic.model.activation_terms` asks the
+table. :func:`activation_bytes` evaluates terms per layer group, once-per-forward, outside the
+layers and in total.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from ...terms import Breakdown
 from .basic import BACKWARD_CLAIM, ERRATA, basic_activation_terms
 from .exact import dropout_probabilities, exact_activation_terms
 from .megatron import megatron_activation_terms
-from .options import ActivationOptions
+from .options import ActivationOptions, ActivationRule, Layout
 
 __all__ = [
     "ActivationOptions",
+    "ActivationRule",
+    "Layout",
+    "EXACT_ACTIVATIONS",
+    "MEGATRON_ACTIVATIONS",
+    "BASIC_ACTIVATIONS",
     "ActivationBytes",
-    "activation_terms",
     "activation_bytes",
     "check_workload",
     "dropout_probabilities",
@@ -31,41 +37,33 @@ __all__ = [
     "activations_json",
 ]
 
-CONVENTIONS = ("exact", "megatron", "basic")
 
-
-def check_workload(model: Model, batch: object, seq: object) -> None:
+def check_workload(model: Model, batch: int, seq: int) -> None:
     """Raise :class:`SymbolicError` for a batch or sequence that no run can have."""
-    for option, value in (("--batch", batch), ("--seq", seq)):
+    for option, value in (("batch", batch), ("seq", seq)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise SymbolicError(option, f"must be a positive integer, got {value!r}")
     limit = model.sizes.get("n_ctx")
     if limit is not None and seq > limit:
-        raise SymbolicError("--seq", f"{seq} exceeds {model.name}'s learned position table ({limit} positions)")
+        raise SymbolicError("seq", f"{seq} exceeds {model.name}'s learned position table ({limit} positions)")
 
 
-def activation_terms(
-    model: Model,
-    convention: str = "exact",
-    options: ActivationOptions | None = None,
-    *,
-    sequence_parallel: bool = False,
-    pp: int = 1,
-) -> Breakdown:
-    """The activation terms of ``model`` under ``convention`` (bytes), in ``batch``, ``seq`` and the sizes.
+def _exact(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
+    return exact_activation_terms(model, options)
 
-    ``megatron`` also uses the symbols ``tp`` (and ``pp``, ``interleave``); ``sequence_parallel`` and
-    ``pp`` (the pipeline degree, a number: the head terms sit on the first stage only when it is 1)
-    choose its Table 2 row.
-    """
-    options = options or ActivationOptions()
-    if convention == "exact":
-        return exact_activation_terms(model, options)
-    if convention == "megatron":
-        return megatron_activation_terms(model, options, sequence_parallel=sequence_parallel, pp=pp)
-    if convention == "basic":
-        return basic_activation_terms(model, options)
-    raise SymbolicError("--convention", f"unknown {convention!r} for activations; allowed: {', '.join(CONVENTIONS)}")
+
+def _megatron(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
+    return megatron_activation_terms(model, options, sequence_parallel=layout.sequence_parallel, pp=layout.pp)
+
+
+def _basic(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
+    return basic_activation_terms(model, options)
+
+
+# the activation rules of the conventions (symbolic.conventions puts them in its table)
+EXACT_ACTIVATIONS = ActivationRule(_exact)
+MEGATRON_ACTIVATIONS = ActivationRule(_megatron, per_tp_device=True, places_stages=True, uniform_layers=True)
+BASIC_ACTIVATIONS = ActivationRule(_basic)
 
 
 @dataclass(frozen=True)

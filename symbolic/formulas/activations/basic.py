@@ -19,7 +19,7 @@ from .options import ActivationOptions
 
 __all__ = ["basic_activation_terms", "ERRATA", "BACKWARD_CLAIM", "norms_per_layer"]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 SOURCE = NOTE_SOURCE.replace("section 1", "section 2, activations occupancy")
 # (what the note says, the correction)
 ERRATA = (
@@ -61,19 +61,19 @@ def basic_activation_terms(model: Model, options: ActivationOptions | None = Non
     """The note's O(forward) of ``model`` as terms (bytes): 2 bytes per element, no recompute."""
     o = options or ActivationOptions()
     if o.recompute != "none":
-        raise SymbolicError("--recompute", "the note's formula has no recompute; use exact or megatron")
+        raise SymbolicError("recompute", "the note's formula has no recompute; use exact or megatron")
     if model.arch.attention.kind.value != "standard" or len(model.arch.groups) != 1:
-        raise SymbolicError("--convention", "basic describes dense stacks with standard attention; use exact")
+        raise SymbolicError("convention", "basic describes dense stacks with standard attention; use exact")
     b, s, h, a, dh, f, V = S.batch, S.seq, S.d_model, S.n_heads, S.d_head, S.d_ffn, S.n_vocab
     L = model.arch.groups[0].count
     blk = model.arch.groups[0].name
     n_norms = norms_per_layer(model)
 
     def term(path: str, expr: sp.Expr, what: str, count: sp.Expr = ONE) -> Term:
-        return Term(path, expr * NOTE_BYTES, B, what, count=count, source=SOURCE)
+        return Term(path, expr * NOTE_BYTES, BYTES, what, count=count, source=SOURCE)
 
     return Breakdown(
-        B,
+        BYTES,
         (
             term("embedding", b * s * h, "1. O(embedding) = n_batch*n_seq*d_model*2"),
             term(f"{blk}.attention.qkv_proj", 3 * b * s * a * dh, "2.1 O(qkv_proj) = 3*(b*s*n_head*d_head)*2", L),

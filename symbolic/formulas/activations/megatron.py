@@ -18,7 +18,7 @@ from .options import ActivationOptions
 
 __all__ = ["megatron_activation_terms", "SOURCE"]
 
-B = Quantity.BYTES
+BYTES = Quantity.BYTES
 SOURCE = "Korthikanti et al. 2022 (arXiv 2205.05198), §4-5, Table 2"
 
 # (path, coefficient of s*b*h or of a*s^2*b, s^2 part?, divided by t without SP?, what)
@@ -60,7 +60,7 @@ def megatron_activation_terms(
             Term(
                 "block.input",
                 2 * sbh,
-                B,
+                BYTES,
                 "full recomputation: the layer input 2sbh",
                 count=layers,
                 source=SOURCE + ", §5",
@@ -73,14 +73,14 @@ def megatron_activation_terms(
             expr = coef * a * s**2 * b if quad else coef * sbh
             if split or sequence_parallel:
                 expr = expr / t
-            terms.append(Term(f"block.{path}", expr, B, what, count=layers, source=SOURCE))
+            terms.append(Term(f"block.{path}", expr, BYTES, what, count=layers, source=SOURCE))
     if o.interleave > 1:
         per_layer = sp.Add(*(t_.expr for t_ in terms))
         terms.append(
             Term(
                 "pipeline.interleave",
                 per_layer * (p - 1) / (p * m),
-                B,
+                BYTES,
                 "interleaved schedule: the first stage keeps L(1 + (p-1)/(p m)) layers",
                 count=layers,
                 source=SOURCE + ", §4.2.3",
@@ -91,16 +91,20 @@ def megatron_activation_terms(
         Term(
             "embedding.dropout_mask",
             emb,
-            B,
+            BYTES,
             "embedding dropout masks of p micro-batches in flight",
             source=SOURCE + ", §4.3",
         )
     )
     if pp == 1:
         rep = 1 / t if sequence_parallel else sp.Integer(1)
-        terms.append(Term("head.final_norm", 2 * sbh * rep, B, "final LayerNorm input 2sbh", source=SOURCE + ", §4.3"))
-        terms.append(Term("head.output_input", 2 * sbh * rep, B, "output layer input 2sbh", source=SOURCE + ", §4.3"))
         terms.append(
-            Term("loss.logits", 4 * s * b * V / t, B, "logits in fp32 for the loss 4sbv", source=SOURCE + ", §4.3")
+            Term("head.final_norm", 2 * sbh * rep, BYTES, "final LayerNorm input 2sbh", source=SOURCE + ", §4.3")
         )
-    return Breakdown(B, tuple(terms))
+        terms.append(
+            Term("head.output_input", 2 * sbh * rep, BYTES, "output layer input 2sbh", source=SOURCE + ", §4.3")
+        )
+        terms.append(
+            Term("loss.logits", 4 * s * b * V / t, BYTES, "logits in fp32 for the loss 4sbv", source=SOURCE + ", §4.3")
+        )
+    return Breakdown(BYTES, tuple(terms))

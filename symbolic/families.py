@@ -1,0 +1,139 @@
+"""Per-family facts as data: what each transformers implementation does that changes what autograd saves.
+
+A family is a transformers ``model_type``. Each field of :class:`FamilyRules` is one difference
+between implementations, with the reason it matters (which tensor PyTorch saves and why). The
+activation builders (``formulas/activations/exact.py``) read these fields and never a family's name;
+:mod:`symbolic.hf` reads the config fields named here into the :class:`~symbolic.arch.Arch`.
+Measured on CPU with torch 2.13.0 and transformers 5.24.0 (``tests/harness/measure.py``; the survey
+is ``docs/notes/activations-survey.md``).
+
+A new family: add its ``model_type`` to :data:`FAMILY` with the fields that differ from the defaults
+(the defaults are Llama's), a mapper in :mod:`symbolic.hf`, and a tiny config to the tests' factories.
+
+>>> FAMILY["falcon"].resid_sites
+1
+>>> rules_for("llama") == FamilyRules()
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .errors import SymbolicError
+
+__all__ = ["FamilyRules", "FAMILY", "rules_for", "MLP_SAVED", "STANDARD_MLP_SAVED", "GATED_MLP_SAVED"]
+
+
+@dataclass(frozen=True)
+class FamilyRules:
+    """Facts about one family's modules that change what autograd saves for backward."""
+
+    # -- config fields (read by symbolic.hf into Arch.dropout) --
+    attn_dropout: str | None = "attention_dropout"  # config field of the attention-probability dropout
+    resid_dropout: str | None = None  # config field of the residual dropout (None: the family has none)
+    embd_dropout: str | None = None  # config field of the embedding dropout (None: none)
+    # -- dropout --
+    resid_sites: int = 0  # residual dropouts per layer: each saves a mask of b*s*h
+    attn_dropout_applied: bool = True  # False: the forward never applies its attention dropout (Falcon)
+    # -- attention --
+    softmax_fp32: bool = True  # eager attention upcasts the scores to fp32: softmax saves fp32 probabilities
+    eager_qk_fp32: bool = False  # eager attention upcasts q and k to fp32 (GPT-J): QK^T saves fp32 copies
+    sdpa: bool = True  # the implementation offers SDPA (False: eager only, so no O(s) kernel)
+    sdpa_expand_kv: bool = False  # keys/values repeated to all heads before SDPA: SDPA saves a*d_head wide k, v
+    sdpa_mask: bool = False  # an explicit mask tensor is passed to SDPA (not is_causal): SDPA saves it
+    sdpa_fused_qkv: bool = False  # q, k, v are views of one projection output: SDPA saves that one storage
+    sdpa_query_cat: bool = False  # partial rotary builds q with a cat: SDPA's output keeps that layout, o_proj copies
+    sdpa_values_view: bool = False  # SDPA's values are a view of the fused q/k/v output: the whole storage stays
+    # -- positions --
+    rotary: str = "shared"  # cos/sin computed once per forward ("shared"), per layer ("per_layer", GPT-J) or "none"
+    rotary_fp32: bool = False  # the cos/sin tables stay fp32 in a 16-bit model (OLMo): saved at 4 bytes
+    positions: str = "none"  # int64 position ids the position embedding saves: "s", "bs" (OPT) or "none"
+    ckpt_positions: str = "s"  # int64 position ids a checkpoint closure keeps (with full recompute)
+    alternating_sliding: bool = False  # with a window, even layers slide and odd ones attend fully (Gemma 2)
+    checkpoint_masks: int = 1  # 4-D causal masks a checkpoint closure keeps (Gemma 2: full and sliding, 2)
+    checkpoint_alibi: bool = False  # the ALiBi bias tensor is passed to every layer: the checkpoints keep it
+    # -- norms --
+    rmsnorm_fp32_scale: bool = False  # RMSNorm multiplies by (1 + weight) in fp32 (Gemma): fp32 normalized, fp32 scale
+    layernorm_fp32: bool = False  # the parameter-free LayerNorm computes in fp32 (OLMo): fp32 input and statistics
+    # -- layers --
+    layer_int64_scalars: int = 0  # int64 scalar tensors each layer saves (Falcon: 2, measured; 8 bytes each)
+    # -- mixture of experts --
+    router_sigmoid: bool = False  # router scores are a sigmoid (DeepSeek-V3), not a softmax; both saved in fp32
+    router_fp32: bool = False  # the router casts input and weight to fp32 before its linear: fp32 copies saved
+    routing_weights_fp32: bool = True  # top-k routing weights stay fp32 (Qwen2-MoE casts them to the dtype)
+
+
+_GPT: dict[str, Any] = dict(
+    attn_dropout="attn_pdrop", resid_dropout="resid_pdrop", resid_sites=2, embd_dropout="embd_pdrop"
+)
+
+FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
+    {
+        "llama": FamilyRules(),
+        "mistral": FamilyRules(),
+        "mixtral": FamilyRules(),
+        "qwen2": FamilyRules(),
+        "qwen2_moe": FamilyRules(routing_weights_fp32=False),
+        "qwen3": FamilyRules(),
+        "gemma": FamilyRules(rmsnorm_fp32_scale=True),
+        "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True, checkpoint_masks=2),
+        "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, sdpa_query_cat=True, sdpa_values_view=True),
+        "olmo": FamilyRules(rotary_fp32=True, layernorm_fp32=True),
+        "deepseek_v3": FamilyRules(router_fp32=True, router_sigmoid=True),
+        "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_query_cat=True),
+        "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
+        "gpt2": FamilyRules(**_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none"),
+        "gpt_bigcode": FamilyRules(**_GPT, rotary="none", positions="s", ckpt_positions="none", sdpa_fused_qkv=True),
+        "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True),
+        "gpt_neox": FamilyRules(
+            resid_dropout="hidden_dropout",
+            resid_sites=2,
+            embd_dropout="hidden_dropout",
+            sdpa_query_cat=True,
+            sdpa_values_view=True,
+        ),
+        "falcon": FamilyRules(
+            resid_dropout="hidden_dropout",
+            resid_sites=1,
+            attn_dropout_applied=False,
+            softmax_fp32=False,
+            sdpa_expand_kv=True,
+            sdpa_mask=True,
+            layer_int64_scalars=2,
+        ),
+        "opt": FamilyRules(resid_dropout="dropout", resid_sites=2, rotary="none", positions="bs", ckpt_positions="bs"),
+        "bloom": FamilyRules(
+            resid_dropout="hidden_dropout",
+            resid_sites=2,
+            rotary="none",
+            ckpt_positions="none",
+            sdpa=False,
+            checkpoint_alibi=True,
+        ),
+    }
+)
+
+# b*s*f tensors a two-matrix MLP keeps, by activation function (measured):
+# gelu_new / gelu_fast: the tanh GELU written in Python ops keeps x (for x^3), tanh's output, 0.5*x and
+#   1 + tanh (the two factors of the last product), plus the down projection's input: 5;
+# relu: keeps only its output, which is also the down projection's input: 1.
+MLP_SAVED: MappingProxyType[str, int] = MappingProxyType({"gelu_new": 5, "gelu_fast": 5, "relu": 1})
+# any other activation (nn.GELU, gelu_pytorch_tanh, ...): a fused kernel keeps its input, plus the
+# down projection's input
+STANDARD_MLP_SAVED = 2
+# a gated MLP keeps the gate projection's output, the activation's output, the up projection's output
+# and the down projection's input
+GATED_MLP_SAVED = 4
+
+
+def rules_for(family: str) -> FamilyRules:
+    """The rules of ``family`` (a transformers ``model_type``); an error names the described families."""
+    try:
+        return FAMILY[family]
+    except KeyError:
+        raise SymbolicError(
+            "convention", f"exact activations are not described for {family!r}; families: {', '.join(FAMILY)}"
+        ) from None
