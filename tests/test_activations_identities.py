@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from symbolic import symbols as S
 from symbolic.cli import main
 from symbolic.formulas.activations import ActivationOptions
+from symbolic.hf import from_hf_config
 from symbolic.model import activation_terms
+from symbolic.numeric import evaluate
 from symbolic.registry import load_model
 
 OPTIONS = st.builds(
@@ -43,13 +45,17 @@ def test_activations_are_linear_in_batch(name, options, convention):
 @settings(max_examples=20, deadline=None)
 @given(OPTIONS)
 def test_gqa_with_all_kv_heads_is_mha(options):
-    """Llama 2 7B is MHA; the same model with n_kv_heads spelled out as n_heads gives the same bytes."""
-    model = load_model("llama2-7b")
-    terms = activation_terms(model, "exact", options)
-    mha = terms.total.subs(S.n_kv_heads, S.n_heads)
-    gqa_sizes = {S.symbol(k): v for k, v in model.sizes.items()}
-    values = gqa_sizes | {S.batch: 2, S.seq: 128}
-    assert mha.subs(values) == terms.total.subs(values)
+    """Llama 3 8B shares 8 key/value heads among 32; its terms with n_kv_heads set to n_heads give the
+    bytes of the same model built from a config with as many key/value heads as heads (MHA)."""
+    gqa = load_model("llama3-8b")
+    assert gqa.sizes["n_kv_heads"] < gqa.sizes["n_heads"]
+    mha = from_hf_config({**gqa.config, "num_key_value_heads": gqa.config["num_attention_heads"]})
+    values = {**mha.sizes, "batch": 2, "seq": 128}
+    as_mha = activation_terms(gqa, "exact", options).total.subs(S.n_kv_heads, S.n_heads)
+    assert evaluate(as_mha, values) == evaluate(activation_terms(mha, "exact", options).total, values)
+    own = activation_terms(gqa, "exact", options).total
+    if S.n_kv_heads in own.free_symbols:  # SDPA keeps the shared heads (eager repeats them to all heads)
+        assert evaluate(as_mha, values) != evaluate(own, {**gqa.sizes, "batch": 2, "seq": 128})
 
 
 def test_shared_rotary_is_counted_once_not_per_layer():

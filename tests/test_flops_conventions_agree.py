@@ -6,7 +6,6 @@ import pytest
 import sympy as sp
 
 from symbolic import symbols as S
-from symbolic.formulas.flops import model_flops
 from symbolic.model import flops_terms
 from symbolic.registry import load_model
 
@@ -32,9 +31,7 @@ def test_chinchilla_without_softmax_and_embedding_is_megatron(name):
     assert sp.expand(softmax.total - 3 * S.batch * S.n_heads * S.seq**2 * S.n_layers) == 0
 
 
-@pytest.mark.parametrize("convention", ["chinchilla", "megatron", "kaplan", "palm", "exact"])
-def test_backward_is_twice_forward(convention):
-    terms = model_flops(flops_terms(load_model("gpt2"), convention))
-    forward = terms.where(lambda t: t.path.startswith("forward.")).total
-    backward = terms.where(lambda t: t.path.startswith("backward.")).total
-    assert sp.expand(backward - 2 * forward) == 0
+# backward = 2x forward is how every convention is defined, so it is not tested against itself here:
+# the exact convention's backward is checked against PyTorch's FLOP counter (test_flops_torch.py), and
+# the published conventions' training totals against their papers (test_flops.py: Kaplan's 3x forward,
+# Megatron's Eq. 7, PaLM's Table 22).
