@@ -361,7 +361,8 @@ def output_stream(field: str, path: str | os.PathLike[str], binary: bool = False
     except OSError as err:
         raise SymbolicError(field, f"cannot write {shown(str(target))}: {err.strerror or err}") from None
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
+        handle: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        with handle:
             yield handle
         mask = os.umask(0)
         os.umask(mask)

@@ -172,7 +172,7 @@ class DeviceMemory:
         if name == "peak":
             if self.activations is None:
                 return None
-            return sp.Add(*(self.whole_expr(c) for c in ("states", "activations", "transient")))  # type: ignore[misc]
+            return sp.Add(*(self.whole_expr(c) for c in ("states", "activations", "transient")))
         if name == "activations" and self.activations is None:
             return None
         return sp.Add(*(whole_bytes(t) for t in self.category(name)))

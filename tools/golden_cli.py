@@ -132,7 +132,8 @@ def run_one(command: str, workdir: Path) -> str:
             code = main(argv, use_cache=False)
         except SystemExit as exc:  # argparse errors
             code = exc.code
-    record = [f"$ symbolic {command}", f"exit {code}", "--- stdout", out.getvalue(), "--- stderr", err.getvalue()]
+    stdout, stderr = (text.replace(str(workdir), "<out>") for text in (out.getvalue(), err.getvalue()))
+    record = [f"$ symbolic {command}", f"exit {code}", "--- stdout", stdout, "--- stderr", stderr]
     for path in written:
         for produced in sorted(workdir.glob(path.stem + "*")):
             if produced.suffix in (".svg", ".png", ".pdf"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from ..errors import SymbolicError
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
 
     show = args.progress if args.progress is not None else (plan.points >= _PROGRESS_POINTS and sys.stderr.isatty())
     progress_bar = None
-    report = None
+    advance = None
     if show:
         from rich.console import Console
         from rich.progress import Progress
@@ -203,13 +204,14 @@ def run(args: argparse.Namespace) -> int:
         progress_bar = Progress(console=Console(stderr=True), transient=True)
         task = progress_bar.add_task(f"{model.name} {quantity}", total=plan.points)
 
-        def report(done: int) -> None:
+        def advance(done: int) -> None:
             progress_bar.update(task, completed=done)
 
         progress_bar.start()
     try:
-        chunks = run_sweep(plan, progress=report)
-        writer = {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}[args.format]
+        chunks = run_sweep(plan, progress=advance)
+        writers: dict[str, Callable[..., int]] = {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}
+        writer = writers[args.format]
         if args.output:
             with output_stream("--output", args.output, binary=args.format == "parquet") as out:
                 kept = writer(out, plan, chunks)
