@@ -183,6 +183,15 @@ def notebook_text(nb: Any) -> str:
     return nbformat.writes(nb).rstrip("\n") + "\n"
 
 
+def _quiet(main: Any, argv: list[str]) -> int:
+    """``main(argv)`` with its standard output (one "wrote FILE" line per file) kept off the terminal."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return main(argv)
+
+
 def regenerate(target: Path, pdf: bool = True, figures: bool = True) -> None:
     """Write every document (and figure, and the PDF when pdflatex exists) under ``target``."""
     from symbolic.cli import main
@@ -197,11 +206,11 @@ def regenerate(target: Path, pdf: bool = True, figures: bool = True) -> None:
     if figures:
         for name, args, _ in FIGURES:
             for path in (name, name.replace(".svg", ".png")):
-                if main(["plot", *args, "-o", str(target / path)]) != 0:
+                if _quiet(main, ["plot", *args, "-o", str(target / path)]) != 0:
                     raise SystemExit(f"plot {path} failed")
     for doc, args, figs in DOCUMENTS:
         extra = ["--pdf"] if pdf and doc.endswith(".tex") and shutil.which("pdflatex") else []
-        if main([*derive_args(doc, args, figs, target / doc), *extra]) != 0:
+        if _quiet(main, [*derive_args(doc, args, figs, target / doc), *extra]) != 0:
             raise SystemExit(f"derive {doc} failed")
 
 
