@@ -557,6 +557,10 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
         )
     cfg = _Config(model_type, config)
     arch, sizes = _MAPPERS[model_type](cfg)
+    for key, value in cfg.resolved().items():  # dropout rates the activation rules read
+        if (key.endswith(("dropout", "_pdrop", "dropout_prob"))) and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise SymbolicError(key, f"must be a probability from 0 to 1, got {shown(value)}")
     window = cfg.get("sliding_window")
     if window is not None and window is not False:
         integer("sliding_window", window, "positions", low=0)  # 0: no window, as transformers reads it

@@ -218,6 +218,7 @@ CONFIGS = [
     (json.dumps({**LLAMA, "vocab_size": True}).encode(), "vocab_size"),
     (json.dumps({**LLAMA, "hidden_act": ["silu"]}).encode(), "hidden_act"),
     (json.dumps({**LLAMA, "model_type": "llama", "sliding_window": "4096"}).encode(), "sliding_window"),
+    (json.dumps({**LLAMA, "attention_dropout": "abc"}).encode(), "attention_dropout"),
     (b"[]", "config"),
     (b"", "config"),
 ]

@@ -37,8 +37,9 @@ def test_generated_invocation_in_process(tmp_path_factory, seed):
         return
     workdir = tmp_path_factory.mktemp("fuzz")
     fuzz_cli._write_files(case, workdir)
-    argv = [str(workdir / a) if a.startswith("cfg") else a for a in case.argv]
-    case.argv = argv
+    case.argv = argv = [str(workdir / a) if a.startswith("cfg") else a for a in case.argv]
+    if case.twin:
+        case.twin = [str(workdir / a) if a.startswith("cfg") else a for a in case.twin]
     code, out, err, error = fuzz_cli.run_inprocess(argv)
     twin = fuzz_cli.run_inprocess(case.twin) if case.twin and error is None else None
     report = fuzz_cli.Report()

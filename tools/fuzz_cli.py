@@ -436,7 +436,7 @@ def gen_config(rng: random.Random) -> tuple[bytes, str]:
         rng.choice(["llama2-7b", "qwen2-57b-a14b", "deepseek-v3", "gpt2", "mixtral-8x7b", "gemma2-9b"])
     )
     if kind < 0.16:
-        return _dump(base), "valid"
+        return _dump(base), "valid:" + json.dumps(base)
     label = []
     for _ in range(rng.choice([1, 1, 2])):
         key = rng.choice(sorted(base) + ["model_type"])
@@ -468,12 +468,38 @@ def generate(rng: random.Random, installed_share: float) -> Case:
         argv.insert(rng.randrange(2, len(argv) + 1), rng.choice(["--" + LONG, LONG, "--json=" + LONG]))
         family = "long-argument"
     case = Case(argv, family, files)
+    if family == "config:valid" and argv[:1] and argv[0] in ("params", "memory", "inference", "flops"):
+        twin_config = respell_config(rng, json.loads(label.split(":", 1)[1]))
+        case.files["cfg2/config.json"] = _dump(twin_config)
+        case.twin = [("cfg2/config.json" if a == model else a) for a in argv]
+        case.family = "equivalent-config"
+        return case
     if rng.random() < installed_share:
         case.via = "installed"
     elif rng.random() < 0.08 and model in MODELS and argv and argv[0] in ("params", "memory", "inference", "flops"):
         case.twin = twin_of(rng, argv, model)
         case.family = "equivalent-spelling"
     return case
+
+
+def respell_config(rng: random.Random, config: dict[str, Any]) -> dict[str, Any]:
+    """The same config spelled another way: fields under the aliases transformers' config class
+    accepts (``n_embd`` for ``hidden_size``), and some declared defaults written out."""
+    sys.path.insert(0, str(ROOT))
+    from symbolic.hf import hf_defaults
+
+    table = hf_defaults().get(config.get("model_type"), {})
+    to_alias: dict[str, str] = {}
+    for alias, canonical in table.get("__attribute_map__", {}).items():
+        to_alias.setdefault(canonical, alias)
+    out = {to_alias.get(k, k) if rng.random() < 0.8 else k: v for k, v in config.items()}
+    derived = table.get("__derived__", {})
+    for key, value in table.items():
+        if key.startswith("__") or key in derived or key in config or key in to_alias:
+            continue
+        if isinstance(value, bool | int | str) and rng.random() < 0.3:
+            out[key] = value
+    return out
 
 
 def twin_of(rng: random.Random, argv: list[str], model: str) -> list[str]:
@@ -655,12 +681,14 @@ def _worker(conn: Any, workdir: str) -> None:
         if case is None:
             return
         _write_files(case, Path(workdir))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         code, out, err, error = run_inprocess(case.argv)
         twin = None
         if case.twin is not None and error is None:
             twin = run_inprocess(case.twin)
-        conn.send((code, out[:2_000_000], err[:4000], error, time.perf_counter() - start, twin and twin[:4]))
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        conn.send((code, out[:2_000_000], err[:4000], error, seconds, twin and twin[:4], cpu))
 
 
 class Pool:
@@ -671,6 +699,7 @@ class Pool:
         self.root = root
         self.ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         self.slots: list[Any] = [self._start(i) for i in range(workers)]
+        self.cpu = 0.0  # CPU seconds the workers spent on the cases
 
     def _start(self, i: int) -> Any:
         workdir = self.root / f"w{i}-{time.monotonic_ns()}"
@@ -699,9 +728,10 @@ class Pool:
                     continue
                 if slot["conn"] in ready:
                     try:
-                        code, out, err, error, seconds, twin = slot["conn"].recv()
+                        code, out, err, error, seconds, twin, cpu = slot["conn"].recv()
                     except (EOFError, OSError):
-                        code, out, err, error, seconds, twin = None, "", "", "worker died", now - slot["since"], None
+                        code, out, err, error, seconds, twin, cpu = None, "", "", "worker died", 0.0, None, 0.0
+                    self.cpu += cpu
                     on_result(Result(slot["case"], code, out, err, error, seconds), twin)
                 elif now - slot["since"] > self.timeout:
                     on_result(Result(slot["case"], None, "", "", "HANG", self.timeout), None)
@@ -841,6 +871,7 @@ class Report:
     causes: Counter = field(default_factory=Counter)
     seconds: Counter = field(default_factory=Counter)  # total seconds by command
     runs: Counter = field(default_factory=Counter)  # invocations by command
+    cpu: float = 0.0  # CPU seconds of the in-process invocations (independent of other load)
 
     def add(self, kind: str, argv: list[str], detail: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -905,7 +936,9 @@ def check(report: Report, result: Result, twin: Any) -> None:
                     break
 
 
-def fuzz(n: int, seed: int, workers: int, timeout: float, installed_share: float, attacks: bool) -> Report:
+def fuzz(
+    n: int, seed: int, workers: int, timeout: float, installed_share: float, attacks: bool, progress: bool = False
+) -> Report:
     """Run ``n`` generated invocations; returns the report."""
     rng = random.Random(seed)
     cases = [generate(rng, installed_share) for _ in range(n)]
@@ -916,9 +949,18 @@ def fuzz(n: int, seed: int, workers: int, timeout: float, installed_share: float
         installed = [c for c in cases if c.via == "installed"]
         pool = Pool(workers, timeout, root)
         try:
-            pool.run(inproc, lambda r, twin: check(report, r, twin))
+
+            def on_result(result: Result, twin: Any) -> None:
+                check(report, result, twin)
+                if progress and report.invocations // 1000 != (report.invocations - 1 - (twin is not None)) // 1000:
+                    elapsed = time.perf_counter() - started
+                    sys.stderr.write(f"{report.invocations} invocations, {elapsed:.0f} s\n")
+
+            started = time.perf_counter()
+            pool.run(inproc, on_result)
         finally:
             pool.close()
+        report.cpu += pool.cpu
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as ex:
@@ -945,6 +987,8 @@ def summary(report: Report, seconds: float) -> str:
         f"invalid JSON      {report.invalid_json}",
         f"invariant breaks  {report.invariant_breaks}",
         f"wall time         {seconds:.1f} s",
+        f"summed run time   {sum(report.seconds.values()):.1f} s (each invocation's own wall time, added up)",
+        f"CPU time          {report.cpu:.1f} s in the in-process workers (what the runs cost on idle cores)",
         f"exit statuses     {dict(sorted(report.exits.items(), key=lambda kv: str(kv[0])))}",
         "seconds by command (runs, total, mean): "
         + ", ".join(
@@ -970,7 +1014,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the findings as JSON")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    report = fuzz(args.n, args.seed, args.workers, args.timeout, args.installed_share, not args.no_cache_attacks)
+    report = fuzz(
+        args.n, args.seed, args.workers, args.timeout, args.installed_share, not args.no_cache_attacks, progress=True
+    )
     seconds = time.perf_counter() - start
     print(summary(report, seconds))
     if args.json:
