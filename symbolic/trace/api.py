@@ -1,0 +1,305 @@
+"""``trace``: a transformers causal LM's parameters, saved activations and FLOPs, from its code.
+
+# [config] -> fake model -> [fake steps, one per region] -> [Breakdowns]  (cached on disk)
+
+The general step has batch ``b`` and sequence ``s`` as symbols (example values 3 and 37); the
+b = 1 step fixes the batch at 1, since PyTorch specialises sizes of 1 (views instead of copies).
+Where the general step's guards put a threshold on ``s`` (a sliding window), a step is taken on
+each side of it. The answer is a ``Piecewise`` over these regions; ``Trace.conditions`` lists the
+guards that the general region still assumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from .. import symbols as S
+from ..errors import SymbolicError
+from ..terms import Breakdown, Quantity
+from . import cache as trace_cache
+from . import run as R
+from .terms import condition_of, merge_regions, parameter_terms, region_terms
+
+__all__ = ["TraceOptions", "Trace", "trace", "EXTRA_HINT"]
+
+EXTRA_HINT = 'install the trace extra: pip install "symbolic[trace]"'
+DTYPES = ("fp32", "bf16", "fp16")
+ATTENTIONS = ("sdpa", "eager")
+RECOMPUTES = ("none", "full")
+EXPERTS = ("grouped_mm", "batched_mm")
+_MAX_REGIONS = 4
+_DATA_DEPENDENT = "depends on tensor values"
+_CONCRETE = "trace at a concrete size instead (e.g. --batch 1 --seq 2048)"
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """How the training step is run: dtype, attention kernel, recomputation, MoE experts path.
+
+    ``unrolled=True`` runs every decoder layer (slow for deep models; for checking the grouping).
+    ``at=(batch, seq)``: where the code fixes a size (so no formula in b and s comes out), trace at
+    this one point instead; the answer then holds there only (``Trace.conditions`` says so).
+    """
+
+    dtype: str = "fp32"
+    attention: str = "sdpa"
+    recompute: str = "none"
+    experts: str | None = None
+    unrolled: bool = False
+    at: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("dtype", self.dtype, DTYPES),
+            ("attention", self.attention, ATTENTIONS),
+            ("recompute", self.recompute, RECOMPUTES),
+        ):
+            if value not in allowed:
+                raise SymbolicError(name, f"{value!r} cannot be traced; allowed: {', '.join(allowed)}")
+        if self.experts is not None and self.experts not in EXPERTS:
+            raise SymbolicError(
+                "experts",
+                f"{self.experts!r} cannot be traced (the per-expert loop's sizes depend on the routing); "
+                f"allowed: {', '.join(EXPERTS)}",
+            )
+
+    def key(self) -> dict[str, Any]:
+        """The options as a JSON-able dict (part of the cache key)."""
+        return {
+            "dtype": self.dtype,
+            "attention": self.attention,
+            "recompute": self.recompute,
+            "experts": self.experts,
+            "unrolled": self.unrolled,
+            "at": list(self.at) if self.at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A traced model: Breakdowns in parameters, bytes (saved for backward) and FLOPs.
+
+    Expressions are in the symbols ``batch``, ``seq`` and (for one group of identical layers)
+    ``n_layers``; ``sizes`` binds ``n_layers``. ``conditions`` are the guards the general region
+    assumes; ``versions`` the torch and transformers that answered; ``seconds`` the tracing time.
+    """
+
+    model_type: str
+    parameters: Breakdown
+    activations: Breakdown
+    flops: Breakdown
+    sizes: dict[str, int]
+    layer_groups: tuple[tuple[int, ...], ...]
+    conditions: tuple[str, ...]
+    versions: dict[str, str]
+    options: TraceOptions
+    seconds: float = 0.0
+    cached: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _check_model_type(config: Mapping[str, Any]) -> str:
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        raise SymbolicError("model_type", "missing: a config.json names its model_type")
+    _, transformers = R.import_torch()
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        known = "known to transformers" if model_type in CONFIG_MAPPING_NAMES else "unknown to transformers"
+        raise SymbolicError(
+            "model_type",
+            f"{model_type!r} is {known} {transformers.__version__} but has no causal-LM class; "
+            f"{len(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)} model types have one (e.g. llama, qwen3, phi)",
+        )
+    return model_type
+
+
+def trace(config: Mapping[str, Any], options: TraceOptions | None = None, use_cache: bool = True) -> Trace:
+    """Trace one training step of the causal LM a HF ``config`` describes (see the module doc).
+
+    Returns a :class:`Trace` (parameters in parameters, activations in bytes, FLOPs in FLOPs).
+    Raises :class:`SymbolicError` (one line: the cause and what to try) for configs transformers
+    rejects, model types without a causal-LM class and steps that depend on tensor values; and
+    ImportError when torch/transformers are missing.
+    """
+    options = options or TraceOptions()
+    try:
+        R.import_torch()
+    except ImportError as err:
+        raise ImportError(f"tracing needs torch and transformers ({err.name} is missing); {EXTRA_HINT}") from None
+    versions = R.versions()
+    key = trace_cache.key_for(config, options.key(), versions) if use_cache else None
+    if key is not None:
+        hit = trace_cache.load(key)
+        if hit is not None:
+            return hit
+    model_type = _check_model_type(config)
+    started = time.perf_counter()
+    result = _trace(model_type, config, options, versions)
+    result = _with(result, seconds=time.perf_counter() - started)
+    if key is not None:
+        trace_cache.save(key, result)
+    return result
+
+
+def _with(result: Trace, **changes: Any) -> Trace:
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, versions: dict[str, str]) -> Trace:
+    try:
+        model, fake, env = R.build_fake(config, options.dtype, options.attention, options.recompute, options.experts)
+    except SymbolicError:
+        raise
+    except Exception as err:  # transformers rejects the config: its own words, one line
+        if "does not support an attention implementation" in str(err):
+            raise SymbolicError(
+                "attention",
+                f"{model_type} has no {options.attention} attention in transformers {versions['transformers']}; "
+                "allowed: eager",
+            ) from None
+        if "data-dependent" in str(err) or "DataDependent" in type(err).__name__:
+            raise SymbolicError(
+                "trace",
+                f"building {model_type} on fake tensors {_DATA_DEPENDENT}{_user_frame(err)}; use a hand-written convention",
+            ) from None
+        raise SymbolicError("config", f"transformers rejects this {model_type} config: {_one_line(err)}") from None
+    layers = R.find_layers(model)
+    if layers is not None and options.unrolled:  # every layer its own group of one
+        layers = R.Layers(layers.path, layers.signatures, [[i] for i in range(len(layers.signatures))])
+    n_layers = len(layers.signatures) if layers else 0
+    params = parameter_terms(model, layers, n_layers)
+    kept_first: set[int] = set()
+    if layers is not None:
+        R.select_layers(model, layers, options.unrolled)
+        kept_first = {g[0] for g in layers.groups} if not options.unrolled else set(range(n_layers))
+    path = layers.path if layers else None
+
+    def step(batch: int | None, hint: int, flops: bool, fixed: bool = False) -> R.StepResult:
+        try:
+            return R.run_step(model, fake, env, path, batch, hint, flops, seq_fixed=fixed)
+        except Exception as err:
+            raise _step_error(model_type, err, batch, hint) from None
+
+    notes: tuple[str, ...] = ()
+    try:
+        general = step(None, R.SEQ_HINT, True)
+        _check_specialised(model_type, general)
+    except SymbolicError as err:
+        if options.at is None or err.field != "trace" or _DATA_DEPENDENT in err.message:
+            raise
+        batch, seq = options.at
+        point = step(batch, seq, True, fixed=True)
+        notes = (f"traced at batch = {batch}, seq = {seq} only: {err.message.split(';')[0]}",)
+        regions = [region_terms(point, layers, kept_first, n_layers, sp.true)]
+        general = point
+    else:
+        hints = _other_hints(general)
+        regions = []
+        for hint in [*hints, R.SEQ_HINT]:
+            for batch in (1, None):
+                result = general if (batch is None and hint == R.SEQ_HINT) else step(batch, hint, False)
+                fixed = {S.batch: 1} if batch == 1 else {}
+                cond = condition_of(result.guards, result, fixed) if (batch or hint != R.SEQ_HINT) else sp.true
+                regions.append(region_terms(result, layers, kept_first, n_layers, cond))
+    # the general region last (its condition is the fallback); flops only from the general step
+    regions.sort(key=lambda r: r.condition is sp.true)
+    activations = merge_regions(regions, "activations", Quantity.BYTES)
+    flops = merge_regions([regions[-1]], "flops", Quantity.FLOPS)
+    conditions = tuple(sorted({str(c) for c in _general_conditions(general)}))
+    groups = tuple(tuple(g) for g in layers.groups) if layers else ()
+    return Trace(
+        model_type=model_type,
+        parameters=params,
+        activations=activations,
+        flops=flops,
+        sizes={"n_layers": n_layers},
+        layer_groups=groups,
+        conditions=conditions,
+        versions=versions,
+        options=options,
+        notes=notes,
+    )
+
+
+def _general_conditions(step: R.StepResult) -> list[sp.Basic]:
+    cond = condition_of(step.guards, step, {})
+    if cond is sp.true:
+        return []
+    return list(cond.args) if isinstance(cond, sp.And) else [cond]
+
+
+def _other_hints(step: R.StepResult) -> list[int]:
+    """Example sequence lengths on the other side of every threshold the general step's guards put on s."""
+    hints: list[int] = []
+    for cond in _general_conditions(step):
+        if cond.free_symbols != {S.seq} or not isinstance(cond, sp.core.relational.Relational):
+            continue
+        for root in sp.solve(sp.Eq(cond.lhs, cond.rhs), S.seq):
+            if not root.is_number:
+                continue
+            for candidate in (int(sp.floor(root)) - 1, int(sp.floor(root)), int(sp.floor(root)) + 1):
+                if candidate >= 2 and not bool(cond.subs(S.seq, candidate)) and candidate not in hints:
+                    hints.append(candidate)
+                    break
+    return sorted(hints)[:_MAX_REGIONS]
+
+
+def _check_specialised(model_type: str, step: R.StepResult) -> None:
+    if step.specialised:
+        which = ", ".join(f"{k} = {v}" for k, v in step.specialised.items())
+        raise SymbolicError(
+            "trace",
+            f"the {model_type} code fixes {which} (it reads the size as a number), so no formula in b and s "
+            f"comes out; {_CONCRETE}",
+        )
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (text[:300] + "...") if len(text) > 300 else text or type(err).__name__
+
+
+def _step_error(model_type: str, err: BaseException, batch: int | None, hint: int) -> SymbolicError:
+    name = type(err).__name__
+    if "DataDependent" in name or "DynamicOutputShape" in name or "Unbacked" in name or "data-dependent" in str(err):
+        where = _user_frame(err)
+        return SymbolicError(
+            "trace",
+            f"the {model_type} step {_DATA_DEPENDENT} ({name}{where}), which fake tensors do not have; "
+            f"for MoE use the grouped_mm experts path, else a hand-written convention",
+        )
+    where = _user_frame(err)
+    if "concrete" in str(err) or "GuardOnDataDependent" in name or "specializ" in str(err):
+        return SymbolicError(
+            "trace", f"the {model_type} code needs concrete sizes ({name}{where}: {_one_line(err)[:120]}); {_CONCRETE}"
+        )
+    return SymbolicError(
+        "trace",
+        f"the {model_type} step failed on fake tensors at b={batch or 'symbolic'}, s={hint}{where}: {_one_line(err)}",
+    )
+
+
+def _user_frame(err: BaseException) -> str:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if "/transformers/" in f.filename]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" in {f.filename.split('/transformers/', 1)[1]}:{f.lineno}"
+
+
+def config_bytes(config: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a config (sorted keys), as the cache key uses them."""
+    return json.dumps(config, sort_keys=True, default=str).encode()

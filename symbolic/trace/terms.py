@@ -1,0 +1,206 @@
+"""Recorded fake training steps -> Breakdowns of named terms (parameters, bytes, FLOPs).
+
+Paths come from module names; a decoder layer's index becomes its group's label (``each`` when
+every layer has the same structure, else ``group1``, ``group2``, ...), and a group's term is
+counted ``count`` times (the symbol ``n_layers`` for a single group). Activation terms end in the
+grad_fn that saved the storage (``model.layers.each.mlp.act_fn.SiluBackward0``); a storage saved
+by several layers (rotary tables, masks) is one term outside the layers.
+
+Where the traced code specialised on a size, each region's expressions are combined into a SymPy
+``Piecewise``: the first region whose condition holds gives the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .. import symbols as S
+from ..terms import Breakdown, Quantity, Term
+from .run import Layers, Saved, StepResult
+
+__all__ = ["Region", "group_label", "parameter_terms", "region_terms", "merge_regions"]
+
+TRACED = "traced (fake-tensor run of the transformers model)"
+
+
+@dataclass(frozen=True)
+class Region:
+    """One traced specialisation: where it holds and the per-path expressions it gave."""
+
+    condition: sp.Basic  # a SymPy boolean in b and s (True for the general trace)
+    activations: dict[str, tuple[sp.Expr, sp.Expr, str]]  # path -> (count, bytes of one, description)
+    flops: dict[str, tuple[sp.Expr, sp.Expr, str]]
+
+
+def group_label(layers: Layers, group: int) -> str:
+    """The path segment naming a group of decoder layers."""
+    return "each" if len(layers.groups) == 1 else f"group{group + 1}"
+
+
+def group_count(layers: Layers, group: int, n_layers: int) -> sp.Expr:
+    """How many layers a group has: the symbol ``n_layers`` when one group holds all of them."""
+    size = len(layers.groups[group])
+    if len(layers.groups) == 1 and size == n_layers:
+        return S.n_layers
+    return sp.Integer(size)
+
+
+def _layer_path(path: str, layers: Layers | None) -> tuple[str, int | None]:
+    """(path with the layer index replaced by its group label, the layer index or None)."""
+    if layers is None or not path.startswith(layers.path + "."):
+        return path, None
+    head, _, rest = path[len(layers.path) + 1 :].partition(".")
+    if not head.isdigit():
+        return path, None
+    index = int(head)
+    label = group_label(layers, layers.group_of(index))
+    return ".".join(p for p in (layers.path, label, rest) if p), index
+
+
+def _to_bs(step: StepResult) -> dict[sp.Symbol, sp.Expr]:
+    subs: dict[sp.Symbol, sp.Expr] = {}
+    if isinstance(step.batch, sp.Symbol):
+        subs[step.batch] = S.batch
+    if isinstance(step.seq, sp.Symbol):
+        subs[step.seq] = S.seq
+    return subs
+
+
+def to_bs(expr: sp.Basic, step: StepResult) -> sp.Basic:
+    """An expression in the shape env's symbols rewritten in the project's ``batch`` and ``seq``."""
+    return sp.sympify(expr, strict=True).xreplace(_to_bs(step))
+
+
+def _shape_text(shape: Sequence[sp.Expr], step: StepResult) -> str:
+    return "[" + ", ".join(str(to_bs(d, step)) for d in shape) + "]"
+
+
+def region_terms(
+    step: StepResult, layers: Layers | None, kept_first: set[int], n_layers: int, condition: sp.Basic
+) -> Region:
+    """One region's activation and FLOP terms from a recorded step.
+
+    ``kept_first``: the first run layer of each group; the group's terms are read from it.
+    """
+    acts: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
+    for saved in step.saved:
+        _add_saved(acts, saved, step, layers, kept_first, n_layers)
+    flops: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
+    for module, value in step.flops.items():
+        path, index = _layer_path(module or "model", layers)
+        count: sp.Expr = sp.Integer(1)
+        if index is not None:
+            if index not in kept_first or layers is None:
+                continue
+            count = group_count(layers, layers.group_of(index), n_layers)
+        flops[path] = (count, sp.expand(to_bs(value, step)), "matrix-product and attention FLOPs, forward + backward")
+    return Region(condition, acts, flops)
+
+
+def _add_saved(
+    acts: dict[str, tuple[sp.Expr, sp.Expr, str]],
+    saved: Saved,
+    step: StepResult,
+    layers: Layers | None,
+    kept_first: set[int],
+    n_layers: int,
+) -> None:
+    path, index = _layer_path(saved.module or "model", layers)
+    count: sp.Expr = sp.Integer(1)
+    if len(saved.layers) == 1 and layers is not None:
+        (index,) = saved.layers
+        if index not in kept_first:
+            return  # the second layer of a group: it repeats the first
+        count = group_count(layers, layers.group_of(index), n_layers)
+        path, _ = _layer_path(saved.module, layers)
+    elif len(saved.layers) > 1 and layers is not None:
+        # saved by several layers (rotary tables, masks): kept once, named where it was saved first
+        path, _ = _layer_path(saved.module, layers)
+        head = layers.path + "."
+        path = "shared." + (
+            path[len(head) :].split(".", 1)[1] if path.startswith(head) and "." in path[len(head) :] else path
+        )
+    base = f"{path}.{saved.grad_fn}"
+    name, n = base, 1
+    while name in acts:
+        n += 1
+        name = f"{base}#{n}"
+    description = f"{saved.dtype} {_shape_text(saved.shape, step)} saved by {saved.grad_fn}"
+    acts[name] = (count, sp.expand(to_bs(saved.nbytes, step)), description)
+
+
+def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> Breakdown:
+    """One Breakdown from several regions: a ``Piecewise`` where they differ (the last is general)."""
+    paths: list[str] = []
+    for region in regions:
+        for path in getattr(region, which):
+            if path not in paths:
+                paths.append(path)
+    terms = []
+    for path in paths:
+        entries = [getattr(r, which).get(path) for r in regions]
+        present = [e for e in entries if e is not None]
+        count = present[0][0]
+        description = present[-1][2]
+        values = [sp.Integer(0) if e is None else e[1] * (e[0] / count) for e in entries]
+        general = values[-1]
+        pieces = [
+            (v, r.condition)
+            for v, r in zip(values[:-1], regions[:-1], strict=True)
+            if sp.expand(v - general.xreplace(_fixed(r.condition))) != 0
+        ]
+        expr = sp.Piecewise(*pieces, (general, True)) if pieces else general
+        if expr == 0:
+            continue
+        terms.append(Term(path, expr, quantity, description, count=count, source=TRACED))
+    return Breakdown(quantity, tuple(terms))
+
+
+def _fixed(condition: sp.Basic) -> dict[sp.Symbol, sp.Expr]:
+    """The sizes a region's condition fixes (``Eq(batch, 1)`` -> ``{batch: 1}``)."""
+    parts = condition.args if isinstance(condition, sp.And) else (condition,)
+    return {p.lhs: p.rhs for p in parts if isinstance(p, sp.Equality) and isinstance(p.lhs, sp.Symbol)}
+
+
+def parameter_terms(model: object, layers: Layers | None, n_layers: int) -> Breakdown:
+    """Parameter terms of a built model: each tensor once (tied ones once), layers by group."""
+    terms: dict[str, Term] = {}
+    seen: set[int] = set()
+    for name, param in model.named_parameters():  # type: ignore[attr-defined]
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        path, index = _layer_path(name, layers)
+        count: sp.Expr = sp.Integer(1)
+        if index is not None and layers is not None:
+            group = layers.group_of(index)
+            if index != layers.groups[group][0]:
+                continue
+            count = group_count(layers, group, n_layers)
+        shape = tuple(sp.Integer(int(d)) for d in param.shape)
+        numel = sp.Mul(*shape) if shape else sp.Integer(1)
+        terms[path] = Term(
+            path,
+            numel,
+            Quantity.PARAMETERS,
+            f"{name} {list(param.shape)}",
+            count=count,
+            source=TRACED,
+            shape=shape,
+            trainable=bool(param.requires_grad),
+        )
+    return Breakdown(Quantity.PARAMETERS, tuple(terms.values()))
+
+
+def condition_of(guards: Sequence[sp.Expr], step: StepResult, fixed: Mapping[sp.Symbol, int]) -> sp.Basic:
+    """The conjunction of a step's guards in b and s, plus the sizes it fixed (``b = 1``)."""
+    parts = [sp.Eq(sym, value) for sym, value in fixed.items()]
+    for guard in guards:
+        cond = to_bs(guard, step)
+        if cond is sp.true or not cond.free_symbols & {S.batch, S.seq}:
+            continue
+        parts.append(cond)
+    return sp.And(*parts) if parts else sp.true
