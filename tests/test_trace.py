@@ -1,5 +1,5 @@
 """The traced convention against truth from outside: transformers' own parameter count (meta
-device) and the storages autograd really saves on real tensors (``symbolic.validate.measure``).
+device) and the storages autograd really saves on real tensors (``tests/harness/measure.py``).
 
 Each case traces a small model once on fake tensors (batch and sequence symbolic, layers grouped)
 and evaluates the formula at sizes the trace never ran at (b = 1 and b > 1, s on both sides of a
@@ -24,8 +24,8 @@ from symbolic import symbols as S  # noqa: E402
 from symbolic.errors import SymbolicError  # noqa: E402
 from symbolic.trace import TraceOptions, trace  # noqa: E402
 from symbolic.trace import cache as trace_cache  # noqa: E402
-from symbolic.validate.measure import measure_activations  # noqa: E402
 
+from .harness.measure import measure_activations  # noqa: E402
 from .hf_factories import transformers_param_count  # noqa: E402
 from .trace_configs import NEW_TYPES  # noqa: E402
 
@@ -146,7 +146,7 @@ def test_flops_match_torch_flop_counter_on_real_tensors():
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from symbolic.validate.measure import build_model
+    from .harness.measure import build_model
 
     config = family_config("llama")
     result = trace(config, TraceOptions(attention="eager"))

@@ -2,9 +2,9 @@
 
 For every model type in ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` this builds a tiny config (the
 class defaults with the usual size fields shrunk: 2 layers, width 64, 4 heads, 128 tokens, 4
-experts), traces one training step on fake tensors (SDPA, falling back to eager where a type has
-no SDPA path) and, where the trace succeeds, builds the real model and compares the traced saved
-bytes at b = 2, s = 9 with autograd's (``symbolic.validate.measure``). Prints one JSON line per
+experts), runs the general traced step on fake tensors (batch and sequence symbolic; SDPA, falling back to
+eager where a type has no SDPA path; a step at b = 2, s = 9 where the code fixes a size) and, where
+that succeeds, builds the real model and compares the traced saved bytes at b = 2, s = 9 with autograd's (``tests/harness/measure.py``). Prints one JSON line per
 type and a summary; ``--markdown`` prints the table ``docs/activations.md`` quotes.
 
     python tools/trace_survey.py [TYPE ...] [--markdown] [--timeout 120]
@@ -57,7 +57,8 @@ def tiny_config(model_type: str) -> dict:
     defaults = AutoConfig.for_model(model_type).to_dict()
     cfg = {"model_type": model_type}
     for key, value in SMALL.items():
-        if key in defaults and isinstance(defaults[key], int) and not isinstance(defaults[key], bool):
+        present = defaults.get(key)
+        if key in defaults and (present is None or (isinstance(present, int) and not isinstance(present, bool))):
             cfg[key] = value
     for key in TOKENS:
         if isinstance(defaults.get(key), int):
@@ -73,12 +74,46 @@ def _alarm(signum, frame):
     raise _Timeout
 
 
-def survey_one(model_type: str, timeout: int) -> dict:
-    """One row: ``status`` (traced / traced-at-a-point / no-tiny-config / fails) and the reason."""
+def _general_step(cfg: dict, attention: str) -> tuple[int, str]:
+    """(saved bytes at b = 2, s = 9, how) from the general symbolic step (or a step at that point)."""
     from symbolic import symbols as S
     from symbolic.errors import SymbolicError
-    from symbolic.trace import TraceOptions, trace
-    from symbolic.validate.measure import measure_activations
+    from symbolic.trace import api, run
+    from symbolic.trace.terms import region_terms
+
+    model_type = api._check_model_type(cfg)
+    try:
+        model, fake, env = run.build_fake(cfg, "fp32", attention, "none", None)
+    except Exception as err:
+        if "does not support an attention implementation" in str(err):
+            raise SymbolicError("attention", "no such attention") from None
+        raise
+    layers = run.find_layers(model)
+    n_layers = len(layers.signatures) if layers else 0
+    if layers is not None:
+        run.select_layers(model, layers, False)
+    kept = {g[0] for g in layers.groups} if layers else set()
+    path = layers.path if layers else None
+    how = "symbolic"
+    try:
+        step = run.run_step(model, fake, env, path, None, run.SEQ_HINT, False)
+        if step.specialised:
+            raise SymbolicError("trace", "the code fixes " + ", ".join(step.specialised))
+    except Exception as err:
+        message = str(err) if isinstance(err, SymbolicError) else api._step_error(model_type, err, None, 37).message
+        if "tensor values" in message:
+            raise SymbolicError("trace", message) from None
+        step = run.run_step(model, fake, env, path, 2, 9, False, seq_fixed=True)
+        how = "point: " + message[:160]
+    region = region_terms(step, layers, kept, n_layers, True)
+    total = sum(count * expr for count, expr, _ in region.activations.values())
+    return int(total.subs({S.n_layers: n_layers, S.batch: 2, S.seq: 9})), how
+
+
+def survey_one(model_type: str, timeout: int) -> dict:
+    """One row: ``status`` (symbolic / point / no-tiny-config / fails), the reason, traced vs measured."""
+    from symbolic.errors import SymbolicError
+    from tests.harness.measure import measure_activations
 
     row: dict = {"model_type": model_type}
     started = time.process_time()
@@ -86,31 +121,30 @@ def survey_one(model_type: str, timeout: int) -> dict:
     signal.alarm(timeout)
     try:
         cfg = tiny_config(model_type)
-        result = None
+        traced = None
         for attention in ("sdpa", "eager"):
             try:
-                result = trace(cfg, TraceOptions(attention=attention, at=(2, 9)), use_cache=False)
+                traced, how = _general_step(cfg, attention)
                 break
             except SymbolicError as err:
                 if err.field != "attention":
                     raise
-        assert result is not None
-        row["attention"] = result.options.attention
-        row["status"] = "point" if result.notes else "symbolic"
-        traced = int(result.activations.total.subs({S.n_layers: result.sizes["n_layers"], S.batch: 2, S.seq: 9}))
+        assert traced is not None
+        row["attention"] = attention
+        row["status"] = "symbolic" if how == "symbolic" else "point"
+        if how != "symbolic":
+            row["reason"] = how
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            real = measure_activations(cfg, 2, 9, attn_implementation=result.options.attention)["total"]
+            real = measure_activations(cfg, 2, 9, attn_implementation=attention)["total"]
         row["traced"], row["measured"] = traced, real
         row["agrees"] = traced == real
-        if result.notes:
-            row["reason"] = result.notes[0]
     except _Timeout:
         row["status"], row["reason"] = "fails", f"no answer within {timeout} s"
     except SymbolicError as err:
-        row["status"] = "no-tiny-config" if err.field in ("config", "attention") else "fails"
+        row["status"] = "no-tiny-config" if err.field == "config" else "fails"
         row["reason"] = f"{err.field}: {err.message}"[:240]
-    except Exception as err:  # the real model (measurement) failed
+    except Exception as err:  # building the tiny config or the real model failed
         row["status"], row["reason"] = "fails", f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
     finally:
         signal.alarm(0)

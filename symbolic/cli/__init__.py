@@ -76,6 +76,10 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
         if cached is not None:
             sys.stdout.write(cached)
             return 0
+    from . import _traced
+
+    if _traced.wants_traced(arguments):
+        return _run_traced(arguments)
     parser = build_parser()
     args = parser.parse_args(arguments)
     capture = io.StringIO() if use_cache and resultcache.key_for(arguments) else None
@@ -89,8 +93,26 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
             resultcache.store(arguments, capture.getvalue())
         return code
     except SymbolicError as err:
+        if err.field == "model_type" and "unsupported" in err.message and _traced.fallback_allowed(arguments):
+            from ..trace import EXTRA_HINT, available
+
+            if available():  # no hand-written rules: the traced convention answers
+                return _run_traced(arguments)
+            err = SymbolicError(err.field, f"{err.message}; or trace it: {EXTRA_HINT}")
         field = flag_for(getattr(args, "command_parser", None), err.field)
         sys.stderr.write(f"error: {field}: {err.message}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _run_traced(arguments: Sequence[str]) -> int:
+    from . import _traced
+
+    try:
+        return _traced.run_traced(arguments)
+    except SymbolicError as err:
+        sys.stderr.write(f"error: {err.field}: {err.message}\n")
         return 2
     except BrokenPipeError:
         return 0

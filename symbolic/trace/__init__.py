@@ -9,7 +9,8 @@ of ``docs/activations.md``) and FLOPs. Needs the ``trace`` extra (torch, transfo
 
 from __future__ import annotations
 
-from .api import EXTRA_HINT, Trace, TraceOptions, trace
+from .api import trace
+from .result import EXTRA_HINT, Trace, TraceOptions
 
 __all__ = ["EXTRA_HINT", "Trace", "TraceOptions", "trace", "available"]
 

@@ -25,6 +25,7 @@ import sympy as sp
 from .. import symbols as S
 from ..resultcache import cache_root
 from ..terms import Breakdown, Quantity, Term
+from .result import Trace, TraceOptions
 
 __all__ = ["key_for", "load", "save", "encode", "decode", "trace_dir"]
 
@@ -170,7 +171,7 @@ def _decode_breakdown(data: Mapping[str, Any]) -> Breakdown:
     return Breakdown(quantity, terms)
 
 
-def save(key: str, result: Any) -> None:
+def save(key: str, result: Trace) -> None:
     """Store a Trace under ``key`` (atomically); a read-only or full disk only costs speed."""
     entry = {
         "format": _FORMAT,
@@ -199,10 +200,8 @@ def save(key: str, result: Any) -> None:
         return
 
 
-def load(key: str) -> Any | None:
+def load(key: str) -> Trace | None:
     """The cached Trace for ``key``, or None (absent, not a regular file, or not decodable)."""
-    from .api import Trace, TraceOptions
-
     path = trace_dir() / f"{key}.json"
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):

@@ -15,13 +15,19 @@ from typing import Any
 
 import sympy as sp
 
-__all__ = ["make_recorder"]
+__all__ = ["make_recorder", "as_expr"]
+
+
+def as_expr(value: Any) -> sp.Expr:
+    """A SymInt or int as a SymPy expression (in the shape environment's symbols)."""
+    node = getattr(value, "node", None)
+    if node is not None:
+        return sp.sympify(node.expr, strict=True)
+    return sp.Integer(int(value))
 
 
 def _shape(t: Any) -> tuple[sp.Expr, ...]:
-    from .run import _expr
-
-    return tuple(_expr(d) for d in t.shape)
+    return tuple(as_expr(d) for d in t.shape)
 
 
 def _sdpa_forward(q: tuple, k: tuple, v: tuple) -> sp.Expr:

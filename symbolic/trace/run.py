@@ -30,6 +30,7 @@ from typing import Any
 
 import sympy as sp
 
+from .flops import as_expr as _expr
 from .flops import make_recorder
 
 _LAYER_LIST = re.compile(r"^(?:.*\.)?(?:layers|h|blocks|layer|decoder_layers)$")
@@ -195,14 +196,6 @@ class _ModuleStack:
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
-
-
-def _expr(value: Any) -> sp.Expr:
-    """A SymInt or int as a SymPy expression (shape-env symbols)."""
-    node = getattr(value, "node", None)
-    if node is not None:
-        return sp.sympify(node.expr, strict=True)
-    return sp.Integer(int(value))
 
 
 def _iter_tensors(obj: Any, depth: int = 0) -> Iterator[Any]:

@@ -1,0 +1,83 @@
+"""What a trace is asked (``TraceOptions``) and what it answers (``Trace``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SymbolicError
+from ..terms import Breakdown
+
+__all__ = ["TraceOptions", "Trace", "EXTRA_HINT"]
+
+EXTRA_HINT = 'install the trace extra: pip install "symbolic[trace]"'
+DTYPES = ("fp32", "bf16", "fp16")
+ATTENTIONS = ("sdpa", "eager")
+RECOMPUTES = ("none", "full")
+EXPERTS = ("grouped_mm", "batched_mm")
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """How the training step is run: dtype, attention kernel, recomputation, MoE experts path.
+
+    ``unrolled=True`` runs every decoder layer (slow for deep models; for checking the grouping).
+    ``at=(batch, seq)``: where the code fixes a size (so no formula in b and s comes out), trace at
+    this one point instead; the answer then holds there only (``Trace.conditions`` says so).
+    """
+
+    dtype: str = "fp32"
+    attention: str = "sdpa"
+    recompute: str = "none"
+    experts: str | None = None
+    unrolled: bool = False
+    at: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("dtype", self.dtype, DTYPES),
+            ("attention", self.attention, ATTENTIONS),
+            ("recompute", self.recompute, RECOMPUTES),
+        ):
+            if value not in allowed:
+                raise SymbolicError(name, f"{value!r} cannot be traced; allowed: {', '.join(allowed)}")
+        if self.experts is not None and self.experts not in EXPERTS:
+            raise SymbolicError(
+                "experts",
+                f"{self.experts!r} cannot be traced (the per-expert loop's sizes depend on the routing); "
+                f"allowed: {', '.join(EXPERTS)}",
+            )
+
+    def key(self) -> dict[str, Any]:
+        """The options as a JSON-able dict (part of the cache key)."""
+        return {
+            "dtype": self.dtype,
+            "attention": self.attention,
+            "recompute": self.recompute,
+            "experts": self.experts,
+            "unrolled": self.unrolled,
+            "at": list(self.at) if self.at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A traced model: Breakdowns in parameters, bytes (saved for backward) and FLOPs.
+
+    Expressions are in the symbols ``batch``, ``seq`` and (for one group of identical layers)
+    ``n_layers``; ``sizes`` binds ``n_layers``. ``conditions`` are the guards the general region
+    assumes; ``versions`` the torch and transformers that answered; ``seconds`` the tracing time.
+    """
+
+    model_type: str
+    parameters: Breakdown
+    activations: Breakdown
+    flops: Breakdown
+    sizes: dict[str, int]
+    layer_groups: tuple[tuple[int, ...], ...]
+    conditions: tuple[str, ...]
+    versions: dict[str, str]
+    options: TraceOptions
+    seconds: float = 0.0
+    cached: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
