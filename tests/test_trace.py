@@ -79,7 +79,7 @@ def test_hand_written_families_traced_equals_measured(fam):
 def test_new_types_traced_equals_measured(name):
     config = NEW_TYPES[name]
     attention = "eager" if name in NO_SDPA else "sdpa"
-    if name == "deepseek_v2":  # its rotary tables (torch.polar) fix the sizes: traced at a point
+    if name == "deepseek_v2":  # its complex rotary tables fix the sizes: traced at a point
         result = trace(config, TraceOptions(at=(2, 9)))
         assert result.notes and "seq" in result.notes[0]
         assert value(result.activations, result, 2, 9) == measured(config, 2, 9, attn_implementation="sdpa")

@@ -67,3 +67,26 @@ def test_without_the_extra_one_line_names_the_install(capsys, monkeypatch):
     monkeypatch.setattr(symbolic.trace, "available", lambda: False)
     code, out, err = run(capsys, "trace", "llama2-7b")
     assert code == 2 and 'pip install "symbolic[trace]"' in err and err.count("\n") == 1
+
+
+def test_a_type_without_rules_answers_through_traced(capsys):
+    config = "tests/data/configs/qwen3-30b-a3b/config.json"
+    code, out, err = run(capsys, "memory", config, "--batch", "1", "--seq", "4096", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["convention"] == "traced" and data["model_type"] == "qwen3_moe"
+    assert data["activations"]["total"] > 0 and data["states"] > 0 and data["versions"]["transformers"]
+    assert data["total"] == data["states"] + data["activations"]["total"]
+
+
+def test_convention_traced_on_a_hand_written_model(capsys):
+    code, out, err = run(capsys, "params", "llama2-7b", "--convention", "traced", "--json")
+    assert code == 0, err
+    assert json.loads(out)["total"] == 6_738_415_616 and json.loads(out)["convention"] == "traced"
+
+
+def test_convention_traced_refuses_options_it_does_not_take(capsys):
+    code, out, err = run(
+        capsys, "memory", "llama2-7b", "--convention", "traced", "--batch", "1", "--seq", "8", "--tp", "2"
+    )
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--tp" in err

@@ -66,7 +66,7 @@ def tiny_config(model_type: str) -> dict:
     return cfg
 
 
-class _Timeout(Exception):
+class _Timeout(BaseException):  # not an Exception: no handler below may turn it into an answer
     pass
 
 
@@ -99,7 +99,7 @@ def _general_step(cfg: dict, attention: str) -> tuple[int, str]:
         step = run.run_step(model, fake, env, path, None, run.SEQ_HINT, False)
         if step.specialised:
             raise SymbolicError("trace", "the code fixes " + ", ".join(step.specialised))
-    except Exception as err:
+    except Exception as err:  # a size the code fixes: trace at the point instead
         message = str(err) if isinstance(err, SymbolicError) else api._step_error(model_type, err, None, 37).message
         if "tensor values" in message:
             raise SymbolicError("trace", message) from None
@@ -121,22 +121,26 @@ def survey_one(model_type: str, timeout: int) -> dict:
     signal.alarm(timeout)
     try:
         cfg = tiny_config(model_type)
-        traced = None
-        for attention in ("sdpa", "eager"):
-            try:
-                traced, how = _general_step(cfg, attention)
-                break
-            except SymbolicError as err:
-                if err.field != "attention":
-                    raise
-        assert traced is not None
+        try:  # the real model first: a tiny config it rejects says nothing about tracing
+            attention = "sdpa"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    real = measure_activations(cfg, 2, 9, attn_implementation=attention)["total"]
+                except ValueError as err:
+                    if "does not support an attention implementation" not in str(err):
+                        raise
+                    attention = "eager"
+                    real = measure_activations(cfg, 2, 9, attn_implementation=attention)["total"]
+        except Exception as err:
+            row["status"] = "no-tiny-config"
+            row["reason"] = f"the real model: {type(err).__name__}: {' '.join(str(err).split())[:160]}"
+            return row
+        traced, how = _general_step(cfg, attention)
         row["attention"] = attention
         row["status"] = "symbolic" if how == "symbolic" else "point"
         if how != "symbolic":
             row["reason"] = how
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            real = measure_activations(cfg, 2, 9, attn_implementation=attention)["total"]
         row["traced"], row["measured"] = traced, real
         row["agrees"] = traced == real
     except _Timeout:
@@ -144,7 +148,7 @@ def survey_one(model_type: str, timeout: int) -> dict:
     except SymbolicError as err:
         row["status"] = "no-tiny-config" if err.field == "config" else "fails"
         row["reason"] = f"{err.field}: {err.message}"[:240]
-    except Exception as err:  # building the tiny config or the real model failed
+    except Exception as err:  # the trace failed where the real model runs
         row["status"], row["reason"] = "fails", f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
     finally:
         signal.alarm(0)

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
             from ..trace import EXTRA_HINT, available
 
             if available():  # no hand-written rules: the traced convention answers
-                return _run_traced(arguments)
+                return _run_traced(arguments, err)
             err = SymbolicError(err.field, f"{err.message}; or trace it: {EXTRA_HINT}")
         field = flag_for(getattr(args, "command_parser", None), err.field)
         sys.stderr.write(f"error: {field}: {err.message}\n")
@@ -106,12 +106,15 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
         return 0
 
 
-def _run_traced(arguments: Sequence[str]) -> int:
+def _run_traced(arguments: Sequence[str], unsupported: SymbolicError | None = None) -> int:
+    """Answer with the traced convention (after ``unsupported``: no hand-written rules for the type)."""
     from . import _traced
 
     try:
         return _traced.run_traced(arguments)
     except SymbolicError as err:
+        if unsupported is not None and err.field == "model_type":  # not traceable either: say both
+            err = SymbolicError(err.field, f"{unsupported.message}; not traceable either: {err.message}")
         sys.stderr.write(f"error: {err.field}: {err.message}\n")
         return 2
     except BrokenPipeError:

@@ -220,13 +220,19 @@ def _real_branches() -> Iterator[None]:
     sequences; on real tensors with positions ``0..s-1`` in every row it returns None, but on fake
     tensors it cannot read them and keeps a packed-sequence mask, so SDPA would get an explicit
     ``b x 1 x s x s`` mask the real run never builds. The trace only ever feeds such positions, so
-    the real answer (None) is taken. ``nn.functional.pad`` of the labels in the loss calls the
+    the real answer (None) is taken. Likewise a padding mask a model builds itself when it is given
+    none (``torch.ones``, BART-style decoders) is all ones, which the real run reads to drop the
+    mask: ``masking_utils`` is told so (``fast_all`` is true and fake tensors are not "tracing").
+    ``nn.functional.pad`` of the labels in the loss calls the
     size as an int and would fix the sizes; a ``cat`` builds the same storage symbolically.
     torch's shape function for ``_grouped_mm`` (MoE experts) checks the dtypes the CUDA kernel
     takes (bf16 only), while the CPU kernel the real run uses also multiplies fp32 and fp16: the
     shape function's output (contiguous, the out dtype) is used without that check.
     ``torch.polar`` (DeepSeek-V2's rotary tables) fixes the sizes on fake tensors; it is run as
-    ``torch.complex(r cos t, r sin t)``, which gives the same complex tensor.
+    ``torch.complex(r cos t, r sin t)``, which gives the same complex tensor. ``Tensor.baddbmm``
+    (BLOOM's ALiBi scores) fails in torch's shape function on symbolic sizes; it is run as
+    ``beta * input + alpha * bmm(batch1, batch2)``, which saves the same storages (bmm keeps
+    ``batch1`` and ``batch2`` as baddbmm does; products with Python numbers keep nothing).
     """
     torch, _ = import_torch()
     import torch._meta_registrations as metas
@@ -256,17 +262,35 @@ def _real_branches() -> Iterator[None]:
     def polar(abs: Any, angle: Any) -> Any:
         return torch.complex(abs * torch.cos(angle), abs * torch.sin(angle))
 
+    original_baddbmm = torch.Tensor.baddbmm
+
+    def baddbmm(self: Any, batch1: Any, batch2: Any, *, beta: Any = 1, alpha: Any = 1) -> Any:
+        return beta * self + alpha * torch.bmm(batch1, batch2)
+
+    original_is_tracing, original_fast_all = masking.is_tracing, masking.fast_all
+    fake_type = torch._subclasses.fake_tensor.FakeTensor
+
+    def is_tracing(tensor: Any = None) -> bool:
+        return original_is_tracing(None if isinstance(tensor, fake_type) else tensor)
+
+    def fast_all(tensor: Any) -> Any:
+        return True if isinstance(tensor, fake_type) else original_fast_all(tensor)
+
     masking.find_packed_sequence_indices = lambda position_ids: None
+    masking.is_tracing, masking.fast_all = is_tracing, fast_all
     loss_utils.nn.functional.pad = pad
     torch.polar = polar
+    torch.Tensor.baddbmm = baddbmm
     if original_grouped is not None:
         metas._meta_grouped_mm_common = grouped
     try:
         yield
     finally:
         masking.find_packed_sequence_indices = original_find
+        masking.is_tracing, masking.fast_all = original_is_tracing, original_fast_all
         loss_utils.nn.functional.pad = original_pad
         torch.polar = original_polar
+        torch.Tensor.baddbmm = original_baddbmm
         if original_grouped is not None:
             metas._meta_grouped_mm_common = original_grouped
 
