@@ -1,8 +1,8 @@
 """A cache of command answers, so a repeated ``--json`` query imports no symbolic machinery.
 
 The key is a SHA-256 of everything the answer depends on: the command line, the package's own
-source and data files (formulas, shipped configs, transformers defaults), the SymPy and Python
-versions, and the bytes of a ``config.json`` named on the command line. Any change to any of them
+source and data files (formulas, shipped configs, transformers defaults), the SymPy, torch,
+transformers and Python versions, and the bytes of a ``config.json`` named on the command line. Any change to any of them
 gives a new key, so an entry is never stale. Entries carry their key and a checksum of their
 payload; a truncated, edited or foreign entry is ignored and rewritten. Writes are atomic
 (temporary file + ``os.replace``), so two processes filling the same entry both end up correct.
@@ -65,7 +65,9 @@ def key_for(argv: Sequence[str]) -> str | None:
     if "--json" not in argv or any(a in ("-h", "--help") for a in argv):
         return None
     digest = hashlib.sha256()
-    for part in (_FORMAT, sys.version, _version("sympy"), _package_digest(), json.dumps(list(argv))):
+    # torch and transformers: a traced answer (--convention traced, types without rules) depends on them
+    versions = (_version("sympy"), _version("torch"), _version("transformers"))
+    for part in (_FORMAT, sys.version, *versions, _package_digest(), json.dumps(list(argv))):
         digest.update(part.encode())
         digest.update(b"\0")
     for arg in argv[1:]:

@@ -222,7 +222,7 @@ def _real_branches() -> Iterator[None]:
     ``b x 1 x s x s`` mask the real run never builds. The trace only ever feeds such positions, so
     the real answer (None) is taken. Likewise a padding mask a model builds itself when it is given
     none (``torch.ones``, BART-style decoders) is all ones, which the real run reads to drop the
-    mask: ``masking_utils`` is told so (``fast_all`` is true and fake tensors are not "tracing").
+    SDPA mask; the decision is taken as for no padding mask (the same answer for all ones).
     ``nn.functional.pad`` of the labels in the loss calls the
     size as an int and would fix the sizes; a ``cat`` builds the same storage symbolically.
     torch's shape function for ``_grouped_mm`` (MoE experts) checks the dtypes the CUDA kernel
@@ -267,17 +267,18 @@ def _real_branches() -> Iterator[None]:
     def baddbmm(self: Any, batch1: Any, batch2: Any, *, beta: Any = 1, alpha: Any = 1) -> Any:
         return beta * self + alpha * torch.bmm(batch1, batch2)
 
-    original_is_tracing, original_fast_all = masking.is_tracing, masking.fast_all
+    original_causal, original_bidirectional = masking._ignore_causal_mask_sdpa, masking._ignore_bidirectional_mask_sdpa
     fake_type = torch._subclasses.fake_tensor.FakeTensor
 
-    def is_tracing(tensor: Any = None) -> bool:
-        return original_is_tracing(None if isinstance(tensor, fake_type) else tensor)
+    def all_ones(original: Any) -> Any:
+        def decide(padding_mask: Any, *args: Any, **kwargs: Any) -> Any:
+            return original(None if isinstance(padding_mask, fake_type) else padding_mask, *args, **kwargs)
 
-    def fast_all(tensor: Any) -> Any:
-        return True if isinstance(tensor, fake_type) else original_fast_all(tensor)
+        return decide
 
     masking.find_packed_sequence_indices = lambda position_ids: None
-    masking.is_tracing, masking.fast_all = is_tracing, fast_all
+    masking._ignore_causal_mask_sdpa = all_ones(original_causal)
+    masking._ignore_bidirectional_mask_sdpa = all_ones(original_bidirectional)
     loss_utils.nn.functional.pad = pad
     torch.polar = polar
     torch.Tensor.baddbmm = baddbmm
@@ -287,7 +288,8 @@ def _real_branches() -> Iterator[None]:
         yield
     finally:
         masking.find_packed_sequence_indices = original_find
-        masking.is_tracing, masking.fast_all = original_is_tracing, original_fast_all
+        masking._ignore_causal_mask_sdpa = original_causal
+        masking._ignore_bidirectional_mask_sdpa = original_bidirectional
         loss_utils.nn.functional.pad = original_pad
         torch.polar = original_polar
         torch.Tensor.baddbmm = original_baddbmm
