@@ -59,8 +59,9 @@ def compare(family: str, examples: int) -> list[dict]:
     """Rows for ``family``: per setting, points where exact equals traced, and the first miss."""
     from symbolic import symbols as S
     from symbolic.errors import SymbolicError
-    from symbolic.formulas.activations import ActivationOptions, activation_terms
+    from symbolic.formulas.activations import ActivationOptions
     from symbolic.hf import from_hf_config
+    from symbolic.model import activation_terms
     from symbolic.numeric import evaluate
     from symbolic.trace import TraceOptions, trace
 

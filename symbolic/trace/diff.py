@@ -49,10 +49,9 @@ def _parts(breakdown: Breakdown, bind: Mapping[sp.Symbol, int]) -> dict[str, sp.
 
 def hand_written(config: Mapping[str, Any], trace: Trace, convention: str = "exact") -> dict[str, Breakdown]:
     """The hand-written Breakdowns (parameters, activations, FLOPs) for the trace's options."""
-    from ..formulas.activations import ActivationOptions, activation_terms
-    from ..formulas.flops import flops_terms
+    from ..formulas.activations import ActivationOptions
     from ..hf import from_hf_config
-    from ..model import parameters
+    from ..model import activation_terms, flops_terms, parameters
 
     model = from_hf_config(dict(config))
     opts = trace.options
