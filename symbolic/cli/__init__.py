@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
             resultcache.store(arguments, capture.getvalue())
         return code
     except SymbolicError as err:
-        if err.field == "model_type" and "unsupported" in err.message and _traced.fallback_allowed(arguments):
+        if err.field == "model_type" and _traced.fallback_allowed(arguments, err.message):
             from ..trace import EXTRA_HINT, available
 
             if available():  # no hand-written rules: the traced convention answers

@@ -8,6 +8,7 @@ the traced answer uses; any other option is refused in one line rather than igno
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 
 from ..errors import SymbolicError
@@ -27,10 +28,11 @@ def wants_traced(arguments: Sequence[str]) -> bool:
     return any(a == "--convention" and b == "traced" for a, b in pairs) or "--convention=traced" in args
 
 
-def fallback_allowed(arguments: Sequence[str]) -> bool:
-    """True when a quantity command names no convention or ``exact`` (so ``traced`` may answer instead)."""
+def fallback_allowed(arguments: Sequence[str], message: str) -> bool:
+    """True when ``message`` says a named model type has no hand-written rules and the quantity
+    command names no convention or ``exact`` (so ``traced`` may answer instead)."""
     args = list(arguments)
-    if not args or args[0] not in COMMANDS:
+    if not args or args[0] not in COMMANDS or not re.match(r"unsupported '[\w.\-]+';", message):
         return False
     for a, b in zip(args, args[1:], strict=False):
         if a == "--convention" and b != "exact":
