@@ -61,10 +61,9 @@ def trace(config: Mapping[str, Any], options: TraceOptions | None = None, use_ca
     """
     options = options or TraceOptions()
     try:
-        R.import_torch()
+        versions = R.versions()  # the cache key; torch itself is imported on a miss only
     except ImportError as err:
         raise ImportError(f"tracing needs torch and transformers ({err.name} is missing); {EXTRA_HINT}") from None
-    versions = R.versions()
     key = trace_cache.key_for(config, options.key(), versions) if use_cache else None
     if key is not None:
         hit = trace_cache.load(key)

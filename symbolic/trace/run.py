@@ -90,9 +90,16 @@ def import_torch() -> tuple[Any, Any]:
 
 
 def versions() -> dict[str, str]:
-    """The torch and transformers versions that answer a trace."""
-    torch, transformers = import_torch()
-    return {"torch": torch.__version__, "transformers": transformers.__version__}
+    """The torch and transformers versions that answer a trace (read without importing them).
+
+    Raises ImportError when either is not installed.
+    """
+    from importlib import metadata
+
+    try:
+        return {name: metadata.version(name) for name in ("torch", "transformers")}
+    except metadata.PackageNotFoundError as err:
+        raise ImportError(str(err), name=err.name) from None
 
 
 def hf_config(config: Mapping[str, Any]) -> Any:
