@@ -500,14 +500,12 @@ def fit_symbol(
 
 
 def budget_figure(per_device: Mapping[str, int | None]) -> tuple[int, str]:
-    """The per-device figure a budget is compared with (bytes) and its name: the peak, or states +
-    transient where activations are not computed."""
+    """The per-device figure a budget is compared with (bytes) and its name: the peak (states +
+    activations + the largest transient; every layout has one)."""
     peak = per_device.get("peak")
-    if peak is not None:
-        return peak, "peak"
-    states, transient = per_device["states"], per_device["transient"]
-    assert states is not None and transient is not None
-    return states + transient, "states+transient"
+    if peak is None:
+        raise SymbolicError("budget", "the peak per device is not known, so no verdict can include every category")
+    return peak, "peak"
 
 
 def degree_candidates(model: Any, name: str, high: int, fixed: Mapping[str, Any], seq: int) -> list[int]:

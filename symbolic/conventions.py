@@ -46,12 +46,14 @@ from .formulas.basic import basic_parameter_terms
 from .formulas.flops import CHINCHILLA_FLOPS, EXACT_FLOPS, KAPLAN_FLOPS, MEGATRON_FLOPS, PALM_FLOPS, FlopsRule
 from .formulas.params import parameter_terms
 from .formulas.transients import transient_terms
-from .terms import Breakdown
+from .terms import Breakdown, Term
 
 __all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT", "get_convention", "names_for"]
 
 ParameterBuilder = Callable[[Arch], Breakdown]
-TransientBuilder = Callable[[Model, ActivationRule, ActivationOptions, Layout, str], Breakdown]
+TransientBuilder = Callable[
+    [Model, ActivationRule, ActivationOptions, Layout, str, Callable[[Term], Term] | None], Breakdown
+]
 
 # what a convention can cover; ``memory`` needs activations (states come from the parameters)
 QUANTITIES = ("parameters", "activations", "memory", "flops")
@@ -86,15 +88,29 @@ class Convention:
         }
         return frozenset(q for q, present in has.items() if present)
 
-    def transient_terms(self, model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
-        """The transient buffers of the backward pass under this convention (bytes)."""
+    def transient_terms(
+        self,
+        model: Model,
+        options: ActivationOptions,
+        layout: Layout,
+        share: Callable[[Term], Term] | None = None,
+    ) -> Breakdown:
+        """The transient buffers of the backward pass under this convention (bytes); ``share``: one
+        device's share of an unsharded term (:meth:`symbolic.parallel.Parallelism.activation_share`)."""
         if self.activations is None or self.transients is None:
             raise SymbolicError("convention", f"{self.name} has no activation rule")
-        return self.transients(model, self.activations, options, layout, self.name)
+        return self.transients(model, self.activations, options, layout, self.name, share)
 
 
-def _transients(model: Model, rule: ActivationRule, options: ActivationOptions, layout: Layout, name: str) -> Breakdown:
-    return transient_terms(model, rule, options, layout, name)
+def _transients(
+    model: Model,
+    rule: ActivationRule,
+    options: ActivationOptions,
+    layout: Layout,
+    name: str,
+    share: Callable[[Term], Term] | None = None,
+) -> Breakdown:
+    return transient_terms(model, rule, options, layout, name, share)
 
 
 _TABLE: tuple[Convention, ...] = (

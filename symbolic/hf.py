@@ -475,7 +475,9 @@ def _rotary_fraction(cfg: _Config, sizes: Mapping[str, int]) -> Fraction:
         return Fraction(1)
     if cfg.get("rotary_dim"):
         return Fraction(cfg.size("rotary_dim"), sizes["d_head"])
-    pct = cfg.get("rotary_pct", cfg.get("partial_rotary_factor", 1.0)) or 1.0
+    # transformers 5 keeps the fraction in rope_parameters (GPT-NeoX's class default there: 0.25)
+    rope = cfg.get("rope_parameters") or {}
+    pct = cfg.get("rotary_pct", cfg.get("partial_rotary_factor", rope.get("partial_rotary_factor", 1.0))) or 1.0
     return Fraction(int(sizes["d_head"] * float(pct)), sizes["d_head"])
 
 

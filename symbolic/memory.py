@@ -22,7 +22,14 @@ from .conventions import DEFAULT as DEFAULT_CONVENTION
 from .conventions import get_convention
 from .defaults import default_workload
 from .errors import SymbolicError
-from .formulas.activations import ActivationOptions, Layout, activations_json, check_workload, on_stage
+from .formulas.activations import (
+    ActivationOptions,
+    Layout,
+    activations_json,
+    check_parallel,
+    check_workload,
+    on_stage,
+)
 from .formulas.states import (
     CATEGORIES,
     DEFAULT_OPTIMIZER,
@@ -41,7 +48,6 @@ from .parallel import Parallelism
 from .terms import Breakdown, Quantity, Term
 
 __all__ = [
-    "ACTIVATIONS_PENDING",
     "Workload",
     "device_activation_terms",
     "DeviceMemory",
@@ -51,10 +57,6 @@ __all__ = [
 ]
 
 BYTES = Quantity.BYTES
-ACTIVATIONS_PENDING = (
-    "exact and basic activations describe unsharded layers (tp = cp = 1); use --convention megatron "
-    "for tensor or sequence parallelism"
-)
 
 
 @dataclass(frozen=True)
@@ -77,23 +79,26 @@ class Workload:
 
 def device_activation_terms(
     model: Model, workload: Workload, parallel: Parallelism, convention: str = "exact", **options: Any
-) -> Breakdown | None:
-    """Activation bytes one device holds for the backward pass (bytes), or ``None`` when not computed.
+) -> Breakdown:
+    """Activation bytes one device holds for the backward pass (bytes).
 
-    ``options`` (``dtype``, ``attention``, ``recompute``, ``device``) build an
-    :class:`~symbolic.formulas.activations.ActivationOptions`. ``None`` for a convention whose terms
-    describe unsharded layers under tensor or context parallelism (see :data:`ACTIVATIONS_PENDING`).
+    ``options`` (``dtype``, ``attention``, ``recompute``, ``device``, ``interleave``) build an
+    :class:`~symbolic.formulas.activations.ActivationOptions`. A rule with ``per_tp_device`` writes
+    tensor, sequence and pipeline parallelism into its own terms (Korthikanti's Table 2); the other
+    rules' terms carry what splits them (``Term.shards``): one device's share comes from
+    :meth:`Parallelism.activation_share`, its pipeline stage's layers and micro-batches in flight
+    from :func:`~symbolic.formulas.activations.on_stage`.
     """
     rule = get_convention(convention, "activations").activations
     assert rule is not None
     check_workload(model, workload.batch, workload.seq)
     opts = ActivationOptions(**options)
-    if not rule.per_tp_device and (parallel.tp > 1 or parallel.cp > 1):
-        return None
-    terms = rule.build(model, opts, Layout(parallel.sequence_parallel, parallel.pp))
+    check_parallel(model, rule, opts, parallel.cp)
+    terms = rule.build(model, opts, Layout(parallel.sequence_parallel, parallel.pp, parallel.cp))
     if rule.places_stages:
         return terms
-    return on_stage(terms, parallel.stage or 0, parallel.pp)
+    staged = on_stage(terms, parallel.stage or 0, parallel.pp, opts.interleave)
+    return staged.map(parallel.activation_share)
 
 
 def whole_bytes(term: Term) -> sp.Expr:
@@ -248,12 +253,6 @@ def memory(
             raise SymbolicError("qlora", "needs --lora-rank R (QLoRA trains LoRA adapters on a 4-bit base)")
         base_format = get_weight_format(qlora, "qlora")
     conv = get_convention(convention, "memory")
-    if conv.activations is not None and conv.activations.per_tp_device and parallel.cp > 1:
-        raise SymbolicError(
-            "cp",
-            f"the {conv.name} convention has no context-parallel activations; use --cp 1 or --convention "
-            f"{DEFAULT_CONVENTION}",
-        )
     param_convention = conv.name if conv.parameters is not None else DEFAULT_CONVENTION
     targets = (tuple(lora_targets or ())) if lora_rank is not None else None
     params = parameters(model, param_convention, freeze, targets)
@@ -261,6 +260,7 @@ def memory(
     values: dict[str, int] = {**model.sizes, **parallel.values(), **workload.values()}
     if lora_rank is not None:
         values["lora_rank"] = lora_rank
+    values["interleave"] = int(activation_options.get("interleave", 1))
     window = model.config.get("sliding_window")
     if isinstance(window, int) and window > 0:
         values["window"] = window
@@ -270,21 +270,29 @@ def memory(
         states = state_terms(device, recipe, opt, parallel, base_format, step_counters)
         return states + gathered_layer_terms(device, recipe, parallel)
 
-    candidates = {stage: build(stage) for stage in parallel.stages()}
-    if len(candidates) == 1:
-        stage, terms = next(iter(candidates.items()))
-    else:
-        stage = max(candidates, key=lambda s: ceil_int(evaluate(candidates[s].total, values), "bytes"))
-        terms = candidates[stage]
-        notes.append(f"pipeline stage {stage} of {parallel.pp} holds the most (asked for none: the largest)")
+    def on(stage: int) -> Parallelism:
+        return Parallelism(**{**parallel.__dict__, "stage": stage}) if parallel.pp > 1 else parallel
 
-    chosen = Parallelism(**{**parallel.__dict__, "stage": stage}) if parallel.pp > 1 else parallel
-    acts = device_activation_terms(model, workload, chosen, convention, **activation_options)
-    if acts is not None:
-        opts = ActivationOptions(**activation_options)
-        terms = terms + conv.transient_terms(model, opts, Layout(parallel.sequence_parallel, parallel.pp))
-    if acts is None:
-        notes.append(ACTIVATIONS_PENDING + "; activations and peak are null")
+    # states and activations of each stage asked about: the first stages keep more micro-batches in flight
+    candidates = {
+        stage: (build(stage), device_activation_terms(model, workload, on(stage), convention, **activation_options))
+        for stage in parallel.stages()
+    }
+    if len(candidates) == 1:
+        stage = next(iter(candidates))
+    else:
+        stage = max(
+            candidates, key=lambda s: ceil_int(evaluate((candidates[s][0] + candidates[s][1]).total, values), "bytes")
+        )
+        notes.append(
+            f"pipeline stage {stage} of {parallel.pp} holds the most states + activations (asked for none: the largest)"
+        )
+    terms, acts = candidates[stage]
+    chosen = on(stage)
+    opts = ActivationOptions(**activation_options)
+    layout = Layout(parallel.sequence_parallel, parallel.pp, parallel.cp)
+    share = None if conv.activations is None or conv.activations.per_tp_device else chosen.activation_share
+    terms = terms + conv.transient_terms(model, opts, layout, share)
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")
     if lora_rank is not None and parallel.tp > 1:

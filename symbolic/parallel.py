@@ -113,6 +113,46 @@ class Parallelism:
         m = self.vocab_multiple * S.tp
         return sp.ceiling(S.n_vocab / m) * m
 
+    # ---- what one device holds of an activation ----
+
+    def activation_shares(self, shards: frozenset[sp.Symbol]) -> dict[sp.Symbol, sp.Expr]:
+        """One device's share of each size in ``shards`` (a SymPy substitution, in the degree symbols).
+
+        Tensor parallelism splits the heads (column-parallel q/k/v outputs; kv heads are replicated
+        when ``tp`` is a multiple of them: ``max(1, g/tp)`` per device, as Megatron-LM does) and
+        the MLP widths (dense, shared and routed experts: Megatron-LM's expert tensor-parallel size
+        defaults to ``tp``, as the expert weights here are split). Expert parallelism splits the experts
+        (grouped_mm offsets). Sequence parallelism splits ``seq`` by ``tp`` for residual-stream tensors
+        (norms, dropouts); context parallelism splits ``seq`` by ``cp`` for every tensor.
+        """
+        full: dict[sp.Symbol, sp.Expr] = {
+            S.n_heads: S.n_heads / S.tp,
+            S.n_kv_heads: sp.Max(1, S.n_kv_heads / S.tp),
+            S.d_ffn: S.d_ffn / S.tp,
+            S.d_shared: S.d_shared / S.tp,
+            S.d_expert: S.d_expert / S.tp,
+            S.n_experts: S.n_experts / S.ep,
+        }
+        out = {sym: full[sym] for sym in shards if sym in full}
+        seq = S.seq / S.cp if self.cp > 1 else S.seq
+        if self.sequence_parallel and S.seq in shards:
+            seq = seq / S.tp
+        if seq is not S.seq:
+            out[S.seq] = seq
+        return out
+
+    def activation_share(self, term: Term) -> Term:
+        """The share of activation ``term`` one device holds (bytes): each size it is split by replaced.
+
+        >>> from symbolic import symbols as S
+        >>> from symbolic.terms import Quantity, Term
+        >>> t = Term("q", S.batch * S.seq * S.n_heads * S.d_head * 2, Quantity.BYTES, "query", shards=frozenset({S.n_heads}))
+        >>> Parallelism(tp=4).activation_share(t).expr
+        2*batch*d_head*n_heads*seq/tp
+        """
+        subs = self.activation_shares(term.shards)
+        return term.with_(expr=term.expr.xreplace(subs)) if subs else term
+
     # ---- pipeline stages ----
 
     def stages(self) -> range:
@@ -131,7 +171,19 @@ class Parallelism:
         expr = term.expr
         if term.split is Split.VOCAB and self.vocab_multiple is not None:
             expr = expr.xreplace({S.n_vocab: self.padded_vocab()})
-        return term.with_(expr=expr / self.split_divisor(term), count=count)
+        return term.with_(expr=self._split(term, expr), count=count)
+
+    def _split(self, term: Term, expr: sp.Expr) -> sp.Expr:
+        """``expr`` of a parameter term divided by its tensor/expert split (parameters).
+
+        Attention projections are split by heads: ``n_heads/tp`` query heads and ``max(1, n_kv_heads/tp)``
+        key/value heads per device (replicated where ``tp`` exceeds them, as Megatron-LM does).
+        """
+        heads = {S.n_heads, S.n_kv_heads} & expr.free_symbols
+        if term.split is Split.NONE or not heads:
+            return expr / self.split_divisor(term)
+        subs = self.activation_shares(frozenset(heads))
+        return expr.xreplace(subs) / (S.ep if term.expert else 1)
 
     def stage_count(self, arch: Arch, term: Term, stage: int) -> sp.Expr | None:
         """How many instances of ``term`` pipeline stage ``stage`` holds (a SymPy count), ``None`` for none.
@@ -173,7 +225,7 @@ class Parallelism:
                 expr = copy.expr
                 if self.vocab_multiple is not None:
                     expr = expr.xreplace({S.n_vocab: self.padded_vocab()})
-                out.append(copy.with_(expr=expr / self.split_divisor(copy)))
+                out.append(copy.with_(expr=self._split(copy, expr)))
         return Breakdown(Quantity.PARAMETERS, tuple(out))
 
     # ---- checks against a model ----
@@ -186,9 +238,14 @@ class Parallelism:
             heads = sizes["n_heads"]
             if heads % self.tp:
                 raise SymbolicError("tp", f"{self.tp} must divide n_heads ({heads}); allowed: {_divisors(heads)}")
-            if arch.attention.kind is AttentionKind.STANDARD and sizes["n_kv_heads"] % self.tp:
-                kv = sizes["n_kv_heads"]
-                raise SymbolicError("tp", f"{self.tp} must divide n_kv_heads ({kv}); allowed: {_divisors(kv)}")
+            kv = sizes.get("n_kv_heads", heads)
+            if arch.attention.kind is AttentionKind.STANDARD and kv % self.tp:
+                if self.tp % kv:
+                    raise SymbolicError(
+                        "tp",
+                        f"{self.tp} must divide n_kv_heads ({kv}) or be a multiple of it (key/value heads replicated)",
+                    )
+                notes.append(f"tp={self.tp} exceeds the {kv} key/value heads: each is replicated on {self.tp // kv}")
             for name in ("d_ffn", "d_expert", "d_shared"):
                 if name in sizes and sizes[name] % self.tp:
                     raise SymbolicError("tp", f"{self.tp} must divide {name} ({sizes[name]})")

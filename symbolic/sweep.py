@@ -100,9 +100,6 @@ def _memory(name: str) -> Builder:
         convention = settings.pop("convention", "exact")
         report = request(model, "memory", convention=convention, options=settings).memory
         assert report is not None
-        if name in ("peak", "activations") and report.activations is None:
-            why = "; ".join(report.notes) or "activations are not computed"
-            raise SymbolicError("quantity", f"memory.{name} is not defined here: {why}")
         # each tensor rounded up to whole bytes, as symbolic memory prints it (memory.whole_bytes)
         expr = report.whole_expr(name)
         assert expr is not None

@@ -47,7 +47,10 @@ class Term:
     ``expr`` is the value of one instance; ``count`` how many instances there are (a symbol such
     as the number of layers, or 1). For parameter tensors ``shape`` is the tensor's shape and
     ``copies`` how many such tensors one instance holds (routed experts); ``split`` says how
-    tensor parallelism splits it and ``expert`` whether expert parallelism does.
+    tensor parallelism splits it and ``expert`` whether expert parallelism does. For activation
+    tensors ``shards`` names the sizes a parallel split divides (attention heads, kv heads, the MLP
+    width, experts; ``seq`` for tensors of the residual stream that sequence parallelism splits):
+    :meth:`symbolic.parallel.Parallelism.activation_share` replaces each by one device's share.
     """
 
     path: str
@@ -62,6 +65,7 @@ class Term:
     expert: bool = False
     trainable: bool = True
     tags: frozenset[str] = field(default_factory=frozenset)
+    shards: frozenset[sp.Symbol] = field(default_factory=frozenset)
 
     @property
     def total(self) -> sp.Expr:

@@ -46,8 +46,9 @@ def test_fit_agrees_with_memory(capsys):
 
 
 def test_fit_nothing_fits(capsys):
-    out = _json(capsys, "fit", "llama2-70b", "--budget", "80GiB", "--solve", "tp", "--batch", "1", "--seq", "2048")
-    assert out["value"] is None and out["overrun"] > 0 and out["closest"] == 8
+    # tp may exceed the 8 kv heads (replicated) up to the 64 query heads; 16 GiB is out of reach even then
+    out = _json(capsys, "fit", "llama2-70b", "--budget", "16GiB", "--solve", "tp", "--batch", "1", "--seq", "2048")
+    assert out["value"] is None and out["overrun"] > 0 and out["closest"] == 64
 
 
 def test_dominates_and_sensitivity(capsys):

@@ -39,7 +39,9 @@ def test_memory_parallel_and_finetuning_options(capsys):
     argv = ["memory", "mixtral-8x7b", "--batch", "2", "--seq", "4096", "--json"]
     _, out, _ = run(capsys, *argv, "--dp", "8", "--tp", "2", "--pp", "4", "--ep", "8", "--zero", "3")
     data = json.loads(out)
-    assert data["settings"]["stage"] == 3 and data["per_device"]["transient"] > 0
+    # stage 0 keeps 4 micro-batches in flight (1F1B): its activations outweigh the last stage's head
+    assert data["settings"]["stage"] == 0 and data["per_device"]["transient"] > 0
+    assert data["per_device"]["peak"] > data["per_device"]["states"] + data["per_device"]["activations"]
     _, out, _ = run(
         capsys, "memory", "llama2-7b", "--batch", "1", "--seq", "1", "--json", "--lora-rank", "8", "--qlora", "nf4"
     )

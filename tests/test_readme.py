@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -31,3 +32,12 @@ def test_readme_command_runs(command, tmp_path, monkeypatch, capsys):
     argv = shlex.split(command)[1:]
     assert main(argv) == 0, capsys.readouterr().err
     assert capsys.readouterr().out or list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", [c for c in _commands() if c.startswith("symbolic memory ")])
+def test_readme_memory_commands_print_a_peak(command, capsys):
+    argv = shlex.split(command)[1:]
+    argv += [] if "--json" in argv else ["--json"]
+    assert main(argv) == 0
+    per_device = json.loads(capsys.readouterr().out)["per_device"]
+    assert per_device["activations"] > 0 and per_device["peak"] > per_device["states"]

@@ -96,9 +96,14 @@ def test_pipeline_stages_sum_to_whole_model(case, recipe):
 @given(pipelined())
 def test_default_stage_is_the_largest(case):
     model, pp = case
+
+    # the stage holding the most states + activations (the first stages keep more micro-batches in flight)
+    def held(report):
+        return report.bytes("states") + report.bytes("activations")
+
     chosen = memory(model, parallel=Parallelism(pp=pp))
-    sizes = [memory(model, parallel=Parallelism(pp=pp, stage=s)).bytes("states") for s in range(pp)]
-    assert chosen.bytes("states") == max(sizes)
+    sizes = [held(memory(model, parallel=Parallelism(pp=pp, stage=s))) for s in range(pp)]
+    assert held(chosen) == max(sizes)
 
 
 def _lora_matrices(config, targets):

@@ -76,6 +76,13 @@ def add_memory_options(p: argparse.ArgumentParser, workload_required: bool = Tru
         type=positive_int("--stage", minimum=0),
         help="pipeline stage to report (default: the one holding the most)",
     )
+    p.add_argument(
+        "--interleave",
+        type=positive_int("--interleave"),
+        default=1,
+        metavar="M",
+        help="model chunks per pipeline stage (interleaved 1F1B)",
+    )
     p.add_argument("--vocab-multiple", type=positive_int("--vocab-multiple"), metavar="M", help="pad vocab to M*tp")
     p.add_argument("--step-counters", action="store_true", help="count torch.optim's fp32 step scalar per tensor")
     # activation options, passed through unchanged to symbolic.memory.device_activation_terms
@@ -104,6 +111,7 @@ def memory_options(args: argparse.Namespace) -> dict:
         "attention": args.attention,
         "recompute": args.recompute,
         "device": args.device,
+        "interleave": args.interleave,
     }
 
 

@@ -177,22 +177,23 @@ def run(args: argparse.Namespace) -> int:
         raise SymbolicError(
             "--seq", f"{max(grid['seq'])} exceeds {model.name}'s learned position table ({positions} positions)"
         )
-    # default: memory.peak; memory.states while activations are not computed; params.total without memory
+    # default: memory.peak (states + activations + transient: a row never leaves a category out)
     table = quantities()
-    default = [q for q in ("memory.peak", "memory.states", "params.total") if q in table]
+    default = "memory.peak" if "memory.peak" in table else "params.total"
     options = {
         k: getattr(args, k) for k in ("zero", "precision", "optimizer", "convention") if getattr(args, k) is not None
     }
     mode = "float" if args.float else "exact"
-    for quantity in [args.quantity] if args.quantity else default:
-        if options and not quantity.startswith("memory."):
-            raise SymbolicError(f"--{next(iter(options))}", f"applies to memory.* quantities, not {quantity}")
-        try:
-            plan = plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=args.yes)
-            break
-        except SymbolicError as err:
-            if args.quantity or quantity == default[-1] or err.field != "quantity":
-                raise
+    quantity = args.quantity or default
+    if options and not quantity.startswith("memory."):
+        raise SymbolicError(f"--{next(iter(options))}", f"applies to memory.* quantities, not {quantity}")
+    if fits is not None and quantity.startswith("memory.") and quantity != "memory.peak":
+        raise SymbolicError(
+            "--fits",
+            f"judges the whole peak per device (states + activations + transient), not {quantity}; "
+            "drop --quantity or use memory.peak",
+        )
+    plan = plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=args.yes)
 
     show = args.progress if args.progress is not None else (plan.points >= _PROGRESS_POINTS and sys.stderr.isatty())
     progress_bar = None

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ...arch import Model
+import sympy as sp
+
+from ...arch import AttentionKind, Model
 from ...errors import SymbolicError
 from ...numeric.values import ceil_int, evaluate
 from ...terms import Breakdown
@@ -34,6 +36,8 @@ __all__ = [
     "BACKWARD_CLAIM",
     "ERRATA",
     "on_stage",
+    "in_flight",
+    "check_parallel",
     "activations_json",
 ]
 
@@ -53,7 +57,9 @@ def _exact(model: Model, options: ActivationOptions, layout: Layout) -> Breakdow
 
 
 def _megatron(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
-    return megatron_activation_terms(model, options, sequence_parallel=layout.sequence_parallel, pp=layout.pp)
+    return megatron_activation_terms(
+        model, options, sequence_parallel=layout.sequence_parallel, pp=layout.pp, cp=layout.cp
+    )
 
 
 def _basic(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
@@ -99,31 +105,68 @@ def activation_bytes(terms: Breakdown, model: Model, values: Mapping[str, int]) 
     return ActivationBytes(sum(per_term.values()), per_layer, shared, outside, per_term)
 
 
-def on_stage(terms: Breakdown, stage: int, pp: int) -> Breakdown:
-    """The share of ``terms`` one pipeline stage holds under 1F1B (bytes).
+def in_flight(stage: int, pp: int, interleave: int = 1) -> sp.Rational:
+    """Micro-batches whose activations one pipeline stage holds at once, in units of its whole layers.
 
-    Stage ``i`` of ``pp`` holds its ``n_layers/pp`` layers for ``pp - i`` micro-batches in flight; the
-    embedding terms sit on stage 0 and the head and loss on the last stage (one micro-batch).
+    1F1B (``interleave`` = 1): stage ``i`` of ``p`` holds ``p - i``. Interleaved 1F1B with ``m`` model
+    chunks per stage (Megatron-LM's schedule): stage ``i`` runs ``2(p - i - 1) + (m - 1)p + 1`` chunk
+    forwards before its first backward, each chunk ``1/m`` of its layers, which on the first stage is
+    Korthikanti's ``p(1 + (p - 1)/(p m))``. Assumes enough micro-batches per step that the warm-up is
+    not cut short: at least ``p``, and with chunks at least that many chunk forwards (micro-batches).
+
+    >>> in_flight(0, 4), in_flight(3, 4), in_flight(0, 4, 2)
+    (4, 1, 11/2)
+    """
+    if interleave == 1:
+        return sp.Integer(pp - stage)
+    return sp.Rational(2 * (pp - stage - 1) + (interleave - 1) * pp + 1, interleave)
+
+
+def on_stage(terms: Breakdown, stage: int, pp: int, interleave: int = 1) -> Breakdown:
+    """The share of ``terms`` one pipeline stage holds under 1F1B or interleaved 1F1B (bytes).
+
+    Stage ``i`` holds its ``n_layers/pp`` layers for :func:`in_flight` micro-batches (the once-per-forward
+    tensors once per model chunk and micro-batch: ``in_flight * interleave``); the embedding
+    terms sit on stage 0 (``pp`` micro-batches in flight) and the head and loss on the last stage
+    (one micro-batch: its backward follows its forward at once).
     """
     if pp == 1:
         return terms
     from ... import symbols as S
 
-    flight = pp - stage
+    flight = in_flight(stage, pp, interleave)
     out = []
     for t in terms:
         top = t.path.split(".", 1)[0]
         if top in ("embedding",):
             if stage == 0:
-                out.append(t.with_(count=t.count * flight))
+                out.append(t.with_(count=t.count * pp))
         elif top in ("head", "loss"):
             if stage == pp - 1:
                 out.append(t)
-        elif "shared" in t.tags:
-            out.append(t.with_(count=t.count * flight))
+        elif "shared" in t.tags:  # each model chunk computes its own (rotary tables, masks)
+            out.append(t.with_(count=t.count * flight * interleave))
         else:
             out.append(t.with_(count=t.count * flight / S.pp))
     return Breakdown(terms.quantity, tuple(out))
+
+
+def check_parallel(model: Model, rule: ActivationRule, options: ActivationOptions, cp: int) -> None:
+    """Raise :class:`SymbolicError` where a convention has no answer for a parallel layout.
+
+    Context parallelism shards attention with ring attention over SDPA kernels (torch's
+    ``context_parallel``, Megatron-LM's CP): eager attention and its ``s^2`` tensors have no
+    context-parallel form.
+    """
+    if cp > 1 and not rule.per_tp_device and options.attention == "eager":
+        raise SymbolicError(
+            "--attention",
+            "context parallelism (ring attention) runs on SDPA or flash attention; use --attention sdpa or flash",
+        )
+    if cp > 1 and not rule.per_tp_device and model.arch.attention.kind is AttentionKind.MLA:
+        raise SymbolicError(
+            "--cp", f"{model.arch.family}'s latent attention takes SDPA's math path, which has no ring form; allowed: 1"
+        )
 
 
 def activations_json(terms: Breakdown, model: Model, values: Mapping[str, int]) -> dict:

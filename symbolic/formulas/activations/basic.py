@@ -69,19 +69,36 @@ def basic_activation_terms(model: Model, options: ActivationOptions | None = Non
     blk = model.arch.groups[0].name
     n_norms = norms_per_layer(model)
 
-    def term(path: str, expr: sp.Expr, what: str, count: sp.Expr = ONE) -> Term:
-        return Term(path, expr * NOTE_BYTES, BYTES, what, count=count, source=SOURCE)
+    def term(path: str, expr: sp.Expr, what: str, count: sp.Expr = ONE, shards: frozenset = frozenset()) -> Term:
+        return Term(path, expr * NOTE_BYTES, BYTES, what, count=count, source=SOURCE, shards=shards)
+
+    # how tensor/sequence parallelism splits each line (ours, not the note's: it has no parallelism)
+    heads, width, sequence = frozenset({a}), frozenset({f}), frozenset({s})
 
     return Breakdown(
         BYTES,
         (
-            term("embedding", b * s * h, "1. O(embedding) = n_batch*n_seq*d_model*2"),
-            term(f"{blk}.attention.qkv_proj", 3 * b * s * a * dh, "2.1 O(qkv_proj) = 3*(b*s*n_head*d_head)*2", L),
-            term(f"{blk}.attention.qk_atten", b * a * s**2, "2.2 O(qk_atten) = b*n_head*s*s*2", L),
-            term(f"{blk}.attention.v", b * s * a * dh, "2.3 O(v) = b*s*n_head*d_head*2", L),
+            term("embedding", b * s * h, "1. O(embedding) = n_batch*n_seq*d_model*2", shards=sequence),
+            term(
+                f"{blk}.attention.qkv_proj", 3 * b * s * a * dh, "2.1 O(qkv_proj) = 3*(b*s*n_head*d_head)*2", L, heads
+            ),
+            term(f"{blk}.attention.qk_atten", b * a * s**2, "2.2 O(qk_atten) = b*n_head*s*s*2", L, heads),
+            term(f"{blk}.attention.v", b * s * a * dh, "2.3 O(v) = b*s*n_head*d_head*2", L, heads),
             term(f"{blk}.attention.linear_project", b * s * h, "2.4 O(l) = b*s*d_model*2", L),
-            term(f"{blk}.mlp", 2 * b * s * f + b * s * h, "2.5 O(mlp) = (2*b*s*d_ffn + b*s*d_model)*2 (errata 1)", L),
-            term(f"{blk}.norm", n_norms * b * s * h, f"2.5 O(norm) = n_norms*b*s*d_model*2, n_norms={n_norms}", L),
+            term(
+                f"{blk}.mlp",
+                2 * b * s * f + b * s * h,
+                "2.5 O(mlp) = (2*b*s*d_ffn + b*s*d_model)*2 (errata 1)",
+                L,
+                width,
+            ),
+            term(
+                f"{blk}.norm",
+                n_norms * b * s * h,
+                f"2.5 O(norm) = n_norms*b*s*d_model*2, n_norms={n_norms}",
+                L,
+                sequence,
+            ),
             term("lm_head", b * s * V, "3. O(lm_head) = b*s*n_vocab*2"),
         ),
     )

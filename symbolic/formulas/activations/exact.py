@@ -31,6 +31,12 @@ MEASURED = (
 ASSUMED = "cuda-assumed: known kernel behaviour, not measured here"
 b, s, h, a, g, dh, V = S.batch, S.seq, S.d_model, S.n_heads, S.n_kv_heads, S.d_head, S.n_vocab
 FP32, INT64 = 4, 8
+# what a parallel split divides in a term (``Term.shards``; one device's share: symbolic.parallel):
+# heads (column-parallel q/k/v outputs, attention, the row-parallel o_proj's input), the MLP width,
+# and ``seq`` for the residual stream that sequence parallelism splits (norms, dropouts)
+NONE: frozenset[sp.Symbol] = frozenset()
+HEADS, SEQ = frozenset({a, g}), frozenset({s})
+EXPERTS, EXPERT_WIDTH = frozenset({S.n_experts}), frozenset({S.d_expert})
 
 
 def dropout_probabilities(model: Model, options: ActivationOptions) -> dict[str, float]:
@@ -61,13 +67,21 @@ class _Builder:
         self.p = dropout_probabilities(model, options)
         self.terms: list[Term] = []
 
-    def add(self, path: str, expr: sp.Expr, what: str, count: sp.Expr = ONE, tags: tuple[str, ...] = (), cuda=False):
+    def add(
+        self,
+        path: str,
+        expr: sp.Expr,
+        what: str,
+        count: sp.Expr = ONE,
+        tags: tuple[str, ...] = (),
+        cuda=False,
+        shards: frozenset[sp.Symbol] = NONE,
+    ):
         if expr == 0:
             return
         source = ASSUMED if (cuda and self.cuda) else MEASURED
-        self.terms.append(
-            Term(path, sp.sympify(expr, strict=True), BYTES, what, count=count, source=source, tags=frozenset(tags))
-        )
+        term = Term(path, sp.sympify(expr, strict=True), BYTES, what, count=count, source=source, tags=frozenset(tags))
+        self.terms.append(term.with_(shards=shards))
 
     @property
     def mask_bytes(self) -> int:
@@ -75,22 +89,36 @@ class _Builder:
         return 1 if self.cuda else self.nbytes
 
     # ---- building blocks ----
-    def norm(self, path: str, n: sp.Expr, rows: sp.Expr, count, kind: NormKind, save_input: bool = True) -> None:
-        D = self.nbytes
+    def norm(
+        self,
+        path: str,
+        n: sp.Expr,
+        rows: sp.Expr,
+        count,
+        kind: NormKind,
+        save_input: bool = True,
+        shards: frozenset[sp.Symbol] = SEQ,
+    ) -> None:
+        """A norm's saved tensors; ``shards``: the residual stream's norms split along the sequence (SP)."""
+        D, sh = self.nbytes, shards
         if kind is NormKind.RMSNORM:
             fp32_scale = self.rules.rmsnorm_fp32_scale
             if save_input or D != FP32:
-                self.add(f"{path}.input_fp32", n * FP32, "RMSNorm's fp32 input (the input itself in fp32)", count)
-            self.add(f"{path}.rstd", rows * FP32, "RMSNorm's reciprocal RMS, fp32", count)
+                self.add(
+                    f"{path}.input_fp32", n * FP32, "RMSNorm's fp32 input (the input itself in fp32)", count, shards=sh
+                )
+            self.add(f"{path}.rstd", rows * FP32, "RMSNorm's reciprocal RMS, fp32", count, shards=sh)
             normed = FP32 if fp32_scale else D
-            self.add(f"{path}.normalized", n * normed, "normalized input saved by the weight multiply", count)
+            self.add(
+                f"{path}.normalized", n * normed, "normalized input saved by the weight multiply", count, shards=sh
+            )
             if fp32_scale:
                 self.add(f"{path}.one_plus_weight", h * FP32, "Gemma's (1 + weight), fp32", count)
         else:
             nb = FP32 if kind is NormKind.NONPARAMETRIC and self.rules.layernorm_fp32 else D
             if save_input or nb != D:
-                self.add(f"{path}.input", n * nb, "LayerNorm's input", count)
-            self.add(f"{path}.stats", 2 * rows * nb, "LayerNorm's mean and reciprocal std", count)
+                self.add(f"{path}.input", n * nb, "LayerNorm's input", count, shards=sh)
+            self.add(f"{path}.stats", 2 * rows * nb, "LayerNorm's mean and reciprocal std", count, shards=sh)
 
     def _norm_kind(self) -> NormKind:
         return self.arch.norm.kind
@@ -129,6 +157,7 @@ class _Builder:
                 f"{self.rules.resid_sites} residual dropout mask(s), p={p_res}",
                 n,
                 cuda=True,
+                shards=SEQ,
             )
         if not (arch.parallel_block and arch.parallel_norms == 1):
             self.add(f"{pre}.mlp.input", tokens * h * D, "MLP (or router) input", n)
@@ -151,6 +180,7 @@ class _Builder:
             k * b * s * f * self.nbytes,
             f"{k} b*s*f tensors ({mlp.kind.value} MLP, {mlp.activation})",
             n,
+            shards=frozenset({f}),
         )
 
     def probs(self, pre: str, n: sp.Expr, softcap: bool) -> None:
@@ -158,13 +188,32 @@ class _Builder:
         D, sq = self.nbytes, b * a * s**2
         soft = FP32 if self.rules.softmax_fp32 else D
         if softcap:
-            self.add(f"{pre}.attention.softcap", sq * D, "tanh output of the score soft-capping", n)
-        self.add(f"{pre}.attention.probs", sq * soft, "softmax output" + (" (fp32 upcast)" if soft != D else ""), n)
+            self.add(f"{pre}.attention.softcap", sq * D, "tanh output of the score soft-capping", n, shards=HEADS)
+        self.add(
+            f"{pre}.attention.probs",
+            sq * soft,
+            "softmax output" + (" (fp32 upcast)" if soft != D else ""),
+            n,
+            shards=HEADS,
+        )
         if self.p["attention"] > 0:
-            self.add(f"{pre}.attention.dropout_mask", sq * self.mask_bytes, "attention dropout mask", n, cuda=True)
-            self.add(f"{pre}.attention.dropped_probs", sq * D, "dropped probabilities (P@V's input)", n)
+            self.add(
+                f"{pre}.attention.dropout_mask",
+                sq * self.mask_bytes,
+                "attention dropout mask",
+                n,
+                cuda=True,
+                shards=HEADS,
+            )
+            self.add(f"{pre}.attention.dropped_probs", sq * D, "dropped probabilities (P@V's input)", n, shards=HEADS)
         elif soft != D:
-            self.add(f"{pre}.attention.probs_cast", sq * D, "probabilities cast back to the dtype (P@V's input)", n)
+            self.add(
+                f"{pre}.attention.probs_cast",
+                sq * D,
+                "probabilities cast back to the dtype (P@V's input)",
+                n,
+                shards=HEADS,
+            )
 
     def attention(self, pre: str, n: sp.Expr) -> None:
         arch, rules, D, o = self.arch, self.rules, self.nbytes, self.options
@@ -172,8 +221,8 @@ class _Builder:
         qk = arch.attention.qk_norm
         if qk.value != "none":
             kind = arch.attention.qk_norm_kind.kind
-            self.norm(f"{pre}.attention.q_norm", tokens * qd, tokens * a, n, kind)
-            self.norm(f"{pre}.attention.k_norm", tokens * kvd, tokens * g, n, kind)
+            self.norm(f"{pre}.attention.q_norm", tokens * qd, tokens * a, n, kind, shards=HEADS)
+            self.norm(f"{pre}.attention.k_norm", tokens * kvd, tokens * g, n, kind, shards=HEADS)
         if rules.rotary == "per_layer":
             self.add(f"{pre}.attention.rotary", 4 * s * self.rotary_width() * D, "GPT-J's sin/cos, per layer", n)
         dropout = self.p["attention"] > 0
@@ -181,14 +230,21 @@ class _Builder:
             fp = FP32 if o.attention == "sdpa" else D  # SDPA's math fallback upcasts q, k, v and probabilities
             why = "math fallback of SDPA with dropout (fp32)" if o.attention == "sdpa" else "eager"
             if o.attention == "eager" and rules.eager_qk_fp32:
-                self.add(f"{pre}.attention.qk", 2 * tokens * qd * FP32, "queries and keys upcast to fp32 (eager)", n)
-                self.add(f"{pre}.attention.v", tokens * qd * D, "values (eager)", n)
+                self.add(
+                    f"{pre}.attention.qk",
+                    2 * tokens * qd * FP32,
+                    "queries and keys upcast to fp32 (eager)",
+                    n,
+                    shards=HEADS,
+                )
+                self.add(f"{pre}.attention.v", tokens * qd * D, "values (eager)", n, shards=HEADS)
             else:
                 self.add(
                     f"{pre}.attention.qkv",
                     3 * tokens * qd * fp,
                     f"q, k, v, keys/values repeated to all heads ({why})",
                     n,
+                    shards=HEADS,
                 )
             if o.attention == "sdpa":
                 sq = b * a * s**2 * FP32
@@ -197,37 +253,54 @@ class _Builder:
                 )
             else:
                 self.probs(pre, n, softcap=arch.attention.softcap)
-            self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n)
+            self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n, shards=HEADS)
             return
         # SDPA (CPU flash kernel; CUDA flash / memory-efficient) and flash_attention_2 keep O(s) state
         kv = qd if rules.sdpa_expand_kv else kvd
         if rules.sdpa_fused_qkv:
-            self.add(f"{pre}.attention.qkv", tokens * (qd + 2 * kv) * D, "q, k, v: views of one projection output", n)
+            self.add(
+                f"{pre}.attention.qkv",
+                tokens * (qd + 2 * kv) * D,
+                "q, k, v: views of one projection output",
+                n,
+                shards=HEADS,
+            )
         else:
-            self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n)
+            self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n, shards=HEADS)
             if rules.sdpa_values_view:
-                self.add(f"{pre}.attention.k", tokens * kv * D, "keys (after rotary, a fresh tensor)", n)
+                self.add(f"{pre}.attention.k", tokens * kv * D, "keys (after rotary, a fresh tensor)", n, shards=HEADS)
                 self.add(
                     f"{pre}.attention.qkv_output",
                     tokens * (qd + 2 * kv) * D,
                     "fused q/k/v projection output, kept whole: SDPA's values are a view of it",
                     n,
+                    shards=HEADS,
                 )
             else:
-                self.add(f"{pre}.attention.kv", 2 * tokens * kv * D, "keys and values (kv heads)", n)
+                self.add(f"{pre}.attention.kv", 2 * tokens * kv * D, "keys and values (kv heads)", n, shards=HEADS)
         also = "" if rules.sdpa_query_cat else " (also the output projection's input)"
-        self.add(f"{pre}.attention.output", tokens * qd * D, "attention output" + also, n)
+        self.add(f"{pre}.attention.output", tokens * qd * D, "attention output" + also, n, shards=HEADS)
         if rules.sdpa_query_cat:
             self.add(
                 f"{pre}.attention.output_copy",
-                tokens * qd * D,
-                "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query",
+                # with one head (on this device) the [b, a, s, d] -> [b, s, a*d] reshape is a view: no copy
+                tokens * qd * D * sp.Piecewise((0, sp.Eq(a, 1)), (1, True)),
+                "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built "
+                "query (none with one head)",
                 n,
+                shards=HEADS,
             )
         lse = s
         if self.cuda and o.attention == "sdpa" and D == FP32:
             lse = sp.ceiling(s / 32) * 32  # memory-efficient kernel pads the log-sum-exp rows
-        self.add(f"{pre}.attention.logsumexp", b * a * lse * FP32, "log-sum-exp per query row, fp32", n, cuda=True)
+        self.add(
+            f"{pre}.attention.logsumexp",
+            b * a * lse * FP32,
+            "log-sum-exp per query row, fp32",
+            n,
+            cuda=True,
+            shards=HEADS,
+        )
         if rules.sdpa_mask:
             self.add(f"{pre}.attention.mask", b * s**2 * D, "explicit attention mask passed to SDPA", n)
 
@@ -255,21 +328,32 @@ class _Builder:
                 sp.Piecewise((s * a * S.d_nope * D, sp.Eq(b, 1)), (0, True)),
                 "b = 1 only: P@V keeps the whole kv_b_proj output, not a copy of the values",
                 n,
+                shards=HEADS,
             )
         if self.options.attention == "sdpa":
-            self.add(f"{pre}.attention.qk", 2 * heads * dq * FP32, "queries and keys (nope + rope), math path fp32", n)
+            self.add(
+                f"{pre}.attention.qk",
+                2 * heads * dq * FP32,
+                "queries and keys (nope + rope), math path fp32",
+                n,
+                shards=HEADS,
+            )
             sq = b * a * s**2 * FP32
             if self.p["attention"] > 0:
                 what = "softmax output, scaled dropout mask and dropped probabilities (math path, fp32)"
-                self.add(f"{pre}.attention.probs", 3 * sq, what, n)
+                self.add(f"{pre}.attention.probs", 3 * sq, what, n, shards=HEADS)
             else:
-                self.add(f"{pre}.attention.probs", sq, "softmax output (math path, fp32; P@V reads it)", n)
-            self.add(f"{pre}.attention.v", heads * S.d_v * FP32, "values, math path fp32", n)
-            self.add(f"{pre}.attention.output", heads * S.d_v * D, "attention output (o_proj input)", n)
+                self.add(
+                    f"{pre}.attention.probs", sq, "softmax output (math path, fp32; P@V reads it)", n, shards=HEADS
+                )
+            self.add(f"{pre}.attention.v", heads * S.d_v * FP32, "values, math path fp32", n, shards=HEADS)
+            self.add(f"{pre}.attention.output", heads * S.d_v * D, "attention output (o_proj input)", n, shards=HEADS)
             return
-        self.add(f"{pre}.attention.qk", 2 * heads * dq * D, "queries and keys (nope + rope)", n)
+        self.add(f"{pre}.attention.qk", 2 * heads * dq * D, "queries and keys (nope + rope)", n, shards=HEADS)
         self.probs(pre, n, softcap=False)
-        self.add(f"{pre}.attention.v_output", 2 * heads * S.d_v * D, "values and output projection input", n)
+        self.add(
+            f"{pre}.attention.v_output", 2 * heads * S.d_v * D, "values and output projection input", n, shards=HEADS
+        )
 
     def moe(self, pre: str, n: sp.Expr) -> None:
         D, tokens, E, k = self.nbytes, b * s, S.n_experts, S.top_k
@@ -298,7 +382,7 @@ class _Builder:
             )
         wb = FP32 if self.rules.routing_weights_fp32 else D
         if self.options.experts == "grouped_mm":
-            self.add(f"{pre}.moe.experts.offsets", E * 4, "grouped_mm group offsets, int32", n)
+            self.add(f"{pre}.moe.experts.offsets", E * 4, "grouped_mm group offsets, int32", n, shards=EXPERTS)
             self.add(f"{pre}.moe.experts.permutation", 3 * tokens * k * 8, "token permutation indices, int64", n)
             self.add(f"{pre}.moe.experts.tokens", 2 * tokens * k * h * D, "gathered inputs and weighted outputs", n)
             self.add(
@@ -306,6 +390,7 @@ class _Builder:
                 4 * tokens * k * fe * D,
                 "gate_up output, activation output, down_proj input",
                 n,
+                shards=EXPERT_WIDTH,
             )
             self.add(f"{pre}.moe.experts.weights", tokens * k * wb, "routing weight per token-slot", n)
         else:
@@ -315,6 +400,7 @@ class _Builder:
                 "per-expert loop: index pairs (one int64 storage), gathered input, gate_up, act, down input, "
                 "routing weight, down output and weighted output",
                 n,
+                shards=EXPERT_WIDTH,
             )
         if moe is not None and moe.shared_experts:
             self.mlp(f"{pre}.moe.shared_expert", S.d_shared, n)
@@ -371,6 +457,7 @@ class _Builder:
             b * s * h * self.nbytes,
             "the layer's input, saved by the checkpoint (everything else is recomputed)",
             group.count,
+            shards=SEQ,
         )
 
     def outside(self) -> None:
@@ -379,7 +466,9 @@ class _Builder:
         if arch.embedding_norm:
             self.norm("embedding.norm", tokens * h, tokens, ONE, arch.norm.kind)
         if self.p["embedding"] > 0:
-            self.add("embedding.dropout_mask", tokens * h * self.mask_bytes, "embedding dropout mask", cuda=True)
+            self.add(
+                "embedding.dropout_mask", tokens * h * self.mask_bytes, "embedding dropout mask", cuda=True, shards=SEQ
+            )
         pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.positions]
         self.add("embedding.position_ids", pos, "position ids saved by the position embedding, int64")
         if arch.final_norm:

@@ -41,13 +41,23 @@ _OPS = (
 
 
 def megatron_activation_terms(
-    model: Model, options: ActivationOptions | None = None, *, sequence_parallel: bool = False, pp: int = 1
+    model: Model,
+    options: ActivationOptions | None = None,
+    *,
+    sequence_parallel: bool = False,
+    pp: int = 1,
+    cp: int = 1,
 ) -> Breakdown:
     """Korthikanti's activation bytes for ``model`` on the first pipeline stage (bytes).
 
     ``options.recompute``: ``none``, ``selective`` (drops the 5as^2b attention part) or ``full``
     (2sbh per layer: the layer input). ``sequence_parallel`` divides the replicated 10sbh by ``tp``.
     ``pp`` (a number) decides whether the output layer and loss are on the first stage (p = 1).
+    ``cp`` (a number): context parallelism (Megatron-LM's CP, ring attention) leaves each device
+    ``s/cp`` tokens of every tensor, so every term divides by ``cp``: the ``sbh`` terms and the
+    logits because they are per token, the ``5as^2b`` attention terms once (not ``cp^2``) because
+    each device's ``s/cp`` queries still attend to all ``s`` keys; K and V of other devices pass
+    through the ring and are not kept.
     """
     o = options or ActivationOptions()
     s, b, h, a, t, V, L = S.seq, S.batch, S.d_model, S.n_heads, S.tp, S.n_vocab, S.n_layers
@@ -107,4 +117,6 @@ def megatron_activation_terms(
         terms.append(
             Term("loss.logits", 4 * s * b * V / t, BYTES, "logits in fp32 for the loss 4sbv", source=SOURCE + ", §4.3")
         )
+    if cp > 1:
+        terms = [t_.with_(expr=t_.expr / S.cp, description=t_.description + ", /cp") for t_ in terms]
     return Breakdown(BYTES, tuple(terms))

@@ -69,12 +69,13 @@ class Layout:
     """How one device's work is laid out, as far as an activation builder needs numbers.
 
     ``sequence_parallel``: Megatron sequence parallelism is on; ``pp``: the pipeline degree (a
-    number: whether the output layer and the loss share a stage with the first layers).
-    Builders that describe unsharded layers ignore it.
+    number: whether the output layer and the loss share a stage with the first layers); ``cp``: the
+    context-parallel degree (a number). Builders that describe unsharded layers ignore it.
     """
 
     sequence_parallel: bool = False
     pp: int = 1
+    cp: int = 1
 
 
 ActivationBuilder = Callable[[Model, ActivationOptions, Layout], Breakdown]
@@ -87,7 +88,8 @@ class ActivationRule:
     ``build(model, options, layout)`` returns the activation terms (bytes) in ``batch``, ``seq`` and
     the sizes. ``per_tp_device``: the terms are already per tensor-parallel device (they divide by
     ``tp``, and the logits gradient is vocab-parallel); without it the terms describe unsharded layers
-    and are only computed at ``tp = cp = 1``. ``places_stages``: the builder itself writes what the
+    and carry what splits them (``Term.shards``), and :meth:`symbolic.parallel.Parallelism.activation_share`
+    gives one device's share. ``places_stages``: the builder itself writes what the
     pipeline stage holds (Korthikanti's Table 2 rows); without it :func:`on_stage` cuts the terms to the
     stage. ``uniform_layers``: every layer term repeats ``n_layers`` times (one layer kind), rather than
     once per layer group of the Arch.
