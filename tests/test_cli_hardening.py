@@ -115,7 +115,7 @@ BAD = [
     (["flops", "llama2-7b", "--mfu", "5"], "--mfu"),
     (["flops", "llama2-7b", "--devices", "8", "--peak", "312T", "--step-time", "0.0001"], "--step-time"),
     (["inference", "gpt2", "--batch", "1", "--seq", "100000"], "--seq"),
-    (["memory", "llama2-7b", "--batch", "1", "--seq", "128", "--cp", "4", "--convention", "megatron"], "--cp"),
+    (["memory", "llama2-7b", "--batch", "1", "--seq", "128", "--cp", "4", "--attention", "eager"], "--attention"),
     (["memory", "llama2-7b", "--batch", "1", "--seq", "128", "--lora-rank", "100000"], "lora"),
     (["params", "llama2-7b", "--lora-rank", "100000"], "lora"),
     (["sensitivity", "gpt2", "--wrt", "1/0"], "--wrt"),
