@@ -97,6 +97,12 @@ def device_activation_terms(
     terms = rule.build(model, opts, Layout(parallel.sequence_parallel, parallel.pp, parallel.cp))
     if rule.places_stages:
         return terms
+    if (parallel.tp > 1 or parallel.cp > 1) and not any(t.shards for t in terms):
+        raise SymbolicError(
+            "convention",
+            f"the {convention} activation terms do not say how tensor or context parallelism splits them; "
+            "use --convention exact (or megatron) with --tp/--cp above 1",
+        )
     staged = on_stage(terms, parallel.stage or 0, parallel.pp, opts.interleave)
     return staged.map(parallel.activation_share)
 
