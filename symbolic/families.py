@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import SymbolicError
 
-__all__ = ["FamilyRules", "FAMILY", "rules_for", "MLP_SAVED", "STANDARD_MLP_SAVED", "GATED_MLP_SAVED"]
+__all__ = ["FamilyRules", "FAMILY", "rules_for", "ACTIVATION_EXTRA_SAVED", "STANDARD_MLP_SAVED", "GATED_MLP_SAVED"]
 
 
 @dataclass(frozen=True)
@@ -116,17 +116,26 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
     }
 )
 
-# b*s*f tensors a two-matrix MLP keeps, by activation function (measured):
-# gelu_new / gelu_fast: the tanh GELU written in Python ops keeps x (for x^3), tanh's output, 0.5*x and
-#   1 + tanh (the two factors of the last product), plus the down projection's input: 5;
-# relu: keeps only its output, which is also the down projection's input: 1.
-MLP_SAVED: MappingProxyType[str, int] = MappingProxyType({"gelu_new": 5, "gelu_fast": 5, "relu": 1})
-# any other activation (nn.GELU, gelu_pytorch_tanh, ...): a fused kernel keeps its input, plus the
-# down projection's input
+# b*s*f tensors an MLP keeps: a two-matrix MLP keeps the activation's input (a fused kernel's only saved
+# tensor) and the down projection's input: 2; a gated MLP keeps the gate projection's output (the
+# activation's input), the activation's output, the up projection's output and the down projection's
+# input: 4.
 STANDARD_MLP_SAVED = 2
-# a gated MLP keeps the gate projection's output, the activation's output, the up projection's output
-# and the down projection's input
 GATED_MLP_SAVED = 4
+# b*s*f tensors an activation keeps beyond a fused kernel's one input (read off the traced step of a
+# one-layer llama (gated) and gpt_neox (two-matrix) per hidden_act, and equal to autograd's):
+ACTIVATION_EXTRA_SAVED: MappingProxyType[str, int] = MappingProxyType(
+    {
+        "silu": 0,  # fused kernel: keeps its input
+        "swish": 0,  # transformers' name for silu
+        "gelu": 0,  # fused kernel (BLOOM's own GELU function also keeps only its input)
+        "gelu_pytorch_tanh": 0,  # fused kernel (approximate="tanh")
+        "gelu_new": 3,  # tanh GELU in Python ops: x (for x^3), tanh's output, 0.5*x, 1 + tanh
+        "gelu_fast": 6,  # tanh GELU in Python ops written with more intermediate products
+        "quick_gelu": 1,  # x * sigmoid(1.702 x): sigmoid's output besides x
+        "relu": -1,  # keeps only its output, which is the next product's input
+    }
+)
 
 
 def rules_for(family: str) -> FamilyRules:

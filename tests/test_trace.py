@@ -197,3 +197,26 @@ def test_unknown_and_rejected_configs_are_one_line_errors():
 def test_sizes_the_code_fixes_name_a_concrete_size():
     with pytest.raises(SymbolicError, match=r"--batch 1 --seq 2048"):
         trace(NEW_TYPES["deepseek_v2"])
+
+
+@pytest.mark.parametrize("act", ["silu", "gelu", "gelu_new", "gelu_fast", "quick_gelu", "gelu_pytorch_tanh", "relu"])
+def test_exact_mlp_rule_per_activation_equals_traced(act):
+    from symbolic.formulas.activations import ActivationOptions
+    from symbolic.hf import from_hf_config
+    from symbolic.model import activation_terms
+    from symbolic.numeric import evaluate
+
+    config = family_config("llama") | {"hidden_act": act}
+    result = trace(config)
+    model = from_hf_config(config)
+    rule = activation_terms(model, "exact", ActivationOptions(dtype="fp32", attention="sdpa", device="cpu"))
+    assert int(evaluate(rule.total, {**model.sizes, "batch": 2, "seq": 7})) == value(result.activations, result, 2, 7)
+
+
+def test_exact_refuses_an_activation_it_has_no_rule_for():
+    from symbolic.formulas.activations import ActivationOptions
+    from symbolic.hf import from_hf_config
+    from symbolic.model import activation_terms
+
+    with pytest.raises(SymbolicError, match="hidden_act"):
+        activation_terms(from_hf_config(family_config("llama") | {"hidden_act": "mish"}), "exact", ActivationOptions())

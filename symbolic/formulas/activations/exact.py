@@ -16,7 +16,7 @@ import sympy as sp
 from ... import symbols as S
 from ...arch import AttentionKind, LayerGroup, MLPKind, Model, NormKind, NormPlacement, Positions
 from ...errors import SymbolicError
-from ...families import GATED_MLP_SAVED, MLP_SAVED, STANDARD_MLP_SAVED, rules_for
+from ...families import ACTIVATION_EXTRA_SAVED, GATED_MLP_SAVED, STANDARD_MLP_SAVED, rules_for
 from ...numeric.values import rational
 from ...terms import Breakdown, Quantity, Term
 from .options import TORCH_VERSION, TRANSFORMERS_VERSION, ActivationOptions
@@ -171,10 +171,14 @@ class _Builder:
 
     def mlp(self, path: str, f: sp.Expr, n: sp.Expr) -> None:
         mlp = self.arch.mlp
-        if mlp.kind is MLPKind.GATED:
-            k = GATED_MLP_SAVED
-        else:
-            k = MLP_SAVED.get(mlp.activation, STANDARD_MLP_SAVED)
+        extra = ACTIVATION_EXTRA_SAVED.get(mlp.activation)
+        if extra is None:  # never a silent default: an unknown activation keeps an unknown count
+            raise SymbolicError(
+                "hidden_act",
+                f"{mlp.activation!r} has no exact rule for the tensors it keeps; described: "
+                f"{', '.join(ACTIVATION_EXTRA_SAVED)}; --convention traced reads it off the code",
+            )
+        k = (GATED_MLP_SAVED if mlp.kind is MLPKind.GATED else STANDARD_MLP_SAVED) + extra
         self.add(
             f"{path}.intermediates",
             k * b * s * f * self.nbytes,
