@@ -64,6 +64,9 @@ class FamilyRules:
     router_sigmoid: bool = False  # router scores are a sigmoid (DeepSeek-V3), not a softmax; both saved in fp32
     router_fp32: bool = False  # the router casts input and weight to fp32 before its linear: fp32 copies saved
     routing_weights_fp32: bool = True  # top-k routing weights stay fp32 (Qwen2-MoE casts them to the dtype)
+    # -- autocast --
+    fused_qkv: bool = False  # one linear computes q, k, v: autocast casts its input once, not once per projection
+    fused_gate_up: bool = False  # one linear computes gate and up: autocast casts the MLP's input once
 
 
 _GPT: dict[str, Any] = dict(
@@ -80,13 +83,24 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
         "qwen3": FamilyRules(),
         "gemma": FamilyRules(rmsnorm_fp32_scale=True),
         "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True, checkpoint_masks=2),
-        "phi3": FamilyRules(resid_dropout="resid_pdrop", resid_sites=2, sdpa_query_cat=True, sdpa_values_view=True),
+        "phi3": FamilyRules(
+            resid_dropout="resid_pdrop",
+            resid_sites=2,
+            sdpa_query_cat=True,
+            sdpa_values_view=True,
+            fused_qkv=True,
+            fused_gate_up=True,
+        ),
         "olmo": FamilyRules(rotary_fp32=True, layernorm_fp32=True),
         "deepseek_v3": FamilyRules(router_fp32=True, router_sigmoid=True),
         "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_query_cat=True),
         "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
-        "gpt2": FamilyRules(**_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none"),
-        "gpt_bigcode": FamilyRules(**_GPT, rotary="none", positions="s", ckpt_positions="none", sdpa_fused_qkv=True),
+        "gpt2": FamilyRules(
+            **_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none", fused_qkv=True
+        ),
+        "gpt_bigcode": FamilyRules(
+            **_GPT, rotary="none", positions="s", ckpt_positions="none", sdpa_fused_qkv=True, fused_qkv=True
+        ),
         "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True),
         "gpt_neox": FamilyRules(
             resid_dropout="hidden_dropout",
@@ -94,6 +108,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             embd_dropout="hidden_dropout",
             sdpa_query_cat=True,
             sdpa_values_view=True,
+            fused_qkv=True,
         ),
         "falcon": FamilyRules(
             resid_dropout="hidden_dropout",
@@ -103,6 +118,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             sdpa_expand_kv=True,
             sdpa_mask=True,
             layer_int64_scalars=2,
+            fused_qkv=True,
         ),
         "opt": FamilyRules(resid_dropout="dropout", resid_sites=2, rotary="none", positions="bs", ckpt_positions="bs"),
         "bloom": FamilyRules(
@@ -112,6 +128,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             ckpt_positions="none",
             sdpa=False,
             checkpoint_alibi=True,
+            fused_qkv=True,
         ),
     }
 )

@@ -4,8 +4,8 @@
 device holds: weights, gradients, master weights and optimizer state
 (:mod:`symbolic.formulas.states`), activations (:func:`device_activation_terms`) and transient buffers
 (ZeRO-3's gathered layer). Each category's total is a SymPy expression in the model's sizes and
-the parallel degrees; :class:`DeviceMemory` evaluates them exactly. The peak is states +
-activations + the largest transient buffer.
+the parallel degrees; :class:`DeviceMemory` evaluates them exactly. The peak is the largest point
+of the training step's timeline (:mod:`symbolic.formulas.step`).
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from .formulas.states import (
     get_recipe,
     state_terms,
 )
+from .formulas.step import LAYER, Timeline, get_implementation, step_timeline
 from .formulas.weights import get_weight_format
 from .model import check_lora_rank, parameters
-from .numeric import ceil_int, evaluate
+from .numeric import ceil_int, evaluate, rational
 from .parallel import Parallelism
 from .terms import Breakdown, Quantity, Term
 
@@ -136,6 +137,7 @@ class DeviceMemory:
     stage: int
     notes: tuple[str, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+    timeline: Timeline | None = None
 
     def category(self, name: str) -> Breakdown:
         """The terms of one category (bytes): weights, gradients, master, optimizer, activations, transient."""
@@ -162,10 +164,50 @@ class DeviceMemory:
 
     @property
     def peak_expr(self) -> sp.Expr | None:
-        """States + activations + the largest transient buffer (bytes); ``None`` without activations."""
+        """The step's peak (bytes): the maximum of the training step's timeline
+        (:mod:`symbolic.formulas.step`); without an optimizer, weights + activations + the largest
+        transient buffer; ``None`` without activations."""
         if self.activations is None:
             return None
+        if self.timeline is not None:
+            return self.timeline.peak_expr
         return self.states_expr + self.activations.total + self.transient_expr
+
+    def peak_point(self) -> dict[str, Any] | None:
+        """Where the peak falls: the timeline point with the most bytes (phase, label, bytes, layer)."""
+        points = self.timeline_points()
+        return None if points is None else max(points, key=lambda p: p["bytes"])
+
+    def timeline_points(self) -> list[dict[str, Any]] | None:
+        """Every point of the step's timeline at this report's values, in step order: ``phase``,
+        ``label``, ``bytes`` (a per-layer point at its worst layer) and ``layer`` (that index, or None)."""
+        if self.timeline is None:
+            return None
+        out = []
+        for p in self.timeline.points:
+            if p.layers is None:
+                out.append({"phase": p.phase, "label": p.label, "bytes": self.evaluate(p.expr), "layer": None})
+                continue
+            n = self.evaluate(p.layers)
+            ends = [(self.evaluate(p.expr.subs(LAYER, i)), i) for i in ((0, n - 1) if n > 1 else (0,))]
+            value, layer = max(ends)
+            out.append({"phase": p.phase, "label": p.label, "bytes": value, "layer": layer})
+        return out
+
+    def timeline_series(self) -> list[tuple[str, str, int]] | None:
+        """The timeline with every layer spelled out: ``(phase, label, bytes)`` in step order."""
+        if self.timeline is None:
+            return None
+        out = []
+        for p in self.timeline.points:
+            if p.layers is None:
+                out.append((p.phase, p.label, self.evaluate(p.expr)))
+                continue
+            n = self.evaluate(p.layers)
+            order = range(n) if p.phase == "forward" else range(n - 1, -1, -1)
+            for i in order:
+                out.append((p.phase, p.label.replace("layer i", f"layer {i}"), self.evaluate(p.expr.subs(LAYER, i))))
+        return out
 
     def evaluate(self, expr: sp.Expr) -> int:
         """An expression of this report evaluated at its values (bytes, an int rounded up)."""
@@ -183,6 +225,8 @@ class DeviceMemory:
         if name == "peak":
             if self.activations is None:
                 return None
+            if self.timeline is not None:
+                return self.timeline.peak_expr
             return sp.Add(*(self.whole_expr(c) for c in ("states", "activations", "transient")))
         if name == "activations" and self.activations is None:
             return None
@@ -227,6 +271,9 @@ def memory(
     qlora: str | None = None,
     convention: str = "exact",
     step_counters: bool = False,
+    optimizer_impl: str | None = None,
+    zero_grad: str = "set-to-none",
+    accumulation: int = 1,
     **activation_options: Any,
 ) -> DeviceMemory:
     """Bytes one device holds to train (or, with optimizer ``none``, run) ``model`` (bytes).
@@ -237,7 +284,10 @@ def memory(
     optimizer state; ``lora_rank``/``lora_targets``: LoRA adapters (the base is frozen); ``qlora``:
     ``nf4`` or ``nf4-dq`` to store the frozen base matrices in 4 bits. ``parallel`` sets the degrees,
     ZeRO stage and pipeline stage (default: the stage holding the most). ``convention`` and
-    ``activation_options`` go to :func:`device_activation_terms`.
+    ``activation_options`` go to :func:`device_activation_terms`. ``optimizer_impl``: ``for-loop``,
+    ``foreach`` or ``fused`` (``None``: torch's default on ``device``); ``zero_grad``:
+    ``set-to-none`` or ``zero``; ``accumulation``: micro-batches per optimizer step. The peak is the
+    maximum of the step's timeline (:func:`symbolic.formulas.step.step_timeline`).
     """
     if workload is None:  # the default: 2048 tokens, or the learned position table if shorter
         workload = Workload(**default_workload(model))
@@ -279,6 +329,12 @@ def memory(
     def on(stage: int) -> Parallelism:
         return Parallelism(**{**parallel.__dict__, "stage": stage}) if parallel.pp > 1 else parallel
 
+    if recipe.autocast is not None:
+        if activation_options.get("dtype", recipe.autocast) != recipe.autocast:
+            raise SymbolicError(
+                "dtype", f"{recipe.name} computes in {recipe.autocast}; got --dtype {activation_options['dtype']}"
+            )
+        activation_options = {**activation_options, "dtype": recipe.autocast, "autocast": True}
     # states and activations of each stage asked about: the first stages keep more micro-batches in flight
     candidates = {
         stage: (build(stage), device_activation_terms(model, workload, on(stage), convention, **activation_options))
@@ -299,6 +355,26 @@ def memory(
     layout = Layout(parallel.sequence_parallel, parallel.pp, parallel.cp)
     share = None if conv.activations is None or conv.activations.per_tp_device else chosen.activation_share
     terms = terms + conv.transient_terms(model, opts, layout, share)
+    impl = get_implementation(optimizer_impl, activation_options.get("device", "cuda"))
+    timeline = None
+    if acts is not None and opt.trains:
+        others = [t.total for t in terms.where(lambda t: "transient" in t.tags) if t.path != "transient.logits_grad"]
+        timeline = step_timeline(
+            model,
+            terms,
+            acts,
+            dtype_bytes=ActivationOptions(**activation_options).nbytes,
+            grad_bytes=rational(recipe.gradients + recipe.accumulation),
+            state_bytes=rational(recipe.state),
+            optimizer=opt.name,
+            implementation=impl,
+            zero_grad=zero_grad,
+            accumulation=accumulation,
+            step_counters=not step_counters,
+            layer_transient=sp.Max(*others) if others else sp.Integer(0),
+        )
+    if acts is None:
+        notes.append(ACTIVATIONS_PENDING + "; activations and peak are null")
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")
     if lora_rank is not None and parallel.tp > 1:
@@ -315,6 +391,9 @@ def memory(
             "accumulation": float(recipe.accumulation),
         },
         "optimizer": opt.name,
+        "optimizer_impl": impl.name,
+        "zero_grad": zero_grad,
+        "grad_accum": accumulation,
         "freeze": list(freeze),
         "lora_rank": lora_rank,
         "lora_targets": list(targets) if targets is not None else None,
@@ -331,7 +410,7 @@ def memory(
         "devices": parallel.devices,
         **{k: v for k, v in activation_options.items()},
     }
-    return DeviceMemory(model, terms, acts, values, stage, tuple(notes), settings)
+    return DeviceMemory(model, terms, acts, values, stage, tuple(notes), settings, timeline)
 
 
 def memory_json(report: DeviceMemory) -> dict[str, Any]:
@@ -361,6 +440,8 @@ def memory_json(report: DeviceMemory) -> dict[str, Any]:
             for t in report.all_terms()
         ],
         "activations": _activations_json(report),
+        "peak_point": report.peak_point(),
+        "timeline": report.timeline_points(),
         "notes": list(report.notes),
         "settings": dict(report.settings),
         "values": dict(values),

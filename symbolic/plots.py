@@ -34,6 +34,7 @@ __all__ = [
     "sample_points",
     "dominant_regions",
     "save",
+    "timeline",
 ]
 
 FORMATS = ("png", "svg")
@@ -276,4 +277,40 @@ def scaling(
     ax.set_ylabel(label)
     ax.set_title(title, pad=16)
     _legend_outside(ax)
+    return fig
+
+
+def timeline(series: Sequence[tuple[str, str, int]], title: str, peak_index: int | None = None) -> Any:
+    """A step's timeline: GiB alive (y) at each point in step order (x, labelled by phase); returns the figure.
+
+    ``series``: ``(phase, label, bytes)`` per point (:meth:`symbolic.formulas.step.Timeline.series`);
+    ``peak_index``: the point to mark as the peak.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    xs = list(range(len(series)))
+    ys = [b / GIB for _, _, b in series]
+    ax.step(xs, ys, where="mid", color="#1f77b4")
+    ax.plot(xs, ys, "o", markersize=3, color="#1f77b4")
+    starts: dict[str, int] = {}
+    for i, (phase, _, _) in enumerate(series):
+        starts.setdefault(phase, i)
+    for phase, i in starts.items():
+        ax.axvline(i - 0.5, color="#bbbbbb", linewidth=0.8)
+        ax.text(i - 0.4, max(ys) * 1.02, phase, fontsize=8, va="bottom", rotation=90)
+    if peak_index is not None:
+        ax.plot([peak_index], [ys[peak_index]], "v", color="#d62728", markersize=8)
+        ax.annotate(
+            f"peak {ys[peak_index]:,.2f} GiB",
+            (peak_index, ys[peak_index]),
+            fontsize=8,
+            xytext=(5, -12),
+            textcoords="offset points",
+            color="#d62728",
+        )
+    ax.set_xticks([])
+    ax.set_xlabel("step phase (forward layer by layer, loss, backward layer by layer, optimizer)")
+    ax.set_ylabel("GiB alive")
+    ax.set_ylim(0, max(ys) * 1.25)
+    ax.set_title(title, fontsize=10)
     return fig

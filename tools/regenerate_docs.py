@@ -64,6 +64,7 @@ INDEX: list[tuple[str, str]] = [
     ("docs/conventions.md", "the counting conventions and the papers they come from"),
     ("docs/activations.md", "the exact activations: how they are validated against autograd and how to re-measure"),
     ("docs/validation.md", "how each figure is checked: against transformers, autograd and published tables"),
+    ("docs/training-step.md", "the training step's timeline and peak, against the CPU allocator and MemTracker"),
     ("docs/performance.md", "benchmark figures: compiled quantities, caches, sweeps"),
     ("docs/llama2-7b.md", "the design note's worked example, finished, with its errata (also as LaTeX and PDF)"),
     ("docs/gpt3-175b.md", "derivation for GPT-3 175B"),

@@ -46,13 +46,27 @@ def add_memory_options(p: argparse.ArgumentParser, workload_required: bool = Tru
         "--precision",
         default="mixed",
         metavar="RECIPE",
-        help="fp32, mixed (default, 16 bytes with Adam), mixed-fp32-grads (18), mixed-fp32-accum (20), bf16, "
-        "or custom:W,G,M,S[,A] (bytes per element)",
+        help="fp32, bf16, fp16 (pure), amp-bf16, amp-fp16 (torch.autocast over fp32 weights), mixed (default, "
+        "16 bytes with Adam), mixed-fp32-grads (18), mixed-fp32-accum (20), or custom:W,G,M,S[,A] (bytes per element)",
     )
     p.add_argument(
         "--optimizer",
         default="adamw",
         help="adamw (default), adam, sgd, sgd-momentum, lion, adafactor, adam-8bit, none",
+    )
+    p.add_argument(
+        "--optimizer-impl",
+        choices=("for-loop", "foreach", "fused"),
+        help="torch.optim implementation (default: torch's for --device: foreach on cuda, for-loop on cpu)",
+    )
+    p.add_argument(
+        "--zero-grad",
+        choices=("set-to-none", "zero"),
+        default="set-to-none",
+        help="optimizer.zero_grad(set_to_none=True) (default, gradients freed) or zeroed in place (kept)",
+    )
+    p.add_argument(
+        "--grad-accum", type=positive_int("--grad-accum"), default=1, metavar="N", help="micro-batches per step"
     )
     p.add_argument(
         "--freeze", action="append", metavar="COMPONENT", help="freeze a component (repeat or comma-separate)"
@@ -86,10 +100,17 @@ def add_memory_options(p: argparse.ArgumentParser, workload_required: bool = Tru
     p.add_argument("--vocab-multiple", type=positive_int("--vocab-multiple"), metavar="M", help="pad vocab to M*tp")
     p.add_argument("--step-counters", action="store_true", help="count torch.optim's fp32 step scalar per tensor")
     # activation options, passed through unchanged to symbolic.memory.device_activation_terms
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="bf16", help="activation dtype")
+    p.add_argument(
+        "--dtype", choices=("fp32", "fp16", "bf16"), default="bf16", help="compute dtype (activations; autocast's)"
+    )
     p.add_argument("--attention", choices=("eager", "sdpa", "flash"), default="sdpa", help="attention kernel")
     p.add_argument("--recompute", choices=("none", "selective", "full"), default="none", help="activation recompute")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="where activations live")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cuda",
+        help="where the step runs: its kernels' saved tensors and torch.optim's default implementation",
+    )
     p.add_argument("--convention", choices=convention_names("memory"), default="exact", help="counting convention")
     p.add_argument("--json", action="store_true", help="print one JSON object (bytes)")
 
@@ -107,6 +128,9 @@ def memory_options(args: argparse.Namespace) -> dict:
         "lora_targets": targets or None,
         "qlora": args.qlora,
         "step_counters": args.step_counters,
+        "optimizer_impl": args.optimizer_impl,
+        "zero_grad": args.zero_grad,
+        "accumulation": args.grad_accum,
         "dtype": args.dtype,
         "attention": args.attention,
         "recompute": args.recompute,
@@ -175,7 +199,14 @@ def summary_lines(out: dict) -> list[str]:
     lines = [f"{out['model']} ({where}):"]
     states = ", ".join(f"{k} {per[k] / GIB:,.2f}" for k in ("weights", "gradients", "master", "optimizer"))
     if per.get("peak") is not None:
-        lines.append(f"  peak per device  {both(per['peak'])} = states + activations + largest transient")
+        point = out.get("peak_point")
+        if point:
+            at = f"{point['phase']}: {point['label']}" + (
+                f", layer {point['layer']}" if point["layer"] is not None else ""
+            )
+            lines.append(f"  peak per device  {both(per['peak'])}, the step's largest point ({at})")
+        else:
+            lines.append(f"  peak per device  {both(per['peak'])} = weights + activations + largest transient")
     else:
         lines.append("  peak per device  not computed: no activation figure for these settings (see the notes)")
     lines.append(f"  states           {both(per['states'])}")

@@ -46,7 +46,8 @@ class Recipe:
 
     ``weights``: the working copy the forward pass uses; ``gradients``: the gradient buffer;
     ``master``: an fp32 master copy (0 for none); ``state``: one optimizer-state element (Adam's
-    moments); ``accumulation``: a separate gradient-accumulation buffer (0 for none).
+    moments); ``accumulation``: a separate gradient-accumulation buffer (0 for none);
+    ``autocast``: the dtype ``torch.autocast`` computes in (``None``: no autocast).
     """
 
     name: str
@@ -57,14 +58,15 @@ class Recipe:
     accumulation: Fraction
     description: str
     source: str = ""
+    autocast: str | None = None
 
     def per_parameter(self, optimizer_states: int = 2) -> Fraction:
         """Bytes per trainable parameter with ``optimizer_states`` full-size states (bytes)."""
         return self.weights + self.gradients + self.master + self.accumulation + optimizer_states * self.state
 
 
-def _recipe(name, w, g, m, s, a, description, source="") -> Recipe:
-    return Recipe(name, Fraction(w), Fraction(g), Fraction(m), Fraction(s), Fraction(a), description, source)
+def _recipe(name, w, g, m, s, a, description, source="", autocast=None) -> Recipe:
+    return Recipe(name, Fraction(w), Fraction(g), Fraction(m), Fraction(s), Fraction(a), description, source, autocast)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -102,6 +104,31 @@ RECIPES: dict[str, Recipe] = {
             "Ultra-Scale Playbook (nanotron), memory for model states: 20N",
         ),
         _recipe("bf16", 2, 2, 0, 2, 0, "pure bf16: weights, gradients and optimizer state in bf16, no master copy"),
+        _recipe("fp16", 2, 2, 0, 2, 0, "pure fp16: weights, gradients and optimizer state in fp16, no master copy"),
+        _recipe(
+            "amp-bf16",
+            4,
+            4,
+            0,
+            4,
+            0,
+            "torch.autocast to bf16: fp32 weights, gradients and optimizer state; bf16 copies of the weights "
+            "made in the forward and saved for backward (activations)",
+            "torch.amp autocast (PyTorch automatic mixed precision)",
+            autocast="bf16",
+        ),
+        _recipe(
+            "amp-fp16",
+            4,
+            4,
+            0,
+            4,
+            0,
+            "torch.autocast to fp16: fp32 weights, gradients and optimizer state; fp16 copies of the weights "
+            "made in the forward and saved for backward (activations); a GradScaler's scalars are left out",
+            "torch.amp autocast (PyTorch automatic mixed precision)",
+            autocast="fp16",
+        ),
     )
 }
 DEFAULT_RECIPE = "mixed"

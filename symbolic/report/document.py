@@ -215,7 +215,8 @@ def activations_section(device: Any) -> dict[str, Any] | None:
 
 
 def memory_section(device: Any) -> dict[str, Any]:
-    """The peak per device: states + activations + the largest transient buffer, derived with numbers."""
+    """The peak per device: the largest point of the step's timeline (or, without one, states +
+    activations + the largest transient buffer), derived with numbers."""
     values = device.values
     per_device = device.per_device()
     transient = degree_ones(device.category("transient"), values)
@@ -234,13 +235,39 @@ def memory_section(device: Any) -> dict[str, Any]:
         "notes": list(device.notes),
         "single_device": device.settings.get("devices") == 1,
         "peak": None,
+        "timeline": [],
     }
+    points = device.timeline_points()
+    if points:
+        out["transient"] = []  # the loss's and the layers' buffers are points of the timeline
+        out["intro"] = (
+            "The peak of a training step is the largest point of its timeline: gradients appear during "
+            "the backward pass while the activations are freed layer by layer, and the optimizer step "
+            "allocates temporaries of its own (each per-layer point at its worst layer)."
+        )
+        out["timeline"] = [
+            {
+                "phase": p["phase"],
+                "label": p["label"] + ("" if p["layer"] is None else f" (worst: layer {p['layer']})"),
+                **bytes_text(p["bytes"]),
+            }
+            for p in points
+        ]
     if per_device.get("peak") is not None:
-        parts = [per_device[k] for k in ("states", "activations", "transient")]
-        out["peak"] = {
-            "sum": Raw(" + ".join(latex_int(v) for v in parts) + f" = {latex_int(per_device['peak'])}"),
-            **bytes_text(per_device["peak"]),
-        }
+        if points:
+            top = max(points, key=lambda p: p["bytes"])
+            where = top["label"] + ("" if top["layer"] is None else f", layer {top['layer']}")
+            out["peak"] = {
+                "sum": Raw(f"\\max_{{\\text{{points}}}} = {latex_int(per_device['peak'])}"),
+                "where": f"{top['phase']}: {where}",
+                **bytes_text(per_device["peak"]),
+            }
+        else:
+            parts = [per_device[k] for k in ("states", "activations", "transient")]
+            out["peak"] = {
+                "sum": Raw(" + ".join(latex_int(v) for v in parts) + f" = {latex_int(per_device['peak'])}"),
+                **bytes_text(per_device["peak"]),
+            }
     return out
 
 

@@ -63,6 +63,9 @@ class _Builder:
         self.model, self.arch, self.options = model, model.arch, options
         self.rules = rules_for(model.arch.family)
         self.nbytes = options.nbytes
+        self.amp = options.autocast
+        # norms, the residual stream and rotary tables stay fp32 under autocast
+        self.nbytes_norm = FP32 if options.autocast else options.nbytes
         self.cuda = options.device == "cuda"
         self.p = dropout_probabilities(model, options)
         self.terms: list[Term] = []
@@ -100,7 +103,7 @@ class _Builder:
         shards: frozenset[sp.Symbol] = SEQ,
     ) -> None:
         """A norm's saved tensors; ``shards``: the residual stream's norms split along the sequence (SP)."""
-        D, sh = self.nbytes, shards
+        D, sh = self.nbytes_norm, shards
         if kind is NormKind.RMSNORM:
             fp32_scale = self.rules.rmsnorm_fp32_scale
             if save_input or D != FP32:
@@ -144,7 +147,11 @@ class _Builder:
             count = 4 if arch.norm_placement is NormPlacement.SANDWICH else 2
             for i in range(count):
                 self.norm(f"{pre}.norm_{i + 1}", tokens * h, tokens, n, kind)
-        self.add(f"{pre}.attention.input", tokens * h * D, "q/k/v projections' input (one storage)", n)
+        if self.amp:  # autocast casts the fp32 input once per linear that reads it, and keeps each copy
+            reads = 1 if self.rules.fused_qkv else 3
+            self.add(f"{pre}.attention.input", reads * tokens * h * D, f"{reads} autocast copies of q/k/v's input", n)
+        else:
+            self.add(f"{pre}.attention.input", tokens * h * D, "q/k/v projections' input (one storage)", n)
         if arch.attention.kind is AttentionKind.MLA:
             self.mla(pre, n)
         else:
@@ -159,8 +166,13 @@ class _Builder:
                 cuda=True,
                 shards=SEQ,
             )
-        if not (arch.parallel_block and arch.parallel_norms == 1):
+        if self.amp:
+            reads = 2 if (arch.mlp.kind.value == "gated" and not self.rules.fused_gate_up and not group.moe) else 1
+            self.add(f"{pre}.mlp.input", reads * tokens * h * D, f"{reads} autocast copies of the MLP's input", n)
+        elif not (arch.parallel_block and arch.parallel_norms == 1):
             self.add(f"{pre}.mlp.input", tokens * h * D, "MLP (or router) input", n)
+        if self.amp:
+            self.weight_copies(group)
         if group.moe:
             self.moe(pre, n)
         else:
@@ -168,6 +180,21 @@ class _Builder:
         if self.rules.layer_int64_scalars:
             scalars = sp.Integer(INT64 * self.rules.layer_int64_scalars)
             self.add(f"{pre}.index_scalars", scalars, "int64 index scalars", n)
+
+    def weight_copies(self, group: LayerGroup) -> None:
+        """Autocast's copies of a layer's linear weights in the dtype, kept for backward."""
+        from ..params import parameter_terms
+
+        mats = [
+            t.expr
+            for t in parameter_terms(self.arch)
+            if t.count == group.count
+            and t.shape is not None
+            and len(t.shape) == 2
+            and not (t.expert and self.options.experts == "grouped_mm")  # torch._grouped_mm is not autocast
+        ]
+        what = "autocast copies of the weights"
+        self.add(f"{group.name}.autocast.weight_copies", sp.Add(*mats) * self.nbytes, what, group.count)
 
     def mlp(self, path: str, f: sp.Expr, n: sp.Expr) -> None:
         mlp = self.arch.mlp
@@ -255,6 +282,14 @@ class _Builder:
                 self.add(
                     f"{pre}.attention.probs", 3 * sq, "softmax output, scaled mask and dropped probabilities (fp32)", n
                 )
+                if rules.fused_qkv and fp == D and not self.amp:
+                    # with b = 1 the values P@V saves are a view of the fused projection's output, not a copy
+                    self.add(
+                        f"{pre}.attention.v_batch1_view",
+                        sp.Piecewise((2 * s * qd * D, sp.Eq(b, 1)), (0, True)),
+                        "b = 1 only: P@V keeps the whole fused q/k/v output (its values are a view of it)",
+                        n,
+                    )
             else:
                 self.probs(pre, n, softcap=arch.attention.softcap)
             self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n, shards=HEADS)
@@ -385,6 +420,8 @@ class _Builder:
                 n,
             )
         wb = FP32 if self.rules.routing_weights_fp32 else D
+        if self.options.experts == "grouped_mm" and self.amp:
+            D = FP32  # autocast leaves torch._grouped_mm alone: the experts run on the fp32 weights and inputs
         if self.options.experts == "grouped_mm":
             self.add(f"{pre}.moe.experts.offsets", E * 4, "grouped_mm group offsets, int32", n, shards=EXPERTS)
             self.add(f"{pre}.moe.experts.permutation", 3 * tokens * k * 8, "token permutation indices, int64", n)
@@ -419,7 +456,7 @@ class _Builder:
     # ---- once per forward ----
     def shared(self) -> None:
         rules, D = self.rules, self.nbytes
-        rot_bytes = FP32 if rules.rotary_fp32 else D
+        rot_bytes = FP32 if rules.rotary_fp32 else self.nbytes_norm
         full = self.options.recompute == "full"
         if rules.rotary == "shared" and self.arch.positions is Positions.ROTARY:
             self.add(
@@ -470,14 +507,15 @@ class _Builder:
         if arch.embedding_norm:
             self.norm("embedding.norm", tokens * h, tokens, ONE, arch.norm.kind)
         if self.p["embedding"] > 0:
-            self.add(
-                "embedding.dropout_mask", tokens * h * self.mask_bytes, "embedding dropout mask", cuda=True, shards=SEQ
-            )
+            mask = 1 if self.cuda else self.nbytes_norm
+            self.add("embedding.dropout_mask", tokens * h * mask, "embedding dropout mask", cuda=True, shards=SEQ)
         pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.positions]
         self.add("embedding.position_ids", pos, "position ids saved by the position embedding, int64")
         if arch.final_norm:
             self.norm("head.final_norm", tokens * h, tokens, ONE, arch.norm.kind)
         self.add("head.lm_head_input", tokens * h * D, "lm_head's input")
+        if self.amp and arch.lm_head:
+            self.add("head.autocast.weight_copy", V * h * D, "autocast copy of the output layer's weight")
         if arch.final_softcap:
             self.add("head.softcap", tokens * V * D, "tanh output of the logit soft-capping")
         self.add("loss.log_probs", tokens * V * FP32, "cross-entropy's fp32 log-softmax of the logits")

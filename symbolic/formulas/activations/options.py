@@ -36,7 +36,9 @@ class ActivationOptions:
 
     ``experts``: transformers' MoE experts implementation (``grouped_mm``, its 5.24 default, or the
     per-expert loop ``eager``). ``dropout``: override every dropout probability of the config
-    (``None`` reads them from the config). ``interleave``: model chunks per pipeline stage (Megatron).
+    (``None`` reads them from the config). ``interleave``: model chunks per pipeline stage (Megatron). ``autocast``: fp32 weights under
+    ``torch.autocast`` to ``dtype`` (norms and the residual stream stay fp32, each linear casts its
+    input and its weight, and keeps both for backward).
     """
 
     dtype: str = "bf16"
@@ -46,6 +48,7 @@ class ActivationOptions:
     experts: str = "grouped_mm"
     dropout: float | None = None
     interleave: int = 1
+    autocast: bool = False
 
     def __post_init__(self) -> None:
         _choice("dtype", self.dtype, tuple(DTYPE_BYTES))

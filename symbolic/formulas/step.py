@@ -1,0 +1,347 @@
+"""The timeline of one training step: bytes alive at each point, as closed-form SymPy expressions.
+
+A step under PyTorch (``loss = model(ids, labels=ids).loss; loss.backward(); opt.step();
+opt.zero_grad()``) allocates and frees in a fixed order, and the peak is the largest of these
+points (each a sum of named byte totals; ``i`` is the layer index, kept a symbol):
+
+======================  =====================================================================
+point                   bytes alive
+======================  =====================================================================
+start                   weights + master + optimizer state + step counters + ids (+ gradients
+                        when they are zeroed instead of freed, or accumulated over micro-batches)
+forward, layer i        start + activations before the layers + (i + 1) layers' activations
+loss (forward)          start + activations - the loss's saved tensors + logits + log-softmax
+loss (backward)         start + activations + two fp32 logits-sized gradients (nll_loss's and
+                        log_softmax's) - the loss's saved labels and weight (freed by then)
+backward, layer i       start + activations before layer i + i layers' activations + the head's
+                        gradients + (L - 1 - i) layers' gradients + the incoming gradient +
+                        the layer's backward working set (the MLP's, see below)
+embedding (backward)    start + all gradients + the embedding gradient being added (tied weights)
+optimizer               start + all gradients + the implementation's temporaries
+======================  =====================================================================
+
+Each per-layer point is linear in ``i``, so its maximum over ``0 <= i < L`` is the larger of its
+two ends (:func:`max_over_layers`): the peak stays a closed form while layers stay a symbol.
+
+Measured on CPU (``tests/harness/step.py``, torch 2.13, transformers 5.24): the points
+``start``, ``forward, layer i``, ``loss`` and ``optimizer`` to the byte for llama-family models;
+the backward working set of a layer (``2*b*s*f + h*f`` elements in the dtype: the gradients of two
+MLP intermediates and the down projection's weight gradient) is measured for the gated MLP in fp32
+and approximate elsewhere (it is the peak only when the vocabulary is much smaller than the MLP).
+The optimizer temporaries (:data:`IMPLEMENTATIONS`) follow ``torch.optim.AdamW``'s code:
+the for-loop kernel builds ``sqrt(v)`` and ``sqrt(v)/c`` for one tensor at a time, foreach builds
+``sqrt(v)`` for every tensor at once, fused builds none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import sympy as sp
+
+from .. import symbols as S
+from ..arch import Model
+from ..errors import SymbolicError
+from ..terms import Breakdown
+
+__all__ = [
+    "Implementation",
+    "IMPLEMENTATIONS",
+    "default_implementation",
+    "get_implementation",
+    "ZERO_GRAD",
+    "Point",
+    "Timeline",
+    "step_timeline",
+    "max_over_layers",
+    "LAYER",
+]
+
+LAYER = sp.Symbol("i", integer=True, nonnegative=True)
+FP32, INT64 = 4, 8
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """How an optimizer's update runs, and the temporaries it allocates (state-sized tensors).
+
+    ``per_tensor``: state-sized temporaries alive at once for the largest single tensor
+    (the for-loop kernel); ``whole``: temporaries the size of all the state at once (foreach).
+    """
+
+    name: str
+    title: str
+    per_tensor: int
+    whole: int
+    source: str
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    i.name: i
+    for i in (
+        Implementation(
+            "for-loop",
+            "one tensor at a time: sqrt(v) and sqrt(v)/c alive together for the largest tensor",
+            2,
+            0,
+            "torch.optim.adamw._single_tensor_adamw: denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)",
+        ),
+        Implementation(
+            "foreach",
+            "all tensors at once: sqrt(v) for every tensor (one state-sized copy of the model)",
+            0,
+            1,
+            "torch.optim.adamw._multi_tensor_adamw: exp_avg_sq_sqrt = torch._foreach_sqrt(device_exp_avg_sqs)",
+        ),
+        Implementation("fused", "one fused kernel: no temporaries", 0, 0, "torch._fused_adamw_"),
+    )
+}
+# torch.optim's default when neither foreach nor fused is given: foreach on CUDA, the for-loop on CPU
+DEFAULT_IMPLEMENTATION = {"cuda": "foreach", "cpu": "for-loop"}
+ZERO_GRAD = ("set-to-none", "zero")
+# optimizers whose temporaries the implementations describe (Adam's denominator)
+ADAM_LIKE = ("adamw", "adam")
+
+
+def default_implementation(device: str) -> str:
+    """torch.optim's default implementation on ``device`` (``cuda``: foreach, ``cpu``: for-loop).
+
+    >>> default_implementation("cpu"), default_implementation("cuda")
+    ('for-loop', 'foreach')
+    """
+    return DEFAULT_IMPLEMENTATION[device]
+
+
+def get_implementation(name: str | None, device: str = "cuda") -> Implementation:
+    """The implementation called ``name`` (``None``: torch's default on ``device``); a clear error otherwise."""
+    name = name or default_implementation(device)
+    try:
+        return IMPLEMENTATIONS[name]
+    except KeyError:
+        raise SymbolicError("--optimizer-impl", f"unknown {name!r}; allowed: {', '.join(IMPLEMENTATIONS)}") from None
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of the timeline: ``phase``, ``label``, bytes alive ``expr`` (may contain ``i``).
+
+    ``layers``: the symbol counting the layers the point runs over (``expr`` then holds
+    :data:`LAYER`, 0-based within that group), else ``None``.
+    """
+
+    phase: str
+    label: str
+    expr: sp.Expr
+    layers: sp.Expr | None = None
+
+    def peak(self) -> sp.Expr:
+        """The largest value of this point over its layers (bytes), a closed form."""
+        return max_over_layers(self.expr, self.layers) if self.layers is not None else self.expr
+
+
+def max_over_layers(expr: sp.Expr, count: sp.Expr) -> sp.Expr:
+    """``max(expr)`` over ``i = 0 .. count - 1`` for ``expr`` linear in ``i`` (bytes): the larger end.
+
+    >>> import sympy as sp
+    >>> a, g, L = sp.symbols("a g L", positive=True)
+    >>> max_over_layers(100 + (LAYER + 1) * a + (L - 1 - LAYER) * g, L)
+    Max(L*a + 100, a + g*(L - 1) + 100)
+    """
+    poly = sp.Poly(sp.expand(expr), LAYER)
+    if poly.degree() > 1:
+        raise SymbolicError("timeline", f"per-layer point is not linear in the layer index: {expr}")
+    return sp.Max(expr.subs(LAYER, 0), expr.subs(LAYER, count - 1))
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The points of one step in order, with named byte totals they are made of (bytes)."""
+
+    points: tuple[Point, ...]
+    parts: Mapping[str, sp.Expr]
+
+    @property
+    def peak_expr(self) -> sp.Expr:
+        """The step's peak: the maximum over every point (bytes)."""
+        return sp.Max(*(p.peak() for p in self.points))
+
+
+def _group_of(term, groups) -> object | None:
+    for g in groups:
+        if g.count in term.count.free_symbols or term.count == g.count:
+            return g
+    return None
+
+
+def step_timeline(
+    model: Model,
+    states: Breakdown,
+    activations: Breakdown,
+    *,
+    dtype_bytes: int,
+    grad_bytes: sp.Expr,
+    state_bytes: sp.Expr,
+    optimizer: str,
+    implementation: Implementation,
+    zero_grad: str = "set-to-none",
+    accumulation: int = 1,
+    step_counters: bool = True,
+    layer_transient: sp.Expr | int = 0,
+) -> Timeline:
+    """The points of one training step on one device (bytes), from the state and activation terms.
+
+    ``states``: weights, gradients, master and optimizer terms (tagged with their category) of one
+    device; ``activations``: the activation terms of one micro-batch; ``dtype_bytes``: bytes of one
+    activation element; ``grad_bytes``: bytes of one gradient element; ``state_bytes``: bytes of one optimizer-state element (the temporaries'
+    dtype); ``optimizer``/``implementation``: which update runs; ``zero_grad``: ``set-to-none``
+    (gradients freed after the step) or ``zero`` (kept, zeroed); ``accumulation``: micro-batches per
+    step (from the second on, gradients are alive through forward and backward);
+    ``layer_transient``: bytes alive only while a layer runs (ZeRO-3's gathered weights, a layer
+    recomputed under full recomputation), added to the per-layer points.
+    """
+    if zero_grad not in ZERO_GRAD:
+        raise SymbolicError("--zero-grad", f"unknown {zero_grad!r}; allowed: {', '.join(ZERO_GRAD)}")
+    if isinstance(accumulation, bool) or not isinstance(accumulation, int) or accumulation <= 0:
+        raise SymbolicError("--grad-accum", f"must be a positive integer, got {accumulation!r}")
+    arch = model.arch
+    groups = arch.groups
+    b, s, V, h = S.batch, S.seq, S.n_vocab, S.d_model
+    tokens = b * s
+
+    def cat(name: str) -> Breakdown:
+        return states.where(lambda t: name in t.tags)
+
+    W, M, OPT, G = (cat(c).total for c in ("weights", "master", "optimizer", "gradients"))
+    grads = cat("gradients")
+    per_layer_grads = {
+        g.name: sp.Add(*(t.total / t.count for t in grads if _group_of(t, [g]) is not None)) for g in groups
+    }
+    outside_grads = [t for t in grads if _group_of(t, groups) is None]
+    tied = arch.tied_embeddings
+    emb_grads = sp.Add(*(t.total for t in outside_grads if t.path.startswith("gradients.embedding")))
+    head_grads = sp.Add(*(t.total for t in outside_grads if not t.path.startswith("gradients.embedding")))
+    if tied:  # one parameter: its gradient buffer fills at the output layer, the embedding adds to it
+        head_grads, emb_end = head_grads + emb_grads, emb_grads
+    else:
+        emb_end = 0
+
+    counters = 0
+    if step_counters and optimizer in ADAM_LIKE and OPT != 0:
+        counters = FP32 * sp.Add(*(t.count for t in cat("optimizer")))
+    ids = tokens * INT64
+    kept = G if (zero_grad == "zero" or accumulation > 1) else 0
+    start = W + M + OPT + counters + ids + kept
+
+    # per group: the layers this device runs (the terms' count: n_layers, or its pipeline share)
+    counts = {g.name: g.count for g in groups}
+    for t in activations:
+        g = _group_of(t, groups)
+        if g is not None:
+            counts[g.name] = t.count
+    groups = [replace(g, count=counts[g.name]) for g in groups]
+    per_layer_acts = {g.name: sp.Integer(0) for g in groups}
+    pre = post = loss_other = sp.Integer(0)
+    for t in activations:
+        g = _group_of(t, groups)
+        if g is not None:
+            per_layer_acts[g.name] += t.total / g.count
+        elif t.path.startswith(("head.", "loss.")):
+            post += t.total
+            if t.path.startswith("loss.") and t.path != "loss.log_probs":
+                loss_other += t.total
+        else:
+            pre += t.total
+    A = activations.total
+    logits = tokens * V * FP32  # one fp32 logits-sized tensor
+    logits_dtype = tokens * V * dtype_bytes
+    scalars = 2 * FP32  # the loss and the gradient seeded into backward
+
+    points: list[Point] = [Point("start", "start of the step", start)]
+    # forward: group by group, layer by layer
+    before = pre
+    for g in groups:
+        a = per_layer_acts[g.name]
+        expr = start + before + (LAYER + 1) * a + layer_transient
+        points.append(Point("forward", f"after {g.name} layer i's forward", expr, g.count))
+        before += g.count * a
+    loss_all = sp.Add(*(t.total for t in activations if t.path.startswith("loss.")))
+    # logits in the dtype, their fp32 copy (16-bit), the log-softmax, the padded and shifted labels
+    fwd_loss = start + A - loss_all + logits_dtype + (logits if dtype_bytes != FP32 else 0) + logits + 2 * loss_other
+    points.append(Point("forward", "loss forward: logits and their fp32 log-softmax", fwd_loss))
+    points.append(
+        Point(
+            "backward",
+            "loss backward: nll_loss's and log_softmax's fp32 gradients",
+            start + A + 2 * logits - loss_other + scalars,
+        )
+    )
+    # backward: groups in reverse, each layer's working set on top of what is alive when it starts
+    after_head = head_grads
+    incoming = tokens * h * dtype_bytes
+    if accumulation > 1 or zero_grad == "zero":
+        layer_grads_alive = {g.name: sp.Integer(0) for g in groups}  # already in ``start``
+        transient_grads = {g.name: per_layer_grads[g.name] for g in groups}
+        after_head = 0
+    else:
+        layer_grads_alive = per_layer_grads
+        transient_grads = {g.name: sp.Integer(0) for g in groups}
+    later_grads = sp.Integer(0)
+    remaining = A - post  # activations before the head
+    for g in reversed(groups):
+        a, gl = per_layer_acts[g.name], layer_grads_alive[g.name]
+        earlier = remaining - g.count * a  # activations of everything before this group
+        working = _layer_working_set(model, g, dtype_bytes) + transient_grads[g.name]
+        # layer i's backward begins with layers 0..i of this group alive and the later layers' grads
+        expr = start + earlier + (LAYER + 1) * a + after_head + later_grads + (g.count - 1 - LAYER) * gl
+        expr += incoming + working + layer_transient
+        points.append(Point("backward", f"{g.name} layer i's backward", expr, g.count))
+        later_grads += g.count * gl
+        remaining = earlier
+    points.append(Point("backward", "end of backward: every gradient", start - kept + G + emb_end * (1 if tied else 0)))
+    temps = _optimizer_temporaries(
+        states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes)
+    )
+    points.append(Point("optimizer", f"optimizer step ({implementation.name})", start - kept + G + temps))
+    points.append(Point("zero_grad", "after zero_grad", start))
+    parts = {
+        "weights": W,
+        "master": M,
+        "optimizer": OPT,
+        "step_counters": counters,
+        "ids": ids,
+        "gradients": G,
+        "activations": A,
+        "optimizer_temporaries": temps,
+    }
+    return Timeline(tuple(points), parts)
+
+
+def _layer_working_set(model: Model, group, dtype_bytes: int) -> sp.Expr:
+    """Bytes a layer's backward allocates on top of what is alive when it starts (bytes).
+
+    The MLP's: the gradients of two ``b*s*f`` intermediates and the down projection's ``h*f``
+    weight gradient, in the activation dtype (measured for the gated MLP in fp32).
+    """
+    f = S.symbol("d_ffn_expert") if group.moe and "d_ffn_expert" in model.sizes else S.d_ffn
+    if "d_ffn" not in model.sizes and f == S.d_ffn:
+        f = 4 * S.d_model
+    return (2 * S.batch * S.seq * f + S.d_model * f) * dtype_bytes
+
+
+def _optimizer_temporaries(states: Breakdown, optimizer: str, impl: Implementation, ratio: sp.Expr) -> sp.Expr:
+    """Bytes the optimizer step allocates for a moment (bytes): see :data:`IMPLEMENTATIONS`.
+
+    ``ratio``: bytes of a state element over bytes of a gradient element (the gradient terms are bytes).
+    """
+    if optimizer not in ADAM_LIKE:
+        return sp.Integer(0)
+    trainable = [t for t in states if "gradients" in t.tags]
+    if not trainable:
+        return sp.Integer(0)
+    out = sp.Integer(0)
+    if impl.per_tensor:
+        out += impl.per_tensor * sp.Max(*(t.expr for t in trainable))
+    if impl.whole:
+        out += impl.whole * sp.Add(*(t.total for t in trainable))
+    return out * ratio

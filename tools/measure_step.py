@@ -1,0 +1,179 @@
+"""Compare the training-step peak of ``symbolic memory`` with the CPU allocator's, family by family.
+
+For each small config (seven families), batch, sequence, recipe and optimizer implementation,
+runs three real training steps on CPU (``tests/harness/step.py``: torch.profiler allocation
+events over the third step) and evaluates ``symbolic memory CONFIG --batch B --seq S --precision R
+--optimizer adamw --optimizer-impl I --dtype D --attention sdpa --device cpu`` in-process.
+
+    python tools/measure_step.py                    # the full table (minutes)
+    python tools/measure_step.py --families llama --recipes fp32 --quick
+    python tools/measure_step.py --json out.json    # also write the rows
+
+Prints one row per case: measured peak, ours, the error, and the phase each puts the peak in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# small configs, every dimension distinct where the family allows it
+FAMILIES: dict[str, dict] = {
+    "llama": dict(
+        model_type="llama",
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=1000,
+        max_position_embeddings=2048,
+    ),
+    "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=3, n_head=4, vocab_size=1000, n_positions=1024),
+    "mistral": dict(
+        model_type="mistral",
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1000,
+        max_position_embeddings=2048,
+    ),
+    "qwen2": dict(
+        model_type="qwen2",
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1000,
+        max_position_embeddings=2048,
+    ),
+    "gemma": dict(
+        model_type="gemma",
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=3,
+        head_dim=16,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        vocab_size=1000,
+        max_position_embeddings=2048,
+    ),
+    "gpt_neox": dict(
+        model_type="gpt_neox",
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        vocab_size=1000,
+        max_position_embeddings=2048,
+    ),
+    "mixtral": dict(
+        model_type="mixtral",
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        vocab_size=1000,
+        max_position_embeddings=2048,
+    ),
+}
+DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
+
+
+def ours(config: dict, batch: int, seq: int, recipe: str, impl: str) -> dict:
+    """The memory answer's peak for one case (bytes) and the phase of its timeline it falls in."""
+    from symbolic.hf import from_hf_config
+    from symbolic.memory import Workload, memory
+
+    model = from_hf_config(config)
+    report = memory(
+        model,
+        Workload(batch, seq),
+        precision=recipe,
+        optimizer="adamw",
+        optimizer_impl=impl,
+        dtype=DTYPE[recipe],
+        attention="sdpa",
+        device="cpu",
+    )
+    return {"peak": report.bytes("peak"), "phase": report.peak_point()["phase"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--recipes", default="fp32,bf16,amp-bf16")
+    p.add_argument("--impls", default="for-loop,foreach")
+    p.add_argument("--sizes", default="1x128,2x128,2x512", help="BxS pairs")
+    p.add_argument("--quick", action="store_true", help="one size (2x128)")
+    p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the rows as a Markdown table")
+    args = p.parse_args(argv)
+    warnings.simplefilter("ignore")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    from tests.harness.step import measure_step
+
+    sizes = ["2x128"] if args.quick else args.sizes.split(",")
+    rows = []
+    print(
+        f"{'family':9s} {'recipe':8s} {'impl':8s} {'b':>2s} {'s':>4s} {'measured':>11s} {'ours':>11s} {'error':>8s}  phase (measured / ours)"
+    )
+    for fam in args.families.split(","):
+        for size in sizes:
+            b, s = (int(x) for x in size.split("x"))
+            for recipe in args.recipes.split(","):
+                for impl in args.impls.split(","):
+                    got = measure_step(FAMILIES[fam], b, s, recipe, impl, marks=False)
+                    mine = ours(FAMILIES[fam], b, s, recipe, impl)
+                    err = 100 * (mine["peak"] / got["peak"] - 1)
+                    rows.append(
+                        dict(
+                            family=fam,
+                            recipe=recipe,
+                            impl=impl,
+                            batch=b,
+                            seq=s,
+                            measured=got["peak"],
+                            ours=mine["peak"],
+                            error_pct=err,
+                            measured_phase=got["peak_phase"],
+                            our_phase=mine["phase"],
+                        )
+                    )
+                    print(
+                        f"{fam:9s} {recipe:8s} {impl:8s} {b:2d} {s:4d} {got['peak']:11d} {mine['peak']:11d} {err:+7.3f}%  {got['peak_phase']} / {mine['phase']}",
+                        flush=True,
+                    )
+    worst = max(abs(r["error_pct"]) for r in rows)
+    print(f"{len(rows)} cases, largest |error| {worst:.3f}%, within 1%: {sum(abs(r['error_pct']) <= 1 for r in rows)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.markdown:
+        lines = [
+            "| family | recipe | impl | b | s | measured (bytes) | ours (bytes) | error | peak in (measured / ours) |"
+        ]
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|---|")
+        for r in rows:
+            lines.append(
+                f"| {r['family']} | {r['recipe']} | {r['impl']} | {r['batch']} | {r['seq']} | {r['measured']:,} | "
+                f"{r['ours']:,} | {r['error_pct']:+.3f}% | {r['measured_phase']} / {r['our_phase']} |"
+            )
+        Path(args.markdown).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
