@@ -25,7 +25,7 @@ def test_memory_leads_with_the_peak(columns: str, capsys, monkeypatch) -> None:
     lines = out.splitlines()
     assert lines[1].split()[:3] == ["peak", "per", "device"]
     assert f"{peak / GIB:,.2f} GiB ({peak / GB:,.2f} GB)" in lines[1]
-    assert "states + activations + largest transient" in lines[1]
+    assert "the step's largest point (optimizer)" in lines[1]  # the foreach step, CUDA's default
     assert all(len(line) <= int(columns) for line in lines)
     assert "share of peak" in out and "share of states" not in out
     assert "0.00 | 0.00" not in out and "│ 0.00 │ 0.00 │" not in out  # no empty component rows by default

@@ -201,9 +201,7 @@ def summary_lines(out: dict) -> list[str]:
     if per.get("peak") is not None:
         point = out.get("peak_point")
         if point:
-            at = f"{point['phase']}: {point['label']}" + (
-                f", layer {point['layer']}" if point["layer"] is not None else ""
-            )
+            at = point["phase"] + (f", layer {point['layer']}" if point["layer"] is not None else "")
             lines.append(f"  peak per device  {both(per['peak'])}, the step's largest point ({at})")
         else:
             lines.append(f"  peak per device  {both(per['peak'])} = weights + activations + largest transient")
