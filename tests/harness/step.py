@@ -12,9 +12,10 @@ One run: a small randomly initialised ``*ForCausalLM`` built from an HF config d
 The last step is measured with ``torch.profiler`` (``profile_memory=True``): every allocation
 and free of the CPU allocator is an event carrying the running total of bytes allocated since
 profiling started. Bytes alive at the start of the measured step (weights, buffers, optimizer
-state, gradients when they are zeroed instead of freed, the ids) are summed over unique storages
-of every live tensor the garbage collector knows; the step's absolute peak is that baseline plus
-the largest running total. Phases are ``record_function`` ranges; per-layer marks come from
+state, gradients when they are zeroed instead of freed, the ids) are summed over their unique
+storages (:func:`step_state_bytes`; :func:`live_bytes` cross-checks it over every tensor the garbage
+collector knows in a fresh process); the step's absolute peak is that baseline plus the largest
+running total. Phases are ``record_function`` ranges; per-layer marks come from
 module hooks (forward) and tensor hooks on each layer's input gradient (backward).
 
 torch / transformers are imported lazily so that ``symbolic`` imports without them.
@@ -27,7 +28,7 @@ from typing import Any
 
 from .measure import _make_inputs, _num_layers, build_model, layer_index
 
-__all__ = ["RECIPES", "IMPLEMENTATIONS", "measure_step", "live_bytes"]
+__all__ = ["RECIPES", "IMPLEMENTATIONS", "measure_step", "live_bytes", "step_state_bytes"]
 
 # recipe -> (parameter dtype, autocast dtype or None)
 RECIPES = {
@@ -54,6 +55,33 @@ def live_bytes() -> int:
                     seen[st.data_ptr()] = st.nbytes()
         except Exception:  # noqa: BLE001  (tensor subclasses without storage)
             continue
+    return sum(seen.values())
+
+
+def step_state_bytes(model, opt, *tensors) -> int:
+    """Bytes of the unique storages alive between steps (bytes): parameters, buffers, gradients,
+    optimizer state and ``tensors`` (the ids). Counting only these keeps tensors other code left in the
+    process (earlier tests, earlier examples) out of the baseline."""
+    import torch
+
+    seen: dict[int, int] = {}
+
+    def add(t) -> None:
+        if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+            st = t.untyped_storage()
+            if st.nbytes():
+                seen[st.data_ptr()] = st.nbytes()
+
+    for p in model.parameters():
+        add(p)
+        add(p.grad)
+    for b in model.buffers():
+        add(b)
+    for state in opt.state.values():
+        for v in state.values():
+            add(v)
+    for t in tensors:
+        add(t)
     return sum(seen.values())
 
 
@@ -154,7 +182,7 @@ def measure_step(
     for _ in range(steps - 1):
         one_step()
     gc.collect()
-    baseline = live_bytes()
+    baseline = step_state_bytes(model, opt, ids)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         one_step()
     for h in handles:
