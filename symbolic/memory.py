@@ -373,8 +373,6 @@ def memory(
             step_counters=not step_counters,
             layer_transient=sp.Max(*others) if others else sp.Integer(0),
         )
-    if acts is None:
-        notes.append(ACTIVATIONS_PENDING + "; activations and peak are null")
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")
     if lora_rank is not None and parallel.tp > 1:
