@@ -288,6 +288,10 @@ def memory(
     ``foreach`` or ``fused`` (``None``: torch's default on ``device``); ``zero_grad``:
     ``set-to-none`` or ``zero``; ``accumulation``: micro-batches per optimizer step. The peak is the
     maximum of the step's timeline (:func:`symbolic.formulas.step.step_timeline`).
+
+    >>> from symbolic.registry import load_model
+    >>> memory(load_model("gpt2")).bytes("states")  # bf16 weights, mixed precision, AdamW: 16 bytes each
+    1991036928
     """
     if workload is None:  # the default: 2048 tokens, or the learned position table if shorter
         workload = Workload(**default_workload(model))

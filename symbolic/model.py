@@ -152,6 +152,12 @@ def flops_terms(
     Forward terms, backward terms (2x forward each) and, with ``recompute`` ``selective`` or
     ``full``, the forward work recomputed in the backward pass. ``causal`` (``exact`` only)
     counts only the query-key pairs a causal mask keeps.
+
+    >>> from symbolic.registry import load_model
+    >>> from symbolic.numeric import evaluate
+    >>> gpt2 = load_model("gpt2")
+    >>> evaluate(flops_terms(gpt2, "palm").total, {**gpt2.sizes, "batch": 1, "seq": 1024})
+    880522297344
     """
     rule = get_convention(convention, "flops").flops
     assert rule is not None
@@ -169,7 +175,12 @@ class ParameterCounts:
 
 
 def parameter_counts(model: Model, terms: Breakdown | None = None, **sizes: int) -> ParameterCounts:
-    """Evaluate parameter terms at the model's sizes (plus ``sizes``, e.g. ``lora_rank``)."""
+    """Evaluate parameter terms at the model's sizes (plus ``sizes``, e.g. ``lora_rank``) (parameters).
+
+    >>> from symbolic.registry import load_model
+    >>> parameter_counts(load_model("llama2-7b")).total  # what transformers builds
+    6738415616
+    """
     terms = parameters(model) if terms is None else terms
     values = {**model.sizes, **sizes}
     per_term = {t.path: int(evaluate(t.total, values)) for t in terms}
