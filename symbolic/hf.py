@@ -460,6 +460,8 @@ def _sliding(cfg: _Config, rules: FamilyRules) -> tuple[Sliding, int]:
         return Sliding.NONE, 0
     types = cfg.get("layer_types")
     if types:
+        if not isinstance(types, list) or not all(isinstance(kind, str) for kind in types):
+            raise SymbolicError("layer_types", f"must be a list of layer kinds, got {shown(types)}")
         return Sliding.LISTED, sum(1 for kind in types if kind == "sliding_attention")
     if rules.alternating_sliding:
         return Sliding.ALTERNATE, 0
@@ -477,7 +479,12 @@ def _rotary_fraction(cfg: _Config, sizes: Mapping[str, int]) -> Fraction:
         return Fraction(cfg.size("rotary_dim"), sizes["d_head"])
     # transformers 5 keeps the fraction in rope_parameters (GPT-NeoX's class default there: 0.25)
     rope = cfg.get("rope_parameters") or {}
-    pct = cfg.get("rotary_pct", cfg.get("partial_rotary_factor", rope.get("partial_rotary_factor", 1.0))) or 1.0
+    if not isinstance(rope, Mapping):
+        raise SymbolicError("rope_parameters", f"must be an object, got {shown(rope)}")
+    field = "rotary_pct" if cfg.get("rotary_pct") is not None else "partial_rotary_factor"
+    pct = cfg.get(field, rope.get("partial_rotary_factor", 1.0)) or 1.0
+    if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 < pct <= 1:
+        raise SymbolicError(field, f"must be a fraction from 0 (excluded) to 1, got {shown(pct)}")
     return Fraction(int(sizes["d_head"] * float(pct)), sizes["d_head"])
 
 
