@@ -35,15 +35,15 @@ the for-loop kernel builds ``sqrt(v)`` and ``sqrt(v)/c`` for one tensor at a tim
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import sympy as sp
 
 from .. import symbols as S
-from ..arch import Model
+from ..arch import LayerGroup, Model
 from ..errors import SymbolicError
-from ..terms import Breakdown
+from ..terms import Breakdown, Term
 
 __all__ = [
     "Implementation",
@@ -167,7 +167,7 @@ class Timeline:
         return sp.Max(*(p.peak() for p in self.points))
 
 
-def _group_of(term, groups) -> object | None:
+def _group_of(term: Term, groups: Sequence[LayerGroup]) -> LayerGroup | None:
     for g in groups:
         if g.count in term.count.free_symbols or term.count == g.count:
             return g
@@ -239,7 +239,7 @@ def step_timeline(
         g = _group_of(t, groups)
         if g is not None:
             counts[g.name] = t.count
-    groups = [replace(g, count=counts[g.name]) for g in groups]
+    groups = tuple(replace(g, count=counts[g.name]) for g in groups)
     per_layer_acts = {g.name: sp.Integer(0) for g in groups}
     pre = post = loss_other = sp.Integer(0)
     for t in activations:
