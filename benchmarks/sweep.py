@@ -1,4 +1,4 @@
-"""Throughput of compiled quantities against hand-written NumPy and SymPy substitution.
+"""Throughput of compiled quantities and sweeps, against hand-written NumPy, SymPy and llm-analysis.
 
 Run: python benchmarks/sweep.py [--points N] [--json]
 
@@ -12,8 +12,15 @@ degrees):
   expression of the same formula, measured in the same run, and their ratio (``ratio_vs_numpy``);
 - the same for the exact (Python int / Fraction) mode, on a sample;
 - SymPy ``subs``/``evalf`` per configuration, on a sample, and the speed-up over it;
-- ``llm-analysis`` per configuration, if it is installed;
-- cold (empty cache) and warm wall time of ``symbolic memory llama2-7b --batch 1 --seq 4096 --json``;
+- in-process configurations per second of ``run_sweep`` over a dp x batch grid (float and exact);
+- ``llm-analysis``'s ``train()`` per configuration on the same model, side by side, if it is
+  installed (``pip install 'symbolic[bench]'``), and our ratio to it;
+- fresh-interpreter wall times, interleaved in one run: ``python -c pass``, ``python -c "import
+  sympy"``, ``symbolic --help``, and ``symbolic memory llama2-7b --batch 1 --seq 4096 --json`` cold
+  (empty caches), with compiled code cached but no answer cache, and warm (an answer-cache hit),
+  each also as a ratio to the two yardsticks;
+- end-to-end ``symbolic sweep`` to a CSV file: 10^7 points (exact and ``--float``) and the
+  4,096-point ``--dp 1:4096 --zero 1`` sweep, cold and warm;
 - the time to build, simplify and compile the memory model of a 2-layer and a 126-layer model.
 """
 
@@ -103,20 +110,106 @@ def best_of(runs: int, fn) -> float:
     return min(times)
 
 
+CLI_MEMORY = ["memory", MODEL, "--batch", "1", "--seq", "4096", "--json"]
+_ENTRY = "import sys; from symbolic.cli import main; sys.exit(main())"  # what the console script runs
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def cli_times(runs: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "symbolic", "memory", MODEL, "--batch", "1", "--seq", "4096", "--json"]
+    """Fresh-interpreter wall times, interleaved so every figure sees the same machine load.
+
+    ``python -c pass`` and ``python -c "import sympy"`` are the yardsticks; ``cold`` runs with an
+    empty cache folder (no answer cache, no compiled code), ``no_answer_cache`` with compiled code
+    cached but ``SYMBOLIC_NO_RESULT_CACHE=1``, ``warm`` is an answer-cache hit.
+    """
+    py = sys.executable
+    base = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SYMBOLIC_CACHE_DIR": tmp, "PYTHONPATH": str(ROOT)}
-        subprocess.run([sys.executable, "-c", "import symbolic.cli"], env=env, check=True)  # bytecode, OS cache
+        warm_env = {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / "warm")}
+        subprocess.run([py, "-c", _ENTRY, *CLI_MEMORY], env=warm_env, check=True, capture_output=True)
+        commands = {
+            "python_pass": ([py, "-c", "pass"], lambda i: base),
+            "python_import_sympy": ([py, "-c", "import sympy"], lambda i: base),
+            "help": ([py, "-c", _ENTRY, "--help"], lambda i: base),
+            "memory_cold": (
+                [py, "-c", _ENTRY, *CLI_MEMORY],
+                lambda i: {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / f"cold{i}")},
+            ),
+            "memory_no_answer_cache": (
+                [py, "-c", _ENTRY, *CLI_MEMORY],
+                lambda i: {**warm_env, "SYMBOLIC_NO_RESULT_CACHE": "1"},
+            ),
+            "memory_warm": ([py, "-c", _ENTRY, *CLI_MEMORY], lambda i: warm_env),
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(runs):
+            for name, (argv, env) in commands.items():
+                times[name].append(_timed(argv, env(i)))
+    med = {name: statistics.median(values) for name, values in times.items()}
+    out = {f"cli_{name}_s": round(value, 3) for name, value in med.items()}
+    for name in ("help", "memory_cold", "memory_no_answer_cache", "memory_warm"):
+        out[f"cli_{name}_vs_import_sympy"] = round(med[name] / med["python_import_sympy"], 2)
+        out[f"cli_{name}_vs_python_pass"] = round(med[name] / med["python_pass"], 2)
+    return out
 
-        def once() -> float:
-            start = time.perf_counter()
-            subprocess.run(cmd, env=env, check=True, capture_output=True)
-            return time.perf_counter() - start
 
-        cold = once()
-        warm = [once() for _ in range(runs)]
-    return {"cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3)}
+def sweep_cli_times(runs: int) -> dict[str, float]:
+    """End-to-end wall time of ``symbolic sweep`` writing CSV to a file (fresh interpreters).
+
+    ``csv_1e7``: 10^7 points (batch 1..2500 x seq 1..4000) in exact mode and with ``--float``;
+    ``dp_4096``: the 4,096-point data-parallel sweep, with an empty cache folder (cold) and with
+    compiled code cached (warm). Medians of ``runs``.
+    """
+    py = sys.executable
+    base = {**os.environ, "PYTHONPATH": str(ROOT)}
+    big = ["sweep", MODEL, "--batch", "1:2500", "--seq", "1:4000", "--dp", "8", "--zero", "1", "--yes"]
+    dp = ["sweep", MODEL, "--batch", "1", "--seq", "4096", "--dp", "1:4096", "--zero", "1"]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        warm_env = {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / "warm")}
+        target = str(Path(tmp) / "out.csv")
+        for name, argv in (("csv_1e7_exact", big), ("csv_1e7_float", [*big, "--float"]), ("dp_4096_warm", dp)):
+            cmd = [py, "-c", _ENTRY, *argv, "-o", target]
+            subprocess.run(cmd, env=warm_env, check=True, capture_output=True)  # fills the compiled-code cache
+            out[f"sweep_{name}_s"] = round(statistics.median(_timed(cmd, warm_env) for _ in range(runs)), 3)
+        cold = [
+            _timed([py, "-c", _ENTRY, *dp, "-o", target], {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / f"c{i}")})
+            for i in range(runs)
+        ]
+        out["sweep_dp_4096_cold_s"] = round(statistics.median(cold), 3)
+        with open(target, encoding="utf-8") as fh:
+            out["sweep_dp_4096_rows"] = sum(1 for _ in fh) - 1
+    return out
+
+
+def grid_rates() -> dict[str, float]:
+    """In-process configurations per second of ``run_sweep`` over a dp x batch grid (memory.peak, ZeRO-1).
+
+    dp 1..256 x batch 1..4096 (1,048,576 points) at seq 4096; planning (building and compiling
+    the expressions) is timed apart from evaluation.
+    """
+    from symbolic.sweep import plan_sweep, run_sweep
+
+    model = load_model(MODEL)
+    grid = {"dp": range(1, 257), "batch": range(1, 4097)}
+    out: dict[str, float] = {}
+    for mode in ("float", "exact"):
+        start = time.perf_counter()
+        plan = plan_sweep(model, "memory.peak", grid, fixed={"seq": 4096}, options={"zero": 1}, mode=mode)
+        next(run_sweep(plan, chunk=1))  # compile
+        planned = time.perf_counter() - start
+        start = time.perf_counter()
+        rows = sum(len(chunk["dp"]) for chunk in run_sweep(plan, chunk=1 << 16))
+        elapsed = time.perf_counter() - start
+        out[f"dp_batch_grid_{mode}_configs_per_s"] = round(rows / elapsed)
+        out[f"dp_batch_grid_{mode}_plan_s"] = round(planned, 3)
+    out["dp_batch_grid_points"] = rows
+    return out
 
 
 _LAYERS_SCRIPT = """
@@ -148,12 +241,45 @@ def layers_times() -> dict[str, float]:
     return out
 
 
-def llm_analysis_rate(sample: int) -> float | None:
+def llm_analysis_rate(runs: int) -> dict[str, float | str] | None:
+    """llm-analysis's ``train()`` on the same model and workload, configurations per second, or None.
+
+    Each call estimates one configuration (Llama-2-7B, batch 1, seq 4096, ZeRO-1, data-parallel
+    degrees 4..64 on an 80 GB A100), the per-configuration path its command line and API offer.
+    Install it with the ``bench`` extra (in an environment of its own: it pins transformers < 5).
+    """
     try:
-        import llm_analysis  # noqa: F401
+        import contextlib
+        import io
+        import logging
+
+        from llm_analysis import analysis
     except ImportError:
         return None
-    return None  # installed: wiring it up needs its GPU/model config objects; not measured here
+    logging.disable(logging.WARNING)
+    dps = (4, 8, 16, 32, 64)
+
+    def once() -> None:
+        for dp in dps:
+            with contextlib.redirect_stdout(io.StringIO()):
+                analysis.train(
+                    model_name="NousResearch_Llama-2-7b-hf",
+                    gpu_name="a100-sxm-80gb",
+                    dtype_name="w16a16e16",
+                    log_level="ERROR",
+                    batch_size_per_gpu=1,
+                    seq_len=4096,
+                    dp_size=dp,
+                    ds_zero=1,
+                    total_num_gpus=dp,
+                    gradient_accumulation_steps=1,
+                )
+
+    once()  # imports, config files
+    elapsed = best_of(runs, once)
+    from importlib.metadata import version
+
+    return {"configs_per_s": round(len(dps) / elapsed, 1), "version": version("llm-analysis")}
 
 
 def main() -> None:
@@ -162,6 +288,7 @@ def main() -> None:
     parser.add_argument("--sympy-sample", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--skip-sweep-cli", action="store_true", help="skip the end-to-end sweep runs (10^7 rows)")
     args = parser.parse_args()
 
     expr = quantity()
@@ -189,6 +316,8 @@ def main() -> None:
     t_sympy = (time.perf_counter() - start) / len(rows)
 
     rate_ours = args.points / t_ours
+    llm = llm_analysis_rate(args.runs)
+    grid = grid_rates()
     figures = {
         "quantity": f"{MODEL}-style peak training memory per device: states (mixed AdamW, ZeRO-1) + activations (bf16, SDPA) + logits-gradient transient (bytes)",
         "points": args.points,
@@ -198,9 +327,17 @@ def main() -> None:
         "compiled_exact_configs_per_s": round(sample / t_exact),
         "sympy_subs_configs_per_s": round(1 / t_sympy, 1),
         "speedup_vs_sympy": round(rate_ours * t_sympy),
-        "llm_analysis_configs_per_s": llm_analysis_rate(args.sympy_sample),
-        **{f"memory_cli_{k}": v for k, v in cli_times(args.runs).items()},
+        **grid,
+        "llm_analysis_configs_per_s": llm["configs_per_s"] if llm else None,
+        "llm_analysis_version": llm["version"] if llm else "not installed (pip install 'symbolic[bench]')",
+        "ratio_vs_llm_analysis": round(rate_ours / llm["configs_per_s"]) if llm else None,
+        "dp_batch_grid_ratio_vs_llm_analysis": (
+            round(grid["dp_batch_grid_float_configs_per_s"] / llm["configs_per_s"]) if llm else None
+        ),
+        **cli_times(args.runs),
+        **({} if args.skip_sweep_cli else sweep_cli_times(max(1, args.runs // 2))),
         **layers_times(),
+        "load_1min": round(os.getloadavg()[0], 2),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
         f"numpy {np.__version__}, sympy {sp.__version__}",
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -73,3 +75,112 @@ def test_errors_are_not_cached(env):
     first = _run(bad, env)
     assert first.returncode == 2
     assert _run(bad, env).returncode == 2
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh cache folder for in-process lookups and stores."""
+    monkeypatch.setenv("SYMBOLIC_CACHE_DIR", str(tmp_path / "cache"))
+    resultcache._MEMO.pop("secret", None)
+    yield tmp_path / "cache"
+    resultcache._MEMO.pop("secret", None)
+
+
+def test_a_forged_entry_is_not_believed(cache):
+    """An entry written without the secret (its checksum recomputed) is ignored, whatever it says."""
+    resultcache.store(ARGV, '{"total": 7}\n')
+    entry = resultcache.cache_dir() / f"{resultcache.key_for(ARGV)}.json"
+    data = json.loads(entry.read_text())
+    forged = '{"total": 1234}\n'
+    for mac in (hashlib.sha256(forged.encode()).hexdigest(), data["mac"]):
+        entry.write_text(json.dumps({"mac": mac, "output": forged, "sha256": mac}))
+        assert resultcache.lookup(ARGV) is None
+    resultcache.store(ARGV, '{"total": 7}\n')
+    assert resultcache.lookup(ARGV) == '{"total": 7}\n'
+
+
+def test_keys_depend_on_the_secret(cache):
+    first = resultcache.key_for(ARGV)
+    (cache / "secret").unlink()
+    resultcache._MEMO.pop("secret", None)
+    second = resultcache.key_for(ARGV)
+    assert first and second and first != second
+
+
+def test_the_secret_is_user_only(cache):
+    assert resultcache.secret() is not None
+    assert (cache / "secret").stat().st_mode & 0o777 == 0o600
+    assert cache.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_secret_others_can_read_disables_the_cache(cache):
+    resultcache.store(ARGV, "x\n")
+    (cache / "secret").chmod(0o644)
+    resultcache._MEMO.pop("secret", None)
+    assert resultcache.key_for(ARGV) is None
+    assert resultcache.lookup(ARGV) is None
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777, 0o722])
+def test_a_folder_others_can_write_is_not_used(cache, mode):
+    resultcache.store(ARGV, "x\n")
+    assert resultcache.lookup(ARGV) == "x\n"
+    resultcache.cache_dir().chmod(mode)
+    assert resultcache.lookup(ARGV) is None
+    resultcache.cache_dir().chmod(0o700)
+    cache.chmod(mode)
+    resultcache._MEMO.pop("secret", None)
+    assert resultcache.lookup(ARGV) is None
+    resultcache.store(ARGV, "y\n")
+    cache.chmod(0o700)
+    resultcache._MEMO.pop("secret", None)
+    assert resultcache.lookup(ARGV) == "x\n"  # nothing was written while the folder was open to others
+
+
+def test_a_fifo_where_an_entry_should_be_is_skipped_without_blocking(cache):
+    resultcache.store(ARGV, "x\n")
+    entry = resultcache.cache_dir() / f"{resultcache.key_for(ARGV)}.json"
+    entry.unlink()
+    os.mkfifo(entry)
+    assert resultcache.lookup(ARGV) is None  # would block forever if the FIFO were opened for reading
+    assert resultcache.read_regular(entry) is None
+
+
+def test_a_full_disk_leaves_no_temporary_file(cache, monkeypatch):
+    resultcache.store(["params", "gpt2", "--json"], "x\n")  # creates the folders
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fd, *args, **kwargs):
+            self.handle = real_fdopen(fd, *args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(resultcache.os, "fdopen", Full)
+    resultcache.store(ARGV, "x\n")
+    assert resultcache.lookup(ARGV) is None
+    assert sorted(p.name for p in resultcache.cache_dir().iterdir() if p.name.startswith(".tmp")) == []
+
+
+@pytest.mark.parametrize("arg", ["x" * 300, "a/" * 3000, "bad\0name"])
+def test_long_or_odd_arguments_do_not_break_the_key(cache, arg):
+    assert resultcache.key_for(["params", arg, "--json"]) is not None
+
+
+def test_the_stamp_follows_package_files(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(resultcache, "_PACKAGE", str(package))
+    monkeypatch.setattr(resultcache, "_MEMO", {})
+    first = resultcache.package_stamp()
+    resultcache._MEMO.clear()
+    (package / "a.py").write_text("x = 22\n")
+    assert resultcache.package_stamp() != first

@@ -2,6 +2,8 @@
 
 Each module in this package that defines ``register(subparsers)`` adds one or more commands;
 modules import heavy libraries inside their command functions so every command starts fast.
+:data:`COMMANDS` names every command, its module and its one-line help as data, so ``symbolic
+--help`` imports no command module and ``symbolic CMD`` imports only CMD's.
 """
 
 from __future__ import annotations
@@ -10,14 +12,30 @@ import argparse
 import contextlib
 import importlib
 import io
-import pkgutil
 import re
 import sys
 from collections.abc import Sequence
 
 from ..errors import SymbolicError
 
-__all__ = ["main", "build_parser", "flag_for"]
+__all__ = ["main", "build_parser", "flag_for", "COMMANDS"]
+
+# command -> (module in this package that registers it, one-line help); a test checks each module
+# registers exactly these commands with exactly this help
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dominates": ("analysis", "which terms dominate: shares at a point, leading terms as a size grows"),
+    "sensitivity": ("analysis", "derivatives and elasticities of a quantity in every symbol"),
+    "crossover": ("analysis", "where one term overtakes another as a size varies"),
+    "fit": ("analysis", "the largest batch/seq or smallest parallel degree whose memory per device fits a budget"),
+    "derive": ("derive", "a derivation document (LaTeX or Markdown) from the same expressions"),
+    "flops": ("flops", "training FLOPs of one step: forward, backward, recompute, per term"),
+    "inference": ("inference", "inference memory: weights and KV cache, in bytes"),
+    "memory": ("memory", "bytes per device: weights, gradients, optimizer state, activations, peak"),
+    "models": ("models", "list the shipped model configurations"),
+    "params": ("params", "parameter counts: total, trainable, frozen, per term"),
+    "plot": ("plot", "figures: memory per device (stacked bars) or scaling with dominant regions"),
+    "sweep": ("sweep", "a quantity over the full product of a grid (csv, json or parquet)"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,21 +46,40 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with every command registered."""
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word == "--":
+            return None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser: every command in full, or with ``argv`` only the command it names in full.
+
+    With ``argv``, the other commands get a name and help line only (from :data:`COMMANDS`), so
+    building the parser imports at most one command module.
+    """
     from .. import __version__
 
     parser = _Parser(prog="symbolic", description="Symbolic formulas for transformer LLM arithmetic.")
     parser.add_argument("--version", action="version", version=f"symbolic {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(sub)
+    chosen = None if argv is None else _chosen(argv)
+    wanted = {module for module, _ in COMMANDS.values()} if argv is None else set()
+    if chosen in COMMANDS:
+        wanted.add(COMMANDS[chosen][0])
+    registered: set[str] = set()
+    for name, (module, help_text) in COMMANDS.items():
+        if module in wanted:
+            if module not in registered:
+                registered.add(module)
+                importlib.import_module(f"{__name__}.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text)
     for command in sub.choices.values():
         command.set_defaults(command_parser=command)
     return parser
@@ -80,7 +117,7 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
 
     if _traced.wants_traced(arguments):
         return _run_traced(arguments)
-    parser = build_parser()
+    parser = build_parser(arguments)
     args = parser.parse_args(arguments)
     capture = io.StringIO() if use_cache and resultcache.key_for(arguments) else None
     try:
