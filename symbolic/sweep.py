@@ -14,6 +14,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
@@ -49,9 +50,13 @@ class QuantitySpec:
     """A named quantity a sweep can compute, in ``unit``.
 
     ``build(model, point, options)`` gives its SymPy expression. ``structural`` names the symbols
-    whose values change the expression's form (the pipeline stage layout, say): the sweep builds
-    one expression per distinct combination of their values (``point``) and compiles each once.
-    ``options`` are the quantity's non-numeric settings (e.g. ``zero``, ``precision``).
+    whose values can change the expression's form (the pipeline stage layout, say); ``classify(name,
+    value)`` says which values give the same form (with the symbol left free in it): the sweep builds
+    one expression per combination of classes, not per value (default: every value its own class).
+    ``check(model, fixed, axes, options)`` validates every combination of the swept structural
+    values (``axes``; the others at ``fixed``) without building anything (divisibility rules),
+    raising :class:`SymbolicError`. ``options`` are the quantity's non-numeric
+    settings (e.g. ``zero``, ``precision``).
     """
 
     name: str
@@ -59,6 +64,11 @@ class QuantitySpec:
     description: str
     build: Builder = field(repr=False)
     structural: tuple[str, ...] = ()
+    classify: Callable[[str, int], int] | None = field(default=None, repr=False)
+    check: Callable[[Model, Mapping[str, int], Mapping[str, Sequence[int]], Mapping[str, Any]], None] | None = field(
+        default=None, repr=False
+    )
+    settings: tuple[str, ...] = ()  # structural names that are settings, not symbols (memory: "zero")
 
 
 def _params(select: Callable[[Breakdown], Breakdown]) -> Builder:
@@ -108,6 +118,48 @@ def _memory(name: str) -> Builder:
     return build
 
 
+def memory_class(name: str, value: int) -> int:
+    """Which memory expression a parallel degree's value selects (the degree stays a symbol in it).
+
+    Memory is written in the degree symbols (``dp``, ``tp``, ``cp``, ``ep`` divide the terms they
+    shard), so one expression serves every value with the same structure: any ``dp``; ``tp``, ``cp``
+    and ``ep`` of 1 (no split, and the activation rules of unsharded layers) or above 1. Pipeline
+    stages lay the layers out per stage, so each ``pp`` is its own form, as is each ZeRO stage.
+    """
+    if name == "dp":
+        return 0
+    if name in ("tp", "cp", "ep"):
+        return int(value > 1)
+    return value
+
+
+def _memory_check(
+    model: Model, fixed: Mapping[str, int], axes: Mapping[str, Sequence[int]], options: Mapping[str, Any]
+) -> None:
+    """Validate every swept parallel degree and ZeRO stage against ``model`` without building anything."""
+    from .parallel import Parallelism
+
+    def parallelism(point: Mapping[str, int]) -> Parallelism:
+        degrees = {k: v for k, v in point.items() if k in MEMORY_DEGREES}
+        return Parallelism(**degrees, zero=point.get("zero", options.get("zero", 0)))
+
+    # each value on its own (ep with as many data-parallel ranks, so only its own rules apply) ...
+    for name, values in axes.items():
+        for value in values:
+            point = {**fixed, name: int(value)}
+            if name == "ep":
+                point["dp"] = int(value)
+            parallelism(point).check(model)
+    # ... then the one rule across axes: ep divides the data-parallel degree, for every pair
+    if "ep" in axes or "dp" in axes:
+        dp = np.asarray(axes.get("dp", (fixed.get("dp", 1),)), dtype=np.int64)
+        ep = np.asarray(axes.get("ep", (fixed.get("ep", 1),)), dtype=np.int64)
+        bad = np.argwhere(dp[:, None] % ep[None, :] != 0)
+        if len(bad):
+            i, j = bad[0]
+            Parallelism(dp=int(dp[i]), ep=int(ep[j]))  # raises, naming the option
+
+
 def _forward(terms: Breakdown) -> Breakdown:
     return terms.where(lambda t: t.path.startswith("forward."))
 
@@ -134,7 +186,16 @@ QUANTITIES: Mapping[str, QuantitySpec] = MappingProxyType(
             ),
             QuantitySpec("flops.forward", Quantity.FLOPS, "forward FLOPs of one step", _flops(_forward)),
             *(
-                QuantitySpec(f"memory.{name}", Quantity.BYTES, description, _memory(name), MEMORY_DEGREES)
+                QuantitySpec(
+                    f"memory.{name}",
+                    Quantity.BYTES,
+                    description,
+                    _memory(name),
+                    (*MEMORY_DEGREES, "zero"),
+                    classify=memory_class,
+                    check=_memory_check,
+                    settings=("zero",),
+                )
                 for name, description in MEMORY_FIGURES.items()
             ),
         )
@@ -208,11 +269,12 @@ MAX_FORMS = 4096  # distinct combinations of structural values a sweep may build
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """What a sweep computes: one expression per combination of structural values, and the grid.
+    """What a sweep computes: one expression per combination of structural classes, and the grid.
 
-    ``forms`` maps each combination of the swept structural symbols' values (in ``structural``
+    ``forms`` maps each combination of the swept structural symbols' classes (in ``structural``
     order; the empty tuple when none is swept) to the quantity's expression with every fixed
-    value substituted: a function of the other swept symbols only.
+    value substituted: a function of the swept symbols only. ``classes`` gives, per structural
+    axis, the class of each of its values (see :attr:`QuantitySpec.classify`).
     """
 
     model: Model
@@ -223,6 +285,7 @@ class SweepPlan:
     axes: dict[str, Sequence[int]]
     mode: str
     fits: int | None
+    classes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def points(self) -> int:
@@ -259,8 +322,10 @@ def plan_sweep(
         raise SymbolicError("quantity", f"unknown {quantity!r}; allowed: {', '.join(sorted(table))}")
     spec = table[quantity]
     for name in (*grid, *(fixed or {})):
-        if name not in S.REGISTRY:
+        if name not in S.REGISTRY and not (name in spec.settings and name in grid):
             raise SymbolicError(name, f"not a symbol; known: {', '.join(S.ORDER)}")
+    if options and any(name in options for name in grid):
+        raise SymbolicError(next(n for n in grid if n in options), "is both swept and set")
     for name, axis in grid.items():
         if len(axis) == 0:
             raise SymbolicError(name, "the grid is empty")
@@ -270,24 +335,119 @@ def plan_sweep(
     if points > MAX_POINTS and not yes:
         raise SymbolicError("grid", f"{points:,} points is more than {MAX_POINTS:,}; pass --yes to run it anyway")
     values = {**DEFAULTS, **model.sizes, **(fixed or {})}
+    options = options or {}
     structural = tuple(n for n in spec.structural if n in grid)
-    combos = list(itertools.product(*(grid[n] for n in structural)))
+    for name in structural:
+        if len(grid[name]) > MAX_STRUCTURAL:
+            raise SymbolicError(name, f"{len(grid[name]):,} values; at most {MAX_STRUCTURAL:,} for {name}")
+    base = {n: values[n] for n in spec.structural if n in values}
+    _check_structural(model, spec, base, {n: grid[n] for n in structural}, options)
+    classify = spec.classify or (lambda name, value: value)
+    classes = {n: tuple(classify(n, int(v)) for v in grid[n]) for n in structural}
+    representative: list[dict[int, int]] = []
+    for name in structural:
+        first: dict[int, int] = {}
+        for value, cls in zip(grid[name], classes[name], strict=True):
+            first.setdefault(cls, int(value))
+        representative.append(first)
+    combos = list(itertools.product(*(list(r) for r in representative)))
     if len(combos) > MAX_FORMS:
         raise SymbolicError("grid", f"{len(combos):,} combinations of {', '.join(structural)}; at most {MAX_FORMS:,}")
     forms: dict[tuple[int, ...], sp.Expr] = {}
     keep: dict[str, int] = {}
     for combo in combos:
-        point = {**{n: values[n] for n in spec.structural if n in values}, **dict(zip(structural, combo, strict=True))}
-        expr = spec.build(model, point, options or {})
+        chosen = {n: representative[i][c] for i, (n, c) in enumerate(zip(structural, combo, strict=True))}
+        point = {**base, **chosen}
+        expr = spec.build(model, point, options)
         free = {str(s) for s in expr.free_symbols}
         missing = sorted(free - set(values) - set(grid), key=S.ORDER.index)
         if missing:
             name = missing[0]
             raise SymbolicError(name, f"{quantity} needs a value ({S.info(name).meaning})")
-        here = {n: point[n] if n in point else values[n] for n in free if n not in grid or n in structural}
-        keep.update({n: v for n, v in here.items() if n not in structural})
+        here = {n: values[n] for n in free if n not in grid}
+        keep.update(here)
         forms[tuple(combo)] = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()})
-    return SweepPlan(model, spec, forms, structural, dict(sorted(keep.items())), dict(grid), mode, fits)
+    return SweepPlan(model, spec, forms, structural, dict(sorted(keep.items())), dict(grid), mode, fits, classes)
+
+
+MAX_STRUCTURAL = 10**6  # values of one structural axis (each is validated on its own)
+
+
+def _check_structural(
+    model: Model,
+    spec: QuantitySpec,
+    base: Mapping[str, int],
+    axes: Mapping[str, Sequence[int]],
+    options: Mapping[str, Any],
+) -> None:
+    """Validate every swept structural value with the quantity's own rules (raises :class:`SymbolicError`)."""
+    if spec.check is not None and axes:
+        spec.check(model, base, axes, options)
+
+
+_INT64_SAFE = 2**62  # |value| bound under which int64 ring arithmetic is exact (with margin)
+
+
+@dataclass(frozen=True)
+class _Int64Form:
+    """A form as numerator / denominator polynomials with integer coefficients, exact in int64 over the grid."""
+
+    numerator: Callable[..., Any]
+    denominator: Callable[..., Any]
+    args: tuple[str, ...]
+
+
+def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form | None:
+    """``expr`` as integer polynomials N/D when every |N|, |D| over the grid is below 2^62; else None.
+
+    Sums, differences and products in int64 are exact modulo 2^64, so a polynomial with integer
+    coefficients whose true value lies within int64 is computed exactly however large its
+    intermediate values get. The bound is the polynomial with every coefficient made positive,
+    evaluated at each axis's largest value (symbols are positive integers).
+    """
+    names = tuple(n for n in S.ORDER if n in {str(x) for x in expr.free_symbols})
+    if not names or any(n not in axes for n in names):
+        return None
+    symbols = [S.symbol(n) for n in names]
+    try:
+        if not expr.is_rational_function(*symbols):
+            return None
+        num, den = sp.fraction(sp.together(expr))
+        polys = [sp.Poly(num, *symbols, domain="QQ"), sp.Poly(den, *symbols, domain="QQ")]
+        scale = sp.ilcm(*(c.q for poly in polys for c in poly.coeffs()))
+        polys = [poly * scale for poly in polys]
+        top = {n: max(int(v) for v in axes[n]) for n in names}
+        for poly in polys:
+            bound = sum(
+                abs(int(c)) * math.prod(top[n] ** e for n, e in zip(names, m, strict=True)) for m, c in poly.terms()
+            )
+            if bound >= _INT64_SAFE:
+                return None
+        num_expr, den_expr = (poly.as_expr() for poly in polys)
+    except (sp.PolynomialError, ValueError, TypeError):
+        return None
+    return _Int64Form(_int64_function(num_expr), _int64_function(den_expr), names)
+
+
+def _int64_function(expr: sp.Expr) -> Callable[..., Any]:
+    """A polynomial with integer coefficients as a function over int64 arrays (keyword arguments)."""
+    from .numeric import compile_quantity
+
+    compiled = compile_quantity(expr, "exact")  # the exact code, cached; run here over int64
+    if any(
+        name in compiled.source
+        for name in ("Fraction", "_fdiv", "_norm", "_max", "_min", "_where", "_fceil", "_ffloor")
+    ):
+        raise ValueError("not a polynomial")
+    namespace: dict[str, Any] = {"np": np, "_to_int": lambda name, x: np.asarray(x, dtype=np.int64), "_norm": None}
+    exec(compile(compiled.source, f"<symbolic int64 {compiled.key[:12]}>", "exec"), namespace)
+    function = namespace["_f"]
+
+    def call(**values: Any) -> Any:
+        with np.errstate(over="ignore"):  # wrapping intermediates are exact modulo 2^64; the bound covers the result
+            return function(*(values[a] for a in compiled.args)) if compiled.args else np.int64(function())
+
+    return call
 
 
 def run_sweep(
@@ -296,30 +456,59 @@ def run_sweep(
     """Evaluate the plan over the product of its grid, ``chunk`` points at a time.
 
     Yields column dicts: each swept symbol's values (int64) and the quantity's values under the
-    quantity's name (exact Python ints in an object array, or float64 with ``mode="float"``), only
-    rows that fit when ``plan.fits`` is set. ``progress`` is called with the points done so far.
+    quantity's name, only rows that fit when ``plan.fits`` is set. Exact mode gives exact
+    integers: int64 where the grid's bounds prove every value fits (numerator and denominator
+    evaluated as integer polynomials), else Python ints in an object array; byte quantities are
+    rounded up to whole bytes, as :func:`symbolic.memory.to_int_bytes` does, and any other value
+    that is not whole stays a Fraction. ``mode="float"`` gives float64. ``progress`` is called
+    with the points done so far.
     """
     from .numeric import compile_quantity
 
-    compiled = {combo: compile_quantity(expr, plan.mode) for combo, expr in plan.forms.items()}
     names = list(plan.axes)
     axes = [np.asarray(plan.axes[n], dtype=np.int64) for n in names]
     shape = tuple(len(a) for a in axes)
     total = plan.points
-    dtype = object if plan.mode == "exact" else np.float64
+    ceil = plan.quantity.unit is Quantity.BYTES
+    forms = list(plan.forms)
+    evaluators: list[Callable[[Mapping[str, np.ndarray]], np.ndarray]] = []
+    for combo in forms:
+        expr = plan.forms[combo]
+        fast = _int64_form(expr, plan.axes) if plan.mode == "exact" else None
+        compiled = compile_quantity(expr, plan.mode) if fast is None else None
+        evaluators.append(_evaluator(compiled, fast, ceil))
+    # the form of each row: a mixed-radix number over the structural axes' classes
+    position = {n: i for i, n in enumerate(names)}
+    class_ids = []
+    for name in plan.structural:
+        values = sorted(set(plan.classes[name]))
+        class_ids.append((position[name], np.asarray([values.index(c) for c in plan.classes[name]]), values))
+    form_index = {}
+    for i, combo in enumerate(forms):
+        code = 0
+        for (_, _, values), cls in zip(class_ids, combo, strict=True):
+            code = code * len(values) + values.index(cls)
+        form_index[code] = i
     for start in range(0, total, chunk):
         flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
         index = np.unravel_index(flat, shape) if shape else ()
         columns = {n: axis[i] for n, axis, i in zip(names, axes, index, strict=True)}
-        value = np.empty(flat.shape, dtype=dtype)
-        for combo, function in compiled.items():
-            rows: Any = np.ones(flat.shape, dtype=bool)
-            for name, v in zip(plan.structural, combo, strict=True):
-                rows &= columns[name] == v
-            if len(compiled) == 1:
-                rows = slice(None)
-            args = {n: columns[n][rows] for n in function.args}
-            value[rows] = function(**args) if function.args else function()
+        if len(forms) == 1:
+            value = evaluators[0](columns)
+        else:
+            code = np.zeros(flat.shape, dtype=np.int64)
+            for axis_position, ids, values in class_ids:
+                code = code * len(values) + ids[index[axis_position]]
+            present = np.unique(code)
+            if len(present) == 1:
+                value = evaluators[form_index[int(present[0])]](columns)
+            else:
+                parts = [(code == c, evaluators[form_index[int(c)]]) for c in present]
+                results = [(rows, evaluate({n: v[rows] for n, v in columns.items()})) for rows, evaluate in parts]
+                dtype = np.result_type(*(r.dtype for _, r in results))
+                value = np.empty(flat.shape, dtype=dtype)
+                for rows, result in results:
+                    value[rows] = result
         columns[plan.quantity.name] = value
         if plan.fits is not None:
             fit = np.asarray(value <= plan.fits, dtype=bool)
@@ -327,3 +516,55 @@ def run_sweep(
         if progress is not None:
             progress(min(start + chunk, total))
         yield columns
+
+
+def _evaluator(compiled: Any, fast: _Int64Form | None, ceil: bool) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+    """The function of a chunk's columns giving one form's values (see :func:`run_sweep` for the types)."""
+
+    def broadcast(result: Any, like: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(like.values()))) if like else 1
+        array = np.asarray(result) if not isinstance(result, np.ndarray) else result
+        if array.shape != (n,):
+            out = np.empty(n, dtype=array.dtype if array.dtype != object else object)
+            out[...] = result
+            return out
+        return array
+
+    if fast is not None:
+
+        def run_fast(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+            args = {n: columns[n] for n in fast.args}
+            num = broadcast(fast.numerator(**args), columns)
+            den = broadcast(fast.denominator(**args), columns)
+            if np.all(den > 0):
+                if ceil:
+                    return -((-num) // den)
+                quotient, remainder = np.divmod(num, den)
+                if not remainder.any():
+                    return quotient
+            exact = [Fraction(int(a), int(b)) for a, b in zip(num.tolist(), den.tolist(), strict=True)]
+            return _exact_array(exact, ceil)
+
+        return run_fast
+
+    def run_compiled(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        result = compiled(**{n: columns[n] for n in compiled.args}) if compiled.args else compiled()
+        result = broadcast(result, columns)
+        if compiled.mode == "exact":
+            return _exact_array(result.tolist(), ceil)
+        return result
+
+    return run_compiled
+
+
+def _exact_array(values: Sequence[Any], ceil: bool) -> np.ndarray:
+    """Exact values as an array: int64 when every one is a whole number within int64, else objects."""
+    out = [
+        (-(-v // 1) if ceil else (int(v) if v.denominator == 1 else v)) if isinstance(v, Fraction) else v
+        for v in values
+    ]
+    if all(isinstance(v, int) and -(2**63) <= v < 2**63 for v in out):
+        return np.asarray(out, dtype=np.int64).reshape(len(out))
+    array = np.empty(len(out), dtype=object)
+    array[:] = out
+    return array

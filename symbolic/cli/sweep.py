@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from ..errors import SymbolicError
-from ._common import add_model_argument, convention_names, zero_stage
+from ._common import add_model_argument, convention_names
 
 # the symbols a sweep takes as options of their own; any other registry symbol goes through --grid
 _GROUPS = ("workload", "parallel", "finetune")
@@ -37,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--grid", action="append", metavar="NAME=GRID", help="sweep any other symbol (e.g. n_layers=2:126:+4)"
     )
     p.add_argument("--quantity", default=None, help="what to compute (default memory.peak, else params.total)")
-    p.add_argument("--zero", type=zero_stage, choices=(0, 1, 2, 3), help="memory: ZeRO stage (default 0)")
+    p.add_argument(
+        "--zero", metavar="STAGES", help="memory: ZeRO stage 0-3 (default 0); a list such as 0,1,2,3 sweeps it"
+    )
     p.add_argument("--precision", help="memory: precision recipe (default mixed)")
     p.add_argument("--optimizer", help="memory: optimizer (default adamw)")
     p.add_argument("--convention", help="memory: activation convention (" + ", ".join(convention_names("memory")) + ")")
@@ -70,42 +70,21 @@ def _grid(args: argparse.Namespace) -> dict[str, Any]:
     return grid
 
 
-def _cell(value: Any) -> Any:
-    """A JSON/CSV value: whole exact values stay exact ints (whatever their size), a non-whole exact
-    value becomes a float; a float (``--float``) stays one, and an overflow is refused, never ``inf``."""
-    import math
-    import numbers
-
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Rational) and value.denominator == 1:
-        return int(value.numerator)
-    as_float = float(value)
-    if not math.isfinite(as_float):
-        raise SymbolicError("--float", "a value is beyond float64's range; leave out --float for exact integers")
-    return int(as_float) if as_float.is_integer() and abs(as_float) < 2**53 else as_float
+def _zero(text: str) -> tuple[int, ...]:
+    """The ZeRO stages ``text`` names (``1``, ``0,1,2,3`` or ``0:3``), each one of 0, 1, 2, 3."""
+    allowed = "ZeRO stages are 0, 1, 2 or 3 (a list such as 0,1,2,3 or 0:3 sweeps them)"
+    out: dict[int, None] = {}
+    for item in text.split(","):
+        low, sep, high = item.strip().partition(":")
+        ends = (low.strip(), high.strip()) if sep else (low.strip(), low.strip())
+        if not all(e in ("0", "1", "2", "3") for e in ends) or int(ends[0]) > int(ends[1]):
+            raise SymbolicError("--zero", f"{text!r}: {allowed}")
+        out.update(dict.fromkeys(range(int(ends[0]), int(ends[1]) + 1)))
+    return tuple(out)
 
 
-def _rows(chunk: dict[str, Any]) -> zip:
-    return zip(*(col.tolist() for col in chunk.values()), strict=True)
-
-
-def _write_csv(out: IO[str], plan: Any, chunks: Any) -> int:
-    names = [*plan.axes, plan.quantity.name]
-    out.write(",".join(names) + "\n")
-    kept = 0
-    for chunk in chunks:
-        lines = [",".join(str(_cell(v)) for v in row) for row in _rows(chunk)]
-        kept += len(lines)
-        if lines:
-            out.write("\n".join(lines) + "\n")
-    return kept
-
-
-def _write_json(out: IO[str], plan: Any, chunks: Any) -> int:
-    header = {
+def _header(plan: Any) -> dict[str, Any]:
+    return {
         "model": plan.model.name,
         "quantity": plan.quantity.name,
         "unit": plan.quantity.unit.unit,
@@ -113,40 +92,22 @@ def _write_json(out: IO[str], plan: Any, chunks: Any) -> int:
         "fixed": plan.fixed,
         "points": plan.points,
         "fits": plan.fits,
-        "columns": [*plan.axes, plan.quantity.name],
     }
-    out.write(json.dumps(header)[:-1] + ', "rows": [')
-    kept = 0
-    for chunk in chunks:
-        for row in _rows(chunk):
-            out.write(("," if kept else "") + "\n" + json.dumps([_cell(v) for v in row]))
-            kept += 1
-    out.write(f'\n], "kept": {kept}}}\n')
-    return kept
 
 
-def _write_parquet(out: IO[bytes], plan: Any, chunks: Any) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _write(out: Any, fmt: str, plan: Any, names: list[str], chunks: Any) -> int:
+    from ..writers import write_csv, write_json
 
-    writer = None
-    kept = 0
-    try:
-        for chunk in chunks:
-            table = pa.table({k: [_cell(v) for v in col.tolist()] for k, col in chunk.items()})
-            writer = writer or pq.ParquetWriter(out, table.schema)
-            writer.write_table(table)
-            kept += table.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    return kept
+    if fmt == "csv":
+        return write_csv(out, names, chunks)
+    return write_json(out, _header(plan), names, chunks)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..inputs import output_file, output_stream
     from ..registry import load_model
     from ..sweep import plan_sweep, quantities, run_sweep
+    from ..writers import write_parquet
 
     if args.list:
         for name, spec in sorted(quantities().items()):
@@ -171,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
         fits = parse_bytes(args.fits, "--fits")
     grid = _grid(args)
+    zero = _zero(args.zero) if args.zero is not None else None
+    if zero is not None and len(zero) > 1:
+        grid["zero"] = zero
     model = load_model(args.model)
     positions = model.sizes.get("n_ctx")
     if positions is not None and "seq" in grid and max(grid["seq"]) > positions:
@@ -180,9 +144,11 @@ def run(args: argparse.Namespace) -> int:
     # default: memory.peak (states + activations + transient: a row never leaves a category out)
     table = quantities()
     default = "memory.peak" if "memory.peak" in table else "params.total"
-    options = {
-        k: getattr(args, k) for k in ("zero", "precision", "optimizer", "convention") if getattr(args, k) is not None
-    }
+    options = {k: getattr(args, k) for k in ("precision", "optimizer", "convention") if getattr(args, k) is not None}
+    if zero is not None and len(zero) == 1:
+        options = {"zero": zero[0], **options}
+    elif zero is not None and not (args.quantity or "memory.").startswith("memory."):
+        raise SymbolicError("--zero", f"applies to memory.* quantities, not {args.quantity}")
     mode = "float" if args.float else "exact"
     quantity = args.quantity or default
     if options and not quantity.startswith("memory."):
@@ -211,14 +177,16 @@ def run(args: argparse.Namespace) -> int:
         progress_bar.start()
     try:
         chunks = run_sweep(plan, progress=advance)
-        writers: dict[str, Callable[..., int]] = {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}
-        writer = writers[args.format]
+        names = [*plan.axes, plan.quantity.name]
         if args.output:
-            with output_stream("--output", args.output, binary=args.format == "parquet") as out:
-                kept = writer(out, plan, chunks)
+            with output_stream("--output", args.output, binary=True) as out:
+                if args.format == "parquet":
+                    kept = write_parquet(out, names, chunks)
+                else:
+                    kept = _write(out, args.format, plan, names, chunks)
             sys.stderr.write(f"wrote {args.output} ({args.format}, {kept:,} rows)\n")
         else:
-            (_write_csv if args.format == "csv" else _write_json)(sys.stdout, plan, chunks)
+            _write(sys.stdout, args.format, plan, names, chunks)
     finally:
         if progress_bar is not None:
             progress_bar.stop()
