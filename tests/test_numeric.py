@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -215,7 +216,7 @@ def test_two_processes_fill_the_cache_at_once(tmp_path):
     model = load_model("deepseek-v3")
     want = str(int(evaluate(TOTALS["deepseek-v3"], model.sizes)))
     assert outputs == [want, want]
-    files = list(Path(tmp_path / "shared").iterdir())
+    files = list(Path(tmp_path / "shared" / "compiled").iterdir())
     assert [f.suffix for f in files] == [".json"]
     json.loads(files[0].read_text())
 
@@ -240,3 +241,41 @@ def test_dask_arrays_stay_lazy():
     out = compiled(**sizes, batch=batch, seq=4096, tp=2, pp=1)
     assert isinstance(out, da.Array)
     np.testing.assert_allclose(out.compute(), compiled(**sizes, batch=np.array([1, 2, 4, 8]), seq=4096, tp=2, pp=1))
+
+
+def test_a_forged_entry_is_never_executed(tmp_path):
+    """Code written into the cache by someone without the installation's secret does not run."""
+    expr = TOTALS["gpt2"]
+    compile_quantity(expr, "exact")
+    path = entry_path(expr, "exact")
+    entry = json.loads(path.read_text())
+    marker = tmp_path / "ran"
+    entry["source"] = f"open({str(marker)!r}, 'w').close()\n" + entry["source"]
+    message = json.dumps([entry["key"], entry["mode"], entry["args"], entry["source"]]).encode()
+    entry["mac"] = entry["checksum"] = hashlib.sha256(message).hexdigest()  # a checksum anyone can recompute
+    path.write_text(json.dumps(entry))
+    numeric.clear_memo()
+    sizes = load_model("gpt2").sizes
+    assert compile_quantity(expr, "exact")(**sizes) == int(evaluate(expr, sizes))
+    assert not marker.exists()
+
+
+def test_a_cache_folder_others_can_write_is_not_used():
+    expr = TOTALS["gpt2"]
+    folder = cache_dir()
+    folder.mkdir(parents=True, mode=0o700)
+    folder.chmod(0o777)
+    sizes = load_model("gpt2").sizes
+    assert compile_quantity(expr, "exact")(**sizes) == int(evaluate(expr, sizes))
+    assert list(folder.iterdir()) == []
+
+
+def test_a_fifo_where_an_entry_should_be_is_skipped():
+    expr = TOTALS["gpt2"]
+    compile_quantity(expr, "exact")
+    path = entry_path(expr, "exact")
+    path.unlink()
+    os.mkfifo(path)
+    numeric.clear_memo()
+    sizes = load_model("gpt2").sizes
+    assert compile_quantity(expr, "exact")(**sizes) == int(evaluate(expr, sizes))  # would block on the FIFO

@@ -24,7 +24,7 @@ from symbolic.sweep import plan_sweep, run_sweep
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMBOLIC_CACHE_DIR", str(tmp_path / "cache"))
-    numeric._MEMO.clear()
+    numeric.clear_memo()
 
 
 def rows(plan, chunk=5):

@@ -1,17 +1,22 @@
 """The compile boundary: expression -> compiled function, generated once and cached on disk.
 
 [SymPy expression] -> (codegen.source) -> [Python source] -> (exec) -> [CompiledQuantity]. The source
-is stored with a checksum under the cache directory; later runs load and ``exec`` it without printing,
-simplifying or lambdifying anything again. A corrupt entry is rebuilt, never trusted.
+is stored under the cache directory; later runs load and ``exec`` it without printing, simplifying or
+lambdifying anything again.
+
+The cache never runs code this installation did not write: an entry's name and its content are
+authenticated with the installation's secret (HMAC-SHA256, see :func:`symbolic.resultcache.secret`),
+so an entry written or edited by anyone without the secret is rebuilt, never executed. A cache
+folder others can write to is not used (code is then compiled in memory only), a non-regular file
+where an entry should be is skipped without blocking, and writes are atomic and leave nothing
+behind when they fail.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import hmac
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +60,10 @@ class CompiledQuantity:
 
 
 def cache_dir() -> Path:
-    """The directory compiled code is cached in: ``$SYMBOLIC_CACHE_DIR`` or ``~/.cache/symbolic``."""
+    """The directory compiled code is cached in: ``compiled`` under ``$SYMBOLIC_CACHE_DIR`` or ``~/.cache/symbolic``."""
     from ..resultcache import cache_root
 
-    return cache_root()
+    return cache_root() / "compiled"
 
 
 def _arg_names(expr: sp.Expr) -> tuple[str, ...]:
@@ -69,43 +74,53 @@ def _arg_names(expr: sp.Expr) -> tuple[str, ...]:
     return tuple(n for n in S.ORDER if n in names)
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("symbolic")
-    except Exception:  # not installed (running from a checkout)
-        return "0"
-
-
-_PACKAGE_VERSION: list[str] = []
 _MEMO: dict[tuple[sp.Expr, str], CompiledQuantity] = {}
 
 
 def cache_key(expr: sp.Expr, mode: str) -> str:
-    """The hex SHA-256 naming ``expr``'s cache entry in ``mode`` (SymPy and package versions included)."""
-    if not _PACKAGE_VERSION:
-        _PACKAGE_VERSION.append(_version())
-    text = f"{sp.srepr(expr)}|{mode}|sympy {sp.__version__}|symbolic {_PACKAGE_VERSION[0]}|codegen {codegen.CODEGEN_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The hex name of ``expr``'s cache entry in ``mode``: an HMAC, under the installation's secret, of the
+    expression, the mode, the code generator's version and the installation's stamp (its files and
+    SymPy's release); a plain SHA-256 of the same when no secret can be kept (nothing is then cached).
+    """
+    from ..resultcache import package_stamp, secret
+
+    text = f"{sp.srepr(expr)}|{mode}|codegen {codegen.CODEGEN_VERSION}|{package_stamp()}".encode()
+    key = secret()
+    if key is None:
+        return hashlib.sha256(text).hexdigest()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
-def _checksum(key: str, mode: str, args: tuple[str, ...], source: str) -> str:
-    return hashlib.sha256(json.dumps([key, mode, list(args), source]).encode()).hexdigest()
+def _mac(key: str, mode: str, args: tuple[str, ...], source: str) -> str | None:
+    from ..resultcache import secret
+
+    secret_key = secret()
+    if secret_key is None:
+        return None
+    message = json.dumps([key, mode, list(args), source]).encode()
+    return hmac.new(secret_key, message, hashlib.sha256).hexdigest()
 
 
 def _load(path: Path, key: str, mode: str) -> CompiledQuantity | None:
-    """The entry at ``path`` if it is whole and is the one asked for; None otherwise."""
-    try:
-        entry = json.loads(path.read_text())
-        args, source = tuple(entry["args"]), entry["source"]
-        if entry["key"] != key or entry["mode"] != mode:
-            return None
-        if entry["checksum"] != _checksum(key, mode, args, source):
-            return None
-        return _build(source, args, mode, key)
-    except Exception:  # truncated, edited, unreadable: rebuild, never trust
+    """The entry at ``path`` if it is authentic, whole and the one asked for; None otherwise."""
+    from ..resultcache import read_regular, secure_dir
+
+    if not secure_dir(path.parent):
         return None
+    data = read_regular(path)
+    if data is None:
+        return None
+    try:
+        entry = json.loads(data)
+        args, source = tuple(entry["args"]), entry["source"]
+        if entry["key"] != key or entry["mode"] != mode or not all(isinstance(a, str) for a in args):
+            return None
+        want = _mac(key, mode, args, source)
+        if want is None or not hmac.compare_digest(str(entry["mac"]), want):
+            return None
+    except (ValueError, KeyError, TypeError, UnicodeError):
+        return None
+    return _build(source, args, mode, key)  # authentic: code this installation wrote
 
 
 def _build(source: str, args: tuple[str, ...], mode: str, key: str) -> CompiledQuantity:
@@ -115,35 +130,28 @@ def _build(source: str, args: tuple[str, ...], mode: str, key: str) -> CompiledQ
 
 
 def _store(path: Path, compiled: CompiledQuantity) -> None:
-    """Write the entry atomically (a temporary file, then ``os.replace``); failures are ignored."""
+    """Write the entry atomically, authenticated; skipped where the folder or the secret is not safe."""
+    from ..resultcache import secure_dir, write_atomic
+
+    mac = _mac(compiled.key, compiled.mode, compiled.args, compiled.source)
+    if mac is None or not secure_dir(path.parent, create=True):
+        return  # a cache others could write to, or a full disk, only costs speed
     entry = {
         "key": compiled.key,
         "mode": compiled.mode,
         "args": list(compiled.args),
         "source": compiled.source,
-        "checksum": _checksum(compiled.key, compiled.mode, compiled.args, compiled.source),
+        "mac": mac,
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(entry, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError:
-        pass  # a read-only or full cache only costs speed
+    write_atomic(path, json.dumps(entry).encode())
 
 
 def compile_quantity(expr: sp.Expr, mode: str = "exact", *, cache: bool = True) -> CompiledQuantity:
     """Compile ``expr`` (parameters, bytes or FLOPs) to a vectorized function of its free symbols.
 
     ``mode="exact"`` computes with Python ints and Fractions (never wraps); ``mode="float"`` with
-    float64. The generated code is cached on disk (see :func:`cache_dir`) keyed by a hash of the
-    expression, the mode and the SymPy and package versions; a corrupt entry is rebuilt.
+    float64. The generated code is cached on disk (see :func:`cache_dir`) under a key authenticated
+    with the installation's secret (:func:`cache_key`); an entry that is not authentic is rebuilt.
     """
     if mode not in codegen.MODES:
         raise SymbolicError("mode", f"must be one of {', '.join(codegen.MODES)}, not {mode!r}")
