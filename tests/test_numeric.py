@@ -279,3 +279,18 @@ def test_a_fifo_where_an_entry_should_be_is_skipped():
     numeric.clear_memo()
     sizes = load_model("gpt2").sizes
     assert compile_quantity(expr, "exact")(**sizes) == int(evaluate(expr, sizes))  # would block on the FIFO
+
+
+def test_float_evaluation_in_blocks_equals_the_whole_array():
+    """Long arrays are evaluated block by block; every element equals the unblocked evaluation exactly."""
+    from symbolic.numeric.cache import BLOCK
+
+    expr = TOTALS["llama2-7b"]
+    compiled = compile_quantity(expr, "float")
+    sizes = load_model("llama2-7b").sizes
+    n = 3 * BLOCK + 5
+    rng = np.random.default_rng(1)
+    values = {**sizes, "n_layers": rng.integers(1, 200, n).astype(float), "d_model": rng.integers(64, 9000, n) * 1.0}
+    blocked = compiled(**values)
+    whole = compiled.function(*(values[a] for a in compiled.args))
+    assert blocked.shape == (n,) and np.array_equal(blocked, whole)

@@ -39,7 +39,9 @@ class CompiledQuantity:
     together; extra names are ignored) or positionally in ``args`` order (``symbols.ORDER``
     filtered to the free symbols). ``mode="exact"`` returns Python ints (Fractions when the value
     is not whole; object arrays for array input); ``mode="float"`` returns float64. The unit is
-    that of the expression compiled (parameters, bytes or FLOPs).
+    that of the expression compiled (parameters, bytes or FLOPs). In float mode, long 1-D NumPy
+    arrays are evaluated in blocks of :data:`BLOCK` elements, so every temporary stays in the CPU
+    cache (same values, fewer trips to memory).
     """
 
     args: tuple[str, ...]
@@ -52,11 +54,47 @@ class CompiledQuantity:
         if positional:
             if len(positional) != len(self.args):
                 raise SymbolicError("arguments", f"expected {len(self.args)} ({', '.join(self.args)})")
-            return self.function(*positional)
-        missing = [a for a in self.args if a not in values]
-        if missing:
-            raise SymbolicError(missing[0], f"needs a value ({S.info(missing[0]).meaning})")
-        return self.function(*(values[a] for a in self.args))
+            args = positional
+        else:
+            missing = [a for a in self.args if a not in values]
+            if missing:
+                raise SymbolicError(missing[0], f"needs a value ({S.info(missing[0]).meaning})")
+            args = tuple(values[a] for a in self.args)
+        if self.mode == "float":
+            return _blocked(self.function, args)
+        return self.function(*args)
+
+
+BLOCK = 1 << 13  # elements per block of a float evaluation: 64 KiB per temporary
+
+
+def _blocked(function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``function(*args)``, block by block when the arrays among ``args`` are 1-D NumPy arrays of one length.
+
+    Anything else (scalars only, other shapes, other array types such as dask) is passed whole.
+    """
+    import numpy as np
+
+    length = None
+    for a in args:
+        if isinstance(a, np.ndarray) and a.ndim:
+            if a.ndim != 1 or (length is not None and len(a) != length):
+                return function(*args)
+            length = len(a)
+        elif not isinstance(a, int | float | np.number) or isinstance(a, bool):
+            return function(*args)
+    if length is None or length < 2 * BLOCK:
+        return function(*args)
+
+    def part(start: int) -> Any:
+        return function(*(a[start : start + BLOCK] if isinstance(a, np.ndarray) and a.ndim else a for a in args))
+
+    first = np.asarray(part(0))
+    out = np.empty(length, dtype=first.dtype)
+    out[:BLOCK] = first
+    for start in range(BLOCK, length, BLOCK):
+        out[start : start + BLOCK] = part(start)
+    return out
 
 
 def cache_dir() -> Path:
