@@ -159,31 +159,45 @@ def cli_times(runs: int) -> dict[str, float]:
 
 
 def sweep_cli_times(runs: int) -> dict[str, float]:
-    """End-to-end wall time of ``symbolic sweep`` writing CSV to a file (fresh interpreters).
+    """End-to-end wall time of ``symbolic sweep`` writing CSV to a file (fresh interpreters), interleaved
+    with ``python -c pass`` and ``python -c "import sympy"`` so the ratios see the same load.
 
-    ``csv_1e7``: 10^7 points (batch 1..2500 x seq 1..4000) in exact mode and with ``--float``;
-    ``dp_4096``: the 4,096-point data-parallel sweep, with an empty cache folder (cold) and with
-    compiled code cached (warm). Medians of ``runs``.
+    ``csv_1e7``: 10^7 points (batch 1..2500 x seq 1..4000, dp 8, ZeRO-1) in exact mode and with
+    ``--float``; ``dp_4096``: the 4,096-point data-parallel sweep, with an empty cache folder (cold)
+    and with compiled code cached (warm). Medians of ``runs``.
     """
     py = sys.executable
     base = {**os.environ, "PYTHONPATH": str(ROOT)}
     big = ["sweep", MODEL, "--batch", "1:2500", "--seq", "1:4000", "--dp", "8", "--zero", "1", "--yes"]
     dp = ["sweep", MODEL, "--batch", "1", "--seq", "4096", "--dp", "1:4096", "--zero", "1"]
-    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         warm_env = {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / "warm")}
         target = str(Path(tmp) / "out.csv")
-        for name, argv in (("csv_1e7_exact", big), ("csv_1e7_float", [*big, "--float"]), ("dp_4096_warm", dp)):
-            cmd = [py, "-c", _ENTRY, *argv, "-o", target]
-            subprocess.run(cmd, env=warm_env, check=True, capture_output=True)  # fills the compiled-code cache
-            out[f"sweep_{name}_s"] = round(statistics.median(_timed(cmd, warm_env) for _ in range(runs)), 3)
-        cold = [
-            _timed([py, "-c", _ENTRY, *dp, "-o", target], {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / f"c{i}")})
-            for i in range(runs)
-        ]
-        out["sweep_dp_4096_cold_s"] = round(statistics.median(cold), 3)
+        commands = {
+            "python_pass": ([py, "-c", "pass"], lambda i: base),
+            "python_import_sympy": ([py, "-c", "import sympy"], lambda i: base),
+            "csv_1e7_exact": ([py, "-c", _ENTRY, *big, "-o", target], lambda i: warm_env),
+            "csv_1e7_float": ([py, "-c", _ENTRY, *big, "--float", "-o", target], lambda i: warm_env),
+            "dp_4096_warm": ([py, "-c", _ENTRY, *dp, "-o", target], lambda i: warm_env),
+            "dp_4096_cold": (
+                [py, "-c", _ENTRY, *dp, "-o", target],
+                lambda i: {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / f"cold{i}")},
+            ),
+        }
+        for argv, env in commands.values():  # fills the compiled-code cache, bytecode, OS file cache
+            subprocess.run(argv, env=env(-1), check=True, capture_output=True)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(runs):
+            for name, (argv, env) in commands.items():
+                times[name].append(_timed(argv, env(i)))
         with open(target, encoding="utf-8") as fh:
-            out["sweep_dp_4096_rows"] = sum(1 for _ in fh) - 1
+            rows = sum(1 for _ in fh) - 1
+    med = {name: statistics.median(values) for name, values in times.items()}
+    out: dict[str, float] = {f"sweep_{name}_s": round(value, 3) for name, value in med.items()}
+    for name in ("csv_1e7_exact", "csv_1e7_float", "dp_4096_warm", "dp_4096_cold"):
+        out[f"sweep_{name}_vs_import_sympy"] = round(med[name] / med["python_import_sympy"], 2)
+        out[f"sweep_{name}_vs_python_pass"] = round(med[name] / med["python_pass"], 2)
+    out["sweep_dp_4096_rows"] = rows
     return out
 
 

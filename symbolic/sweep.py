@@ -460,8 +460,8 @@ def run_sweep(
     integers: int64 where the grid's bounds prove every value fits (numerator and denominator
     evaluated as integer polynomials), else Python ints in an object array; byte quantities are
     rounded up to whole bytes, as :func:`symbolic.memory.to_int_bytes` does, and any other value
-    that is not whole stays a Fraction. ``mode="float"`` gives float64. ``progress`` is called
-    with the points done so far.
+    that is not whole stays a Fraction. ``mode="float"`` gives float64 rounded to whole units the
+    same way (bytes up, counts to the nearest). ``progress`` is called with the points done so far.
     """
     from .numeric import compile_quantity
 
@@ -552,7 +552,7 @@ def _evaluator(compiled: Any, fast: _Int64Form | None, ceil: bool) -> Callable[[
         result = broadcast(result, columns)
         if compiled.mode == "exact":
             return _exact_array(result.tolist(), ceil)
-        return result
+        return np.ceil(result) if ceil else np.rint(result)  # whole units, as exact mode gives
 
     return run_compiled
 

@@ -4,8 +4,9 @@ A sweep yields chunks of columns (NumPy arrays). Integer columns (int64) are pri
 digit arithmetic: no Python object per cell, so writing keeps up with evaluation, and memory stays
 bounded by one chunk. Exact integers stay integers: an int64 column prints its exact digits, an
 object column of Python ints (values past int64) prints each int's exact digits; only a value that
-is not whole (a Fraction of a non-byte quantity) is written as the nearest float. Float columns
-(``--float`` sweeps) are printed with ``repr`` precision.
+is not whole (a Fraction of a non-byte quantity) is written as the nearest float. A float column
+whose values are whole numbers (``--float`` sweeps round to whole units) prints them as integers;
+other floats are printed with ``repr`` precision.
 
 >>> import io, numpy as np
 >>> out = io.BytesIO()
@@ -90,6 +91,10 @@ def _column_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 index = (values - low).astype(np.intp)
                 return np.take(text, index, axis=1), np.take(mask, index, axis=1)
         return _int_text(values)
+    if values.dtype.kind == "f" and len(values):
+        whole = np.isfinite(values).all() and np.abs(values).max() < 2**63 and (values == np.rint(values)).all()
+        if whole:  # whole numbers held as floats (float-mode sweeps round to whole units): print them as integers
+            return _int_text(values.astype(np.int64))
     if values.dtype.kind == "O":
         ints = [cell(v) for v in values.tolist()]
         if all(isinstance(v, int) and _INT64_MIN <= v < 2**63 for v in ints):

@@ -74,3 +74,10 @@ def test_parquet_keeps_int64(tmp_path):
     table = pq.read_table(path)
     assert str(table.schema.field("v").type) == "int64"
     assert table.column("v").to_pylist() == [2**62, 1, 2, 4, 5]
+
+
+def test_whole_floats_print_as_integers_and_others_as_repr():
+    whole = np.array([1.0, 2500.0, -3.0, 2.0**62])
+    assert format_rows([whole], b",", b"", b"\n").decode().split() == ["1", "2500", "-3", str(2**62)]
+    mixed = np.array([1.0, 0.5, 1e20])
+    assert format_rows([mixed], b",", b"", b"\n").decode().split() == ["1", "0.5", "1e+20"]
