@@ -406,8 +406,8 @@ def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form 
     evaluated at each axis's largest value (symbols are positive integers).
     """
     names = tuple(n for n in S.ORDER if n in {str(x) for x in expr.free_symbols})
-    if not names or any(n not in axes for n in names):
-        return None
+    if not names or any(n not in axes for n in names) or expr.has(sp.Float):
+        return None  # a Float has no exact value: the exact compiler says so
     symbols = [S.symbol(n) for n in names]
     try:
         if not expr.is_rational_function(*symbols):

@@ -115,24 +115,28 @@ def format_rows(columns: Sequence[np.ndarray], sep: bytes, start: bytes, end: by
     if not columns or len(columns[0]) == 0:
         return b""
     n = len(columns[0])
-    texts: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-
-    def literal(text: bytes) -> None:
-        for byte in text:
-            texts.append(np.full((1, n), byte, dtype=np.uint8))
-            masks.append(np.ones((1, n), dtype=bool))
-
-    literal(start)
+    parts: list[tuple[bytes | np.ndarray, np.ndarray | None]] = []
+    if start:
+        parts.append((start, None))
     for i, column in enumerate(columns):
-        if i:
-            literal(sep)
-        text, mask = _column_text(np.asarray(column))
-        texts.append(text)
-        masks.append(mask)
-    literal(end)
-    text = np.concatenate(texts).T.ravel()
-    mask = np.concatenate(masks).T.ravel()
+        if i and sep:
+            parts.append((sep, None))
+        parts.append(_column_text(np.asarray(column)))
+    if end:
+        parts.append((end, None))
+    width = sum(len(t) if m is None else t.shape[0] for t, m in parts)
+    text = np.empty((n, width), dtype=np.uint8)  # row-major: each part is written once, transposed
+    mask = np.ones((n, width), dtype=bool)
+    at = 0
+    for part, used in parts:
+        if used is None:
+            text[:, at : at + len(part)] = np.frombuffer(part, dtype=np.uint8)
+            at += len(part)
+        else:
+            rows = part.shape[0]
+            text[:, at : at + rows] = part.T
+            mask[:, at : at + rows] = used.T
+            at += rows
     return text[mask].tobytes()
 
 
