@@ -142,3 +142,46 @@ def test_cli_zero_sweep_has_a_zero_column(capsys):
 def test_cli_bad_zero_is_one_line(capsys, text):
     code, out, err = cli(capsys, "sweep", "llama2-7b", "--batch", "1", "--seq", "512", "--zero", text)
     assert code == 2 and out == "" and err.count("\n") == 1 and "--zero" in err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    coeffs=st.lists(st.tuples(st.integers(-(10**12), 10**12), st.integers(1, 97)), min_size=1, max_size=5),
+    powers=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=5, max_size=5),
+    den=st.sampled_from([0, 1, 2, 3]),
+    top=st.tuples(st.integers(1, 10**6), st.integers(1, 10**6)),
+)
+def test_int64_evaluation_is_exact_or_declined(coeffs, powers, den, top):
+    """Random rational functions: the int64 path, when it accepts a grid, gives exactly SymPy's values."""
+    import sympy as sp
+
+    from symbolic import symbols as S
+    from symbolic.sweep import _int64_form
+
+    b, s = S.symbol("batch"), S.symbol("seq")
+    num = sum(sp.Rational(c, q) * b**i * s**j for (c, q), (i, j) in zip(coeffs, powers, strict=False))
+    expr = num / (sp.Integer(1), b, s * b, 2 * s + 3)[den]
+    axes = {"batch": np.array([1, top[0]]), "seq": np.array([1, max(1, top[1] // 2), top[1]])}
+    form = _int64_form(expr, axes)
+    if form is None or not form.args:
+        return
+    grid = np.array(np.meshgrid(axes["batch"], axes["seq"])).reshape(2, -1)
+    columns = {"batch": grid[0], "seq": grid[1]}
+    n = form.numerator(**{a: columns[a] for a in form.args})
+    d = form.denominator(**{a: columns[a] for a in form.args})
+    for i in range(grid.shape[1]):
+        want = expr.xreplace({b: int(grid[0, i]), s: int(grid[1, i])})
+        got = sp.Rational(int(np.broadcast_to(n, grid[0].shape)[i]), int(np.broadcast_to(d, grid[0].shape)[i]))
+        assert got == want
+
+
+def test_int64_form_accepts_within_the_bound_and_declines_past_it():
+    import sympy as sp
+
+    from symbolic import symbols as S
+    from symbolic.sweep import _int64_form
+
+    b, s = S.symbol("batch"), S.symbol("seq")
+    expr = (3 * b * s**2 + sp.Rational(7, 3) * b - 5) / (2 * s)
+    assert _int64_form(expr, {"batch": (1, 10**3), "seq": (1, 10**4)}) is not None
+    assert _int64_form(expr, {"batch": (1, 10**9), "seq": (1, 10**5)}) is None  # 3e9 * 1e10 * 6 > 2^62
