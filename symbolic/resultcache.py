@@ -167,18 +167,19 @@ def secret() -> bytes | None:
         path = os.path.join(root, "secret")
         value = _read_secret(path)
         if value is None and not os.path.lexists(path):
-            fresh = os.urandom(_SECRET_BYTES)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(fresh)
-            except FileExistsError:
-                pass  # another process made it first: use theirs
-            except OSError:
+            # written whole to a private temporary file, then linked into place: the secret file
+            # appears complete or not at all, and a second process racing us keeps the first one
+            tmp = os.path.join(root, f".tmp-secret-{os.getpid()}-{os.urandom(6).hex()}")
+            if write_atomic(tmp, os.urandom(_SECRET_BYTES)):
                 try:
-                    os.unlink(path)
+                    os.link(tmp, path)
                 except OSError:
-                    pass
+                    pass  # another process made it first (or links are not supported): use what is there
+                finally:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
             value = _read_secret(path)
     _MEMO["secret"] = (root, value)
     return value

@@ -184,3 +184,14 @@ def test_the_stamp_follows_package_files(tmp_path, monkeypatch):
     resultcache._MEMO.clear()
     (package / "a.py").write_text("x = 22\n")
     assert resultcache.package_stamp() != first
+
+
+def test_a_truncated_secret_disables_the_cache_and_none_is_left_half_written(cache):
+    cache.mkdir(mode=0o700)
+    (cache / "secret").write_bytes(b"short")
+    (cache / "secret").chmod(0o600)
+    assert resultcache.secret() is None and resultcache.key_for(ARGV) is None
+    (cache / "secret").unlink()
+    resultcache._MEMO.pop("secret", None)
+    assert len(resultcache.secret()) == 32
+    assert sorted(p.name for p in cache.iterdir()) == ["secret"]
