@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .errors import SymbolicError
+
 __all__ = ["format_rows", "write_csv", "write_json", "write_parquet", "cell"]
 
 # the four ASCII digits of 0000..9999, one table per position (thousands, hundreds, tens, ones)
@@ -92,6 +94,8 @@ def _column_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return np.take(text, index, axis=1), np.take(mask, index, axis=1)
         return _int_text(values)
     if values.dtype.kind == "f" and len(values):
+        if not np.isfinite(values).all():  # never "inf" or "nan" in a table
+            raise SymbolicError("--float", "a value is beyond float64's range; leave out --float for exact integers")
         whole = np.isfinite(values).all() and np.abs(values).max() < 2**63 and (values == np.rint(values)).all()
         if whole:  # whole numbers held as floats (float-mode sweeps round to whole units): print them as integers
             return _int_text(values.astype(np.int64))

@@ -81,3 +81,11 @@ def test_whole_floats_print_as_integers_and_others_as_repr():
     assert format_rows([whole], b",", b"", b"\n").decode().split() == ["1", "2500", "-3", str(2**62)]
     mixed = np.array([1.0, 0.5, 1e20])
     assert format_rows([mixed], b",", b"", b"\n").decode().split() == ["1", "0.5", "1e+20"]
+
+
+def test_a_value_beyond_float64_is_refused_never_written_as_inf():
+    from symbolic.errors import SymbolicError
+
+    with pytest.raises(SymbolicError) as err:
+        format_rows([np.array([1.0, np.inf])], b",", b"", b"\n")
+    assert err.value.field == "--float"
