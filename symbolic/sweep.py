@@ -389,65 +389,111 @@ _INT64_SAFE = 2**62  # |value| bound under which int64 ring arithmetic is exact 
 
 
 @dataclass(frozen=True)
-class _Int64Form:
-    """A form as numerator / denominator polynomials with integer coefficients, exact in int64 over the grid."""
+class _IntPoly:
+    """A polynomial with integer coefficients, evaluated over int64 arrays: ``terms`` are
+    (coefficient, exponent of each of ``names``)."""
 
-    numerator: Callable[..., Any]
-    denominator: Callable[..., Any]
+    names: tuple[str, ...]
+    terms: tuple[tuple[int, tuple[int, ...]], ...]
+
+    def __call__(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=np.int64)
+        powers: dict[tuple[str, int], np.ndarray] = {}
+        with np.errstate(over="ignore"):  # wrapping intermediates are exact modulo 2^64; the bound covers the result
+            for coefficient, exponents in self.terms:
+                term: Any = np.int64(coefficient)
+                for name, e in zip(self.names, exponents, strict=True):
+                    if e:
+                        if (name, e) not in powers:
+                            powers[name, e] = np.asarray(values[name], dtype=np.int64) ** e
+                        term = term * powers[name, e]
+                out += term
+        return out
+
+    def bound(self, top: Mapping[str, int]) -> int:
+        """An upper bound of |value| when each variable lies in 1..top[name] (exact integer)."""
+        return sum(
+            abs(c) * math.prod(top[n] ** e for n, e in zip(self.names, exps, strict=True)) for c, exps in self.terms
+        )
+
+
+def _int_fraction(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> tuple[_IntPoly, _IntPoly] | None:
+    """``expr`` as N / D, integer polynomials in ``symbols``; None if it is not a rational function of them."""
+    if not expr.is_rational_function(*symbols):
+        return None
+    num, den = sp.fraction(sp.together(expr))
+    polys = [sp.Poly(num, *symbols, domain="QQ"), sp.Poly(den, *symbols, domain="QQ")]
+    scale = sp.ilcm(*(c.q for poly in polys for c in poly.coeffs()))
+    names = tuple(str(x) for x in symbols)
+    out = []
+    for poly in polys:
+        terms = tuple((int(c * scale), tuple(int(e) for e in m)) for m, c in poly.terms())
+        out.append(_IntPoly(names, terms))
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class _Int64Form:
+    """A form as N / D over int64, exact over the grid: ``atoms`` (ceilings and floors of N_k / D_k) are
+    computed first, then the outer N and D in the swept symbols and the atoms."""
+
     args: tuple[str, ...]
+    atoms: tuple[tuple[str, bool, _IntPoly, _IntPoly], ...]  # (name, is ceiling, N_k, D_k)
+    numerator: _IntPoly
+    denominator: _IntPoly
+
+    def __call__(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        n = len(next(iter(columns.values()))) if columns else 1
+        values = {a: columns[a] for a in self.args}
+        for name, ceiling, num, den in self.atoms:
+            top, bottom = num(values, n), den(values, n)
+            values[name] = -((-top) // bottom) if ceiling else top // bottom
+        return self.numerator(values, n), self.denominator(values, n)
 
 
 def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form | None:
-    """``expr`` as integer polynomials N/D when every |N|, |D| over the grid is below 2^62; else None.
+    """``expr`` as integer arithmetic exact in int64 over the grid, or None when that cannot be proven.
 
     Sums, differences and products in int64 are exact modulo 2^64, so a polynomial with integer
     coefficients whose true value lies within int64 is computed exactly however large its
     intermediate values get. The bound is the polynomial with every coefficient made positive,
-    evaluated at each axis's largest value (symbols are positive integers).
+    evaluated at each axis's largest value (symbols are positive integers). A ceiling or floor of
+    a rational function N_k / D_k (each tensor shard rounded up to whole bytes) is computed by
+    integer division, its bound taken as bound(N_k) (D_k, with positive coefficients, is at least 1).
     """
     names = tuple(n for n in S.ORDER if n in {str(x) for x in expr.free_symbols})
     if not names or any(n not in axes for n in names) or expr.has(sp.Float):
         return None  # a Float has no exact value: the exact compiler says so
     symbols = [S.symbol(n) for n in names]
+    top: dict[str, int] = {n: max(int(v) for v in axes[n]) for n in names}
     try:
-        if not expr.is_rational_function(*symbols):
-            return None
-        num, den = sp.fraction(sp.together(expr))
-        polys = [sp.Poly(num, *symbols, domain="QQ"), sp.Poly(den, *symbols, domain="QQ")]
-        scale = sp.ilcm(*(c.q for poly in polys for c in poly.coeffs()))
-        polys = [poly * scale for poly in polys]
-        top = {n: max(int(v) for v in axes[n]) for n in names}
-        for poly in polys:
-            bound = sum(
-                abs(int(c)) * math.prod(top[n] ** e for n, e in zip(names, m, strict=True)) for m, c in poly.terms()
-            )
-            if bound >= _INT64_SAFE:
+        atoms = []
+        replace: dict[sp.Expr, sp.Symbol] = {}
+        for i, atom in enumerate(sorted(expr.atoms(sp.ceiling, sp.floor), key=sp.default_sort_key)):
+            parts = _int_fraction(atom.args[0], symbols)
+            if parts is None:
                 return None
-        num_expr, den_expr = (poly.as_expr() for poly in polys)
+            num, den = parts
+            if any(c <= 0 for c, _ in den.terms) or num.bound(top) >= _INT64_SAFE or den.bound(top) >= _INT64_SAFE:
+                return None
+            name = f"_atom{i}"
+            atoms.append((name, isinstance(atom, sp.ceiling), num, den))
+            replace[atom] = sp.Dummy(name)
+            top[name] = num.bound(top) + 1
+        outer = expr.xreplace(replace)
+        dummies = list(replace.values())
+        parts = _int_fraction(outer, [*symbols, *dummies])
+        if parts is None:
+            return None
+        num, den = parts
+        names_all = (*names, *(a[0] for a in atoms))
+        num = _IntPoly(names_all, num.terms)
+        den = _IntPoly(names_all, den.terms)
+        if num.bound(top) >= _INT64_SAFE or den.bound(top) >= _INT64_SAFE:
+            return None
     except (sp.PolynomialError, ValueError, TypeError):
         return None
-    return _Int64Form(_int64_function(num_expr), _int64_function(den_expr), names)
-
-
-def _int64_function(expr: sp.Expr) -> Callable[..., Any]:
-    """A polynomial with integer coefficients as a function over int64 arrays (keyword arguments)."""
-    from .numeric import compile_quantity
-
-    compiled = compile_quantity(expr, "exact")  # the exact code, cached; run here over int64
-    if any(
-        name in compiled.source
-        for name in ("Fraction", "_fdiv", "_norm", "_max", "_min", "_where", "_fceil", "_ffloor")
-    ):
-        raise ValueError("not a polynomial")
-    namespace: dict[str, Any] = {"np": np, "_to_int": lambda name, x: np.asarray(x, dtype=np.int64), "_norm": None}
-    exec(compile(compiled.source, f"<symbolic int64 {compiled.key[:12]}>", "exec"), namespace)
-    function = namespace["_f"]
-
-    def call(**values: Any) -> Any:
-        with np.errstate(over="ignore"):  # wrapping intermediates are exact modulo 2^64; the bound covers the result
-            return function(*(values[a] for a in compiled.args)) if compiled.args else np.int64(function())
-
-    return call
+    return _Int64Form(names, tuple(atoms), num, den)
 
 
 def run_sweep(
@@ -533,9 +579,7 @@ def _evaluator(compiled: Any, fast: _Int64Form | None, ceil: bool) -> Callable[[
     if fast is not None:
 
         def run_fast(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-            args = {n: columns[n] for n in fast.args}
-            num = broadcast(fast.numerator(**args), columns)
-            den = broadcast(fast.denominator(**args), columns)
+            num, den = fast(columns)
             if np.all(den > 0):
                 if ceil:
                     return -((-num) // den)
