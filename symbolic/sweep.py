@@ -396,7 +396,10 @@ class _IntPoly:
     names: tuple[str, ...]
     terms: tuple[tuple[int, tuple[int, ...]], ...]
 
-    def __call__(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    def __call__(self, values: Mapping[str, np.ndarray], n: int) -> Any:
+        """The value at every row (an int64 array; a Python int when the polynomial is a constant)."""
+        if all(not any(exps) for _, exps in self.terms):
+            return sum(c for c, _ in self.terms)
         out = np.zeros(n, dtype=np.int64)
         powers: dict[tuple[str, int], np.ndarray] = {}
         with np.errstate(over="ignore"):  # wrapping intermediates are exact modulo 2^64; the bound covers the result
@@ -405,7 +408,11 @@ class _IntPoly:
                 for name, e in zip(self.names, exponents, strict=True):
                     if e:
                         if (name, e) not in powers:
-                            powers[name, e] = np.asarray(values[name], dtype=np.int64) ** e
+                            base = np.asarray(values[name], dtype=np.int64)
+                            power = base
+                            for _ in range(e - 1):
+                                power = power * base
+                            powers[name, e] = power
                         term = term * powers[name, e]
                 out += term
         return out
@@ -441,14 +448,39 @@ class _Int64Form:
     atoms: tuple[tuple[str, bool, _IntPoly, _IntPoly], ...]  # (name, is ceiling, N_k, D_k)
     numerator: _IntPoly
     denominator: _IntPoly
+    tables: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict, compare=False)
 
-    def __call__(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, columns: Mapping[str, np.ndarray], index: Mapping[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """N and D at the rows of ``columns`` (``index``: each axis's position of those rows, for tables)."""
         n = len(next(iter(columns.values()))) if columns else 1
         values = {a: columns[a] for a in self.args}
         for name, ceiling, num, den in self.atoms:
+            if index is not None and name in self.tables:
+                axis, table = self.tables[name]
+                values[name] = table[index[axis]]
+                continue
             top, bottom = num(values, n), den(values, n)
             values[name] = -((-top) // bottom) if ceiling else top // bottom
         return self.numerator(values, n), self.denominator(values, n)
+
+    def with_tables(self, axes: Mapping[str, Sequence[int]], limit: int = 10**6) -> _Int64Form:
+        """The same form with each atom of one swept symbol precomputed over that axis (a lookup per row)."""
+        tables: dict[str, tuple[str, np.ndarray]] = {}
+        for name, ceiling, num, den in self.atoms:
+            used = {v for poly in (num, den) for v, e in zip(poly.names, _used(poly), strict=True) if e}
+            if len(used) == 1 and len(axes[next(iter(used))]) <= limit:
+                axis = next(iter(used))
+                values = {axis: np.asarray(axes[axis], dtype=np.int64)}
+                top, bottom = num(values, len(values[axis])), den(values, len(values[axis]))
+                tables[name] = (axis, -((-top) // bottom) if ceiling else top // bottom)
+        return _Int64Form(self.args, self.atoms, self.numerator, self.denominator, tables)
+
+
+def _used(poly: _IntPoly) -> list[int]:
+    """For each of ``poly.names``, its largest exponent in ``poly`` (0: unused)."""
+    return [max((exps[i] for _, exps in poly.terms), default=0) for i in range(len(poly.names))]
 
 
 def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form | None:
@@ -493,7 +525,7 @@ def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form 
             return None
     except (sp.PolynomialError, ValueError, TypeError):
         return None
-    return _Int64Form(names, tuple(atoms), num, den)
+    return _Int64Form(names, tuple(atoms), num, den).with_tables(axes)
 
 
 def run_sweep(
@@ -539,18 +571,25 @@ def run_sweep(
         flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
         index = np.unravel_index(flat, shape) if shape else ()
         columns = {n: axis[i] for n, axis, i in zip(names, axes, index, strict=True)}
+        positions = dict(zip(names, index, strict=True))
         if len(forms) == 1:
-            value = evaluators[0](columns)
+            value = evaluators[0](columns, positions)
         else:
             code = np.zeros(flat.shape, dtype=np.int64)
             for axis_position, ids, values in class_ids:
                 code = code * len(values) + ids[index[axis_position]]
             present = np.unique(code)
             if len(present) == 1:
-                value = evaluators[form_index[int(present[0])]](columns)
+                value = evaluators[form_index[int(present[0])]](columns, positions)
             else:
                 parts = [(code == c, evaluators[form_index[int(c)]]) for c in present]
-                results = [(rows, evaluate({n: v[rows] for n, v in columns.items()})) for rows, evaluate in parts]
+                results = [
+                    (
+                        rows,
+                        evaluate({n: v[rows] for n, v in columns.items()}, {n: i[rows] for n, i in positions.items()}),
+                    )
+                    for rows, evaluate in parts
+                ]
                 dtype = np.result_type(*(r.dtype for _, r in results))
                 value = np.empty(flat.shape, dtype=dtype)
                 for rows, result in results:
@@ -564,7 +603,9 @@ def run_sweep(
         yield columns
 
 
-def _evaluator(compiled: Any, fast: _Int64Form | None, ceil: bool) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+def _evaluator(
+    compiled: Any, fast: _Int64Form | None, ceil: bool
+) -> Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]:
     """The function of a chunk's columns giving one form's values (see :func:`run_sweep` for the types)."""
 
     def broadcast(result: Any, like: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -578,20 +619,24 @@ def _evaluator(compiled: Any, fast: _Int64Form | None, ceil: bool) -> Callable[[
 
     if fast is not None:
 
-        def run_fast(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-            num, den = fast(columns)
-            if np.all(den > 0):
+        def run_fast(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
+            num, den = fast(columns, positions)
+            num = broadcast(num, columns)
+            if isinstance(den, int) and den == 1:
+                return num
+            if np.all(np.asarray(den) > 0):
                 if ceil:
                     return -((-num) // den)
                 quotient, remainder = np.divmod(num, den)
                 if not remainder.any():
                     return quotient
+            den = broadcast(den, columns)
             exact = [Fraction(int(a), int(b)) for a, b in zip(num.tolist(), den.tolist(), strict=True)]
             return _exact_array(exact, ceil)
 
         return run_fast
 
-    def run_compiled(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def run_compiled(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
         result = compiled(**{n: columns[n] for n in compiled.args}) if compiled.args else compiled()
         result = broadcast(result, columns)
         if compiled.mode == "exact":
