@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from symbolic import numeric
 from symbolic.cli import main
 from symbolic.errors import SymbolicError
-from symbolic.formulas.flops import flops_terms, model_flops
+from symbolic.formulas.flops import model_flops
 from symbolic.memory import Workload, memory
+from symbolic.model import flops_terms
 from symbolic.numeric import evaluate
 from symbolic.parallel import Parallelism
 from symbolic.registry import load_model
@@ -88,7 +89,7 @@ def test_float_mode_agrees_over_degrees():
 
 @pytest.mark.parametrize(
     ("grid", "field"),
-    [({"tp": (1, 2, 3)}, "--tp"), ({"pp": (1, 5)}, "--pp"), ({"dp": (8, 12), "ep": (8,)}, "--ep")],
+    [({"tp": (1, 2, 3)}, "tp"), ({"pp": (1, 5)}, "pp"), ({"dp": (8, 12), "ep": (8,)}, "ep")],
 )
 def test_an_invalid_value_anywhere_on_an_axis_is_refused(grid, field):
     model = load_model("mixtral-8x7b" if "ep" in grid else "llama2-7b")
