@@ -42,7 +42,7 @@ try:
 except SystemExit:
     pass
 heavy = sorted(m for m in ("sympy", "numpy", "rich", "jinja2") if m in sys.modules)
-commands = sorted(m for m in sys.modules if m.startswith("symbolic.cli.") and m != "symbolic.cli._common")
+commands = sorted(m for m in sys.modules if m.startswith("symbolic.cli.") and not m.startswith("symbolic.cli._"))
 print(heavy, commands)
 """
 
