@@ -25,6 +25,15 @@ def test_the_command_table_is_what_the_modules_register():
     assert _commands(build_parser()) == COMMANDS
 
 
+def test_every_command_module_is_in_the_table():
+    import pkgutil
+
+    import symbolic.cli as cli
+
+    modules = {m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_")}
+    assert modules == {module for module, _ in COMMANDS.values()}
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_a_chosen_command_is_parsed_in_full(name):
     full = build_parser()

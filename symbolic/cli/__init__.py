@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("params", "parameter counts: total, trainable, frozen, per term"),
     "plot": ("plot", "figures: memory per device (stacked bars) or scaling with dominant regions"),
     "sweep": ("sweep", "a quantity over the full product of a grid (csv, json or parquet)"),
+    "timeline": (
+        "timeline",
+        "bytes per device through a training step (forward, loss, backward, optimizer): the peak's phase",
+    ),
     "trace": (
         "trace",
         "trace one training step on fake tensors: parameters, saved activations, FLOPs (needs symbolic[trace])",
