@@ -105,6 +105,29 @@ def test_sweep_writes_integers_matching_memory(capsys):
         assert strict_json(mem)["per_device"]["peak"] == int(peak)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["flops", "llama2-7b", "--tokens", NINES, "--json"],
+        ["memory", "x" * 300, "--batch", "1", "--seq", "8", "--json"],
+        ["params", "gpt2", "--convention", "y" * 300, "--json"],
+    ],
+)
+def test_long_argument_with_the_answer_cache(capsys, argv):
+    """A 300-character argument is no file name: the answer cache steps aside, the error is one line."""
+    code, out, err = run_with_cache(capsys, *argv)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def run_with_cache(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv), use_cache=True)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 # ---- the table of bad inputs -----------------------------------------------------------------------
 
 LONG = "x" * 300

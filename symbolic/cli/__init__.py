@@ -15,6 +15,7 @@ import io
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import SymbolicError
 
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
     if use_cache is None:
         use_cache = argv is None
     if use_cache:
-        cached = resultcache.lookup(arguments)
+        cached = _quietly(resultcache.lookup, arguments)
         if cached is not None:
             sys.stdout.write(cached)
             return 0
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
         return _run_traced(arguments)
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
-    capture = io.StringIO() if use_cache and resultcache.key_for(arguments) else None
+    capture = io.StringIO() if use_cache and _quietly(resultcache.key_for, arguments) else None
     try:
         if capture is None:
             return int(args.run(args) or 0)
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
             code = int(args.run(args) or 0)
         sys.stdout.write(capture.getvalue())
         if code == 0:
-            resultcache.store(arguments, capture.getvalue())
+            _quietly(resultcache.store, arguments, capture.getvalue())
         return code
     except SymbolicError as err:
         if err.field == "model_type" and _traced.fallback_allowed(arguments, err.message):
@@ -149,6 +150,15 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
         return 2
     except BrokenPipeError:
         return 0
+
+
+def _quietly(call: Any, *args: Any) -> Any:
+    """``call(*args)`` for the answer cache, ``None`` when the file system refuses (an argument too
+    long for a file name, an unreadable entry): a cache only costs speed, never an answer."""
+    try:
+        return call(*args)
+    except (OSError, ValueError):
+        return None
 
 
 def _run_traced(arguments: Sequence[str], unsupported: SymbolicError | None = None) -> int:
