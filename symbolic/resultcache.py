@@ -115,7 +115,7 @@ def read_regular(path: str | os.PathLike[str], limit: int = _MAX_ENTRY) -> bytes
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:

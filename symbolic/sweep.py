@@ -141,7 +141,7 @@ def _memory_check(
 
     def parallelism(point: Mapping[str, int]) -> Parallelism:
         degrees = {k: v for k, v in point.items() if k in MEMORY_DEGREES}
-        return Parallelism(**degrees, zero=point.get("zero", options.get("zero", 0)))
+        return Parallelism(**degrees, zero=point.get("zero", options.get("zero", 0)))  # type: ignore[arg-type]
 
     # each value on its own (ep with as many data-parallel ranks, so only its own rules apply) ...
     for name, values in axes.items():
@@ -549,7 +549,7 @@ def run_sweep(
     total = plan.points
     ceil = plan.quantity.unit is Quantity.BYTES
     forms = list(plan.forms)
-    evaluators: list[Callable[[Mapping[str, np.ndarray]], np.ndarray]] = []
+    evaluators: list[Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]] = []
     for combo in forms:
         expr = plan.forms[combo]
         fast = _int64_form(expr, plan.axes) if plan.mode == "exact" else None
@@ -563,7 +563,7 @@ def run_sweep(
         class_ids.append((position[name], np.asarray([values.index(c) for c in plan.classes[name]]), values))
     form_index = {}
     for i, combo in enumerate(forms):
-        code = 0
+        code: Any = 0
         for (_, _, values), cls in zip(class_ids, combo, strict=True):
             code = code * len(values) + values.index(cls)
         form_index[code] = i

@@ -119,7 +119,7 @@ def format_rows(columns: Sequence[np.ndarray], sep: bytes, start: bytes, end: by
     if not columns or len(columns[0]) == 0:
         return b""
     n = len(columns[0])
-    parts: list[tuple[bytes | np.ndarray, np.ndarray | None]] = []
+    parts: list[tuple[Any, np.ndarray | None]] = []
     if start:
         parts.append((start, None))
     for i, column in enumerate(columns):
@@ -182,7 +182,7 @@ def write_json(
     return kept
 
 
-def write_parquet(path: str, names: Sequence[str], chunks: Iterable[Mapping[str, np.ndarray]]) -> int:
+def write_parquet(path: Any, names: Sequence[str], chunks: Iterable[Mapping[str, np.ndarray]]) -> int:
     """Write every row to the Parquet file ``path`` (needs pyarrow); returns the rows written.
 
     int64 columns stay int64; a value column holding integers past int64 is written as exact
