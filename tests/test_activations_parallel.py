@@ -146,7 +146,8 @@ def test_the_readme_mixtral_example_prints_a_peak():
         load_model("mixtral-8x7b"), Workload(1, 4096), Parallelism(dp=8, tp=2, pp=4, ep=8, zero=3), device="cuda"
     )
     per = report.per_device()
-    assert per["activations"] > 0 and per["peak"] == per["states"] + per["activations"] + per["transient"]
+    held_at_forward_end = per["weights"] + per["master"] + per["optimizer"] + per["activations"]
+    assert per["activations"] > 0 and per["peak"] >= max(per["states"], held_at_forward_end)
 
 
 def test_megatron_divides_by_cp():

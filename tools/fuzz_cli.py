@@ -586,11 +586,12 @@ def invariants(argv: list[str], out: Any) -> list[str]:
             for k in ("states", "activations", "transient"):
                 if isinstance(per.get(k), int | float) and peak < per[k]:
                     problems.append(f"peak {peak} below {k} {per[k]}")
-            # the peak is the largest point of the step's timeline: at least the states plus the
-            # activations held at the end of the forward pass (it may add transient buffers)
-            if isinstance(per.get("states"), int) and isinstance(per.get("activations"), int):
-                if peak < per["states"] + per["activations"]:
-                    problems.append(f"peak {peak} below states + activations {per['states'] + per['activations']}")
+            # the peak is the largest point of the step's timeline: at the end of the forward pass the
+            # weights, master copies, optimizer state and activations are all alive (gradients may not
+            # be: zero_grad(set_to_none=True) frees them), so the peak is at least their sum
+            held = [per.get(k) for k in ("weights", "master", "optimizer", "activations")]
+            if all(isinstance(h, int) for h in held) and peak < sum(held):
+                problems.append(f"peak {peak} below weights + master + optimizer + activations {sum(held)}")
         terms = out.get("terms")
         if command == "memory" and isinstance(terms, list) and isinstance(per.get("states"), int):
             states = sum(
