@@ -29,7 +29,7 @@ def _findings(report) -> str:
 
 
 @given(seed=st.integers(0, 2**32 - 1))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_invocation_in_process(tmp_path_factory, seed):
     """One generated invocation (and its equivalent spelling, if any), run in-process."""
     case = fuzz_cli.generate(random.Random(seed), installed_share=0.0)
