@@ -26,7 +26,8 @@ import sympy as sp
 
 from .. import symbols as S
 from ..errors import SymbolicError
-from . import codegen
+from .codegen import CODEGEN_VERSION, MODES, runtime
+from .codegen import source as generate_source
 
 __all__ = ["CompiledQuantity", "compile_quantity", "cached_evaluate", "cache_dir", "cache_key", "clear_memo"]
 
@@ -122,7 +123,7 @@ def cache_key(expr: sp.Expr, mode: str) -> str:
     """
     from ..resultcache import package_stamp, secret
 
-    text = f"{sp.srepr(expr)}|{mode}|codegen {codegen.CODEGEN_VERSION}|{package_stamp()}".encode()
+    text = f"{sp.srepr(expr)}|{mode}|codegen {CODEGEN_VERSION}|{package_stamp()}".encode()
     key = secret()
     if key is None:
         return hashlib.sha256(text).hexdigest()
@@ -162,7 +163,7 @@ def _load(path: Path, key: str, mode: str) -> CompiledQuantity | None:
 
 
 def _build(source: str, args: tuple[str, ...], mode: str, key: str) -> CompiledQuantity:
-    namespace = codegen.runtime()
+    namespace = runtime()
     exec(compile(source, f"<symbolic {key[:12]}>", "exec"), namespace)
     return CompiledQuantity(args, mode, source, key, namespace["_f"])
 
@@ -191,8 +192,8 @@ def compile_quantity(expr: sp.Expr, mode: str = "exact", *, cache: bool = True) 
     float64. The generated code is cached on disk (see :func:`cache_dir`) under a key authenticated
     with the installation's secret (:func:`cache_key`); an entry that is not authentic is rebuilt.
     """
-    if mode not in codegen.MODES:
-        raise SymbolicError("mode", f"must be one of {', '.join(codegen.MODES)}, not {mode!r}")
+    if mode not in MODES:
+        raise SymbolicError("mode", f"must be one of {', '.join(MODES)}, not {mode!r}")
     expr = sp.sympify(expr, strict=True)
     memo_key = (expr, mode)
     if memo_key in _MEMO:
@@ -202,7 +203,7 @@ def compile_quantity(expr: sp.Expr, mode: str = "exact", *, cache: bool = True) 
     compiled = _load(path, key, mode) if cache else None
     if compiled is None:
         args = _arg_names(expr)
-        compiled = _build(codegen.source(expr, mode, args), args, mode, key)
+        compiled = _build(generate_source(expr, mode, args), args, mode, key)
         if cache:
             _store(path, compiled)
     _MEMO[memo_key] = compiled

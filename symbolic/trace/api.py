@@ -18,11 +18,12 @@ from typing import Any
 
 import sympy as sp
 
+import symbolic.trace.cache as trace_cache
+import symbolic.trace.run as R
+
 from .. import symbols as S
 from ..errors import SymbolicError
 from ..terms import Quantity
-from . import cache as trace_cache
-from . import run as R
 from .result import EXTRA_HINT, Trace, TraceOptions
 from .terms import condition_of, merge_regions, parameter_terms, region_terms
 
