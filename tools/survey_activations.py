@@ -59,214 +59,119 @@ for _D in SIZES.values():
     _D["rkr"] = _D["rkv"] + _D["dr"]  # MLA kv_a_proj output width (kv_lora_rank + rope)
 
 
-def tok(extra=None):
-    d = dict(bos_token_id=0, eos_token_id=1, pad_token_id=2, tie_word_embeddings=False)
-    d.update(extra or {})
-    return d
+P = "<dropout>"  # marks a field that takes the survey's dropout probability
+TOKENS = dict(bos_token_id=0, eos_token_id=1, pad_token_id=2, tie_word_embeddings=False)
+CORE = ["b", "s", "h", "a", "kv", "dh", "f", "V"]
+LLAMA_FIELDS = dict(
+    hidden_size="h",
+    intermediate_size="f",
+    num_hidden_layers=L,
+    num_attention_heads="a",
+    num_key_value_heads="kv",
+    vocab_size="V",
+    max_position_embeddings=128,
+    attention_dropout=P,
+)
+GPT2_FIELDS = dict(
+    n_embd="h", n_layer=L, n_head="a", n_inner="f", vocab_size="V", n_positions=128, resid_pdrop=P, embd_pdrop=P
+) | dict(attn_pdrop=P)
+
+
+def _rotary_fraction(D: dict) -> float:
+    return D["dr"] / D["dh"]
+
+
+# Per family: (fields, extra symbols). A field's value is a size symbol (a key of SIZES[...]), P for the
+# dropout, a function of the sizes, or a literal.
+FAMILY_FIELDS: dict[str, tuple[dict, list[str]]] = {
+    "llama": (LLAMA_FIELDS, []),
+    "olmo": (LLAMA_FIELDS, []),
+    "qwen2": (LLAMA_FIELDS, []),
+    "mistral": (LLAMA_FIELDS | dict(sliding_window=None), []),
+    "qwen3": (LLAMA_FIELDS | dict(head_dim="dh"), []),
+    "gemma": (LLAMA_FIELDS | dict(head_dim="dh"), []),
+    "gemma2": (LLAMA_FIELDS | dict(head_dim="dh", query_pre_attn_scalar="dh", sliding_window=64), []),
+    "mixtral": (
+        LLAMA_FIELDS | dict(num_local_experts="E", num_experts_per_tok="k", sliding_window=None),
+        ["E", "k"],
+    ),
+    "qwen2_moe": (
+        LLAMA_FIELDS
+        | dict(
+            num_experts="E",
+            num_experts_per_tok="k",
+            moe_intermediate_size="fe",
+            shared_expert_intermediate_size="fs",
+            decoder_sparse_step=1,
+        ),
+        ["E", "k", "fe", "fs"],
+    ),
+    "phi3": (LLAMA_FIELDS | dict(resid_pdrop=P, embd_pdrop=P), []),
+    "stablelm": (LLAMA_FIELDS | dict(hidden_dropout=P, partial_rotary_factor=_rotary_fraction), ["dr"]),
+    "starcoder2": (
+        LLAMA_FIELDS | dict(residual_dropout=P, embedding_dropout=P, sliding_window=None),
+        [],
+    ),
+    "gpt2": (GPT2_FIELDS, []),
+    "gpt_bigcode": (GPT2_FIELDS | dict(multi_query=True), []),
+    "gptj": (GPT2_FIELDS | dict(rotary_dim="dr"), ["dr"]),
+    "gpt_neox": (
+        {k: v for k, v in LLAMA_FIELDS.items() if k != "num_key_value_heads"}
+        | dict(rotary_pct=_rotary_fraction, hidden_dropout=P),
+        ["dr"],
+    ),
+    "falcon": (
+        {
+            k: v
+            for k, v in LLAMA_FIELDS.items()
+            if k not in ("intermediate_size", "num_key_value_heads", "max_position_embeddings")
+        }
+        | dict(num_kv_heads="kv", new_decoder_architecture=True, alibi=False, hidden_dropout=P, ffn_hidden_size="f"),
+        [],
+    ),
+    "opt": (
+        {k: v for k, v in LLAMA_FIELDS.items() if k not in ("intermediate_size", "num_key_value_heads")}
+        | dict(ffn_dim="f", word_embed_proj_dim="h", dropout=P, activation_dropout=P),
+        [],
+    ),
+    "bloom": (dict(hidden_size="h", n_layer=L, n_head="a", vocab_size="V", attention_dropout=P, hidden_dropout=P), []),
+}
+DEEPSEEK_FIELDS = LLAMA_FIELDS | dict(
+    num_key_value_heads="a",
+    moe_intermediate_size="fe",
+    n_routed_experts="E",
+    num_experts_per_tok="k",
+    n_shared_experts=1,
+    first_k_dense_replace=1,
+    n_group=1,
+    topk_group=1,
+    q_lora_rank="rq",
+    kv_lora_rank="rkv",
+    qk_nope_head_dim="dn",
+    qk_rope_head_dim="dr",
+    v_head_dim="dv",
+    rope_scaling=None,
+)
+DEEPSEEK_SYMBOLS = ["b", "s", "h", "a", "f", "V", "E", "k", "fe", "rq", "rkv", "dn", "dr", "dv", "dq", "rkr"]
 
 
 def family_config(fam: str, D: dict, dropout: float) -> tuple[dict, list[str]]:
     """HF config dict for a family at dims D, plus the symbols relevant to it."""
-    h, a, kv, dh, f, V = D["h"], D["a"], D["kv"], D["dh"], D["f"], D["V"]
-    base = dict(
-        hidden_size=h,
-        intermediate_size=f,
-        num_hidden_layers=L,
-        num_attention_heads=a,
-        num_key_value_heads=kv,
-        vocab_size=V,
-        max_position_embeddings=128,
-    )
-    core = ["b", "s", "h", "a", "kv", "dh", "f", "V"]
-    p = dropout
-    if fam in ("llama", "mistral", "qwen2", "olmo"):
-        c = dict(model_type=fam, **base, attention_dropout=p, **tok())
-        if fam == "mistral":
-            c["sliding_window"] = None
-        return c, core
-    if fam == "qwen3":
-        return dict(model_type=fam, **base, head_dim=dh, attention_dropout=p, **tok()), core
-    if fam == "gemma":
-        return dict(model_type=fam, **base, head_dim=dh, attention_dropout=p, **tok()), core
-    if fam == "gemma2":
-        return dict(
-            model_type=fam,
-            **base,
-            head_dim=dh,
-            attention_dropout=p,
-            query_pre_attn_scalar=dh,
-            sliding_window=64,
-            **tok(),
-        ), core
-    if fam == "mixtral":
-        return dict(
-            model_type=fam,
-            **base,
-            num_local_experts=D["E"],
-            num_experts_per_tok=D["k"],
-            sliding_window=None,
-            attention_dropout=p,
-            **tok(),
-        ), core + ["E", "k"]
-    if fam == "qwen2_moe":
-        return dict(
-            model_type=fam,
-            **base,
-            num_experts=D["E"],
-            num_experts_per_tok=D["k"],
-            moe_intermediate_size=D["fe"],
-            shared_expert_intermediate_size=D["fs"],
-            decoder_sparse_step=1,
-            attention_dropout=p,
-            **tok(),
-        ), core + ["E", "k", "fe", "fs"]
-    if fam == "phi3":
-        return dict(model_type=fam, **base, attention_dropout=p, resid_pdrop=p, embd_pdrop=p, **tok()), core
-    if fam == "stablelm":
-        return dict(
-            model_type=fam,
-            **base,
-            attention_dropout=p,
-            hidden_dropout=p,
-            partial_rotary_factor=D["dr"] / D["dh"],
-            **tok(),
-        ), core + ["dr"]
-    if fam == "starcoder2":
-        return dict(
-            model_type=fam,
-            **base,
-            attention_dropout=p,
-            residual_dropout=p,
-            embedding_dropout=p,
-            sliding_window=None,
-            **tok(),
-        ), core
-    if fam == "gpt2":
-        return dict(
-            model_type=fam,
-            n_embd=h,
-            n_layer=L,
-            n_head=a,
-            n_inner=f,
-            vocab_size=V,
-            n_positions=128,
-            resid_pdrop=p,
-            embd_pdrop=p,
-            attn_pdrop=p,
-            **tok(),
-        ), core
-    if fam == "gpt_bigcode":
-        return dict(
-            model_type=fam,
-            n_embd=h,
-            n_layer=L,
-            n_head=a,
-            n_inner=f,
-            vocab_size=V,
-            n_positions=128,
-            resid_pdrop=p,
-            embd_pdrop=p,
-            attn_pdrop=p,
-            multi_query=True,
-            **tok(),
-        ), core
-    if fam == "gptj":
-        return dict(
-            model_type=fam,
-            n_embd=h,
-            n_layer=L,
-            n_head=a,
-            n_inner=f,
-            vocab_size=V,
-            n_positions=128,
-            rotary_dim=D["dr"],
-            resid_pdrop=p,
-            embd_pdrop=p,
-            attn_pdrop=p,
-            **tok(),
-        ), core + ["dr"]
-    if fam == "gpt_neox":
-        return dict(
-            model_type=fam,
-            hidden_size=h,
-            num_hidden_layers=L,
-            num_attention_heads=a,
-            intermediate_size=f,
-            vocab_size=V,
-            max_position_embeddings=128,
-            rotary_pct=D["dr"] / D["dh"],
-            attention_dropout=p,
-            hidden_dropout=p,
-            **tok(),
-        ), core + ["dr"]
-    if fam == "falcon":
-        return dict(
-            model_type=fam,
-            hidden_size=h,
-            num_hidden_layers=L,
-            num_attention_heads=a,
-            num_kv_heads=kv,
-            new_decoder_architecture=True,
-            vocab_size=V,
-            alibi=False,
-            attention_dropout=p,
-            hidden_dropout=p,
-            ffn_hidden_size=f,
-            **tok(),
-        ), core
-    if fam == "opt":
-        return dict(
-            model_type=fam,
-            hidden_size=h,
-            num_hidden_layers=L,
-            num_attention_heads=a,
-            ffn_dim=f,
-            vocab_size=V,
-            max_position_embeddings=128,
-            word_embed_proj_dim=h,
-            dropout=p,
-            attention_dropout=p,
-            activation_dropout=p,
-            **tok(),
-        ), core
-    if fam == "bloom":
-        return dict(
-            model_type=fam,
-            hidden_size=h,
-            n_layer=L,
-            n_head=a,
-            vocab_size=V,
-            attention_dropout=p,
-            hidden_dropout=p,
-            **tok(),
-        ), core
     if fam == "deepseek_v3":
-        return dict(
-            model_type=fam,
-            hidden_size=h,
-            intermediate_size=f,
-            moe_intermediate_size=D["fe"],
-            num_hidden_layers=L,
-            num_attention_heads=a,
-            num_key_value_heads=a,
-            vocab_size=V,
-            n_routed_experts=D["E"],
-            num_experts_per_tok=D["k"],
-            n_shared_experts=1,
-            first_k_dense_replace=1,
-            n_group=1,
-            topk_group=1,
-            q_lora_rank=D["rq"],
-            kv_lora_rank=D["rkv"],
-            qk_nope_head_dim=D["dn"],
-            qk_rope_head_dim=D["dr"],
-            v_head_dim=D["dv"],
-            max_position_embeddings=128,
-            rope_scaling=None,
-            attention_dropout=p,
-            **tok(),
-        ), ["b", "s", "h", "a", "f", "V", "E", "k", "fe", "rq", "rkv", "dn", "dr", "dv", "dq", "rkr"]
-    raise KeyError(fam)
+        fields, symbols = DEEPSEEK_FIELDS, DEEPSEEK_SYMBOLS
+    else:
+        fields, extra = FAMILY_FIELDS[fam]
+        symbols = CORE + extra
+    config: dict = {"model_type": fam}
+    for name, value in fields.items():
+        if value is P:
+            value = dropout
+        elif callable(value):
+            value = value(D)
+        elif isinstance(value, str):
+            value = D[value]
+        config[name] = value
+    return config | TOKENS, symbols
 
 
 FAMILIES = list(SUPPORTED_MODEL_TYPES)
