@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..request import DEFAULT_SEQ, QUANTITIES, SOLVABLE
+from ..request import DEFAULT_BATCH, DEFAULT_SEQ, QUANTITIES, SOLVABLE
 from ._common import add_model_argument, console, make_table, positive_int, print_json, show
 
 
@@ -19,9 +19,13 @@ def add_point_options(p: argparse.ArgumentParser, quantity: bool = True) -> None
     if quantity:
         p.add_argument("--quantity", default="flops", help=f"what to analyse: {', '.join(QUANTITIES)} (default flops)")
     p.add_argument("--convention", default="exact", help="counting convention (see the quantity's command)")
-    p.add_argument("--batch", type=positive_int("--batch"), default=1, help="micro-batch size per device (default 1)")
     p.add_argument(
-        "--seq", type=positive_int("--seq"), default=DEFAULT_SEQ, help=f"sequence length (default {DEFAULT_SEQ})"
+        "--batch", type=positive_int("--batch"), help=f"micro-batch size per device (default {DEFAULT_BATCH})"
+    )
+    p.add_argument(
+        "--seq",
+        type=positive_int("--seq"),
+        help=f"sequence length (default {DEFAULT_SEQ}, or the model's learned position table when shorter)",
     )
     p.add_argument("--recompute", default="none", help="FLOPs: none, selective or full activation recomputation")
     p.add_argument("--causal", action="store_true", help="FLOPs (exact): count only the causal query-key pairs")
@@ -50,9 +54,18 @@ def _overrides(items: list[str]) -> dict[str, int]:
 
 
 def point_request(args: argparse.Namespace, model, quantity: str):
-    """The request the point options describe (:func:`symbolic.request.request`); ``args`` is only read."""
-    from ..request import request
+    """The request the point options describe (:func:`symbolic.request.request`).
 
+    A batch or sequence length left out takes the model's default workload, written back into
+    ``args.batch``/``args.seq`` so that what is printed is what was evaluated.
+    """
+    from ..request import default_workload, request
+
+    workload = default_workload(model)
+    if args.batch is None:
+        args.batch = workload["batch"]
+    if args.seq is None:
+        args.seq = workload["seq"]
     return request(
         model,
         quantity,
