@@ -237,6 +237,8 @@ class Model:
 
     ``config`` is the Hugging Face config it was read from, with transformers' defaults applied
     (dropout probabilities, position limits, sliding windows and such live there).
+    ``hand_written`` is False for a model type without hand-written rules: its Arch is a placeholder
+    (the family is the ``model_type``) and only a convention that reads the config answers for it.
     """
 
     name: str
@@ -245,6 +247,7 @@ class Model:
     published_params: int | None = None
     source: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    hand_written: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
@@ -257,11 +260,12 @@ class Model:
             if value <= 0:
                 raise SymbolicError(key, f"must be a positive integer, got {value}")
             clean[key] = value
-        missing = [n for n in required_sizes(self.arch) if n not in clean]
+        missing = [n for n in required_sizes(self.arch) if n not in clean] if self.hand_written else []
         if missing:
             raise SymbolicError(missing[0], f"missing size (needed: {', '.join(missing)})")
         object.__setattr__(self, "sizes", MappingProxyType(clean))
-        _check_shapes(self.arch, clean)
+        if self.hand_written:
+            _check_shapes(self.arch, clean)
 
     def with_sizes(self, **changes: int) -> Model:
         """A copy with some sizes changed (validated again)."""

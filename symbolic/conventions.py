@@ -13,7 +13,7 @@ branches on its name::
       flops        FlopsRule                                         formulas/flops.py
                      forward(arch, causal) -> forward terms (FLOPs); causal; selective_factor
 
-Adding a convention (for example one traced from the real modules): write its builders where its
+Adding a convention (as the traced one was): write its builders where its
 formulas live (they may import heavy packages inside the function), then add one ``Convention(...)``
 to ``_TABLE`` below. The command line's ``--convention`` choices, ``symbolic.model`` (parameters,
 activations, FLOPs), ``symbolic.memory``, the sweep, the documents and the tests that iterate over
@@ -22,7 +22,11 @@ activations, FLOPs), ``symbolic.memory``, the sweep, the documents and the tests
 >>> get_convention("megatron", "flops").flops.selective_factor
 3
 >>> names_for("parameters")
-('exact', 'basic', 'basic-gated')
+('exact', 'basic', 'basic-gated', 'traced')
+
+The ``traced`` row's builders (:mod:`symbolic.trace.convention`) trace the transformers code of the
+model's config on fake tensors; they need the optional ``trace`` install (torch, transformers) and
+answer for model types without hand-written rules too (``reads_model``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from .formulas.params import parameter_terms
 from .formulas.transients import transient_terms
 from .terms import Breakdown, Term
 
-__all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT", "get_convention", "names_for"]
+__all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT", "get_convention", "names_for", "for_untyped"]
 
 ParameterBuilder = Callable[[Arch], Breakdown]
 TransientBuilder = Callable[
@@ -65,7 +69,11 @@ class Convention:
 
     ``parameters``, ``activations`` (with ``transients``) and ``flops`` are ``None`` for a quantity the
     convention does not describe. Under ``memory``, a convention without a parameter builder counts
-    the model states with the default convention's parameters.
+    the model states with the default convention's parameters. ``reads_model``: the builders take
+    the :class:`Model` (they read its config) rather than the Arch, and answer for models without
+    hand-written rules too; ``extra``: the optional install its builders need (documents that list
+    every convention leave it out); ``parallel``: its terms say how tensor, pipeline, context and
+    expert parallelism split them (without it, one unsharded replica: only data parallelism and ZeRO).
     """
 
     name: str
@@ -76,6 +84,9 @@ class Convention:
     activations: ActivationRule | None = None
     transients: TransientBuilder | None = None
     flops: FlopsRule | None = None
+    reads_model: bool = False
+    extra: str | None = None
+    parallel: bool = True
 
     @property
     def quantities(self) -> frozenset[str]:
@@ -88,6 +99,35 @@ class Convention:
         }
         return frozenset(q for q, present in has.items() if present)
 
+    def parameter_terms(self, model: Model | Arch) -> Breakdown:
+        """The parameter terms of ``model`` under this convention (parameters).
+
+        A convention that does not read the config refuses a model without hand-written rules
+        (``model_type``); one that reads it refuses a bare Arch (``convention``).
+        """
+        if self.parameters is None:
+            raise SymbolicError("convention", f"{self.name} has no parameter rule")
+        self.check_model(model)
+        if self.reads_model:
+            return self.parameters(model)
+        return self.parameters(model.arch if isinstance(model, Model) else model)
+
+    def check_model(self, model: Model | Arch) -> None:
+        """Raise :class:`SymbolicError` when this convention cannot answer for ``model``: a model
+        without hand-written rules under a hand-written convention, or an Arch where the config is read."""
+        if self.reads_model and not isinstance(model, Model):
+            raise SymbolicError("convention", f"{self.name} reads the model's config: pass a Model, not an Arch")
+        if isinstance(model, Model) and not model.hand_written and not self.reads_model:
+            from .hf import SUPPORTED_MODEL_TYPES
+            from .inputs import shown
+
+            readers = ", ".join(c.name for c in CONVENTIONS.values() if c.reads_model)
+            raise SymbolicError(
+                "model_type",
+                f"unsupported {shown(model.arch.family)}; supported: {', '.join(SUPPORTED_MODEL_TYPES)} "
+                f"(or --convention {readers})",
+            )
+
     def transient_terms(
         self,
         model: Model,
@@ -99,6 +139,7 @@ class Convention:
         device's share of an unsharded term (:meth:`symbolic.parallel.Parallelism.activation_share`)."""
         if self.activations is None or self.transients is None:
             raise SymbolicError("convention", f"{self.name} has no activation rule")
+        self.check_model(model)
         return self.transients(model, self.activations, options, layout, self.name, share)
 
 
@@ -112,6 +153,40 @@ def _transients(
 ) -> Breakdown:
     return transient_terms(model, rule, options, layout, name, share)
 
+
+def _traced_parameters(model: Model) -> Breakdown:
+    from .trace.convention import parameter_terms as traced_parameter_terms
+
+    return traced_parameter_terms(model)
+
+
+def _traced_activations(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
+    from .trace.convention import activation_terms as traced_activation_terms
+
+    return traced_activation_terms(model, options, layout)
+
+
+def _traced_transients(*args: object, **kwargs: object) -> Breakdown:
+    from .trace.convention import transient_terms as traced_transient_terms
+
+    return traced_transient_terms()
+
+
+def _traced_forward(model: Model, causal: bool) -> list[Term]:
+    from .trace.convention import forward_terms
+
+    return forward_terms(model, causal)
+
+
+def _traced_backward(model: Model, causal: bool) -> list[Term]:
+    from .trace.convention import backward_terms
+
+    return backward_terms(model, causal)
+
+
+# the traced convention: its builders trace the transformers code (torch, transformers imported on use)
+TRACED_ACTIVATIONS = ActivationRule(_traced_activations)
+TRACED_FLOPS = FlopsRule(_traced_forward, reads_model=True, backward=_traced_backward, recomputes=("none", "full"))
 
 _TABLE: tuple[Convention, ...] = (
     Convention(
@@ -170,6 +245,22 @@ _TABLE: tuple[Convention, ...] = (
         "rematerialisation (counted separately as hardware FLOPs)",
         flops=PALM_FLOPS,
     ),
+    Convention(
+        "traced",
+        "Traced: one training step of the transformers code on fake tensors, batch and sequence symbolic",
+        "the model's own transformers modules (the pinned torch and transformers), run on fake tensors "
+        "with a ShapeEnv; the storages autograd saves, torch.utils.flop_counter's formulas",
+        "the backward pass's transient buffers; element-wise FLOPs (norms, activations, softmax); "
+        "tensor, pipeline, context and expert parallelism (one unsharded replica); CUDA kernels "
+        "(traced on CPU kernels; on CUDA their saved tensors are assumed the same)",
+        parameters=_traced_parameters,
+        activations=TRACED_ACTIVATIONS,
+        transients=_traced_transients,
+        flops=TRACED_FLOPS,
+        reads_model=True,
+        extra="trace",
+        parallel=False,
+    ),
 )
 
 CONVENTIONS: MappingProxyType[str, Convention] = MappingProxyType({c.name: c for c in _TABLE})
@@ -179,6 +270,21 @@ DEFAULT = "exact"
 def names_for(quantity: str) -> tuple[str, ...]:
     """The names of the conventions that cover ``quantity`` (one of :data:`QUANTITIES`), in table order."""
     return tuple(name for name, conv in CONVENTIONS.items() if quantity in conv.quantities)
+
+
+def for_untyped(name: str | None) -> Convention | None:
+    """The convention that answers for a model without hand-written rules when ``name`` is asked:
+    ``name`` itself when it reads the model's config; the first convention that does when ``name``
+    is None or the default (the answer names it); else None (the model cannot be answered so).
+
+    >>> for_untyped(None).name, for_untyped("basic")
+    ('traced', None)
+    """
+    reader = next((c for c in _TABLE if c.reads_model), None)
+    if name is None or name == DEFAULT:
+        return reader
+    conv = CONVENTIONS.get(name)
+    return conv if conv is not None and conv.reads_model else None
 
 
 def get_convention(name: str, quantity: str = "parameters") -> Convention:

@@ -37,14 +37,8 @@ __all__ = [
 DEFAULT_LORA_TARGETS: tuple[str, ...] = ("q_proj", "v_proj")
 
 
-def _arch_of(model: Model | Arch) -> Arch:
-    return model.arch if isinstance(model, Model) else model
-
-
-def _base_terms(arch: Arch, convention: str) -> Breakdown:
-    build = get_convention(convention, "parameters").parameters
-    assert build is not None  # get_convention only returns conventions that cover the quantity
-    return build(arch)
+def _base_terms(model: Model | Arch, convention: str) -> Breakdown:
+    return get_convention(convention, "parameters").parameter_terms(model)
 
 
 def _check_patterns(option: str, patterns: Sequence[str], terms: Breakdown) -> None:
@@ -92,8 +86,7 @@ def parameters(
     whose terms become frozen. ``lora_targets`` (e.g. ``("q_proj", "v_proj")``) adds rank
     ``lora_rank`` adapters on those weight matrices and freezes the whole base, as PEFT does.
     """
-    arch = _arch_of(model)
-    terms = _base_terms(arch, convention)
+    terms = _base_terms(model, convention)
     freeze = tuple(freeze)
     _check_patterns("freeze", freeze, terms)
     if lora_targets is not None:
@@ -117,7 +110,7 @@ def check_lora_rank(model: Model, rank: int, lora_targets: Sequence[str] = ()) -
     from .inputs import integer
 
     integer("lora_rank", rank, "rank")
-    terms = _base_terms(model.arch, "exact")
+    terms = _base_terms(model, "exact")
     targets = tuple(lora_targets) or DEFAULT_LORA_TARGETS
     sides = []
     for t in terms:
@@ -139,7 +132,9 @@ def activation_terms(
     ``layout`` (sequence parallelism, the pipeline degree) matters to conventions whose terms are per
     tensor-parallel device (``megatron``: Korthikanti's Table 2 rows); the others ignore it.
     """
-    rule = get_convention(convention, "activations").activations
+    conv = get_convention(convention, "activations")
+    conv.check_model(model)
+    rule = conv.activations
     assert rule is not None
     return rule.build(model, options or ActivationOptions(), layout or Layout())
 
@@ -159,7 +154,9 @@ def flops_terms(
     >>> evaluate(flops_terms(gpt2, "palm").total, {**gpt2.sizes, "batch": 1, "seq": 1024})
     880522297344
     """
-    rule = get_convention(convention, "flops").flops
+    conv = get_convention(convention, "flops")
+    conv.check_model(model)
+    rule = conv.flops
     assert rule is not None
     return step_terms(model, rule, convention, recompute, causal)
 
@@ -196,8 +193,8 @@ def convention_difference(
 
     Terms that cancel are left out; the sum of the result is the difference of the totals.
     """
-    a = _base_terms(_arch_of(model), first).grouped(depth)
-    b = _base_terms(_arch_of(model), second).grouped(depth)
+    a = _base_terms(model, first).grouped(depth)
+    b = _base_terms(model, second).grouped(depth)
     keys = list(dict.fromkeys(a.paths + b.paths))
     out = []
     for key in keys:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .arch import Model
+from .arch import Arch, Model
 from .errors import SymbolicError
 from .hf import from_hf_config
 
-__all__ = ["ShippedModel", "shipped_models", "load_model", "normalise_name"]
+__all__ = ["ShippedModel", "shipped_models", "load_model", "normalise_name", "untyped_models", "untyped_model"]
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,12 @@ def _read_config(path: Path) -> Any:
 def _from_file(path: Path) -> Model:
     data = _read_config(path)
     if isinstance(data, dict) and isinstance(data.get("config"), dict) and "name" in data:
-        model = from_hf_config(data["config"], name=str(data["name"]))
+        model = _typed(data["config"], str(data["name"]))
         published = data.get("published_params")
         if isinstance(published, bool) or not isinstance(published, int | None):
             raise SymbolicError("published_params", f"must be an integer or null, got {published!r}")
         return replace(model, published_params=published, source=str(data.get("source", "")))
-    return from_hf_config(data, name=path.parent.name if path.name == "config.json" else path.stem)
+    return _typed(data, path.parent.name if path.name == "config.json" else path.stem)
 
 
 def _config_path(name_or_path: str) -> Path | None:
@@ -117,6 +120,48 @@ def _config_path(name_or_path: str) -> Path | None:
         return path if path.is_file() else None
     except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
         return None
+
+
+_UNTYPED: ContextVar[bool] = ContextVar("untyped", default=False)
+_SIZE_KEYS = {
+    "n_layers": ("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
+    "d_model": ("hidden_size", "n_embd", "d_model"),
+    "n_vocab": ("vocab_size",),
+}
+
+
+@contextmanager
+def untyped_models() -> Iterator[None]:
+    """Inside: :func:`load_model` answers a config of a model type without hand-written rules with
+    an untyped :class:`Model` (``hand_written=False``) instead of an error; only a convention that
+    reads the config (``traced``) answers for such a model, every other one refuses it."""
+    token = _UNTYPED.set(True)
+    try:
+        yield
+    finally:
+        _UNTYPED.reset(token)
+
+
+def untyped_model(config: Mapping[str, Any], name: str) -> Model:
+    """A placeholder Model for a config whose ``model_type`` has no hand-written rules: the family is
+    the model type; the sizes are the ones the config names under a common key (layers, width,
+    vocabulary), which the training step's timeline reads (its logits and loss buffers)."""
+    sizes: dict[str, int] = {}
+    for size, keys in _SIZE_KEYS.items():
+        value = next((config[k] for k in keys if type(config.get(k)) is int and config[k] > 0), None)
+        if value is not None:
+            sizes[size] = int(value)
+    family = str(config.get("model_type"))
+    return Model(name, Arch(family), sizes, config=dict(config), hand_written=False)
+
+
+def _typed(config: Mapping[str, Any], name: str) -> Model:
+    try:
+        return from_hf_config(config, name=name)
+    except SymbolicError as err:
+        if err.field == "model_type" and _UNTYPED.get() and isinstance(config.get("model_type"), str):
+            return untyped_model(config, name)
+        raise
 
 
 def load_model(name_or_path: str) -> Model:

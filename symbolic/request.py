@@ -66,6 +66,24 @@ def _parallel(options: Mapping[str, Any], sizes: Mapping[str, int]) -> tuple[Par
     return Parallelism(**fields), rest
 
 
+def _check_unsharded(convention: str, parallel: Parallelism) -> None:
+    """Refuse degrees a convention without parallel rules cannot split its terms by (one line each)."""
+    from .conventions import get_convention
+
+    if get_convention(convention, "memory").parallel:
+        return
+    for degree in ("tp", "pp", "cp", "ep"):
+        value = getattr(parallel, degree)
+        if value > 1:
+            raise SymbolicError(
+                degree,
+                f"{value}: the {convention} convention counts one unsharded replica (data parallelism and "
+                f"ZeRO apply); allowed: 1, or a convention with parallel rules (exact)",
+            )
+    if parallel.sequence_parallel:
+        raise SymbolicError("sequence_parallel", f"the {convention} convention counts one unsharded replica")
+
+
 def request(
     model: Model,
     quantity: str,
@@ -111,6 +129,7 @@ def request(
     if quantity == "flops":
         return Answer(model, quantity, flops_terms(model, convention, recompute, causal), values, defaults)
     parallel, settings = _parallel(options, sizes)
+    _check_unsharded(convention, parallel)
     if recompute != "none":
         settings["recompute"] = recompute
     report = memory(model, Workload(batch, seq), parallel, convention=convention, **settings)

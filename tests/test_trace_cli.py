@@ -73,10 +73,20 @@ def test_a_type_without_rules_answers_through_traced(capsys):
     config = "tests/data/configs/qwen3-30b-a3b/config.json"
     code, out, err = run(capsys, "memory", config, "--batch", "1", "--seq", "4096", "--json")
     assert code == 0, err
+    assert "qwen3_moe" in err and "traced" in err and err.count("\n") == 1  # the note: which convention answered
     data = json.loads(out)
-    assert data["convention"] == "traced" and data["model_type"] == "qwen3_moe"
-    assert data["activations"]["total"] > 0 and data["states"] > 0 and data["versions"]["transformers"]
-    assert data["total"] == data["states"] + data["activations"]["total"]
+    assert data["convention"] == "traced" and data["settings"]["convention"] == "traced"
+    per = data["per_device"]
+    assert per["activations"] > 0 and per["states"] > 0
+    assert per["states"] == per["weights"] + per["gradients"] + per["master"] + per["optimizer"]
+    assert all("torch" in t["source"] and "transformers" in t["source"] for t in data["activations"]["terms"])
+
+
+def test_a_type_without_rules_and_a_hand_written_convention_is_one_line(capsys):
+    config = "tests/data/configs/qwen3-30b-a3b/config.json"
+    code, out, err = run(capsys, "params", config, "--convention", "basic")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: model_type: unsupported 'qwen3_moe'") and "--convention traced" in err
 
 
 def test_convention_traced_on_a_hand_written_model(capsys):
@@ -85,8 +95,41 @@ def test_convention_traced_on_a_hand_written_model(capsys):
     assert json.loads(out)["total"] == 6_738_415_616 and json.loads(out)["convention"] == "traced"
 
 
-def test_convention_traced_refuses_options_it_does_not_take(capsys):
+@pytest.mark.parametrize(
+    "option, value, flag",
+    [("--tp", "2", "--tp"), ("--pp", "2", "--pp"), ("--ep", "2", "--ep"), ("--cp", "2", "--cp")],
+)
+def test_convention_traced_refuses_parallel_degrees(capsys, option, value, flag):
     code, out, err = run(
-        capsys, "memory", "llama2-7b", "--convention", "traced", "--batch", "1", "--seq", "8", "--tp", "2"
+        capsys, "memory", "llama2-7b", "--convention", "traced", "--batch", "1", "--seq", "8", option, value
     )
-    assert code == 2 and out == "" and err.count("\n") == 1 and "--tp" in err
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith(f"error: {flag}:")
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["memory", "llama2-7b", "--batch", "1", "--seq", "8", "--attention", "flash"], "--attention"),
+        (["memory", "llama2-7b", "--batch", "1", "--seq", "8", "--recompute", "selective"], "--recompute"),
+        (["memory", "llama2-7b", "--batch", "1", "--seq", "8", "--precision", "amp-bf16"], "--precision"),
+        (["flops", "llama2-7b", "--recompute", "selective"], "--recompute"),
+        (["flops", "llama2-7b", "--causal"], "--causal"),
+    ],
+)
+def test_convention_traced_refuses_what_a_trace_cannot_honour(capsys, argv, flag):
+    code, out, err = run(capsys, *argv, "--convention", "traced")
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith(f"error: {flag}:"), err
+
+
+def test_convention_traced_without_the_extra_names_the_install(capsys, monkeypatch):
+    import symbolic.trace
+
+    monkeypatch.setattr(symbolic.trace, "available", lambda: False)
+    for argv in (
+        ["params", "llama2-7b"],
+        ["flops", "llama2-7b"],
+        ["memory", "llama2-7b", "--batch", "1", "--seq", "8"],
+    ):
+        code, out, err = run(capsys, *argv, "--convention", "traced")
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("error: --convention:") and 'pip install "symbolic[trace]"' in err

@@ -122,34 +122,81 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
         if cached is not None:
             sys.stdout.write(cached)
             return 0
-    from . import _traced
-
-    if _traced.wants_traced(arguments):
-        return _run_traced(arguments)
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
     capture = io.StringIO() if use_cache and _quietly(resultcache.key_for, arguments) else None
     try:
-        if capture is None:
-            return int(args.run(args) or 0)
-        with contextlib.redirect_stdout(capture):
-            code = int(args.run(args) or 0)
-        sys.stdout.write(capture.getvalue())
-        if code == 0:
-            _quietly(resultcache.store, arguments, capture.getvalue())
+        try:
+            code = _run(args, capture)
+        except SymbolicError as err:
+            fallback = _fallback(args, err)
+            if fallback is None:
+                raise
+            args.convention = fallback  # no hand-written rules: the convention that reads the config answers
+            if capture is not None:
+                capture.seek(0)
+                capture.truncate()
+            try:
+                code = _run(args, capture)
+            except SymbolicError as again:
+                if again.field == "model_type":  # not answerable that way either: say both
+                    again = SymbolicError(again.field, f"{err.message}; not traceable either: {again.message}")
+                raise again from None
+            model_type = err.message.split(";")[0].removeprefix("unsupported ")
+            sys.stderr.write(
+                f"note: model type {model_type} has no hand-written rules; the {fallback} convention answered\n"
+            )
+        if capture is not None:
+            sys.stdout.write(capture.getvalue())
+            if code == 0:
+                _quietly(resultcache.store, arguments, capture.getvalue())
         return code
     except SymbolicError as err:
-        if err.field == "model_type" and _traced.fallback_allowed(arguments, err.message):
-            from ..trace import EXTRA_HINT, available
-
-            if available():  # no hand-written rules: the traced convention answers
-                return _run_traced(arguments, err)
-            err = SymbolicError(err.field, f"{err.message}; or trace it: {EXTRA_HINT}")
         field = flag_for(getattr(args, "command_parser", None), err.field)
         sys.stderr.write(f"error: {field}: {err.message}\n")
         return 2
     except BrokenPipeError:
         return 0
+
+
+def _run(args: argparse.Namespace, capture: io.StringIO | None) -> int:
+    """Run the parsed command (its output into ``capture`` when given); a convention that reads the
+    model's config also answers for model types without hand-written rules."""
+    scope: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if getattr(args, "convention", None):  # only commands that take one load the table (and SymPy)
+        from ..conventions import CONVENTIONS
+        from ..registry import untyped_models
+
+        conv = CONVENTIONS.get(args.convention)
+        if conv is not None and conv.reads_model:
+            scope = untyped_models()
+    with scope, contextlib.redirect_stdout(capture) if capture is not None else contextlib.nullcontext():
+        return int(args.run(args) or 0)
+
+
+def _fallback(args: argparse.Namespace, err: SymbolicError) -> str | None:
+    """The convention to answer with when ``err`` says the model type has no hand-written rules and the
+    command left the convention at the default (None: no fallback). Without the optional install
+    that convention needs, or with a hand-written convention asked for, ``err`` gains a hint (raised)."""
+    from ..conventions import CONVENTIONS, for_untyped
+
+    if err.field != "model_type" or not re.match(r"unsupported '[\w.\-]+';", err.message):
+        return None
+    if not hasattr(args, "convention"):
+        return None
+    answering = for_untyped(args.convention)
+    if answering is None:
+        readers = [c.name for c in CONVENTIONS.values() if c.reads_model]
+        if readers and "--convention" not in err.message:
+            raise SymbolicError(err.field, f"{err.message} (or --convention {readers[0]})") from None
+        return None
+    if answering.name == args.convention:  # already asked for: its own error stands
+        return None
+    from ..trace import EXTRA_HINT, available
+
+    if not available():
+        raise SymbolicError(err.field, f"{err.message}; or trace it: {EXTRA_HINT}") from None
+    return answering.name
 
 
 def _quietly(call: Any, *args: Any) -> Any:
@@ -159,21 +206,6 @@ def _quietly(call: Any, *args: Any) -> Any:
         return call(*args)
     except (OSError, ValueError):
         return None
-
-
-def _run_traced(arguments: Sequence[str], unsupported: SymbolicError | None = None) -> int:
-    """Answer with the traced convention (after ``unsupported``: no hand-written rules for the type)."""
-    from . import _traced
-
-    try:
-        return _traced.run_traced(arguments)
-    except SymbolicError as err:
-        if unsupported is not None and err.field == "model_type":  # not traceable either: say both
-            err = SymbolicError(err.field, f"{unsupported.message}; not traceable either: {err.message}")
-        sys.stderr.write(f"error: {err.field}: {err.message}\n")
-        return 2
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -151,7 +151,8 @@ def memory_answer(model, args: argparse.Namespace, **changes: int) -> dict:
         (workload if name in workload else options)[name] = value
     answer = request(model, "memory", convention=args.convention, options=options, **workload)
     assert answer.memory is not None
-    return memory_json(answer.memory)
+    out = memory_json(answer.memory)
+    return {"model": out.pop("model"), "convention": args.convention, **out}
 
 
 def answer(args: argparse.Namespace) -> dict:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -240,11 +241,17 @@ class FlopsRule:
     ``layer``/``scores`` for recomputation). ``causal``: the builder honours ``causal=True``.
     ``selective_factor``: how many times selective recomputation counts the attention-matrix forward
     (1; Megatron's Eq. 8 as printed counts it 3 times, Korthikanti et al. 2022).
+    ``reads_model``: the builders take the :class:`Model` (its config), not only the Arch.
+    ``backward``: the backward terms (paths ``backward.*``) where the convention has its own, rather
+    than twice each forward term. ``recomputes``: the recompute settings the rule can count.
     """
 
-    forward: Callable[[Arch, bool], list[Term]]
+    forward: Callable[[Any, bool], list[Term]]
     causal: bool = False
     selective_factor: int = 1
+    reads_model: bool = False
+    backward: Callable[[Any, bool], list[Term]] | None = None
+    recomputes: tuple[str, ...] = RECOMPUTE
 
 
 EXACT_FLOPS = FlopsRule(_exact, causal=True)
@@ -268,15 +275,26 @@ def step_terms(
         raise SymbolicError("recompute", f"unknown {recompute!r}; allowed: {', '.join(RECOMPUTE)}")
     if causal and not rule.causal:
         raise SymbolicError("causal", f"only the exact convention has a causal option; {convention} is fixed")
-    forward = rule.forward(_arch(model), causal)
-    backward = [
-        t.with_(
-            path="backward" + t.path.removeprefix("forward"),
-            expr=2 * t.expr,
-            description=f"backward of {t.description} (2x forward)",
+    if recompute not in rule.recomputes:
+        raise SymbolicError(
+            "recompute", f"{convention} cannot count {recompute!r} recomputation; allowed: {', '.join(rule.recomputes)}"
         )
-        for t in forward
-    ]
+    if rule.reads_model and not isinstance(model, Model):
+        raise SymbolicError("convention", f"{convention} reads the model's config: pass a Model, not an Arch")
+    subject = model if rule.reads_model else _arch(model)
+    forward = rule.forward(subject, causal)
+    backward = (
+        rule.backward(subject, causal)
+        if rule.backward is not None
+        else [
+            t.with_(
+                path="backward" + t.path.removeprefix("forward"),
+                expr=2 * t.expr,
+                description=f"backward of {t.description} (2x forward)",
+            )
+            for t in forward
+        ]
+    )
     extra: list[Term] = []
     if recompute != "none":
         wanted = LAYER if recompute == "full" else SCORES

@@ -276,7 +276,7 @@ def conventions_section(model: Model, options: DocumentOptions) -> dict[str, Any
     values = _sizes(model, options)
     rows = []
     for name, conv in CONVENTIONS.items():
-        if conv.parameters is None:
+        if conv.parameters is None or conv.extra is not None:  # an optional install: not in every document
             continue
         try:
             terms = parameters(model, name)
@@ -305,7 +305,11 @@ def conventions_section(model: Model, options: DocumentOptions) -> dict[str, Any
             }
         )
     differences = []
-    others = [name for name, conv in CONVENTIONS.items() if conv.parameters is not None and name != DEFAULT]
+    others = [
+        name
+        for name, conv in CONVENTIONS.items()
+        if conv.parameters is not None and conv.extra is None and name != DEFAULT
+    ]
     for other in others:
         try:
             diff = convention_difference(model, DEFAULT, other)

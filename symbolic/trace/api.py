@@ -23,7 +23,7 @@ import symbolic.trace.run as R
 
 from .. import symbols as S
 from ..errors import SymbolicError
-from ..terms import Quantity
+from ..terms import Breakdown, Quantity
 from .result import EXTRA_HINT, Trace, TraceOptions
 from .terms import condition_of, merge_regions, parameter_terms, region_terms
 
@@ -108,6 +108,9 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         layers = R.Layers(layers.path, layers.signatures, [[i] for i in range(len(layers.signatures))])
     n_layers = len(layers.signatures) if layers else 0
     params = parameter_terms(model, layers, n_layers)
+    if options.parameters_only:
+        empty = (Breakdown(Quantity.BYTES), Breakdown(Quantity.FLOPS))
+        return Trace(model_type, params, *empty, {"n_layers": n_layers}, _groups(layers), (), versions, options)
     kept_first: set[int] = set()
     if layers is not None:
         R.select_layers(model, layers, options.unrolled)
@@ -146,7 +149,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     activations = merge_regions(regions, "activations", Quantity.BYTES)
     flops = merge_regions([regions[-1]], "flops", Quantity.FLOPS)
     conditions = tuple(sorted({str(c) for c in _general_conditions(general)}))
-    groups = tuple(tuple(g) for g in layers.groups) if layers else ()
+    groups = _groups(layers)
     return Trace(
         model_type=model_type,
         parameters=params,
@@ -159,6 +162,10 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         options=options,
         notes=notes,
     )
+
+
+def _groups(layers: R.Layers | None) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(g) for g in layers.groups) if layers else ()
 
 
 def _general_conditions(step: R.StepResult) -> list[sp.Basic]:

@@ -171,6 +171,11 @@ def _decode_breakdown(data: Mapping[str, Any]) -> Breakdown:
     return Breakdown(quantity, terms)
 
 
+def _options(data: Mapping[str, Any]) -> TraceOptions:
+    at = data.get("at")
+    return TraceOptions(**{**data, "at": None if at is None else (int(at[0]), int(at[1]))})
+
+
 def save(key: str, result: Trace) -> None:
     """Store a Trace under ``key`` (atomically); a read-only or full disk only costs speed."""
     entry = {
@@ -218,7 +223,7 @@ def load(key: str) -> Trace | None:
             layer_groups=tuple(tuple(int(i) for i in g) for g in entry["layer_groups"]),
             conditions=tuple(str(c) for c in entry["conditions"]),
             versions={str(k): str(v) for k, v in entry["versions"].items()},
-            options=TraceOptions(**entry["options"]),
+            options=_options(entry["options"]),
             seconds=float(entry["seconds"]),
             cached=True,
             notes=tuple(str(n) for n in entry["notes"]),

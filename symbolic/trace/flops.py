@@ -6,7 +6,9 @@ the causal half included, as torch counts it), applied to SymPy shapes. Two ops 
 lacks are added with the same formulas: the CPU flash-attention kernel (forward and backward,
 grouped-query keys broadcast to the query heads) and ``_grouped_mm`` (MoE experts: 2·T·K·N).
 Forward ops are charged to the module running; backward ops to the module whose forward created
-the autograd node being run. Element-wise work (norms, activations, softmax) is not counted.
+the autograd node being run. Counts are kept per phase and module path: ``forward.<path>`` for
+ops run outside the backward pass, ``backward.<path>`` for ops autograd runs. Element-wise work
+(norms, activations, softmax) is not counted.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _sdpa_backward(q: tuple, k: tuple, v: tuple) -> sp.Expr:
 
 
 def make_recorder(stack: Any) -> Any:
-    """A dispatch mode that adds FLOPs per module path into its ``counts`` dict."""
+    """A dispatch mode that adds FLOPs into its ``counts`` dict, keyed ``forward.<module path>`` or
+    ``backward.<module path>`` (FLOPs)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import flop_registry
@@ -77,7 +80,8 @@ def make_recorder(stack: Any) -> Any:
                 self.node_module.setdefault(seq, stack.current)
             flops = self._flops(func, args, kwargs, out)
             if flops is not None:
-                path = self._module()
+                phase = "forward" if torch._C._current_autograd_node() is None else "backward"
+                path = f"{phase}.{self._module() or 'model'}"
                 self.counts[path] = self.counts.get(path, sp.Integer(0)) + flops
             return out
 

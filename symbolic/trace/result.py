@@ -24,6 +24,8 @@ class TraceOptions:
     ``unrolled=True`` runs every decoder layer (slow for deep models; for checking the grouping).
     ``at=(batch, seq)``: where the code fixes a size (so no formula in b and s comes out), trace at
     this one point instead; the answer then holds there only (``Trace.conditions`` says so).
+    ``parameters_only=True`` builds the model and reads its parameters without running a step
+    (the activation and FLOP Breakdowns are empty).
     """
 
     dtype: str = "fp32"
@@ -32,6 +34,7 @@ class TraceOptions:
     experts: str | None = None
     unrolled: bool = False
     at: tuple[int, int] | None = None
+    parameters_only: bool = False
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -57,6 +60,7 @@ class TraceOptions:
             "experts": self.experts,
             "unrolled": self.unrolled,
             "at": list(self.at) if self.at else None,
+            "parameters_only": self.parameters_only,
         }
 
 

@@ -89,14 +89,16 @@ def region_terms(
     for saved in step.saved:
         _add_saved(acts, saved, step, layers, kept_first, n_layers)
     flops: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
-    for module, value in step.flops.items():
+    for key, value in step.flops.items():
+        phase, _, module = key.partition(".")
         path, index = _layer_path(module or "model", layers)
         count: sp.Expr = sp.Integer(1)
         if index is not None:
             if index not in kept_first or layers is None:
                 continue
             count = group_count(layers, layers.group_of(index), n_layers)
-        flops[path] = (count, sp.expand(to_bs(value, step)), "matrix-product and attention FLOPs, forward + backward")
+        what = "matrix-product and attention FLOPs" + (" of the backward pass" if phase == "backward" else "")
+        flops[f"{phase}.{path}"] = (count, sp.expand(to_bs(value, step)), what)
     return Region(condition, acts, flops)
 
 

@@ -1,0 +1,175 @@
+"""The builders of the ``traced`` row of :mod:`symbolic.conventions`.
+
+Each builder traces the model's Hugging Face config (:func:`symbolic.trace.trace`, cached on disk)
+and returns the same structures the hand-written conventions return: Breakdowns of SymPy terms in
+the engine's ``batch`` and ``seq`` symbols (and ``n_layers`` where one group holds every decoder
+layer). Parameters come from the model built on fake tensors; activations are the storages one
+training step saves for backward; FLOPs are the matrix products and attention of the traced
+forward and backward passes, per module.
+
+A trace runs one unsharded replica on CPU kernels with the sizes of the config: an option it cannot
+honour (a size other than the config's, pipeline or context parallelism, an override of the
+config's dropout, autocast, selective recomputation, the per-expert loop) is refused with a
+:class:`~symbolic.errors.SymbolicError` naming the field, never ignored. torch and transformers are
+imported only when a builder runs; without them a builder raises one error naming the extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sympy as sp
+
+from .. import symbols as S
+from ..errors import SymbolicError
+from ..terms import Breakdown, Quantity, Term
+from .result import EXTRA_HINT, Trace, TraceOptions
+
+if TYPE_CHECKING:
+    from ..arch import Model
+    from ..formulas.activations import ActivationOptions, Layout
+
+__all__ = [
+    "parameter_terms",
+    "activation_terms",
+    "transient_terms",
+    "forward_terms",
+    "backward_terms",
+    "LAYER",
+    "SOURCE",
+]
+
+LAYER = "layer"  # the tag of a term inside the decoder layers (full recomputation re-runs it)
+SOURCE = "traced: one training step of the transformers model on fake tensors (CPU kernels)"
+
+
+def _run(model: Model, options: TraceOptions) -> Trace:
+    """The trace of ``model``'s config under ``options`` (sizes checked against the config)."""
+    from . import available
+    from .api import trace
+
+    if not available():
+        raise SymbolicError("convention", f"traced needs torch and transformers; {EXTRA_HINT}")
+    _check_sizes(model)
+    try:
+        result = trace(dict(model.config), options)
+    except ImportError:
+        raise SymbolicError("convention", f"traced needs torch and transformers; {EXTRA_HINT}") from None
+    if model.sizes.get("n_layers", result.sizes["n_layers"]) != result.sizes["n_layers"] and not _one_group(result):
+        raise SymbolicError(
+            "n_layers",
+            f"the traced {result.model_type} has layer groups of {', '.join(str(len(g)) for g in result.layer_groups)}, "
+            f"so its layer count is the config's ({result.sizes['n_layers']}); edit config.json to trace another",
+        )
+    return result
+
+
+def _one_group(result: Trace) -> bool:
+    return len(result.layer_groups) == 1
+
+
+def _config_sizes(model: Model) -> Mapping[str, int]:
+    if not model.hand_written:
+        from ..registry import untyped_model
+
+        return untyped_model(model.config, model.name).sizes
+    from ..hf import from_hf_config
+
+    return from_hf_config(dict(model.config)).sizes
+
+
+def _check_sizes(model: Model) -> None:
+    """Refuse sizes other than the config's (a trace runs the config's model), but ``n_layers``."""
+    base = _config_sizes(model)
+    for key, value in model.sizes.items():
+        if key != "n_layers" and base.get(key) != value:
+            raise SymbolicError(
+                key,
+                f"the traced convention runs the model of the config ({key} = {base.get(key)}); "
+                f"got {value}: edit config.json to trace another size, or use a hand-written convention",
+            )
+
+
+def _bind(model: Model, result: Trace, breakdown: Breakdown, tags: Any = None) -> Breakdown:
+    """The traced terms in the model's symbols: ``n_layers`` stays a symbol when the model has it."""
+    bind = {} if "n_layers" in model.sizes else {S.n_layers: sp.Integer(result.sizes["n_layers"])}
+    source = f"{SOURCE}; torch {result.versions['torch']}, transformers {result.versions['transformers']}"
+    terms = []
+    for t in breakdown:
+        extra = frozenset(tags(t)) if tags is not None else frozenset()
+        terms.append(
+            t.with_(expr=t.expr.xreplace(bind), count=t.count.xreplace(bind), source=source, tags=t.tags | extra)
+        )
+    return Breakdown(breakdown.quantity, tuple(terms))
+
+
+def parameter_terms(model: Model) -> Breakdown:
+    """The parameters of the model transformers builds from ``model.config``, each tensor once
+    (tied ones once), decoder layers by group (parameters)."""
+    result = _run(model, TraceOptions(attention="eager", parameters_only=True))
+    return _bind(model, result, result.parameters)
+
+
+def _trace_options(options: ActivationOptions, layout: Layout) -> TraceOptions:
+    """The trace that honours ``options`` and ``layout``; a choice it cannot honour is refused."""
+    refusals = (
+        (layout.pp > 1, "pp", f"{layout.pp}: a trace runs one unsharded replica; allowed: 1"),
+        (layout.cp > 1, "cp", f"{layout.cp}: a trace runs one unsharded replica; allowed: 1"),
+        (layout.sequence_parallel, "sequence_parallel", "a trace runs one unsharded replica"),
+        (options.interleave != 1, "interleave", f"{options.interleave}: a trace has no pipeline; allowed: 1"),
+        (
+            options.dropout is not None,
+            "dropout",
+            "the traced convention runs the dropout of the config; edit config.json instead",
+        ),
+        (options.autocast, "precision", "the traced step runs without torch.autocast; use a recipe without amp"),
+        (
+            options.experts != "grouped_mm",
+            "experts",
+            f"{options.experts!r} cannot be traced (the per-expert loop's sizes depend on the routing); "
+            "allowed: grouped_mm",
+        ),
+    )
+    for refused, field, message in refusals:
+        if refused:
+            raise SymbolicError(field, message)
+    return TraceOptions(dtype=options.dtype, attention=options.attention, recompute=options.recompute)
+
+
+def activation_terms(model: Model, options: ActivationOptions, layout: Layout) -> Breakdown:
+    """The storages one training step keeps for backward, as traced (bytes), in ``batch``, ``seq``.
+
+    Traced with torch's CPU kernels: under ``device="cuda"`` the CUDA attention kernels' saved
+    tensors are assumed to be the CPU kernel's (``Term.source`` says traced on CPU kernels).
+    """
+    result = _run(model, _trace_options(options, layout))
+    return _bind(model, result, result.activations, lambda t: {"shared"} if t.path.startswith("shared.") else ())
+
+
+def transient_terms(*args: Any, **kwargs: Any) -> Breakdown:
+    """No transient buffers: the trace records what is saved for backward, not the backward's
+    temporary buffers (an empty Breakdown in bytes; the convention's ``leaves_out`` says so)."""
+    return Breakdown(Quantity.BYTES)
+
+
+def _flops(model: Model, phase: str) -> list[Term]:
+    try:
+        result = _run(model, TraceOptions())
+    except SymbolicError as err:  # no SDPA path in this model type: eager counts the same products
+        if err.field != "attention":
+            raise
+        result = _run(model, TraceOptions(attention="eager"))
+    terms = _bind(model, result, result.flops, lambda t: {LAYER} if t.count != 1 else ())
+    return [t for t in terms if t.path.startswith(f"{phase}.")]
+
+
+def forward_terms(model: Model, causal: bool) -> list[Term]:
+    """The traced forward pass's matrix products and attention, per module (FLOPs; paths ``forward.*``,
+    layer terms tagged ``layer``). Attention counts all ``s x s`` query-key pairs, as torch does."""
+    return _flops(model, "forward")
+
+
+def backward_terms(model: Model, causal: bool) -> list[Term]:
+    """The traced backward pass's matrix products and attention, per module (FLOPs; ``backward.*``)."""
+    return _flops(model, "backward")
