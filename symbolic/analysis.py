@@ -146,14 +146,17 @@ def _along(expr: sp.Expr, grow: sp.Symbol, path: ScalingPath | None) -> sp.Expr:
     return sp.sympify(expr, strict=True)
 
 
-def leading(expr: sp.Expr, grow: str | sp.Symbol, path: ScalingPath | None = None) -> Leading:
+def leading(
+    expr: sp.Expr, grow: str | sp.Symbol, path: ScalingPath | None = None, values: Values | None = None
+) -> Leading:
     """The leading term and order of ``expr`` as ``grow`` tends to infinity (same unit as ``expr``).
 
     With ``path``, tied sizes grow with it by their fixed ratios first (``d_ffn = 8/3*d_model``).
+    With ``values``, a ``Piecewise`` on the other sizes takes the branch they select.
     The expression must be a ratio of polynomials in ``grow`` once the path is applied.
     """
     x = _sym(grow, "grow")
-    expr = _along(expr, x, path)
+    expr = _branch_at(_along(expr, x, path), x, values)
     _needs(expr, x, "grow")
     num, den = sp.together(expr).as_numer_denom()
     try:
@@ -188,7 +191,7 @@ def dominant(
     _needs(_along(terms.total, x, path), x, "grow")
     per: list[tuple[str, Leading | None]] = []
     for t in terms:
-        e = _along(t.total, x, path)
+        e = _branch_at(_along(t.total, x, path), x, values)
         if x not in e.free_symbols:
             per.append((t.path, Leading(x, sp.Integer(0), e, order_words(sp.Integer(0), x))))
         else:
@@ -201,6 +204,27 @@ def dominant(
     others = [(p, lead) for p, lead in per if lead is None or lead.order != top]
     others.sort(key=lambda pl: -(pl[1].order if pl[1] is not None else -math.inf))
     return DominantTerms(x, top, order_words(top, x), tuple(leaders), tuple(others))
+
+
+def _branch_at(expr: sp.Expr, x: sp.Symbol, values: Values | None) -> sp.Expr:
+    """``expr`` with each ``Piecewise`` replaced by the branch that holds as ``x`` grows without bound,
+    the other sizes at ``values`` (a traced ``batch = 1`` branch, a sliding window that ``seq``
+    outgrows); a condition left undecided keeps its ``Piecewise``."""
+    if not expr.has(sp.Piecewise):
+        return expr
+    rest = {S.symbol(k): v for k, v in (values or {}).items() if k != str(x) and k in S.REGISTRY}
+    far = {x: sp.Integer(10) ** 30}  # beyond every threshold a size is compared with
+
+    def pick(*pieces: Any) -> sp.Expr:
+        for value, cond in pieces:
+            decided = sp.sympify(cond).subs(rest).subs(far)
+            if decided is sp.true:
+                return value
+            if decided is not sp.false:
+                break
+        return sp.Piecewise(*pieces)
+
+    return expr.replace(sp.Piecewise, pick)
 
 
 def _value_or_nan(expr: sp.Expr, values: Values) -> float:

@@ -112,6 +112,23 @@ class Convention:
             return self.parameters(model)
         return self.parameters(model.arch if isinstance(model, Model) else model)
 
+    def fixed_sizes(self, model: Model) -> frozenset[str]:
+        """The sizes of ``model`` this convention's terms hold fixed (numbers read from the config, so
+        no sweep, growth or derivative in them means anything): for one that reads the config every
+        size but the layer count; none for a hand-written one."""
+        if not self.reads_model:
+            return frozenset()
+        return frozenset(k for k in model.sizes if k != "n_layers")
+
+    def check_varies(self, model: Model, name: str, option: str) -> None:
+        """Raise :class:`SymbolicError` (naming ``option``) when ``name`` is a size this convention holds fixed."""
+        if name in self.fixed_sizes(model):
+            raise SymbolicError(
+                option,
+                f"{name}: the {self.name} convention reads it from the model's config ({model.sizes[name]}), "
+                "so it cannot vary; edit config.json or use a hand-written convention",
+            )
+
     def check_model(self, model: Model | Arch) -> None:
         """Raise :class:`SymbolicError` when this convention cannot answer for ``model``: a model
         without hand-written rules under a hand-written convention, or an Arch where the config is read."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
@@ -75,7 +75,7 @@ def _params(select: Callable[[Breakdown], Breakdown]) -> Builder:
     def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
         from .request import request
 
-        return select(request(model, "params").terms).total
+        return select(request(model, "params", convention=options.get("convention", "exact")).terms).total
 
     return build
 
@@ -84,7 +84,7 @@ def _flops(select: Callable[[Breakdown], Breakdown]) -> Builder:
     def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
         from .request import request
 
-        return select(request(model, "flops").terms).total
+        return select(request(model, "flops", convention=options.get("convention", "exact")).terms).total
 
     return build
 
@@ -367,7 +367,25 @@ def plan_sweep(
         here = {n: values[n] for n in free if n not in grid}
         keep.update(here)
         forms[tuple(combo)] = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()})
+    _check_read_sizes(model, grid, forms.values(), options)
     return SweepPlan(model, spec, forms, structural, dict(sorted(keep.items())), dict(grid), mode, fits, classes)
+
+
+def _check_read_sizes(
+    model: Model, grid: Mapping[str, Sequence[int]], forms: Iterable[sp.Expr], options: Mapping[str, Any]
+) -> None:
+    """Refuse sweeping a model size the convention holds fixed (the traced terms are numbers in the
+    config's sizes): the sweep would repeat one value, not vary it."""
+    from .conventions import CONVENTIONS
+
+    conv = CONVENTIONS.get(str(options.get("convention", "")))
+    if conv is None:
+        return
+    used = {str(s) for expr in forms for s in expr.free_symbols}
+    for name in grid:
+        conv.check_varies(model, name, name)
+        if conv.reads_model and name in model.sizes and name not in used:  # layer groups of fixed counts
+            raise SymbolicError(name, f"the {conv.name} terms of {model.name} do not vary with it; edit config.json")
 
 
 MAX_STRUCTURAL = 10**6  # values of one structural axis (each is validated on its own)

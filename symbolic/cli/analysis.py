@@ -88,6 +88,22 @@ def _num(value) -> int | float | str:
     return as_number(value) if value.is_number and value.is_real else str(value)
 
 
+def _fixed_sizes(args: argparse.Namespace, model) -> frozenset[str]:
+    from ..conventions import get_convention
+
+    return get_convention(args.convention, "parameters" if args.quantity == "params" else args.quantity).fixed_sizes(
+        model
+    )
+
+
+def _check_varies(args: argparse.Namespace, model, name: str, option: str) -> None:
+    """Refuse a size the convention holds fixed (read from the config) as the one that varies."""
+    from ..conventions import get_convention
+
+    quantity = "parameters" if args.quantity == "params" else args.quantity
+    get_convention(args.convention, quantity).check_varies(model, name, option)
+
+
 def _model(args: argparse.Namespace):
     from ..registry import load_model
 
@@ -122,6 +138,7 @@ def _run_dominates(args: argparse.Namespace) -> int:
     }
     if args.grow is not None:
         grow = symbol_name("--grow", args.grow)
+        _check_varies(args, model, grow, "--grow")
         path = parse_path(args.path, "--path") if args.path is not None else None
         dom = dominant(terms, grow, path, values)
         out["asymptotic"] = {
@@ -130,7 +147,7 @@ def _run_dominates(args: argparse.Namespace) -> int:
             "order": _num(dom.order),
             "words": dom.words,
             "leaders": [{"path": p, "leading_term": str(lead.term)} for p, lead in dom.leaders],
-            "total_leading_term": str(leading(terms.total, dom.symbol, path).term),
+            "total_leading_term": str(leading(terms.total, dom.symbol, path, values).term),
         }
     elif args.path is not None:
         from ..errors import SymbolicError
@@ -198,6 +215,11 @@ def _run_sensitivity(args: argparse.Namespace) -> int:
 
         raise SymbolicError("--term", f"{args.term!r} matches no term")
     wrt = symbol_names("--wrt", args.wrt) if args.wrt is not None else None
+    for name in wrt or ():
+        _check_varies(args, model, name, "--wrt")
+    fixed = _fixed_sizes(args, model)
+    if wrt is None and fixed:  # sizes the convention reads from the config have no derivative
+        wrt = sorted((str(s) for s in expr.free_symbols if str(s) not in fixed), key=str)
     if wrt is not None:
         used = {str(s) for s in expr.free_symbols}
         unused = [w for w in wrt if w not in used]
@@ -276,6 +298,7 @@ def _run_crossover(args: argparse.Namespace) -> int:
     if not b.terms:
         raise SymbolicError("--b", f"{args.b!r} matches no term; terms: {', '.join(terms.grouped(3).paths)}")
     names = [symbol_name("--over", args.over)]
+    _check_varies(args, model, names[0], "--over")
     c = crossover(a.total, b.total, names[0], values)
     out = {
         "model": model.name,
@@ -322,6 +345,14 @@ def _run_fit(args: argparse.Namespace) -> int:
                 raise SymbolicError(f"--{name}", f"needs a value (only --solve {name} leaves it open)")
             workload[name] = 1
     model = load_model(args.model)
+    if args.solve in ("tp", "pp", "cp", "ep"):
+        from ..conventions import get_convention
+
+        if not get_convention(args.convention, "memory").parallel:
+            raise SymbolicError(
+                "--solve",
+                f"{args.solve}: the {args.convention} convention counts one unsharded replica; allowed: batch, seq, dp",
+            )
     fixed = {k: v for k, v in memory_options(args).items() if k in ("dp", "tp", "pp", "cp", "ep", "zero")}
     fixed.update(hybrid_shard=args.hybrid_shard, vocab_multiple=args.vocab_multiple)
     fixed.update(sequence_parallel=args.sequence_parallel)

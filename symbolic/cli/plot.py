@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seq", type=positive_int("--seq"), help="sequence length (default 2048, or the position table's length)"
     )
+    p.add_argument("--convention", default="exact", help="counting convention (see the quantity's command)")
     p.add_argument("--precision", help="precision recipe for memory (default mixed)")
     p.add_argument("--optimizer", help="optimizer for memory (default adamw)")
     p.set_defaults(run=run)
@@ -104,7 +105,7 @@ def _device_memory(model: Any, args: argparse.Namespace, seq: int, setting: dict
     from ..request import request
 
     options = {"precision": args.precision or "mixed", "optimizer": args.optimizer or "adamw", **setting}
-    return request(model, "memory", batch=args.batch, seq=seq, options=options).memory
+    return request(model, "memory", batch=args.batch, seq=seq, convention=args.convention, options=options).memory
 
 
 def _memory_words(args: argparse.Namespace) -> str:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     xs = plots.sample_points(lo, hi)
     colours = None
     if quantity in ("params", "flops"):
-        answer = request(model, quantity, batch=args.batch, seq=seq)
+        answer = request(model, quantity, batch=args.batch, seq=seq, convention=args.convention)
         terms, values = answer.terms, dict(answer.values)
     if quantity == "params":
         parts, unit, what = plots.scaling_terms(terms, skip=0, depth=2), "parameters", "parameters"

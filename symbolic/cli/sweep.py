@@ -40,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--precision", help="memory: precision recipe (default mixed)")
     p.add_argument("--optimizer", help="memory: optimizer (default adamw)")
-    p.add_argument("--convention", help="memory: activation convention (" + ", ".join(convention_names("memory")) + ")")
+    p.add_argument(
+        "--convention",
+        help="counting convention (default exact; memory: " + ", ".join(convention_names("memory")) + ")",
+    )
     p.add_argument("--fits", metavar="SIZE", help="keep configurations that fit in SIZE (e.g. 80GiB, 141GB)")
     p.add_argument("--format", default="csv", help="csv (default), json or parquet")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
@@ -144,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     # default: memory.peak (states + activations + transient: a row never leaves a category out)
     table = quantities()
     default = "memory.peak" if "memory.peak" in table else "params.total"
-    options = {k: getattr(args, k) for k in ("precision", "optimizer", "convention") if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in ("precision", "optimizer") if getattr(args, k) is not None}
     if zero is not None and len(zero) == 1:
         options = {"zero": zero[0], **options}
     elif zero is not None and not (args.quantity or "memory.").startswith("memory."):
@@ -159,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
             f"judges the whole peak per device (states + activations + transient), not {quantity}; "
             "drop --quantity or use memory.peak",
         )
+    if args.convention is not None:  # every quantity is counted in a convention
+        options["convention"] = args.convention
     plan = plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=args.yes)
 
     show = args.progress if args.progress is not None else (plan.points >= _PROGRESS_POINTS and sys.stderr.isatty())

@@ -12,7 +12,7 @@ from typing import Any
 import sympy as sp
 
 from ..arch import Model
-from ..conventions import CONVENTIONS, DEFAULT
+from ..conventions import CONVENTIONS, DEFAULT, get_convention, names_for
 from ..errors import SymbolicError
 from ..memory import DeviceMemory
 from ..model import convention_difference, flops_terms, parameters
@@ -96,27 +96,41 @@ def parameters_section(model: Model, options: DocumentOptions) -> dict[str, Any]
     return out
 
 
+def covering(options: DocumentOptions, quantity: str) -> str:
+    """The convention the document counts ``quantity`` (``parameters``, ``memory``, ``flops``) in: its
+    own where that convention covers the quantity, else the default."""
+    return options.convention if options.convention in names_for(quantity) else DEFAULT
+
+
 def flops_section(model: Model, options: DocumentOptions) -> dict[str, Any]:
     """FLOPs of one training step (``batch`` sequences of ``seq`` tokens), term by term (FLOPs)."""
     values = _sizes(model, options)
-    terms = flops_terms(model, "exact", options.recompute)
+    convention = covering(options, "flops")
+    terms = flops_terms(model, convention, options.recompute)
+    rule = get_convention(convention, "flops").flops
+    backward = (
+        "the backward pass is counted as traced"
+        if rule is not None and rule.backward is not None
+        else "the backward pass is twice the forward"
+    )
     out = breakdown_section(
         "flops",
         "Training FLOPs of one step",
         "C",
         terms,
         values,
-        f"One training step of {values['batch']} sequence(s) of {values['seq']:,} tokens, exact convention, "
-        f"recomputation: {options.recompute}. A multiply-add counts as 2 FLOPs; the backward pass is twice the "
-        "forward. Attention counts every one of the s × s query-key pairs (no causal mask).",
+        f"One training step of {values['batch']} sequence(s) of {values['seq']:,} tokens, {convention} convention, "
+        f"recomputation: {options.recompute}. A multiply-add counts as 2 FLOPs; {backward}. "
+        "Attention counts every one of the s × s query-key pairs (no causal mask).",
         views=("expand", "factor"),
     )
     total = value_at(terms.total, values)
-    causal = value_at(flops_terms(model, "exact", options.recompute, causal=True).total, values)
-    out["causal"] = {
-        "total": number_text(causal),
-        "saving": f"{100 * float(1 - causal / total):.2f}" if total else "0.00",
-    }
+    if rule is not None and rule.causal:
+        causal = value_at(flops_terms(model, convention, options.recompute, causal=True).total, values)
+        out["causal"] = {
+            "total": number_text(causal),
+            "saving": f"{100 * float(1 - causal / total):.2f}" if total else "0.00",
+        }
     out["human"] = format_flops(total)
     return out
 
@@ -130,12 +144,14 @@ def document_memory(model: Model, options: DocumentOptions) -> DeviceMemory:
     settings = {"recompute": options.recompute, **options.memory}
     workload = workload_of(model, options)
     batch, seq = workload["batch"], workload["seq"]
+    convention = covering(options, "memory")
     try:
-        answer = request(model, "memory", batch=batch, seq=seq, options=settings)
+        answer = request(model, "memory", batch=batch, seq=seq, convention=convention, options=settings)
     except SymbolicError as err:
         if err.field != "attention" or "attention" in settings:
             raise
-        answer = request(model, "memory", batch=batch, seq=seq, options={**settings, "attention": "eager"})
+        settings = {**settings, "attention": "eager"}
+        answer = request(model, "memory", batch=batch, seq=seq, convention=convention, options=settings)
     assert answer.memory is not None
     return answer.memory
 
@@ -155,7 +171,7 @@ def per_parameter_rows(device: Any) -> list[dict[str, Any]] | None:
     Returns ``None`` where some category is not a multiple of the model's parameter total (ZeRO
     shards, frozen or quantized tensors): then the states are not ``k N``.
     """
-    n_total = degree_ones(parameters(device.model), device.values).total
+    n_total = degree_ones(parameters(device.model, _state_convention(device)), device.values).total
     rows = []
     for name in ("weights", "gradients", "master", "optimizer"):
         expr = degree_ones(device.category(name), device.values).total
@@ -166,6 +182,12 @@ def per_parameter_rows(device: Any) -> list[dict[str, Any]] | None:
     total = sum((r.pop("ratio") for r in rows), sp.Integer(0))
     rows.append({"name": "states", "per_parameter": number_text(total)})
     return rows
+
+
+def _state_convention(device: Any) -> str:
+    """The convention whose parameters a memory report's states count (its own, else the default)."""
+    conv = CONVENTIONS[device.settings.get("convention", DEFAULT)]
+    return conv.name if conv.parameters is not None else DEFAULT
 
 
 def states_section(device: Any) -> dict[str, Any]:
@@ -181,10 +203,12 @@ def states_section(device: Any) -> dict[str, Any]:
         f"The bytes one device holds for the parameters whatever the workload: {_memory_intro(device)}.",
         views=("expand",),
     )
-    n_value = int(value_at(parameters(device.model).total, values))
+    convention = _state_convention(device)
+    n_value = int(value_at(parameters(device.model, convention).total, values))
     per_parameter = per_parameter_rows(device)
     out["per_parameter"] = per_parameter
     out["parameters"] = integer_text(n_value)
+    out["convention"] = convention
     out["states_formula"] = None
     if per_parameter is not None:
         k = per_parameter[-1]["per_parameter"]
@@ -370,7 +394,13 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
     device = document_memory(model, options)
     memory_terms = device.terms.where(lambda t: "transient" not in t.tags)
     memory_terms = degree_ones(memory_terms + (device.activations or Breakdown(Quantity.BYTES)), device.values)
-    flop_terms = flops_terms(model, "exact", options.recompute)
+    flop_terms = flops_terms(model, covering(options, "flops"), options.recompute)
+    fixed = (
+        get_convention(options.convention, "parameters").fixed_sizes(model)
+        if options.convention in names_for("parameters")
+        else frozenset()
+    )
+    grow = tuple(g for g in options.grow if g not in fixed)  # sizes read from the config do not grow
     quantities: list[tuple[str, str, Breakdown, Mapping[str, int]]] = [
         ("parameters", "N", param_terms, values),
         ("memory (bytes)", r"\left(M_{\mathrm{states}} + M_{\mathrm{act}}\right)", memory_terms, device.values),
@@ -391,9 +421,7 @@ def derivation_context(model: Model, options: DocumentOptions | None = None) -> 
 
     # [3 analysis] which terms lead as sizes grow; elasticities (memory without activations is
     # bytes-per-parameter times parameters: the same elasticities, left out)
-    dominance = [
-        row for label, _, terms, vals in quantities for row in dominance_rows([(label, terms)], options.grow, vals)
-    ]
+    dominance = [row for label, _, terms, vals in quantities for row in dominance_rows([(label, terms)], grow, vals)]
     sensitivity = [
         row
         for label, letter, terms, vals in quantities
