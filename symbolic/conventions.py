@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
+from typing import Any
 
 from .arch import Arch, Model
 from .errors import SymbolicError
@@ -54,7 +55,8 @@ from .terms import Breakdown, Term
 
 __all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT", "get_convention", "names_for", "for_untyped"]
 
-ParameterBuilder = Callable[[Arch], Breakdown]
+# Arch -> Breakdown; a convention that ``reads_model`` takes the Model instead
+ParameterBuilder = Callable[[Any], Breakdown]
 TransientBuilder = Callable[
     [Model, ActivationRule, ActivationOptions, Layout, str, Callable[[Term], Term] | None], Breakdown
 ]

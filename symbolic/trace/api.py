@@ -130,9 +130,9 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     except SymbolicError as err:
         if options.at is None or err.field != "trace" or _DATA_DEPENDENT in err.message:
             raise
-        batch, seq = options.at
-        point = step(batch, seq, True, fixed=True)
-        notes = (f"traced at batch = {batch}, seq = {seq} only: {err.message.split(';')[0]}",)
+        at_batch, at_seq = options.at
+        point = step(at_batch, at_seq, True, fixed=True)
+        notes = (f"traced at batch = {at_batch}, seq = {at_seq} only: {err.message.split(';')[0]}",)
         regions = [region_terms(point, layers, kept_first, n_layers, sp.true)]
         general = point
     else:

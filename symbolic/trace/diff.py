@@ -47,8 +47,11 @@ def _parts(breakdown: Breakdown, bind: Mapping[sp.Symbol, int]) -> dict[str, sp.
     return {"total": layers + outside, "layers": layers, "outside layers": outside}
 
 
-def hand_written(config: Mapping[str, Any], trace: Trace, convention: str = "exact") -> dict[str, Breakdown]:
-    """The hand-written Breakdowns (parameters, activations, FLOPs) for the trace's options."""
+def hand_written(
+    config: Mapping[str, Any], trace: Trace, convention: str = "exact"
+) -> tuple[dict[str, Breakdown], Mapping[str, int]]:
+    """The hand-written Breakdowns (parameters, activations, FLOPs) for the trace's options, and the
+    model's sizes they are written in."""
     from ..formulas.activations import ActivationOptions
     from ..hf import from_hf_config
     from ..model import activation_terms, flops_terms, parameters
@@ -62,16 +65,16 @@ def hand_written(config: Mapping[str, Any], trace: Trace, convention: str = "exa
         device="cpu",
         experts=opts.experts or "grouped_mm",
     )
-    return {
+    breakdowns = {
         "parameters": parameters(model, convention),
         "activations": activation_terms(model, convention, act),
         "flops": flops_terms(model, convention, recompute=opts.recompute),
-        "_sizes": model.sizes,  # type: ignore[dict-item]
     }
+    return breakdowns, model.sizes
 
 
 def _windows(config: Mapping[str, Any]) -> list[int]:
-    out = []
+    out: list[int] = []
     for key in ("sliding_window", "attention_window", "window_size"):
         value = config.get(key)
         if isinstance(value, int) and value > 0:
@@ -95,8 +98,8 @@ def _zero(expr: sp.Expr, seqs: list[int]) -> bool:
 
 def difference(config: Mapping[str, Any], trace: Trace, convention: str = "exact") -> list[Difference]:
     """The parts where ``convention`` and the trace disagree (an empty list: they agree)."""
-    hand = hand_written(config, trace, convention)
-    sizes = {S.symbol(k): v for k, v in hand.pop("_sizes").items() if k not in ("batch", "seq")}  # type: ignore[union-attr]
+    hand, model_sizes = hand_written(config, trace, convention)
+    sizes = {S.symbol(k): v for k, v in model_sizes.items() if k not in ("batch", "seq")}
     bind_traced = {S.n_layers: trace.sizes["n_layers"]}
     seqs = sorted({*_SAMPLE_SEQS, *_windows(config)})
     out: list[Difference] = []

@@ -253,6 +253,7 @@ def _real_branches() -> Iterator[None]:
     ) -> Any:
         if scale_a is None and scale_b is None and mat_a.dtype == mat_b.dtype and mat_a.dtype != torch.bfloat16:
             return metas._create_grouped_mm_output_tensor(mat_a, mat_b, offs, kwargs.get("out_dtype"))
+        assert original_grouped is not None  # only installed where torch has it
         return original_grouped(mat_a, mat_b, scale_a, scale_b, offs, *args, **kwargs)
 
     original_find = masking.find_packed_sequence_indices
@@ -354,8 +355,9 @@ def select_layers(model: Any, layers: Layers, unrolled: bool) -> dict[int, int]:
 
 def _skip_class() -> type:
     torch, _ = import_torch()
+    module: Any = torch.nn.Module
 
-    class Skip(torch.nn.Module):
+    class Skip(module):
         """A decoder layer that is not run: hidden states pass through unchanged."""
 
         def __init__(self, template: list[Any]) -> None:
@@ -452,7 +454,7 @@ def run_step(
     flop_counts: dict[str, sp.Expr] = {}
     try:
         with fake, _real_branches():
-            counter = make_recorder(stack) if flops else contextlib.nullcontext()
+            counter: Any = make_recorder(stack) if flops else contextlib.nullcontext()
             with counter:
                 with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
                     out = model(ids, labels=ids, use_cache=False)
