@@ -40,6 +40,7 @@ __all__ = [
     "SOURCE",
 ]
 
+_AT_A_POINT = "trace at a concrete size"
 LAYER = "layer"  # the tag of a term inside the decoder layers (full recomputation re-runs it)
 SOURCE = "traced: one training step of the transformers model on fake tensors (CPU kernels)"
 
@@ -56,6 +57,14 @@ def _run(model: Model, options: TraceOptions) -> Trace:
         result = trace(dict(model.config), options)
     except ImportError:
         raise SymbolicError("convention", f"traced needs torch and transformers; {EXTRA_HINT}") from None
+    except SymbolicError as err:
+        if err.field == "trace" and _AT_A_POINT in err.message:  # the convention needs a formula in b and s
+            cause = err.message.split("; ")[0]
+            raise SymbolicError(
+                "convention",
+                f"traced: {cause}; 'symbolic trace MODEL --batch B --seq S' traces it at one point",
+            ) from None
+        raise
     if model.sizes.get("n_layers", result.sizes["n_layers"]) != result.sizes["n_layers"] and not _one_group(result):
         raise SymbolicError(
             "n_layers",
