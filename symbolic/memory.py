@@ -376,6 +376,7 @@ def memory(
             accumulation=accumulation,
             step_counters=not step_counters,
             layer_transient=sp.Max(*others) if others else sp.Integer(0),
+            autocast=bool(activation_options.get("autocast")),
         )
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")

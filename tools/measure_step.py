@@ -8,6 +8,7 @@ events over the third step) and evaluates ``symbolic memory CONFIG --batch B --s
     python tools/measure_step.py                    # the full table (minutes)
     python tools/measure_step.py --families llama --recipes fp32 --quick
     python tools/measure_step.py --json out.json    # also write the rows
+    python tools/measure_step.py --draw 40 --seed 1 # 40 randomly drawn configs and settings
 
 Prints one row per case: measured peak, ours, the error, and the phase each puts the peak in.
 """
@@ -91,6 +92,36 @@ FAMILIES: dict[str, dict] = {
 DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
 
 
+def draw_case(rng) -> tuple[str, dict, int, int, str, str]:
+    """One random case: (family, config, batch, seq, recipe, impl); every size drawn, vocabularies
+    from far below the MLP width (the layers' backward holds the peak) to far above it (the loss)."""
+    family = rng.choice(sorted(FAMILIES))
+    heads = rng.choice([2, 4])
+    d_head = rng.choice([8, 16])
+    hidden = heads * d_head
+    vocab = rng.choice([rng.randint(40, 200), rng.randint(200, 3000)])
+    layers = rng.randint(1, 3)
+    ffn = 2 * rng.randint(8, 120)
+    if family == "gpt2":
+        cfg = dict(model_type="gpt2", n_embd=hidden, n_layer=layers, n_head=heads, vocab_size=vocab, n_positions=1024)
+        if rng.random() < 0.5:
+            cfg["n_inner"] = ffn
+    else:
+        cfg = dict(FAMILIES[family], hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads)
+        cfg.update(intermediate_size=ffn, vocab_size=vocab)
+        if "num_key_value_heads" in cfg:
+            cfg["num_key_value_heads"] = rng.choice([1, heads])
+        if family == "gemma":
+            cfg["head_dim"] = d_head
+        if family == "mixtral":  # torch._grouped_mm wants 16-byte strides
+            cfg["intermediate_size"] = 8 * rng.randint(2, 30)
+            cfg["num_local_experts"] = rng.randint(2, 5)
+            cfg["num_experts_per_tok"] = rng.randint(1, 2)
+    recipe = rng.choice(["fp32", "bf16", "amp-bf16"])
+    impl = rng.choice(["for-loop", "foreach"])
+    return family, cfg, rng.randint(1, 2), rng.choice([rng.randint(8, 64), rng.randint(64, 384)]), recipe, impl
+
+
 def ours(config: dict, batch: int, seq: int, recipe: str, impl: str) -> dict:
     """The memory answer's peak for one case (bytes) and the phase of its timeline it falls in."""
     from symbolic.hf import from_hf_config
@@ -119,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one size (2x128)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the rows as a Markdown table")
+    p.add_argument("--draw", type=int, default=0, help="instead of the grid, draw this many random cases")
+    p.add_argument("--seed", type=int, default=0, help="seed of --draw")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     import transformers
@@ -131,32 +164,43 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'family':9s} {'recipe':8s} {'impl':8s} {'b':>2s} {'s':>4s} {'measured':>11s} {'ours':>11s} {'error':>8s}  phase (measured / ours)"
     )
-    for fam in args.families.split(","):
-        for size in sizes:
-            b, s = (int(x) for x in size.split("x"))
-            for recipe in args.recipes.split(","):
-                for impl in args.impls.split(","):
-                    got = measure_step(FAMILIES[fam], b, s, recipe, impl, marks=False)
-                    mine = ours(FAMILIES[fam], b, s, recipe, impl)
-                    err = 100 * (mine["peak"] / got["peak"] - 1)
-                    rows.append(
-                        dict(
-                            family=fam,
-                            recipe=recipe,
-                            impl=impl,
-                            batch=b,
-                            seq=s,
-                            measured=got["peak"],
-                            ours=mine["peak"],
-                            error_pct=err,
-                            measured_phase=got["peak_phase"],
-                            our_phase=mine["phase"],
-                        )
-                    )
-                    print(
-                        f"{fam:9s} {recipe:8s} {impl:8s} {b:2d} {s:4d} {got['peak']:11d} {mine['peak']:11d} {err:+7.3f}%  {got['peak_phase']} / {mine['phase']}",
-                        flush=True,
-                    )
+    cases = []
+    if args.draw:
+        import random
+
+        rng = random.Random(args.seed)
+        cases = [draw_case(rng) for _ in range(args.draw)]
+    else:
+        for fam in args.families.split(","):
+            for size in sizes:
+                b, s = (int(x) for x in size.split("x"))
+                for recipe in args.recipes.split(","):
+                    for impl in args.impls.split(","):
+                        cases.append((fam, FAMILIES[fam], b, s, recipe, impl))
+    for fam, cfg, b, s, recipe, impl in cases:
+        got = measure_step(cfg, b, s, recipe, impl, marks=False)
+        mine = ours(cfg, b, s, recipe, impl)
+        err = 100 * (mine["peak"] / got["peak"] - 1)
+        rows.append(
+            dict(
+                family=fam,
+                config=cfg,
+                recipe=recipe,
+                impl=impl,
+                batch=b,
+                seq=s,
+                measured=got["peak"],
+                ours=mine["peak"],
+                error_pct=err,
+                measured_phase=got["peak_phase"],
+                our_phase=mine["phase"],
+            )
+        )
+        print(
+            f"{fam:9s} {recipe:8s} {impl:8s} {b:2d} {s:4d} {got['peak']:11d} {mine['peak']:11d} {err:+7.3f}%  "
+            f"{got['peak_phase']} / {mine['phase']}" + (f"  {cfg}" if args.draw else ""),
+            flush=True,
+        )
     worst = max(abs(r["error_pct"]) for r in rows)
     print(f"{len(rows)} cases, largest |error| {worst:.3f}%, within 1%: {sum(abs(r['error_pct']) <= 1 for r in rows)}")
     if args.json:

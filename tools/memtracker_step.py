@@ -20,6 +20,7 @@ to the byte apart from the ids). The table reports both numbers as they are.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import warnings
@@ -34,10 +35,29 @@ MODELS = (
 DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16"}
 
 
+@contextlib.contextmanager
+def _real_mask_path(fake: bool):
+    """Under fake tensors, make transformers build the attention mask as it does for real ones.
+
+    transformers looks for packed sequences in the position ids and, unable to read a fake
+    tensor's values, assumes they may be packed: it then materialises a ``b*s*s`` causal mask and,
+    with a mask, repeats the keys and values to every head for SDPA. A real run reads the ids
+    (one ``arange`` per row: nothing packed), passes ``is_causal`` and no mask, and lets SDPA handle
+    grouped keys and values. With real ids the answer is known, so the fake run is told it.
+    """
+    if not fake:
+        yield
+        return
+    from unittest import mock
+
+    import transformers.masking_utils as masking
+
+    with mock.patch.object(masking, "find_packed_sequence_indices", lambda position_ids: None):
+        yield
+
+
 def memtracker_peak(config: dict, batch: int, seq: int, recipe: str, impl: str, fake: bool = True) -> int:
     """MemTracker's peak bytes of the second of two training steps on CPU tensors, fake by default (bytes)."""
-    import contextlib
-
     import torch
     import transformers
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -49,7 +69,7 @@ def memtracker_peak(config: dict, batch: int, seq: int, recipe: str, impl: str, 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     cfg = dict(config)
     hf = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    with FakeTensorMode() if fake else contextlib.nullcontext():
+    with FakeTensorMode() if fake else contextlib.nullcontext(), _real_mask_path(fake):
         model = transformers.AutoModelForCausalLM.from_config(hf, dtype=dtypes[param], attn_implementation="sdpa")
         model.train()
         kw = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}

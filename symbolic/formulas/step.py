@@ -43,6 +43,7 @@ import sympy as sp
 from .. import symbols as S
 from ..arch import LayerGroup, Model
 from ..errors import SymbolicError
+from ..families import ACTIVATION_EXTRA_SAVED
 from ..terms import Breakdown, Term
 
 __all__ = [
@@ -188,6 +189,7 @@ def step_timeline(
     accumulation: int = 1,
     step_counters: bool = True,
     layer_transient: sp.Expr | int = 0,
+    autocast: bool = False,
 ) -> Timeline:
     """The points of one training step on one device (bytes), from the state and activation terms.
 
@@ -198,7 +200,8 @@ def step_timeline(
     (gradients freed after the step) or ``zero`` (kept, zeroed); ``accumulation``: micro-batches per
     step (from the second on, gradients are alive through forward and backward);
     ``layer_transient``: bytes alive only while a layer runs (ZeRO-3's gathered weights, a layer
-    recomputed under full recomputation), added to the per-layer points.
+    recomputed under full recomputation), added to the per-layer points; ``autocast``: fp32 weights
+    under ``torch.autocast`` (each linear's weight copy is freed by its backward).
     """
     if zero_grad not in ZERO_GRAD:
         raise SymbolicError("--zero-grad", f"unknown {zero_grad!r}; allowed: {', '.join(ZERO_GRAD)}")
@@ -219,12 +222,11 @@ def step_timeline(
     }
     outside_grads = [t for t in grads if _group_of(t, groups) is None]
     tied = arch.tied_embeddings
-    emb_grads = sp.Add(*(t.total for t in outside_grads if t.path.startswith("gradients.embedding")))
+    token_grads = sp.Add(*(t.total for t in outside_grads if t.path.startswith("gradients.embedding.tokens")))
+    position_grads = sp.Add(*(t.total for t in outside_grads if t.path.startswith("gradients.embedding.positions")))
     head_grads = sp.Add(*(t.total for t in outside_grads if not t.path.startswith("gradients.embedding")))
     if tied:  # one parameter: its gradient buffer fills at the output layer, the embedding adds to it
-        head_grads, emb_end = head_grads + emb_grads, emb_grads
-    else:
-        emb_end = 0
+        head_grads += token_grads
 
     counters = 0
     if step_counters and optimizer in ADAM_LIKE and OPT != 0:
@@ -291,14 +293,34 @@ def step_timeline(
     for g in reversed(groups):
         a, gl = per_layer_acts[g.name], layer_grads_alive[g.name]
         earlier = remaining - g.count * a  # activations of everything before this group
-        working = _layer_working_set(model, g, dtype_bytes) + transient_grads[g.name]
+        working = _layer_working_set(
+            model,
+            g,
+            _per_layer(activations, g),
+            _per_layer(grads, g, "gradients."),
+            dtype_bytes,
+            grad_bytes,
+            autocast,
+        )
+        working += transient_grads[g.name]
         # layer i's backward begins with layers 0..i of this group alive and the later layers' grads
         expr = start + earlier + (LAYER + 1) * a + after_head + later_grads + (g.count - 1 - LAYER) * gl
         expr += incoming + working + layer_transient
         points.append(Point("backward", f"{g.name} layer i's backward", expr, g.count))
         later_grads += g.count * gl
         remaining = earlier
-    points.append(Point("backward", "end of backward: every gradient", start - kept + G + emb_end * (1 if tied else 0)))
+    # the embedding's backward, with the incoming gradient alive: a learned position table's
+    # gradient (and the batch sum feeding it) is made first, then the token gradient; tied, it is
+    # added out of place to the output layer's (both alive a moment)
+    done = start - kept + G
+    ends = [done + incoming]
+    if position_grads != 0:
+        pos_ids = sp.Add(*(t.total for t in activations if t.path == "embedding.position_ids"))
+        ends.append(done - (0 if tied else token_grads) + incoming + s * h * grad_bytes + pos_ids)
+    if tied:
+        ends.append(done + token_grads + incoming)
+        ends.append(done + 2 * token_grads)
+    points.append(Point("backward", "end of backward: the embedding's gradients", sp.Max(*ends)))
     temps = _optimizer_temporaries(
         states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes)
     )
@@ -317,16 +339,104 @@ def step_timeline(
     return Timeline(tuple(points), parts)
 
 
-def _layer_working_set(model: Model, group, dtype_bytes: int) -> sp.Expr:
-    """Bytes a layer's backward allocates on top of what is alive when it starts (bytes).
+def _per_layer(terms: Breakdown, group: LayerGroup, prefix: str = "") -> dict[str, sp.Expr]:
+    """Bytes per layer of ``group`` of each term, keyed by its path below the group (``mlp.down_proj.weight``)."""
+    head = f"{prefix}{group.name}."
+    out: dict[str, sp.Expr] = {}
+    for t in terms:
+        if t.path.startswith(head) and _group_of(t, [group]) is not None:
+            key = t.path[len(head) :]
+            out[key] = out.get(key, sp.Integer(0)) + t.total / t.count
+    return out
 
-    The MLP's: the gradients of two ``b*s*f`` intermediates and the down projection's ``h*f``
-    weight gradient, in the activation dtype (measured for the gated MLP in fp32).
+
+def _sum(parts: Mapping[str, sp.Expr], *needles: str) -> sp.Expr:
+    return sp.Add(*(v for k, v in parts.items() if any(k.startswith(n) or f".{n}" in k for n in needles)))
+
+
+def _layer_working_set(
+    model: Model,
+    group: LayerGroup,
+    acts: Mapping[str, sp.Expr],
+    grads: Mapping[str, sp.Expr],
+    dtype_bytes: int,
+    grad_bytes: sp.Expr,
+    autocast: bool,
+) -> sp.Expr:
+    """The most bytes a layer's backward allocates on top of what is alive when it starts (bytes).
+
+    Read off the order in which autograd runs a layer's nodes and frees their saved tensors (a
+    node's outputs are allocated before its saved tensors and incoming gradient are released):
+    the peak is one of a few points of the MLP's backward, or of SDPA's math path when it keeps
+    the ``s^2`` probabilities. ``acts``/``grads``: the layer's activation and gradient bytes by
+    path (:func:`_per_layer`). All points are relative to the layer's start, where its
+    activations, the later layers' gradients and the incoming residual gradient are alive.
+
+    - Down projection: its input gradient (``b*s*f``) and weight gradient are allocated before
+      the saved input (``b*s*f``) and the residual dropout's gradient are freed; under autocast the
+      weight gradient is first made in the compute dtype, then cast to fp32 and the weight copy freed.
+    - Activation: a gated MLP's product and a composed tanh-GELU (``0.5*x*(1+tanh(...))``) allocate two
+      ``b*s*f`` gradients at once, a fused activation (``gelu``, ``silu``) one.
+    - Routed experts (``torch._grouped_mm``): the un-permutation's gradient (``2*b*s*k*h``), the
+      routing-weight product's two ``b*s*k*h`` gradients, then the experts' own down projection
+      and product.
+    - SDPA's math path (CPU, with dropout): after the MLP's tensors are freed, ``P@V``'s backward
+      allocates the fp32 probabilities' gradient (``b*a*s^2``) and the values' gradient.
     """
-    f = S.symbol("d_ffn_expert") if group.moe and "d_ffn_expert" in model.sizes else S.d_ffn
-    if "d_ffn" not in model.sizes and f == S.d_ffn:
-        f = 4 * S.d_model
-    return (2 * S.batch * S.seq * f + S.d_model * f) * dtype_bytes
+    b, s, h = S.batch, S.seq, S.d_model
+    dt = dtype_bytes
+    tokens = b * s
+    gw = sp.nsimplify(grad_bytes)
+    arch = model.arch
+    sites = 1 if arch.parallel_block else 2
+    masks = _sum(acts, "dropout_masks")
+    mask = masks / sites  # one residual dropout site's mask
+    drop_grad = tokens * h * dt if masks != 0 else sp.Integer(0)
+
+    def linear(name: str) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+        """(gradient bytes of the weight and bias, bytes allocated while it runs, weight copy freed)."""
+        w, bias = grads.get(f"{name}.weight", sp.Integer(0)), grads.get(f"{name}.bias", sp.Integer(0))
+        if not autocast:
+            return w + bias, w + bias, sp.Integer(0)
+        copy = w / gw * dt  # autocast's copy of the weight, saved for backward, freed with the node
+        return w + bias, (w + bias) / gw * dt, copy
+
+    points: list[sp.Expr] = []
+    if group.moe:
+        k = S.top_k
+        f = S.symbol("d_expert") if "d_expert" in model.sizes else S.d_ffn
+        edt = FP32 if autocast else dt  # torch._grouped_mm is not autocast
+        routed = tokens * k * h * dt
+        w_down = grads.get("moe.experts.down_proj.weight", sp.Integer(0))
+        points.append(2 * routed)  # gradient of the un-permutation (index) of the experts' outputs
+        after_index = routed - INT64 * tokens * k
+        points.append(after_index + 2 * routed + tokens * k * dt)  # routing weights' product
+        after_mul = -INT64 * tokens * k
+        points.append(after_mul + w_down + tokens * k * f / S.tp * edt)  # experts' down projection
+        points.append(after_mul + w_down - routed + 2 * tokens * k * f / S.tp * edt)  # gate * up
+        mlp_grads = _sum(grads, "moe.", "norm_mlp")
+        mlp_acts = _sum(acts, "moe.", "mlp.", "norm_2")
+    else:
+        f = S.d_ffn if "d_ffn" in model.sizes else 4 * h
+        inner = tokens * f / S.tp * dt
+        kept, made, copy = linear("mlp.down_proj")
+        points.append(drop_grad)  # the residual dropout's gradient, before its mask is freed
+        points.append(drop_grad - mask + inner + made)  # down projection: input and weight gradients
+        after_down = -mask + kept - copy
+        # a composed activation (it keeps more than a fused kernel) ends in a product of two b*s*f tensors
+        two = arch.mlp.kind.value == "gated" or ACTIVATION_EXTRA_SAVED.get(arch.mlp.activation, 0) > 0
+        points.append(after_down + (2 if two else 1) * inner)
+        mlp_grads = _sum(grads, "mlp.", "norm_mlp")
+        mlp_acts = _sum(acts, "mlp.", "norm_2") + (mask if masks != 0 else 0)
+    probs = acts.get("attention.probs", sp.Integer(0))
+    if probs != 0 and S.seq**2 in sp.expand(probs).atoms(sp.Pow) and "attention.dropped_probs" not in acts:
+        if not arch.parallel_block:  # SDPA's math path: softmax output, scaled mask, dropped probabilities
+            start = mlp_grads - mlp_acts  # the MLP's part of the layer is done
+            kept, made, copy = linear("attention.o_proj")
+            out = acts.get("attention.output", sp.Integer(0))
+            fp32_heads = out / dt * FP32
+            points.append(start - mask + kept - copy - out + 2 * fp32_heads + probs / 3)
+    return sp.Max(*points) if len(points) > 1 else points[0]
 
 
 def _optimizer_temporaries(states: Breakdown, optimizer: str, impl: Implementation, ratio: sp.Expr) -> sp.Expr:
