@@ -43,7 +43,7 @@ import sympy as sp
 from .. import symbols as S
 from ..arch import LayerGroup, Model
 from ..errors import SymbolicError
-from ..families import ACTIVATION_EXTRA_SAVED
+from ..families import ACTIVATION_EXTRA_SAVED, rules_for
 from ..terms import Breakdown, Term
 
 __all__ = [
@@ -67,8 +67,9 @@ FP32, INT64 = 4, 8
 class Implementation:
     """How an optimizer's update runs, and the temporaries it allocates (state-sized tensors).
 
-    ``per_tensor``: state-sized temporaries alive at once for the largest single tensor
-    (the for-loop kernel); ``whole``: temporaries the size of all the state at once (foreach).
+    ``per_tensor``: state-sized temporaries alive at once for one tensor, with ``previous`` of the
+    tensor before it still held (the for-loop kernel); ``whole``: temporaries the size of all the
+    state at once (foreach).
     """
 
     name: str
@@ -76,6 +77,7 @@ class Implementation:
     per_tensor: int
     whole: int
     source: str
+    previous: int = 0
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
@@ -83,10 +85,11 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     for i in (
         Implementation(
             "for-loop",
-            "one tensor at a time: sqrt(v) and sqrt(v)/c alive together for the largest tensor",
+            "one tensor at a time: sqrt(v) and sqrt(v)/c of a tensor, with the previous tensor's denominator",
             2,
             0,
             "torch.optim.adamw._single_tensor_adamw: denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)",
+            previous=1,
         ),
         Implementation(
             "foreach",
@@ -322,7 +325,7 @@ def step_timeline(
         ends.append(done + 2 * token_grads)
     points.append(Point("backward", "end of backward: the embedding's gradients", sp.Max(*ends)))
     temps = _optimizer_temporaries(
-        states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes)
+        states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes), _fused_qkv(arch)
     )
     points.append(Point("optimizer", f"optimizer step ({implementation.name})", start - kept + G + temps))
     points.append(Point("zero_grad", "after zero_grad", start))
@@ -439,10 +442,38 @@ def _layer_working_set(
     return sp.Max(*points) if len(points) > 1 else points[0]
 
 
-def _optimizer_temporaries(states: Breakdown, optimizer: str, impl: Implementation, ratio: sp.Expr) -> sp.Expr:
+def _fused_qkv(arch) -> bool:
+    """Whether one parameter holds q, k and v's projections (its family's modules fuse them)."""
+    try:
+        return rules_for(arch.family).fused_qkv
+    except SymbolicError:
+        return False
+
+
+def _tensors(trainable: Sequence[Term], fused_qkv: bool) -> list[sp.Expr]:
+    """Bytes of each trainable tensor in registration order; q, k and v's weights (and biases) one
+    tensor each where the modules fuse them."""
+    out: list[sp.Expr] = []
+    fused: dict[str, int] = {}
+    for t in trainable:
+        part = t.path.rsplit(".", 2)
+        if fused_qkv and len(part) == 3 and part[1] in ("q_proj", "k_proj", "v_proj"):
+            key = part[0] + "." + part[2]
+            if key in fused:
+                out[fused[key]] += t.expr
+                continue
+            fused[key] = len(out)
+        out.append(t.expr)
+    return out
+
+
+def _optimizer_temporaries(
+    states: Breakdown, optimizer: str, impl: Implementation, ratio: sp.Expr, fused_qkv: bool = False
+) -> sp.Expr:
     """Bytes the optimizer step allocates for a moment (bytes): see :data:`IMPLEMENTATIONS`.
 
-    ``ratio``: bytes of a state element over bytes of a gradient element (the gradient terms are bytes).
+    ``ratio``: bytes of a state element over bytes of a gradient element (the gradient terms are bytes);
+    ``fused_qkv``: q, k and v are one parameter.
     """
     if optimizer not in ADAM_LIKE:
         return sp.Integer(0)
@@ -451,7 +482,12 @@ def _optimizer_temporaries(states: Breakdown, optimizer: str, impl: Implementati
         return sp.Integer(0)
     out = sp.Integer(0)
     if impl.per_tensor:
-        out += impl.per_tensor * sp.Max(*(t.expr for t in trainable))
+        # tensor j's sqrt(v) and sqrt(v)/c are made while tensor j-1's denominator is still held by
+        # the loop's variable (freed when it is reassigned): parameters in registration order
+        sizes = _tensors(trainable, fused_qkv)
+        pairs = [impl.per_tensor * sizes[0]]
+        pairs += [impl.per_tensor * t + impl.previous * p for p, t in zip(sizes[:-1], sizes[1:], strict=True)]
+        out += sp.Max(*pairs)
     if impl.whole:
         out += impl.whole * sp.Add(*(t.total for t in trainable))
     return out * ratio
