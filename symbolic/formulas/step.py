@@ -273,6 +273,8 @@ def step_timeline(
     loss_all = sp.Add(*(t.total for t in activations if t.path.startswith("loss.")))
     # logits in the dtype, their fp32 copy (16-bit), the log-softmax, the padded and shifted labels
     fwd_loss = start + A - loss_all + logits_dtype + (logits if dtype_bytes != FP32 else 0) + logits + 2 * loss_other
+    if autocast:  # the model's output still holds the final norm's fp32 output; the head saved its 16-bit copy
+        fwd_loss += tokens * h * FP32
     points.append(Point("forward", "loss forward: logits and their fp32 log-softmax", fwd_loss))
     points.append(
         Point(
@@ -283,7 +285,8 @@ def step_timeline(
     )
     # backward: groups in reverse, each layer's working set on top of what is alive when it starts
     after_head = head_grads
-    incoming = tokens * h * dtype_bytes
+    # the residual stream's gradient (fp32 under autocast, where the residual stream stays fp32)
+    incoming = tokens * h * (FP32 if autocast else dtype_bytes)
     if accumulation > 1 or zero_grad == "zero":
         layer_grads_alive = {g.name: sp.Integer(0) for g in groups}  # already in ``start``
         transient_grads = {g.name: per_layer_grads[g.name] for g in groups}
@@ -325,7 +328,7 @@ def step_timeline(
         ends.append(done + 2 * token_grads)
     points.append(Point("backward", "end of backward: the embedding's gradients", sp.Max(*ends)))
     temps = _optimizer_temporaries(
-        states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes), _fused_qkv(arch)
+        states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes), _fused(arch)
     )
     points.append(Point("optimizer", f"optimizer step ({implementation.name})", start - kept + G + temps))
     points.append(Point("zero_grad", "after zero_grad", start))
@@ -409,11 +412,11 @@ def _layer_working_set(
         k = S.top_k
         f = S.symbol("d_expert") if "d_expert" in model.sizes else S.d_ffn
         edt = FP32 if autocast else dt  # torch._grouped_mm is not autocast
-        routed = tokens * k * h * dt
+        routed = tokens * k * h * edt  # the experts' inputs and outputs, in their dtype
         w_down = grads.get("moe.experts.down_proj.weight", sp.Integer(0))
         points.append(2 * routed)  # gradient of the un-permutation (index) of the experts' outputs
         after_index = routed - INT64 * tokens * k
-        points.append(after_index + 2 * routed + tokens * k * dt)  # routing weights' product
+        points.append(after_index + 2 * routed + tokens * k * edt)  # routing weights' product
         after_mul = -INT64 * tokens * k
         points.append(after_mul + w_down + tokens * k * f / S.tp * edt)  # experts' down projection
         points.append(after_mul + w_down - routed + 2 * tokens * k * f / S.tp * edt)  # gate * up
@@ -442,38 +445,43 @@ def _layer_working_set(
     return sp.Max(*points) if len(points) > 1 else points[0]
 
 
-def _fused_qkv(arch) -> bool:
-    """Whether one parameter holds q, k and v's projections (its family's modules fuse them)."""
+def _fused(arch) -> frozenset[str]:
+    """Which projections share one parameter in the modules: ``qkv`` (q, k, v) and ``gate_up``."""
     try:
-        return rules_for(arch.family).fused_qkv
+        rules = rules_for(arch.family)
     except SymbolicError:
-        return False
+        return frozenset()
+    return frozenset(n for n, on in (("qkv", rules.fused_qkv), ("gate_up", rules.fused_gate_up)) if on)
 
 
-def _tensors(trainable: Sequence[Term], fused_qkv: bool) -> list[sp.Expr]:
-    """Bytes of each trainable tensor in registration order; q, k and v's weights (and biases) one
-    tensor each where the modules fuse them."""
+_MEMBERS = {"q_proj": "qkv", "k_proj": "qkv", "v_proj": "qkv", "gate_proj": "gate_up", "up_proj": "gate_up"}
+
+
+def _tensors(trainable: Sequence[Term], fused: frozenset[str]) -> list[sp.Expr]:
+    """Bytes of each trainable tensor in registration order, projections that share one parameter
+    summed (``fused``; routed experts keep gate and up in one ``gate_up_proj`` tensor)."""
     out: list[sp.Expr] = []
-    fused: dict[str, int] = {}
+    seen: dict[str, int] = {}
     for t in trainable:
         part = t.path.rsplit(".", 2)
-        if fused_qkv and len(part) == 3 and part[1] in ("q_proj", "k_proj", "v_proj"):
-            key = part[0] + "." + part[2]
-            if key in fused:
-                out[fused[key]] += t.expr
+        kind = _MEMBERS.get(part[1]) if len(part) == 3 else None
+        if kind is not None and (kind in fused or (kind == "gate_up" and ".experts" in part[0])):
+            key = f"{part[0]}.{kind}.{part[2]}"
+            if key in seen:
+                out[seen[key]] += t.expr
                 continue
-            fused[key] = len(out)
+            seen[key] = len(out)
         out.append(t.expr)
     return out
 
 
 def _optimizer_temporaries(
-    states: Breakdown, optimizer: str, impl: Implementation, ratio: sp.Expr, fused_qkv: bool = False
+    states: Breakdown, optimizer: str, impl: Implementation, ratio: sp.Expr, fused: frozenset[str] = frozenset()
 ) -> sp.Expr:
     """Bytes the optimizer step allocates for a moment (bytes): see :data:`IMPLEMENTATIONS`.
 
     ``ratio``: bytes of a state element over bytes of a gradient element (the gradient terms are bytes);
-    ``fused_qkv``: q, k and v are one parameter.
+    ``fused``: projections that are one parameter (:func:`_fused`).
     """
     if optimizer not in ADAM_LIKE:
         return sp.Integer(0)
@@ -484,7 +492,7 @@ def _optimizer_temporaries(
     if impl.per_tensor:
         # tensor j's sqrt(v) and sqrt(v)/c are made while tensor j-1's denominator is still held by
         # the loop's variable (freed when it is reassigned): parameters in registration order
-        sizes = _tensors(trainable, fused_qkv)
+        sizes = _tensors(trainable, fused)
         pairs = [impl.per_tensor * sizes[0]]
         pairs += [impl.per_tensor * t + impl.previous * p for p, t in zip(sizes[:-1], sizes[1:], strict=True)]
         out += sp.Max(*pairs)
