@@ -129,9 +129,7 @@ def test_fused_has_no_optimizer_temporaries():
     check(small, 1, 8, "fp32", "fused")
 
 
-def test_memtracker_on_real_tensors_agrees():
-    """PyTorch's MemTracker (torch.distributed._tools.mem_tracker) over real CPU tensors sees the
-    same peak as the allocator, less the ids it cannot see (made before it starts)."""
+def _memtracker_tool():
     import importlib.util
     from pathlib import Path
 
@@ -140,6 +138,25 @@ def test_memtracker_on_real_tensors_agrees():
     )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+@pytest.mark.parametrize("recipe", ["fp32", "amp-bf16"])
+def test_memtracker_on_fake_tensors_takes_the_real_path(recipe):
+    """On fake tensors transformers would build a b*s*s mask and repeat grouped keys/values (it cannot
+    read fake position ids); the tool tells it what real ids say, and then fake equals real."""
+    tool = _memtracker_tool()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fake = tool.memtracker_peak(LLAMA, 2, 64, recipe, "for-loop", fake=True)
+        real = tool.memtracker_peak(LLAMA, 2, 64, recipe, "for-loop", fake=False)
+    assert fake == real
+
+
+def test_memtracker_on_real_tensors_agrees():
+    """PyTorch's MemTracker (torch.distributed._tools.mem_tracker) over real CPU tensors sees the
+    same peak as the allocator, less the ids it cannot see (made before it starts)."""
+    tool = _memtracker_tool()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tracked = tool.memtracker_peak(LLAMA, 2, 64, "amp-bf16", "foreach", fake=False)

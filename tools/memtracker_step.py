@@ -1,26 +1,32 @@
 """The training-step peak of full-size shipped models: ``symbolic memory`` against PyTorch's MemTracker.
 
 ``torch.distributed._tools.mem_tracker.MemTracker`` follows every storage a training step creates
-and frees; run on fake tensors (``FakeTensorMode``) it needs no memory, so a 7B model takes seconds
-on CPU. Each case builds the shipped model's ``*ForCausalLM`` from its config under fake tensors,
-runs two steps (``model(ids, labels=ids).loss``, ``backward``, ``AdamW.step``, ``zero_grad``) and
-reads the second step's peak; ours is ``symbolic memory MODEL --batch B --seq S --precision R
---optimizer adamw --optimizer-impl I --dtype D --attention sdpa --device cpu``, plus the ids
-(MemTracker does not see tensors made before it starts).
+and frees; run on fake tensors (``FakeTensorMode``) it needs no memory, so a 7B model takes about a
+minute of one CPU core. Each case builds the shipped model's ``*ForCausalLM`` from its config under
+fake tensors, makes the optimizer's state (one step on zero gradients), then tracks one whole step
+(``model(ids, labels=ids).loss``, ``backward``, ``AdamW.step``, ``zero_grad``) and reads its peak;
+ours is ``symbolic memory MODEL --batch B --seq S --precision R --optimizer adamw
+--optimizer-impl I --dtype D --attention sdpa --device cpu``, less the ids (MemTracker does not
+see tensors made before it starts).
 
-Fake tensors are not real kernels: CPU SDPA's meta function gives its output another layout than
-the real kernel, so two more ``b*s*h`` tensors per layer stay alive under fake tensors (measured on
-small models against the real allocator, where MemTracker on real tensors agrees with the allocator
-to the byte apart from the ids). The table reports both numbers as they are.
+Where fake tensors would take another path than real ones: transformers looks for packed
+sequences in the position ids and, unable to read a fake tensor, assumes they may be packed; it
+then materialises a ``b*s*s`` causal mask and, given a mask, repeats keys and values to every head
+before SDPA (more memory than the real run). The tool tells it the answer a real run reads off
+the ids (nothing packed), so the fake step takes the real path; on small models MemTracker over
+fake tensors then equals MemTracker over real tensors to the byte, which equals the CPU allocator
+less the ids (``tests/test_step_peak.py``).
 
-    python tools/memtracker_step.py                                  # every shipped case (minutes)
-    python tools/memtracker_step.py --models llama2-7b --recipes fp32
+    python tools/memtracker_step.py --impls for-loop                 # every case (an hour or more)
+    python tools/memtracker_step.py --models llama2-7b --recipes fp32 --impls for-loop
+    python tools/memtracker_step.py --measured rows.jsonl --markdown table.md   # table from saved runs
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 import warnings
@@ -57,7 +63,8 @@ def _real_mask_path(fake: bool):
 
 
 def memtracker_peak(config: dict, batch: int, seq: int, recipe: str, impl: str, fake: bool = True) -> int:
-    """MemTracker's peak bytes of the second of two training steps on CPU tensors, fake by default (bytes)."""
+    """MemTracker's peak bytes of one training step (after the optimizer's state exists) on CPU
+    tensors, fake by default (bytes)."""
     import torch
     import transformers
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -75,18 +82,21 @@ def memtracker_peak(config: dict, batch: int, seq: int, recipe: str, impl: str, 
         kw = {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, **kw)
         ids = torch.randint(0, hf.vocab_size, (batch, seq))
+        # the optimizer's state exists from the first step on: make it with one step on zero
+        # gradients (no forward pass needed), then track one whole step
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
         tracker = MemTracker()
         tracker.track_external(model, opt)
         with tracker:
-            for step in range(2):
-                with torch.autocast("cpu", dtype=dtypes[amp or "bf16"], enabled=amp is not None):
-                    loss = model(ids, labels=ids, use_cache=False).loss
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                del loss
-                if step == 0:
-                    tracker.reset_mod_stats()
+            with torch.autocast("cpu", dtype=dtypes[amp or "bf16"], enabled=amp is not None):
+                loss = model(ids, labels=ids, use_cache=False).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            del loss
         snapshot = tracker.get_tracker_snapshot("peak")
     return next(iter(snapshot.values()))["Total"]
 
@@ -118,26 +128,51 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impls", default="for-loop,foreach")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seq", type=int, default=4096)
+    p.add_argument("--save", metavar="PATH", help="append each MemTracker measurement to this JSON-lines file")
+    p.add_argument("--measured", metavar="PATH", help="take MemTracker's figures from a --save file instead")
+    p.add_argument("--markdown", metavar="PATH", help="write the rows as a Markdown table")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     import transformers
 
     transformers.logging.set_verbosity_error()
-    print(f"{'model':16s} {'recipe':8s} {'impl':8s} {'MemTracker':>16s} {'ours':>16s} {'error':>8s}  seconds")
-    for name in args.models.split(","):
-        cfg = hf_config(name)
-        for recipe in args.recipes.split(","):
-            for impl in args.impls.split(","):
-                t0 = time.time()
-                got = memtracker_peak(cfg, args.batch, args.seq, recipe, impl)
-                mine = ours(name, args.batch, args.seq, recipe, impl)
-                theirs = got + mine["ids"]
-                err = 100 * (mine["peak"] / theirs - 1)
-                print(
-                    f"{name:16s} {recipe:8s} {impl:8s} {theirs:16,d} {mine['peak']:16,d} {err:+7.2f}%  "
-                    f"{time.time() - t0:.0f}",
-                    flush=True,
-                )
+    if args.measured:
+        saved = [json.loads(line) for line in Path(args.measured).read_text().splitlines() if line.strip()]
+        cases = [(r["model"], r["recipe"], r["impl"], r["batch"], r["seq"], r["memtracker"]) for r in saved]
+    else:
+        cases = [
+            (name, recipe, impl, args.batch, args.seq, None)
+            for name in args.models.split(",")
+            for recipe in args.recipes.split(",")
+            for impl in args.impls.split(",")
+        ]
+    print(f"{'model':16s} {'recipe':8s} {'impl':8s} {'MemTracker':>18s} {'ours - ids':>18s} {'error':>8s}  seconds")
+    rows = []
+    for name, recipe, impl, b, s, got in cases:
+        t0 = time.time()
+        if got is None:
+            got = memtracker_peak(hf_config(name), b, s, recipe, impl)
+            if args.save:
+                row = dict(model=name, recipe=recipe, impl=impl, batch=b, seq=s, memtracker=got)
+                with open(args.save, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+        mine = ours(name, b, s, recipe, impl)
+        seen = mine["peak"] - mine["ids"]
+        err = 100 * (seen / got - 1)
+        rows.append((name, recipe, impl, b, s, got, seen, err, mine["phase"]))
+        print(
+            f"{name:16s} {recipe:8s} {impl:8s} {got:18,d} {seen:18,d} {err:+7.3f}%  {time.time() - t0:.0f}",
+            flush=True,
+        )
+    if rows:
+        print(f"{len(rows)} cases, largest |error| {max(abs(r[7]) for r in rows):.3f}%")
+    if args.markdown:
+        lines = ["| model | recipe | impl | b | s | MemTracker (bytes) | ours − ids (bytes) | error | our peak in |"]
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|---|")
+        lines += [
+            f"| {n} | {r} | {i} | {b} | {s} | {g:,} | {o:,} | {e:+.4f}% | {ph} |" for n, r, i, b, s, g, o, e, ph in rows
+        ]
+        Path(args.markdown).write_text("\n".join(lines) + "\n")
     return 0
 
 
