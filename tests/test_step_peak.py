@@ -22,7 +22,7 @@ from symbolic.hf import from_hf_config  # noqa: E402
 from symbolic.memory import Workload, memory  # noqa: E402
 from tests.harness.step import measure_step  # noqa: E402
 
-DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16"}
+DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
 LLAMA = dict(
     model_type="llama",
     hidden_size=48,
@@ -93,6 +93,7 @@ def check(config, batch, seq, recipe, impl, **kw):
         (dict(GPT2, vocab_size=90), 2, 48, "fp32", "for-loop"),
         (NEOX, 2, 64, "fp32", "foreach"),
         (MIXTRAL, 2, 64, "bf16", "for-loop"),
+        (LLAMA, 2, 64, "amp-fp16", "foreach"),
     ],
 )
 def test_peak_matches_allocator(config, batch, seq, recipe, impl):
@@ -196,7 +197,7 @@ def cases(draw):
                 num_local_experts=draw(st.integers(2, 4)),
                 num_experts_per_tok=draw(st.integers(1, 2)),
             )
-    recipe = draw(st.sampled_from(["fp32", "bf16", "amp-bf16"]))
+    recipe = draw(st.sampled_from(["fp32", "bf16", "amp-bf16"]))  # amp-fp16: the fixed case above
     impl = draw(st.sampled_from(["for-loop", "foreach"]))
     # 16-bit matmuls on CPU allocate oneDNN packing buffers for a moment (tens to hundreds of KB,
     # depending on the shapes and the CPU); they are not modelled, so 16-bit draws stay at sizes
@@ -208,7 +209,7 @@ def cases(draw):
 
 
 @pytest.mark.slow
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(cases())
 def test_peak_matches_allocator_drawn(case):
     check(*case)

@@ -117,7 +117,7 @@ def draw_case(rng) -> tuple[str, dict, int, int, str, str]:
             cfg["intermediate_size"] = 8 * rng.randint(2, 30)
             cfg["num_local_experts"] = rng.randint(2, 5)
             cfg["num_experts_per_tok"] = rng.randint(1, 2)
-    recipe = rng.choice(["fp32", "bf16", "amp-bf16"])
+    recipe = rng.choice(["fp32", "bf16", "amp-bf16", "amp-fp16"])
     impl = rng.choice(["for-loop", "foreach"])
     return family, cfg, rng.randint(1, 2), rng.choice([rng.randint(8, 64), rng.randint(64, 384)]), recipe, impl
 

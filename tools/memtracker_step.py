@@ -38,7 +38,7 @@ MODELS = (
     "llama2-7b", "llama3-8b", "mistral-7b", "qwen2-7b", "gemma-7b", "gpt2-xl", "pythia-6.9b",
     "phi3-mini", "olmo-7b", "starcoder2-7b", "stablelm-2-1.6b", "mixtral-8x7b",
 )  # fmt: skip
-DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16"}
+DTYPE = {"fp32": "fp32", "bf16": "bf16", "amp-bf16": "bf16", "amp-fp16": "fp16"}
 
 
 @contextlib.contextmanager

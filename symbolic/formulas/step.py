@@ -316,8 +316,8 @@ def step_timeline(
         later_grads += g.count * gl
         remaining = earlier
     # the embedding's backward, with the incoming gradient alive: a learned position table's
-    # gradient (and the batch sum feeding it) is made first, then the token gradient; tied, it is
-    # added out of place to the output layer's (both alive a moment)
+    # gradient (and the batch sum feeding it) is made first, then the token gradient; tied, autograd
+    # adds it to the output layer's out of place (all three alive a moment)
     done = start - kept + G
     ends = [done + incoming]
     if position_grads != 0:
@@ -325,7 +325,8 @@ def step_timeline(
         ends.append(done - (0 if tied else token_grads) + incoming + s * h * grad_bytes + pos_ids)
     if tied:
         ends.append(done + token_grads + incoming)
-        ends.append(done + 2 * token_grads)
+        if not autocast:  # under autocast the head's gradient is a fresh fp32 cast, accumulated in place
+            ends.append(done + 2 * token_grads)
     points.append(Point("backward", "end of backward: the embedding's gradients", sp.Max(*ends)))
     temps = _optimizer_temporaries(
         states, optimizer, implementation, sp.nsimplify(state_bytes) / sp.nsimplify(grad_bytes), _fused(arch)
