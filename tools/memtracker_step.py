@@ -114,6 +114,14 @@ def ours(name: str, batch: int, seq: int, recipe: str, impl: str) -> dict:
     return {"peak": report.bytes("peak"), "ids": 8 * batch * seq, "phase": report.peak_point()["phase"]}
 
 
+def positions(name: str) -> int:
+    """The longest sequence the shipped model takes: its learned position table, else unbounded."""
+    from symbolic.registry import load_model
+
+    n_ctx = load_model(name).sizes.get("n_ctx")
+    return int(n_ctx) if n_ctx else 1 << 62
+
+
 def hf_config(name: str) -> dict:
     """The shipped model's HF config dict (``model_type`` and its fields)."""
     from symbolic.registry import load_model
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipes", default="fp32,bf16,amp-bf16")
     p.add_argument("--impls", default="for-loop,foreach")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--seq", type=int, default=4096)
+    p.add_argument("--seq", type=int, default=4096, help="capped at a learned position table's length")
     p.add_argument("--save", metavar="PATH", help="append each MemTracker measurement to this JSON-lines file")
     p.add_argument("--measured", metavar="PATH", help="take MemTracker's figures from a --save file instead")
     p.add_argument("--markdown", metavar="PATH", help="write the rows as a Markdown table")
@@ -150,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, recipe, impl, b, s, got in cases:
         t0 = time.time()
+        s = min(s, positions(name))
         if got is None:
             got = memtracker_peak(hf_config(name), b, s, recipe, impl)
             if args.save:
