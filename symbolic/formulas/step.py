@@ -16,21 +16,22 @@ loss (backward)         start + activations + two fp32 logits-sized gradients (n
 backward, layer i       start + activations before layer i + i layers' activations + the head's
                         gradients + (L - 1 - i) layers' gradients + the incoming gradient +
                         the layer's backward working set (the MLP's, see below)
-embedding (backward)    start + all gradients + the embedding gradient being added (tied weights)
+embedding (backward)    start + all gradients + the incoming gradient (a learned position table's
+                        batch sum; tied, the token gradient added out of place)
 optimizer               start + all gradients + the implementation's temporaries
 ======================  =====================================================================
 
 Each per-layer point is linear in ``i``, so its maximum over ``0 <= i < L`` is the larger of its
 two ends (:func:`max_over_layers`): the peak stays a closed form while layers stay a symbol.
 
-Measured on CPU (``tests/harness/step.py``, torch 2.13, transformers 5.24): the points
-``start``, ``forward, layer i``, ``loss`` and ``optimizer`` to the byte for llama-family models;
-the backward working set of a layer (``2*b*s*f + h*f`` elements in the dtype: the gradients of two
-MLP intermediates and the down projection's weight gradient) is measured for the gated MLP in fp32
-and approximate elsewhere (it is the peak only when the vocabulary is much smaller than the MLP).
+Measured on CPU (``tests/harness/step.py``, torch 2.13, transformers 5.24) for llama, mistral,
+qwen2, gemma, gpt2, gpt_neox and mixtral in fp32, bf16, amp-bf16 and amp-fp16: every point to a
+few dozen bytes, the layer's backward working set (:func:`_layer_working_set`, read off autograd's
+order) included, except where 16-bit matmuls' oneDNN packing buffers (not modelled) hold the peak.
 The optimizer temporaries (:data:`IMPLEMENTATIONS`) follow ``torch.optim.AdamW``'s code:
-the for-loop kernel builds ``sqrt(v)`` and ``sqrt(v)/c`` for one tensor at a time, foreach builds
-``sqrt(v)`` for every tensor at once, fused builds none.
+the for-loop kernel builds ``sqrt(v)`` and ``sqrt(v)/c`` for one tensor at a time while the
+previous tensor's denominator is still held, foreach builds ``sqrt(v)`` for every tensor at once,
+fused builds none.
 """
 
 from __future__ import annotations
