@@ -227,3 +227,12 @@ def test_plot_memory_and_scaling(capsys, configs, tmp_path):
 def test_sizes_the_trace_reads_from_the_config_cannot_vary(capsys, configs, argv, flag):
     code, out, err = run(capsys, argv[0], configs["llama"], *argv[1:], "--convention", "traced")
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith(f"error: {flag}:"), err
+
+
+def test_cuda_is_labelled_assumed(capsys, configs):
+    point = ("memory", configs["llama"], "--convention", "traced", "--batch", 1, "--seq", 8)
+    cuda = answer(capsys, *point)["activations"]["terms"]
+    cpu = answer(capsys, *point, "--device", "cpu")["activations"]["terms"]
+    assert all("assumed" in t["source"] and "not measured" in t["source"] for t in cuda)
+    assert not any("assumed" in t["source"] for t in cpu)
+    assert [t["bytes"] for t in cuda] == [t["bytes"] for t in cpu]

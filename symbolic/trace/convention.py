@@ -153,7 +153,11 @@ def activation_terms(model: Model, options: ActivationOptions, layout: Layout) -
     tensors are assumed to be the CPU kernel's (``Term.source`` says traced on CPU kernels).
     """
     result = _run(model, _trace_options(options, layout))
-    return _bind(model, result, result.activations, lambda t: {"shared"} if t.path.startswith("shared.") else ())
+    terms = _bind(model, result, result.activations, lambda t: {"shared"} if t.path.startswith("shared.") else ())
+    if options.device != "cpu":  # what was traced is the CPU kernels' saving; on the device it is assumed
+        note = f"; on {options.device} assumed the same as on the CPU kernels traced (not measured)"
+        terms = terms.map(lambda t: t.with_(source=t.source + note, description=t.description + note))
+    return terms
 
 
 def transient_terms(*args: Any, **kwargs: Any) -> Breakdown:
