@@ -635,26 +635,32 @@ def _evaluator(
             return out
         return array
 
+    def divide(num: Any, den: Any, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        num = broadcast(num, columns)
+        if isinstance(den, int) and den == 1:
+            return num
+        if np.all(np.asarray(den) > 0):
+            if ceil:
+                return -((-num) // den)
+            quotient, remainder = np.divmod(num, den)
+            if not remainder.any():
+                return quotient
+        den = broadcast(den, columns)
+        exact = [Fraction(int(a), int(b)) for a, b in zip(num.tolist(), den.tolist(), strict=True)]
+        return _exact_array(exact, ceil)
+
     if fast is not None:
 
         def run_fast(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
-            num, den = fast(columns, positions)
-            num = broadcast(num, columns)
-            if isinstance(den, int) and den == 1:
-                return num
-            if np.all(np.asarray(den) > 0):
-                if ceil:
-                    return -((-num) // den)
-                quotient, remainder = np.divmod(num, den)
-                if not remainder.any():
-                    return quotient
-            den = broadcast(den, columns)
-            exact = [Fraction(int(a), int(b)) for a, b in zip(num.tolist(), den.tolist(), strict=True)]
-            return _exact_array(exact, ceil)
+            return divide(*fast(columns, positions), columns)
 
         return run_fast
 
     def run_compiled(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
+        if compiled.mode == "exact" and compiled.args:
+            fraction = compiled.int64(**{n: columns[n] for n in compiled.args})
+            if fraction is not None:  # int64 proven exact over this chunk (maxima, minima and all)
+                return divide(*fraction, columns)
         result = compiled(**{n: columns[n] for n in compiled.args}) if compiled.args else compiled()
         result = broadcast(result, columns)
         if compiled.mode == "exact":

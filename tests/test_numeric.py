@@ -294,3 +294,34 @@ def test_float_evaluation_in_blocks_equals_the_whole_array():
     blocked = compiled(**values)
     whole = compiled.function(*(values[a] for a in compiled.args))
     assert blocked.shape == (n,) and np.array_equal(blocked, whole)
+
+
+small = st.integers(min_value=1, max_value=2**12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(EXPRESSIONS)), data=st.data())
+def test_exact_arrays_in_int64_equal_sympy(name, data):
+    """Integer arrays small enough to prove int64 exact take the int64 path (maxima, minima, ceilings,
+    floors and shares included) and give exactly SymPy's values, Fractions where not whole."""
+    expr = EXPRESSIONS[name]
+    compiled = compile_quantity(expr, "exact")
+    columns = {
+        a: np.array(data.draw(st.lists(small, min_size=4, max_size=4), label=a), dtype=np.int64) for a in compiled.args
+    }
+    assert compiled.int64(**columns) is not None  # the fast path is the one tested
+    got = compiled(**columns)
+    assert got.dtype == object
+    for i in range(4):
+        want = exact(evaluate(expr, {a: int(col[i]) for a, col in columns.items()}))
+        assert Fraction(got[i]) == want
+        assert isinstance(got[i], int) == (want.denominator == 1)
+
+
+def test_int64_path_declines_past_its_bound():
+    expr = S.n_vocab * S.d_model * S.n_layers / S.tp
+    compiled = compile_quantity(expr, "exact")
+    big = np.array([2**30, 2**31], dtype=np.int64)
+    assert compiled.int64(n_vocab=big, d_model=big, n_layers=big, tp=np.array([1, 3])) is None
+    got = compiled(n_vocab=big, d_model=big, n_layers=big, tp=np.array([1, 3]))
+    assert got[1] == Fraction(2**93, 3)

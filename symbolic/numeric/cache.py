@@ -19,6 +19,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +51,67 @@ class CompiledQuantity:
     source: str
     key: str
     function: Callable[..., Any] = field(repr=False, compare=False)
+    expr: sp.Expr | None = field(default=None, repr=False, compare=False)
+    _lowered: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def __call__(self, *positional: Any, **values: Any) -> Any:
+    def _arguments(self, positional: tuple[Any, ...], values: Mapping[str, Any]) -> tuple[Any, ...]:
         if positional:
             if len(positional) != len(self.args):
                 raise SymbolicError("arguments", f"expected {len(self.args)} ({', '.join(self.args)})")
-            args = positional
-        else:
-            missing = [a for a in self.args if a not in values]
-            if missing:
-                raise SymbolicError(missing[0], f"needs a value ({S.info(missing[0]).meaning})")
-            args = tuple(values[a] for a in self.args)
+            return positional
+        missing = [a for a in self.args if a not in values]
+        if missing:
+            raise SymbolicError(missing[0], f"needs a value ({S.info(missing[0]).meaning})")
+        return tuple(values[a] for a in self.args)
+
+    def __call__(self, *positional: Any, **values: Any) -> Any:
+        args = self._arguments(positional, values)
         if self.mode == "float":
             return _blocked(self.function, args)
+        fraction = self.int64(*args) if any(_int_array(a) for a in args) else None
+        if fraction is not None:
+            return _exact_objects(*fraction, args)
         return self.function(*args)
+
+    def int64(self, *positional: Any, **values: Any) -> tuple[Any, Any] | None:
+        """Exact mode over integer arrays: ``(N, D)`` as int64 arrays (or ints) with the value N / D
+        at every element, D > 0, or None when the inputs' magnitudes do not prove int64 arithmetic
+        exact (see :mod:`symbolic.numeric.intexact`; the caller then computes with Python ints)."""
+        args = self._arguments(positional, values)
+        if "program" not in self._lowered:
+            from .intexact import lower
+
+            self._lowered["program"] = lower(self.expr, self.args) if self.expr is not None else None
+        program = self._lowered["program"]
+        result = program(*args) if program is not None else None
+        if result is None:
+            return None
+        import numpy as np
+
+        num, den = result
+        if not np.all(np.asarray(den) > 0):
+            return None
+        return num, den
+
+
+def _int_array(x: Any) -> bool:
+    import numpy as np
+
+    return isinstance(x, np.ndarray) and x.dtype.kind in "iu" and x.ndim > 0
+
+
+def _exact_objects(num: Any, den: Any, args: tuple[Any, ...]) -> Any:
+    """N / D as an object array of Python ints (Fractions where not whole), shaped like the array arguments."""
+    import numpy as np
+
+    shape = np.broadcast_shapes(*(a.shape for a in args if isinstance(a, np.ndarray)))
+    num = np.broadcast_to(np.asarray(num, dtype=np.int64), shape)
+    den = np.broadcast_to(np.asarray(den, dtype=np.int64), shape)
+    quotient, remainder = np.divmod(num, den)
+    out = quotient.astype(object)
+    for i in zip(*np.nonzero(remainder), strict=True):
+        out[i] = Fraction(int(num[i]), int(den[i]))
+    return out
 
 
 BLOCK = 1 << 13  # elements per block of a float evaluation: 64 KiB per temporary
@@ -140,7 +188,7 @@ def _mac(key: str, mode: str, args: tuple[str, ...], source: str) -> str | None:
     return hmac.new(secret_key, message, hashlib.sha256).hexdigest()
 
 
-def _load(path: Path, key: str, mode: str) -> CompiledQuantity | None:
+def _load(path: Path, key: str, mode: str, expr: sp.Expr | None = None) -> CompiledQuantity | None:
     """The entry at ``path`` if it is authentic, whole and the one asked for; None otherwise."""
     from ..resultcache import read_regular, secure_dir
 
@@ -159,13 +207,13 @@ def _load(path: Path, key: str, mode: str) -> CompiledQuantity | None:
             return None
     except (ValueError, KeyError, TypeError, UnicodeError):
         return None
-    return _build(source, args, mode, key)  # authentic: code this installation wrote
+    return _build(source, args, mode, key, expr)  # authentic: code this installation wrote
 
 
-def _build(source: str, args: tuple[str, ...], mode: str, key: str) -> CompiledQuantity:
+def _build(source: str, args: tuple[str, ...], mode: str, key: str, expr: sp.Expr | None = None) -> CompiledQuantity:
     namespace = runtime()
     exec(compile(source, f"<symbolic {key[:12]}>", "exec"), namespace)
-    return CompiledQuantity(args, mode, source, key, namespace["_f"])
+    return CompiledQuantity(args, mode, source, key, namespace["_f"], expr)
 
 
 def _store(path: Path, compiled: CompiledQuantity) -> None:
@@ -200,10 +248,10 @@ def compile_quantity(expr: sp.Expr, mode: str = "exact", *, cache: bool = True) 
         return _MEMO[memo_key]
     key = cache_key(expr, mode)
     path = cache_dir() / f"{key}.json"
-    compiled = _load(path, key, mode) if cache else None
+    compiled = _load(path, key, mode, expr) if cache else None
     if compiled is None:
         args = _arg_names(expr)
-        compiled = _build(generate_source(expr, mode, args), args, mode, key)
+        compiled = _build(generate_source(expr, mode, args), args, mode, key, expr)
         if cache:
             _store(path, compiled)
     _MEMO[memo_key] = compiled
