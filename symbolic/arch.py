@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any
-
-import sympy as sp
+from typing import TYPE_CHECKING, Any
 
 from . import symbols as S
 from .errors import SymbolicError
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 __all__ = [
     "AttentionKind",
@@ -156,13 +157,32 @@ class Dropout:
     embedding: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LayerGroup:
-    """Layers of one kind, ``count`` of them (a symbol): ``moe`` says whether their MLP is MoE."""
+    """Layers of one kind, ``count`` of them (a symbol): ``moe`` says whether their MLP is MoE.
+
+    ``count`` is given as a registered symbol or its name (``"n_layers"``), or any SymPy expression;
+    a symbol is kept by name (``spec``), so a model's structure is built without importing SymPy.
+    """
 
     name: str
-    count: sp.Symbol
+    spec: Any  # the name of the count's symbol, or a SymPy expression
     moe: bool = False
+
+    def __init__(self, name: str, count: Any = None, moe: bool = False, *, spec: Any = None) -> None:
+        value = spec if count is None else count
+        if getattr(value, "is_Symbol", False) and str(value) in S.REGISTRY and S.symbol(str(value)) == value:
+            value = str(value)
+        if value is None or (isinstance(value, str) and value not in S.REGISTRY):
+            raise SymbolicError("groups", f"a layer group's count must be a registered symbol, got {value!r}")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "spec", value)
+        object.__setattr__(self, "moe", moe)
+
+    @property
+    def count(self) -> sp.Expr:
+        """How many layers of this kind: a SymPy symbol (``n_layers``) or expression."""
+        return S.symbol(self.spec) if isinstance(self.spec, str) else self.spec
 
 
 @dataclass(frozen=True)
@@ -184,7 +204,7 @@ class Arch:
     tied_embeddings: bool = False
     lm_head: bool = True
     lm_head_bias: bool = False
-    groups: tuple[LayerGroup, ...] = (LayerGroup("block", S.n_layers),)
+    groups: tuple[LayerGroup, ...] = (LayerGroup("block", "n_layers"),)
     rotary_fraction: Fraction = Fraction(1)  # the share of each head's width that rotary positions rotate
     final_softcap: bool = False  # the logits are soft-capped with tanh (Gemma 2)
     dropout: Dropout = field(default_factory=Dropout)
@@ -213,7 +233,7 @@ class Arch:
 def required_sizes(arch: Arch) -> tuple[str, ...]:
     """Names of the sizes the parameter formulas of ``arch`` need."""
     need = ["n_vocab", "d_model", "n_heads"]
-    need += [str(g.count) for g in arch.groups]
+    need += [g.spec if isinstance(g.spec, str) else str(g.count) for g in arch.groups]
     if arch.attention.kind is AttentionKind.MLA:
         need += ["kv_lora_rank", "d_rope", "d_nope", "d_v"]
         if arch.attention.q_lora:
@@ -274,6 +294,8 @@ class Model:
     @property
     def substitutions(self) -> dict[sp.Symbol, sp.Integer]:
         """The sizes as a SymPy substitution map."""
+        import sympy as sp
+
         return {S.symbol(k): sp.Integer(v) for k, v in self.sizes.items()}
 
 

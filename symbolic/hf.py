@@ -16,7 +16,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from . import symbols as S
 from .arch import (
     MLP,
     Arch,
@@ -138,7 +137,7 @@ class _Config:
 
 
 def _dense_group() -> tuple[LayerGroup, ...]:
-    return (LayerGroup("block", S.n_layers),)
+    return (LayerGroup("block", "n_layers"),)
 
 
 def _common(cfg: _Config, hidden_key: str = "hidden_size") -> dict[str, int]:
@@ -219,7 +218,7 @@ def _mixtral(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     sizes["n_experts"] = cfg.size("num_local_experts")
     sizes["top_k"] = cfg.size("num_experts_per_tok")
     sizes["d_expert"] = cfg.size("intermediate_size")
-    arch = _replace(arch, moe=MoE(), groups=(LayerGroup("block", S.n_layers, moe=True),))
+    arch = _replace(arch, moe=MoE(), groups=(LayerGroup("block", "n_layers", moe=True),))
     return arch, sizes
 
 
@@ -227,12 +226,12 @@ def _layer_groups(n_dense: int, n_moe: int, sizes: dict[str, int]) -> tuple[Laye
     """Group a stack of dense and MoE layers; record each group's layer count in ``sizes``."""
     if n_moe == 0:
         sizes["n_layers"] = n_dense
-        return (LayerGroup("block", S.n_layers),)
+        return (LayerGroup("block", "n_layers"),)
     if n_dense == 0:
         sizes["n_layers"] = n_moe
-        return (LayerGroup("block", S.n_layers, moe=True),)
+        return (LayerGroup("block", "n_layers", moe=True),)
     sizes["n_dense_layers"], sizes["n_moe_layers"] = n_dense, n_moe
-    return (LayerGroup("dense_block", S.n_dense_layers), LayerGroup("moe_block", S.n_moe_layers, moe=True))
+    return (LayerGroup("dense_block", "n_dense_layers"), LayerGroup("moe_block", "n_moe_layers", moe=True))
 
 
 def _qwen2_moe(cfg: _Config) -> tuple[Arch, dict[str, int]]:

@@ -122,6 +122,14 @@ def main(argv: Sequence[str] | None = None, use_cache: bool | None = None) -> in
         if cached is not None:
             sys.stdout.write(cached)
             return 0
+    from ..precompiled import cli_answer
+
+    quick = _quietly(cli_answer, arguments)  # generated plain-Python answers: no SymPy import
+    if quick is not None:
+        sys.stdout.write(quick)
+        if use_cache:
+            _quietly(resultcache.store, arguments, quick)
+        return 0
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
     capture = io.StringIO() if use_cache and _quietly(resultcache.key_for, arguments) else None

@@ -45,6 +45,7 @@ def answer(args: argparse.Namespace) -> dict:
     import sympy as sp
 
     from ..model import parameter_counts, parameters
+    from ..precompiled import params_object
     from ..registry import load_model
 
     model = load_model(args.model)
@@ -61,20 +62,10 @@ def answer(args: argparse.Namespace) -> dict:
     terms = parameters(model, args.convention, split_list("--freeze", args.freeze), lora)
     extra = {"lora_rank": args.lora_rank} if args.lora_rank is not None else {}
     counts = parameter_counts(model, terms, **extra)
-    sizes = {**model.sizes, **extra}
-    return {
-        "model": model.name,
-        "convention": args.convention,
-        "unit": "parameters",
-        "total": counts.total,
-        "trainable": counts.trainable,
-        "frozen": counts.frozen,
-        "published_params": model.published_params,
-        "sizes": dict(sizes),
-        "formula": str(terms.view("collect")),
-        "terms": [{**term_json(t), "parameters": counts.per_term[t.path], "trainable": t.trainable} for t in terms],
-        "total_latex": sp.latex(terms.view("collect")),
-    }
+    rows = [(*term_json(t).values(), t.trainable) for t in terms]
+    collected = terms.view("collect")
+    per_term = [counts.per_term[t.path] for t in terms]
+    return params_object(model, args.convention, str(collected), sp.latex(collected), rows, per_term, extra)
 
 
 def run(args: argparse.Namespace) -> int:
