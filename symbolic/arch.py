@@ -157,32 +157,54 @@ class Dropout:
     embedding: float = 0.0
 
 
-@dataclass(frozen=True, init=False)
+_NO_COUNT: Any = object()  # the count a layer group is made without (refused)
+
+
+class _Count:
+    """The ``count`` of a :class:`LayerGroup`: a registered symbol is kept by name (``spec``), so a
+    model's structure is built and compared without importing SymPy; the symbol is made when read."""
+
+    def __get__(self, group: Any, owner: Any = None) -> Any:
+        if group is None:
+            return _NO_COUNT
+        spec = group.__dict__["spec"]
+        return S.symbol(spec) if isinstance(spec, str) else spec
+
+    def __set__(self, group: Any, value: Any) -> None:
+        if getattr(value, "is_Symbol", False) and str(value) in S.REGISTRY and S.symbol(str(value)) == value:
+            value = str(value)
+        if value is _NO_COUNT or value is None or (isinstance(value, str) and value not in S.REGISTRY):
+            raise SymbolicError("groups", f"a layer group's count must be a registered symbol, got {value!r}")
+        group.__dict__["spec"] = value
+
+
+@dataclass(frozen=True)
 class LayerGroup:
     """Layers of one kind, ``count`` of them (a symbol): ``moe`` says whether their MLP is MoE.
 
-    ``count`` is given as a registered symbol or its name (``"n_layers"``), or any SymPy expression;
-    a symbol is kept by name (``spec``), so a model's structure is built without importing SymPy.
+    ``count`` may be given as a registered symbol or its name (``"n_layers"``), or any SymPy
+    expression; reading it gives the SymPy object.
     """
 
     name: str
-    spec: Any  # the name of the count's symbol, or a SymPy expression
+    count: sp.Expr = _Count()
     moe: bool = False
 
-    def __init__(self, name: str, count: Any = None, moe: bool = False, *, spec: Any = None) -> None:
-        value = spec if count is None else count
-        if getattr(value, "is_Symbol", False) and str(value) in S.REGISTRY and S.symbol(str(value)) == value:
-            value = str(value)
-        if value is None or (isinstance(value, str) and value not in S.REGISTRY):
-            raise SymbolicError("groups", f"a layer group's count must be a registered symbol, got {value!r}")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "spec", value)
-        object.__setattr__(self, "moe", moe)
-
     @property
-    def count(self) -> sp.Expr:
-        """How many layers of this kind: a SymPy symbol (``n_layers``) or expression."""
-        return S.symbol(self.spec) if isinstance(self.spec, str) else self.spec
+    def spec(self) -> Any:
+        """The count as given: a registered symbol's name, or a SymPy expression."""
+        return self.__dict__["spec"]
+
+    def __repr__(self) -> str:
+        return f"LayerGroup(name={self.name!r}, count={self.spec!r}, moe={self.moe!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LayerGroup):
+            return NotImplemented
+        return (self.name, self.spec, self.moe) == (other.name, other.spec, other.moe)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.spec, self.moe))
 
 
 @dataclass(frozen=True)

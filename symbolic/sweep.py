@@ -652,7 +652,8 @@ def _evaluator(
     if fast is not None:
 
         def run_fast(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
-            return divide(*fast(columns, positions), columns)
+            num, den = fast(columns, positions)
+            return divide(num, den, columns)
 
         return run_fast
 
@@ -660,7 +661,8 @@ def _evaluator(
         if compiled.mode == "exact" and compiled.args:
             fraction = compiled.int64(**{n: columns[n] for n in compiled.args})
             if fraction is not None:  # int64 proven exact over this chunk (maxima, minima and all)
-                return divide(*fraction, columns)
+                num, den = fraction
+                return divide(num, den, columns)
         result = compiled(**{n: columns[n] for n in compiled.args}) if compiled.args else compiled()
         result = broadcast(result, columns)
         if compiled.mode == "exact":

@@ -62,7 +62,9 @@ def answer(args: argparse.Namespace) -> dict:
     terms = parameters(model, args.convention, split_list("--freeze", args.freeze), lora)
     extra = {"lora_rank": args.lora_rank} if args.lora_rank is not None else {}
     counts = parameter_counts(model, terms, **extra)
-    rows = [(*term_json(t).values(), t.trainable) for t in terms]
+    rows = [
+        (j["path"], j["description"], j["formula"], j["count"], t.trainable) for t in terms for j in (term_json(t),)
+    ]
     collected = terms.view("collect")
     per_term = [counts.per_term[t.path] for t in terms]
     return params_object(model, args.convention, str(collected), sp.latex(collected), rows, per_term, extra)

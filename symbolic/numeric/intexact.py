@@ -135,7 +135,7 @@ class IntProgram:
 
     def __call__(self, *values: Any) -> tuple[Any, Any] | None:
         top: dict[str, int] = {}
-        inputs = []
+        inputs: list[Any] = []
         for name, v in zip(self.args, values, strict=True):
             if isinstance(v, np.ndarray):
                 if v.dtype.kind not in "iu":

@@ -34,9 +34,7 @@ def module_source(model: Model) -> str:
     terms = parameters(model, DEFAULT)
     collected = terms.view("collect")
     rows = tuple(
-        (row["path"], row["description"], row["formula"], row["count"], t.trainable)
-        for t in terms
-        for row in (term_json(t),)
+        (j["path"], j["description"], j["formula"], j["count"], t.trainable) for t in terms for j in (term_json(t),)
     )
     totals = [t.total for t in terms]
     names = sorted({str(s) for e in totals for s in e.free_symbols}, key=S.ORDER.index)
@@ -62,7 +60,92 @@ def module_source(model: Model) -> str:
     lines.append("    return (")
     lines += [f"        int({emit(value)})," for value in reduced]
     lines.append("    )")
+    planned = memory_plan(model)
+    if planned is None:
+        lines += ["", "", "MEMORY = None"]
+    else:
+        skeleton, plan, exprs = planned
+        lines += ["", "", f"MEMORY = {skeleton!r}", f"MEMORY_PLAN = {plan!r}"]
+        lines += _values_function(
+            "memory", exprs, "Each memory figure's exact value at ``v`` (bytes, before rounding up)."
+        )
     return "\n".join(lines) + "\n"
+
+
+MEMORY_ARGV = ("--batch", "1", "--seq", "1", "--json")  # every other option at its default
+
+
+def memory_plan(model: Model) -> tuple[dict, dict, list[sp.Expr]] | None:
+    """``symbolic memory MODEL --batch B --seq S --json`` with every other option at its default, as
+    (the answer with its numbers still to fill in, where each number comes from, the expressions):
+    the text comes from :func:`symbolic.memory.memory_json` itself; each number is the expression
+    it evaluates, rounded up to whole bytes. None when the default memory answer fails for ``model``."""
+    from ..cli import build_parser
+    from ..cli.memory import memory_options
+    from ..errors import SymbolicError
+    from ..formulas.step import LAYER
+    from ..memory import memory_json, whole_bytes
+    from ..request import request
+
+    argv = ["memory", model.name, *MEMORY_ARGV]
+    args = build_parser(argv).parse_args(argv)
+    try:
+        report = request(model, "memory", convention=args.convention, options=memory_options(args), batch=1, seq=1)
+    except SymbolicError:
+        return None
+    memory = report.memory
+    assert memory is not None
+    skeleton = memory_json(memory)
+    exprs: list[sp.Expr] = []
+
+    def leaf(expr: sp.Expr) -> int:
+        exprs.append(sp.sympify(expr))
+        return len(exprs) - 1
+
+    plan: dict = {
+        "per_device": [
+            None if memory.whole_expr(k) is None else leaf(memory.whole_expr(k)) for k in skeleton["per_device"]
+        ],
+        "terms": [leaf(whole_bytes(t)) for t in memory.all_terms()],
+        "activations": None,
+        "timeline": None,
+        "parallel": {k: skeleton["values"][k] for k in ("dp", "tp", "pp", "cp", "ep")},
+    }
+    if memory.activations is not None:
+        groups = {str(g.count): g.name for g in model.arch.groups}
+        acts: dict = {"per_layer": [], "shared": [], "outside": [], "terms": []}
+        for t in memory.activations:
+            group = next((groups[str(x)] for x in t.count.free_symbols if str(x) in groups), None)
+            if group is not None:
+                acts["per_layer"].append((group, leaf(t.expr)))
+            else:
+                acts["shared" if "shared" in t.tags else "outside"].append(leaf(t.total))
+            acts["terms"].append(leaf(t.total))
+        plan["activations"] = acts
+    if memory.timeline is not None:
+        plan["timeline"] = [
+            ("fixed", leaf(p.expr))
+            if p.layers is None
+            else ("layers", leaf(p.layers), leaf(p.expr.subs(LAYER, 0)), leaf(p.expr.subs(LAYER, p.layers - 1)))
+            for p in memory.timeline.points
+        ]
+    for key in ("settings", "values"):
+        skeleton[key] = dict(skeleton[key])
+    return skeleton, plan, exprs
+
+
+def _values_function(name: str, exprs: list[sp.Expr], doc: str) -> list[str]:
+    """``def name(v)``: the exact value of each of ``exprs`` at the symbol values ``v`` (common subexpressions once)."""
+    names = sorted({str(s) for e in exprs for s in e.free_symbols}, key=S.ORDER.index)
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
+    emit = _Emitter("exact")
+    lines = ["", "", f"def {name}(v):", f'    """{doc}"""']
+    lines += [f"    {n} = v[{n!r}]" for n in names]
+    lines += [f"    {sym} = {emit(value)}" for sym, value in replacements]
+    lines.append("    return (")
+    lines += [f"        {emit(value)}," for value in reduced]
+    lines.append("    )")
+    return lines
 
 
 def sources() -> dict[str, str]:

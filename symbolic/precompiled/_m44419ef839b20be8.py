@@ -3,7 +3,7 @@
 # ruff: noqa
 from symbolic.precompiled._runtime import Fraction, _fceil, _fdiv, _ffloor, _max, _min, _norm, _where
 
-STRUCTURE = "Arch(family='bloom', attention=Attention(kind=<AttentionKind.STANDARD: 'standard'>, qkv_bias=True, out_bias=True, qk_norm=<QKNorm.NONE: 'none'>, qk_norm_kind=Norm(kind=<NormKind.RMSNORM: 'rmsnorm'>, bias=False), q_lora=True, softcap=False, sliding=<Sliding.NONE: 'none'>, sliding_layers=0), mlp=MLP(kind=<MLPKind.STANDARD: 'standard'>, bias=True, activation='gelu'), moe=None, norm=Norm(kind=<NormKind.LAYERNORM: 'layernorm'>, bias=True), norm_placement=<NormPlacement.PRE: 'pre'>, parallel_block=False, parallel_norms=1, final_norm=True, embedding_norm=True, positions=<Positions.ALIBI: 'alibi'>, position_offset=0, tied_embeddings=True, lm_head=True, lm_head_bias=False, groups=(LayerGroup(name='block', spec='n_layers', moe=False),), rotary_fraction=Fraction(1, 1), final_softcap=False, dropout=Dropout(attention=0.0, residual=0.0, embedding=0.0))"
+STRUCTURE = "Arch(family='bloom', attention=Attention(kind=<AttentionKind.STANDARD: 'standard'>, qkv_bias=True, out_bias=True, qk_norm=<QKNorm.NONE: 'none'>, qk_norm_kind=Norm(kind=<NormKind.RMSNORM: 'rmsnorm'>, bias=False), q_lora=True, softcap=False, sliding=<Sliding.NONE: 'none'>, sliding_layers=0), mlp=MLP(kind=<MLPKind.STANDARD: 'standard'>, bias=True, activation='gelu'), moe=None, norm=Norm(kind=<NormKind.LAYERNORM: 'layernorm'>, bias=True), norm_placement=<NormPlacement.PRE: 'pre'>, parallel_block=False, parallel_norms=1, final_norm=True, embedding_norm=True, positions=<Positions.ALIBI: 'alibi'>, position_offset=0, tied_embeddings=True, lm_head=True, lm_head_bias=False, groups=(LayerGroup(name='block', count='n_layers', moe=False),), rotary_fraction=Fraction(1, 1), final_softcap=False, dropout=Dropout(attention=0.0, residual=0.0, embedding=0.0))"
 CONVENTION = 'exact'
 FORMULA = 'd_model*n_vocab + 4*d_model + n_layers*(2*d_ffn*d_model + d_ffn + 2*d_head*d_model*n_heads + 2*d_head*d_model*n_kv_heads + d_head*n_heads + 2*d_head*n_kv_heads + 6*d_model)'
 LATEX = 'd_{model} n_{vocab} + 4 d_{model} + n_{layers} \\left(2 d_{ffn} d_{model} + d_{ffn} + 2 d_{head} d_{model} n_{heads} + 2 d_{head} d_{model} n_{kv heads} + d_{head} n_{heads} + 2 d_{head} n_{kv heads} + 6 d_{model}\\right)'
@@ -49,3 +49,6 @@ def params(sizes):
         int(d_model),
         int(d_model),
     )
+
+
+MEMORY = None

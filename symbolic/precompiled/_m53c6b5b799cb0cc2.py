@@ -3,7 +3,7 @@
 # ruff: noqa
 from symbolic.precompiled._runtime import Fraction, _fceil, _fdiv, _ffloor, _max, _min, _norm, _where
 
-STRUCTURE = "Arch(family='gemma2', attention=Attention(kind=<AttentionKind.STANDARD: 'standard'>, qkv_bias=False, out_bias=False, qk_norm=<QKNorm.NONE: 'none'>, qk_norm_kind=Norm(kind=<NormKind.RMSNORM: 'rmsnorm'>, bias=False), q_lora=True, softcap=True, sliding=<Sliding.ALTERNATE: 'alternate'>, sliding_layers=0), mlp=MLP(kind=<MLPKind.GATED: 'gated'>, bias=False, activation='gelu_pytorch_tanh'), moe=None, norm=Norm(kind=<NormKind.RMSNORM: 'rmsnorm'>, bias=False), norm_placement=<NormPlacement.SANDWICH: 'sandwich'>, parallel_block=False, parallel_norms=1, final_norm=True, embedding_norm=False, positions=<Positions.ROTARY: 'rotary'>, position_offset=0, tied_embeddings=True, lm_head=True, lm_head_bias=False, groups=(LayerGroup(name='block', spec='n_layers', moe=False),), rotary_fraction=Fraction(1, 1), final_softcap=True, dropout=Dropout(attention=0.0, residual=0.0, embedding=0.0))"
+STRUCTURE = "Arch(family='gemma2', attention=Attention(kind=<AttentionKind.STANDARD: 'standard'>, qkv_bias=False, out_bias=False, qk_norm=<QKNorm.NONE: 'none'>, qk_norm_kind=Norm(kind=<NormKind.RMSNORM: 'rmsnorm'>, bias=False), q_lora=True, softcap=True, sliding=<Sliding.ALTERNATE: 'alternate'>, sliding_layers=0), mlp=MLP(kind=<MLPKind.GATED: 'gated'>, bias=False, activation='gelu_pytorch_tanh'), moe=None, norm=Norm(kind=<NormKind.RMSNORM: 'rmsnorm'>, bias=False), norm_placement=<NormPlacement.SANDWICH: 'sandwich'>, parallel_block=False, parallel_norms=1, final_norm=True, embedding_norm=False, positions=<Positions.ROTARY: 'rotary'>, position_offset=0, tied_embeddings=True, lm_head=True, lm_head_bias=False, groups=(LayerGroup(name='block', count='n_layers', moe=False),), rotary_fraction=Fraction(1, 1), final_softcap=True, dropout=Dropout(attention=0.0, residual=0.0, embedding=0.0))"
 CONVENTION = 'exact'
 FORMULA = 'd_model*n_vocab + d_model + n_layers*(3*d_ffn*d_model + 2*d_head*d_model*n_heads + 2*d_head*d_model*n_kv_heads + 4*d_model)'
 LATEX = 'd_{model} n_{vocab} + d_{model} + n_{layers} \\left(3 d_{ffn} d_{model} + 2 d_{head} d_{model} n_{heads} + 2 d_{head} d_{model} n_{kv heads} + 4 d_{model}\\right)'
@@ -39,3 +39,6 @@ def params(sizes):
         int(_t4),
         int(d_model),
     )
+
+
+MEMORY = None
