@@ -224,12 +224,12 @@ def cli_answer(argv: Sequence[str]) -> str | None:
     module; anything else, including any error loading the model, is left to the full command
     line (None), which reports errors in its own words.
     """
-    from ..errors import SymbolicError
-    from ..registry import load_model
-
     params, memory = _params_argv(argv), _memory_argv(argv)
     if params is None and memory is None:
         return None
+    from ..errors import SymbolicError
+    from ..registry import load_model
+
     try:
         if params is not None:
             answer = precompiled_params(load_model(params[0]), params[1])
