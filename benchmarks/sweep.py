@@ -111,6 +111,8 @@ def best_of(runs: int, fn) -> float:
 
 
 CLI_MEMORY = ["memory", MODEL, "--batch", "1", "--seq", "4096", "--json"]
+CLI_MEMORY_DP = ["memory", MODEL, "--batch", "1", "--seq", "4096", "--dp", "2", "--json"]  # no generated answer
+CLI_PARAMS = ["params", MODEL, "--json"]
 _ENTRY = "import sys; from symbolic.cli import main; sys.exit(main())"  # what the console script runs
 
 
@@ -125,7 +127,9 @@ def cli_times(runs: int) -> dict[str, float]:
 
     ``python -c pass`` and ``python -c "import sympy"`` are the yardsticks; ``cold`` runs with an
     empty cache folder (no answer cache, no compiled code), ``no_answer_cache`` with compiled code
-    cached but ``SYMBOLIC_NO_RESULT_CACHE=1``, ``warm`` is an answer-cache hit.
+    cached but ``SYMBOLIC_NO_RESULT_CACHE=1``, ``warm`` is an answer-cache hit. ``memory`` and
+    ``params`` with default options are answered by the generated modules (no SymPy);
+    ``memory_dp2_cold`` (``--dp 2``, outside them) takes the SymPy path with an empty cache folder.
     """
     py = sys.executable
     base = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -145,6 +149,14 @@ def cli_times(runs: int) -> dict[str, float]:
                 lambda i: {**warm_env, "SYMBOLIC_NO_RESULT_CACHE": "1"},
             ),
             "memory_warm": ([py, "-c", _ENTRY, *CLI_MEMORY], lambda i: warm_env),
+            "params_cold": (
+                [py, "-c", _ENTRY, *CLI_PARAMS],
+                lambda i: {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / f"pcold{i}")},
+            ),
+            "memory_dp2_cold": (
+                [py, "-c", _ENTRY, *CLI_MEMORY_DP],
+                lambda i: {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / f"dcold{i}")},
+            ),
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(runs):
@@ -152,7 +164,7 @@ def cli_times(runs: int) -> dict[str, float]:
                 times[name].append(_timed(argv, env(i)))
     med = {name: statistics.median(values) for name, values in times.items()}
     out = {f"cli_{name}_s": round(value, 3) for name, value in med.items()}
-    for name in ("help", "memory_cold", "memory_no_answer_cache", "memory_warm"):
+    for name in ("help", "memory_cold", "memory_no_answer_cache", "memory_warm", "params_cold", "memory_dp2_cold"):
         out[f"cli_{name}_vs_import_sympy"] = round(med[name] / med["python_import_sympy"], 2)
         out[f"cli_{name}_vs_python_pass"] = round(med[name] / med["python_pass"], 2)
     return out
@@ -304,6 +316,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--skip-sweep-cli", action="store_true", help="skip the end-to-end sweep runs (10^7 rows)")
     args = parser.parse_args()
+    load_start = round(os.getloadavg()[0], 2)
 
     expr = quantity()
     configs = random_configs(args.points)
@@ -351,6 +364,7 @@ def main() -> None:
         **cli_times(args.runs),
         **({} if args.skip_sweep_cli else sweep_cli_times(max(1, args.runs // 2))),
         **layers_times(),
+        "load_1min_start": load_start,
         "load_1min": round(os.getloadavg()[0], 2),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
         f"numpy {np.__version__}, sympy {sp.__version__}",

@@ -11,6 +11,7 @@ than one chunk of rows in memory.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -358,15 +359,9 @@ def plan_sweep(
     for combo in combos:
         chosen = {n: representative[i][c] for i, (n, c) in enumerate(zip(structural, combo, strict=True))}
         point = {**base, **chosen}
-        expr = spec.build(model, point, options)
-        free = {str(s) for s in expr.free_symbols}
-        missing = sorted(free - set(values) - set(grid), key=S.ORDER.index)
-        if missing:
-            name = missing[0]
-            raise SymbolicError(name, f"{quantity} needs a value ({S.info(name).meaning})")
-        here = {n: values[n] for n in free if n not in grid}
+        form, here = _form(spec, model, point, options, values, tuple(grid))
         keep.update(here)
-        forms[tuple(combo)] = expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()})
+        forms[tuple(combo)] = form
     _check_read_sizes(model, grid, forms.values(), options)
     return SweepPlan(model, spec, forms, structural, dict(sorted(keep.items())), dict(grid), mode, fits, classes)
 
@@ -389,6 +384,47 @@ def _check_read_sizes(
 
 
 MAX_STRUCTURAL = 10**6  # values of one structural axis (each is validated on its own)
+
+
+def _form(
+    spec: QuantitySpec,
+    model: Model,
+    point: Mapping[str, int],
+    options: Mapping[str, Any],
+    values: Mapping[str, int],
+    swept: tuple[str, ...],
+) -> tuple[sp.Expr, dict[str, int]]:
+    """The quantity's expression at ``point`` with every symbol not ``swept`` replaced by its value, and
+    those values; through the disk cache of expressions (a repeated sweep skips building,
+    simplifying and substituting), keyed by everything it depends on: the quantity, the model (name,
+    config, structure, sizes), the point, the options, the values and the swept names (and the
+    installation's files, torch and transformers included)."""
+    from .numeric import cached_expression
+
+    def build() -> tuple[sp.Expr, dict[str, int]]:
+        expr = spec.build(model, point, options)
+        free = {str(s) for s in expr.free_symbols}
+        missing = sorted(free - set(values) - set(swept), key=S.ORDER.index)
+        if missing:
+            name = missing[0]
+            raise SymbolicError(name, f"{spec.name} needs a value ({S.info(name).meaning})")
+        here = {n: values[n] for n in free if n not in swept}
+        return expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()}), here
+
+    parts = [
+        spec.name,
+        model.name,
+        json.dumps(dict(model.config), sort_keys=True, default=repr),  # a convention may read any field
+        repr(model.arch),
+        repr(sorted(model.sizes.items())),
+        repr(model.config.get("sliding_window")),
+        repr(sorted(point.items())),
+        repr(sorted((k, repr(v)) for k, v in options.items())),
+        repr(sorted(values.items())),
+        repr(sorted(swept)),
+    ]
+    form, here = cached_expression(parts, build)
+    return form, {str(k): int(v) for k, v in dict(here).items()}
 
 
 def _check_structural(

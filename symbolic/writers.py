@@ -129,19 +129,20 @@ def format_rows(columns: Sequence[np.ndarray], sep: bytes, start: bytes, end: by
     if end:
         parts.append((end, None))
     width = sum(len(t) if m is None else t.shape[0] for t, m in parts)
-    text = np.empty((n, width), dtype=np.uint8)  # row-major: each part is written once, transposed
-    mask = np.ones((n, width), dtype=bool)
+    text = np.empty((width, n), dtype=np.uint8)  # column-major: each part is a block of whole rows
+    mask = np.ones((width, n), dtype=bool)
     at = 0
     for part, used in parts:
         if used is None:
-            text[:, at : at + len(part)] = np.frombuffer(part, dtype=np.uint8)
+            text[at : at + len(part)] = np.frombuffer(part, dtype=np.uint8)[:, None]
             at += len(part)
         else:
             rows = part.shape[0]
-            text[:, at : at + rows] = part.T
-            mask[:, at : at + rows] = used.T
+            text[at : at + rows] = part
+            mask[at : at + rows] = used
             at += rows
-    return text[mask].tobytes()
+    # one transpose of each matrix to row-major, then the used bytes in row order
+    return np.ascontiguousarray(text.T)[np.ascontiguousarray(mask.T)].tobytes()
 
 
 def _binary(out: IO[Any]) -> IO[bytes]:

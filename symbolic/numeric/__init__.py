@@ -8,7 +8,15 @@
 
 from __future__ import annotations
 
-from .cache import CompiledQuantity, cache_dir, cache_key, cached_evaluate, clear_memo, compile_quantity
+from .cache import (
+    CompiledQuantity,
+    cache_dir,
+    cache_key,
+    cached_evaluate,
+    cached_expression,
+    clear_memo,
+    compile_quantity,
+)
 from .values import as_number, ceil_int, evaluate, rational
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "CompiledQuantity",
     "compile_quantity",
     "cached_evaluate",
+    "cached_expression",
     "cache_dir",
     "cache_key",
     "clear_memo",

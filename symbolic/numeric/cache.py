@@ -14,10 +14,11 @@ behind when they fail.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +31,15 @@ from ..errors import SymbolicError
 from .codegen import CODEGEN_VERSION, MODES, runtime
 from .codegen import source as generate_source
 
-__all__ = ["CompiledQuantity", "compile_quantity", "cached_evaluate", "cache_dir", "cache_key", "clear_memo"]
+__all__ = [
+    "CompiledQuantity",
+    "compile_quantity",
+    "cached_evaluate",
+    "cached_expression",
+    "cache_dir",
+    "cache_key",
+    "clear_memo",
+]
 
 
 @dataclass(frozen=True)
@@ -79,9 +88,7 @@ class CompiledQuantity:
         exact (see :mod:`symbolic.numeric.intexact`; the caller then computes with Python ints)."""
         args = self._arguments(positional, values)
         if "program" not in self._lowered:
-            from .intexact import lower
-
-            self._lowered["program"] = lower(self.expr, self.args) if self.expr is not None else None
+            self._lowered["program"] = _lowered(self)
         program = self._lowered["program"]
         result = program(*args) if program is not None else None
         if result is None:
@@ -92,6 +99,89 @@ class CompiledQuantity:
         if not np.all(np.asarray(den) > 0):
             return None
         return num, den
+
+
+def _lowered(compiled: CompiledQuantity) -> Any:
+    """The int64 program of ``compiled`` (:func:`symbolic.numeric.intexact.lower`), through the disk cache."""
+    from .intexact import IntProgram, lower
+
+    path = cache_dir() / f"{compiled.key}.int64.json"
+    data = _read_entry(path, compiled.key, "int64")
+    if data is not None:
+        try:
+            return IntProgram.from_data(data)
+        except (ValueError, KeyError, TypeError):
+            pass
+    program = lower(compiled.expr, compiled.args) if compiled.expr is not None else None
+    if program is not None:
+        _write_entry(path, compiled.key, "int64", program.to_data())
+    return program
+
+
+def _read_entry(path: Path, key: str, kind: str) -> Any:
+    """The payload of an authentic cache entry of ``kind`` for ``key`` at ``path``, else None."""
+    from ..resultcache import read_regular, secret, secure_dir
+
+    secret_key = secret()
+    if secret_key is None or not secure_dir(path.parent):
+        return None
+    data = read_regular(path)
+    if data is None:
+        return None
+    try:
+        entry = json.loads(data)
+        payload = json.dumps(entry["payload"], sort_keys=True)
+        want = hmac.new(secret_key, f"{kind}|{key}|{payload}".encode(), hashlib.sha256).hexdigest()
+        if entry["key"] != key or not hmac.compare_digest(str(entry["mac"]), want):
+            return None
+        return entry["payload"]
+    except (ValueError, KeyError, TypeError, UnicodeError):
+        return None
+
+
+def _write_entry(path: Path, key: str, kind: str, payload: Any) -> None:
+    """Store ``payload`` (JSON) as the authenticated entry of ``kind`` for ``key`` (atomically; skipped when unsafe)."""
+    from ..resultcache import secret, secure_dir, write_atomic
+
+    secret_key = secret()
+    if secret_key is None or not secure_dir(path.parent, create=True):
+        return
+    text = json.dumps(payload, sort_keys=True)
+    mac = hmac.new(secret_key, f"{kind}|{key}|{text}".encode(), hashlib.sha256).hexdigest()
+    write_atomic(path, json.dumps({"key": key, "payload": payload, "mac": mac}).encode())
+
+
+def cached_expression(parts: Sequence[str], build: Callable[[], tuple[sp.Expr, Any]]) -> tuple[sp.Expr, Any]:
+    """``build()`` -- an expression and JSON data that goes with it -- through the disk cache, named by
+    ``parts`` (strings saying everything it depends on besides this installation's files, which the
+    key covers too).
+
+    The entry holds the expression's ``srepr`` and the data, authenticated like compiled code (an
+    entry anyone else wrote is rebuilt, never read); it is used only when reading it back gives
+    exactly the same ``srepr``.
+    """
+    from ..resultcache import package_stamp, secret
+
+    secret_key = secret()
+    if secret_key is None:
+        return build()
+    text = json.dumps([*parts, package_stamp(), CODEGEN_VERSION])
+    key = hmac.new(secret_key, f"expression|{text}".encode(), hashlib.sha256).hexdigest()
+    path = cache_dir() / f"{key}.expr.json"
+    stored = _read_entry(path, key, "expression")
+    if isinstance(stored, dict) and isinstance(stored.get("srepr"), str):
+        with contextlib.suppress(Exception):  # an unreadable entry only costs speed: rebuild it
+            with sp.evaluate(False):  # its parts are already simplified: do not redo it (a maximum's comparisons)
+                expr = eval(stored["srepr"], {"__builtins__": {}}, _sympy_names())  # authentic: we wrote it
+            if sp.srepr(expr) == stored["srepr"]:
+                return expr, stored.get("data")
+    expr, data = build()
+    _write_entry(path, key, "expression", {"srepr": sp.srepr(expr), "data": data})
+    return expr, data
+
+
+def _sympy_names() -> dict[str, Any]:
+    return {name: getattr(sp, name) for name in dir(sp) if not name.startswith("_")}
 
 
 def _int_array(x: Any) -> bool:

@@ -123,6 +123,33 @@ class IntProgram:
         exec(compile(self.source, "<symbolic int64>", "exec"), namespace)
         object.__setattr__(self, "function", namespace["_g"])
 
+    def to_data(self) -> dict[str, Any]:
+        """The program as JSON data (see :meth:`from_data`)."""
+
+        def poly(p: _Poly) -> list[Any]:
+            return [list(p.names), [[c, list(e)] for c, e in p.terms]]
+
+        return {
+            "args": list(self.args),
+            "steps": [[s.name, s.kind, [poly(p) for p in s.polys], [poly(p) for p in s.scales]] for s in self.steps],
+            "numerator": poly(self.numerator),
+            "denominator": poly(self.denominator),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> IntProgram:
+        """The program :meth:`to_data` gave (from an authenticated cache entry: its source is executed)."""
+
+        def poly(d: Sequence[Any]) -> _Poly:
+            return _Poly(tuple(d[0]), tuple((int(c), tuple(int(x) for x in e)) for c, e in d[1]))
+
+        steps = tuple(
+            _Step(str(name), str(kind), tuple(poly(p) for p in polys), tuple(poly(p) for p in scales))
+            for name, kind, polys, scales in data["steps"]
+        )
+        return cls(tuple(data["args"]), steps, poly(data["numerator"]), poly(data["denominator"]), str(data["source"]))
+
     def bounds_hold(self, top: Mapping[str, int]) -> bool:
         """Whether every intermediate value stays below 2^62 in magnitude when each argument's does below ``top``."""
         top = dict(top)
