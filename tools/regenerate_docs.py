@@ -1,4 +1,5 @@
-"""Regenerate everything generated: derivation documents, figures, the PDF, docs/cli.md and the notebooks.
+"""Regenerate everything generated: derivation documents, figures, the PDF, docs/cli.md, the notebooks and
+the plain-Python answer modules of symbolic.precompiled.
 
     python tools/regenerate_docs.py            # write docs/ and execute notebooks/ in place
     python tools/regenerate_docs.py --check    # exit 1 when a committed document or notebook is stale
@@ -230,6 +231,9 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if not args.check:
+        from symbolic.precompiled.generate import write
+
+        write()  # the answers the command line gives before SymPy loads (tests/test_precompiled.py checks them)
         regenerate(DOCS)
         if not args.no_notebooks:
             regenerate_notebooks()
