@@ -156,9 +156,10 @@ def cached_expression(parts: Sequence[str], build: Callable[[], tuple[sp.Expr, A
     ``parts`` (strings saying everything it depends on besides this installation's files, which the
     key covers too).
 
-    The entry holds the expression's ``srepr`` and the data, authenticated like compiled code (an
-    entry anyone else wrote is rebuilt, never read); it is used only when reading it back gives
-    exactly the same ``srepr``.
+    The entry holds the expression as a tree of SymPy class names and numbers (rebuilt by name,
+    never evaluated from text) with its ``srepr`` and the data, authenticated like compiled code (an
+    entry anyone else wrote is rebuilt, never read); it is used only when the rebuilt expression
+    prints exactly the same ``srepr``.
     """
     from ..resultcache import package_stamp, secret
 
@@ -170,18 +171,77 @@ def cached_expression(parts: Sequence[str], build: Callable[[], tuple[sp.Expr, A
     path = cache_dir() / f"{key}.expr.json"
     stored = _read_entry(path, key, "expression")
     if isinstance(stored, dict) and isinstance(stored.get("srepr"), str):
-        with contextlib.suppress(Exception):  # an unreadable entry only costs speed: rebuild it
+        with contextlib.suppress(ValueError, TypeError, KeyError, IndexError):  # unreadable: rebuild it
             with sp.evaluate(False):  # its parts are already simplified: do not redo it (a maximum's comparisons)
-                expr = eval(stored["srepr"], {"__builtins__": {}}, _sympy_names())  # authentic: we wrote it
+                expr = _decode(stored["tree"])
             if sp.srepr(expr) == stored["srepr"]:
                 return expr, stored.get("data")
     expr, data = build()
-    _write_entry(path, key, "expression", {"srepr": sp.srepr(expr), "data": data})
+    try:
+        tree = _encode(expr)
+    except ValueError:
+        return expr, data  # a part the decoder would not rebuild: not cached
+    _write_entry(path, key, "expression", {"srepr": sp.srepr(expr), "tree": tree, "data": data})
     return expr, data
 
 
-def _sympy_names() -> dict[str, Any]:
-    return {name: getattr(sp, name) for name in dir(sp) if not name.startswith("_")}
+# the SymPy classes a cached expression may hold, rebuilt by name (nothing is evaluated from text)
+_CLASSES: dict[str, Any] = {
+    cls.__name__: cls
+    for cls in (
+        sp.Add,
+        sp.Mul,
+        sp.Pow,
+        sp.Max,
+        sp.Min,
+        sp.ceiling,
+        sp.floor,
+        sp.Abs,
+        sp.Piecewise,
+        sp.functions.elementary.piecewise.ExprCondPair,
+        sp.StrictLessThan,
+        sp.LessThan,
+        sp.StrictGreaterThan,
+        sp.GreaterThan,
+        sp.Eq,
+        sp.Ne,
+        sp.And,
+        sp.Or,
+        sp.Not,
+    )
+}
+
+
+def _encode(e: sp.Basic) -> Any:
+    """``e`` as JSON: ``["I", n]``, ``["Q", p, q]``, ``["S", name]`` (a registry symbol), ``["T"]``/``["F"]``
+    (true, false) or ``[class name, *arguments]``; ValueError for anything else."""
+    if e.is_Integer:
+        return ["I", str(int(e))]
+    if e.is_Rational:
+        return ["Q", str(int(e.p)), str(int(e.q))]
+    if e.is_Symbol:
+        if e.name not in S.REGISTRY or S.symbol(e.name) != e:
+            raise ValueError(f"not a registry symbol: {e}")
+        return ["S", e.name]
+    if e is sp.true or e is sp.false:
+        return ["T"] if e is sp.true else ["F"]
+    name = type(e).__name__
+    if _CLASSES.get(name) is not type(e):
+        raise ValueError(f"not cached: {name}")
+    return [name, *(_encode(a) for a in e.args)]
+
+
+def _decode(tree: Any) -> Any:
+    tag = tree[0]
+    if tag == "I":
+        return sp.Integer(int(tree[1]))
+    if tag == "Q":
+        return sp.Rational(int(tree[1]), int(tree[2]))
+    if tag == "S":
+        return S.symbol(str(tree[1]))
+    if tag in ("T", "F"):
+        return sp.true if tag == "T" else sp.false
+    return _CLASSES[tag](*(_decode(a) for a in tree[1:]))
 
 
 def _int_array(x: Any) -> bool:
