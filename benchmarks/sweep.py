@@ -2,10 +2,10 @@
 
 Run: python benchmarks/sweep.py [--points N] [--json]
 
-Reports, for the full training memory per device of a llama-style model -- the peak: model states
-(bf16 weights and gradients, fp32 master weights and AdamW moments, ZeRO-1), activations (exact
-convention: bf16, SDPA, CUDA, no recompute) and the largest backward transient (the logits'
-gradient) -- over N random configurations (model sizes, batch, sequence, tensor- and data-parallel
+Reports, for the training memory per device of a llama-style model -- model states (bf16 weights
+and gradients, fp32 master weights and AdamW moments, ZeRO-1) + activations (exact convention:
+bf16, SDPA, CUDA, no recompute) + the largest backward transient (the logits' gradient) -- over N
+random configurations (model sizes, batch, sequence, tensor- and data-parallel
 degrees):
 
 - configurations per second of our compiled float64 function and of a hand-written NumPy
@@ -23,7 +23,8 @@ degrees):
   answers: the SymPy path) cold; each also as a ratio to the two yardsticks;
 - end-to-end ``symbolic sweep`` to a CSV file: 10^7 points (exact and ``--float``) and the
   4,096-point ``--dp 1:4096 --zero 1`` sweep, cold and warm;
-- the time to build, simplify and compile the memory model of a 2-layer and a 126-layer model.
+- the time to build, simplify and compile the memory model (states + activations + transient) of a
+  2-layer and a 126-layer model.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ PARALLEL = dict(
 
 
 def quantity() -> sp.Expr:
-    """The benchmarked expression: peak training bytes per device, in model sizes, batch, seq, tp, dp."""
+    """The benchmarked expression: training bytes per device -- states + activations + the largest
+    transient buffer -- in model sizes, batch, seq, tp, dp (the figures the step's peak is made of)."""
     report = memory(load_model(MODEL), Workload(1, 4096), Parallelism(**PARALLEL))
-    return report.peak_expr
+    assert report.activations is not None
+    return report.states_expr + report.activations.total + report.transient_expr
 
 
 def handwritten(n_vocab, d_model, n_layers, n_heads, n_kv_heads, d_head, d_ffn, batch, seq, tp, dp):
@@ -68,18 +71,22 @@ def handwritten(n_vocab, d_model, n_layers, n_heads, n_kv_heads, d_head, d_ffn, 
 
     States: mixed-precision AdamW with ZeRO-1 (Rajbhandari et al. 2020): 2 bytes of bf16 weights
     and 2 of gradients per local parameter, 12 bytes of fp32 master + Adam moments sharded over dp.
-    Llama layout: q,o are d_model x (n_heads d_head); k,v d_model x (n_kv_heads d_head); a gated
-    MLP of three d_model x d_ffn matrices and the untied embedding and lm_head split over tp; two
+    Llama layout: q,o are d_model x (n_heads d_head); k,v d_model x (n_kv_heads d_head) (split over
+    tp down to one head per device, replicated past that); a gated MLP of three d_model x d_ffn matrices and the untied embedding and lm_head split over tp; two
     RMSNorm weights per layer and a final one replicated.
     Activations per layer (bf16, SDPA on CUDA): per RMSNorm an fp32 input (4h), rstd (4) and the
     normalized bf16 input (2h); q/k/v input (2h), q and output (2+2 a*d_h), k and v (4 g*d_h), fp32
-    log-sum-exp (4a), MLP input (2h) and four b*s*f bf16 intermediates (8f). Once: rotary cos/sin
-    (4 d_h s), final norm (6h + 4) and lm_head input (2h), fp32 log-softmax (4V), int64 labels (8),
-    one fp32 scalar. Transient: the logits' gradient in fp32 and its bf16 cast (6V).
+    log-sum-exp (4a), MLP input (2h) and four b*s*f bf16 intermediates (8f); tensor parallelism
+    splits the heads and the MLP width over tp (a key/value head is replicated when tp exceeds g).
+    Once: rotary cos/sin (4 d_h s), final norm (6h + 4) and lm_head input (2h), fp32 log-softmax
+    (4V), int64 labels (8), one fp32 scalar. Transient: the logits' gradient in fp32 and its bf16
+    cast (6V).
     """
-    sharded = n_layers * (2 * d_model * d_head * (n_heads + n_kv_heads) + 3 * d_model * d_ffn) + 2 * n_vocab * d_model
-    states = (sharded / tp + (2 * n_layers + 1) * d_model) * (4 + 12 / dp)
-    per_layer = 16 * d_model + 8 + 4 * d_head * (n_heads + n_kv_heads) + 4 * n_heads + 8 * d_ffn
+    sharded = n_layers * (2 * d_model * d_head * n_heads + 3 * d_model * d_ffn) + 2 * n_vocab * d_model
+    kv = 2 * n_layers * d_model * d_head * np.maximum(1, n_kv_heads / tp)  # k, v: a head is never split
+    states = (sharded / tp + kv + (2 * n_layers + 1) * d_model) * (4 + 12 / dp)
+    split = (4 * d_head * n_heads + 4 * n_heads + 8 * d_ffn) / tp
+    per_layer = 16 * d_model + 8 + split + 4 * d_head * np.maximum(1, n_kv_heads / tp)
     tokens = batch * seq
     activations = tokens * (n_layers * per_layer + 8 * d_model + 12 + 4 * n_vocab) + 4 * d_head * seq + 4
     return states + activations + 6 * tokens * n_vocab
@@ -250,7 +257,8 @@ from symbolic.parallel import Parallelism
 from symbolic.registry import load_model
 t0 = time.perf_counter()
 model = load_model("llama3.1-405b").with_sizes(n_layers=int(sys.argv[1]))
-expr = memory(model, Workload(1, 4096), Parallelism(dp=4, zero=1)).peak_expr
+report = memory(model, Workload(1, 4096), Parallelism(dp=4, zero=1))
+expr = report.states_expr + report.activations.total + report.transient_expr
 compiled = compile_quantity(sp.simplify(expr), "float", cache=False)
 assert "n_layers" in compiled.args
 compiled(**model.sizes, batch=1, seq=4096, tp=1, dp=4)
@@ -351,7 +359,7 @@ def main() -> None:
     llm = llm_analysis_rate(args.runs)
     grid = grid_rates()
     figures = {
-        "quantity": f"{MODEL}-style peak training memory per device: states (mixed AdamW, ZeRO-1) + activations (bf16, SDPA) + logits-gradient transient (bytes)",
+        "quantity": f"{MODEL}-style training memory per device: states (mixed AdamW, ZeRO-1) + activations (bf16, SDPA) + logits-gradient transient (bytes); the sweeps compute the step's peak (memory.peak)",
         "points": args.points,
         "runs": args.runs,
         "compiled_float_configs_per_s": round(rate_ours),
