@@ -189,7 +189,15 @@ class IntProgram:
 
 def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
     """``expr`` (a function of the symbols named ``args``) as an :class:`IntProgram`; None when it is not
-    made of rational functions, ceilings, floors, maxima and minima (or holds a Float)."""
+    made of rational functions, ceilings, floors, maxima and minima (or holds a Float).
+
+    >>> import numpy as np
+    >>> from symbolic import symbols as S
+    >>> program = lower(sp.Max(S.batch * S.seq / S.tp, 3 * S.seq), ("batch", "seq", "tp"))
+    >>> num, den = program(np.array([1, 8]), np.array([4, 4]), np.array([2, 3]))
+    >>> num.tolist(), den.tolist()  # max(b*s/t, 3s) as N / D with D = t: 24/2 and 36/3
+    ([24, 36], [2, 3])
+    """
     if expr.has(sp.Float) or expr.has(sp.Piecewise):
         return None
     plain = {s: sp.Symbol(s.name) for s in expr.free_symbols}  # no assumptions: plain polynomial variables

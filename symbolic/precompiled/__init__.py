@@ -85,7 +85,12 @@ def _module(model: Model) -> Any:
 
 def precompiled_params(model: Model, convention: str | None = None) -> dict[str, Any] | None:
     """The ``symbolic params MODEL --json`` object of ``model`` from its generated module (parameters),
-    or None when its structure has none (or ``convention`` is not the one generated, the default)."""
+    or None when its structure has none (or ``convention`` is not the one generated, the default).
+
+    >>> from symbolic.registry import load_model
+    >>> precompiled_params(load_model("llama2-7b"))["total"]  # what transformers builds
+    6738415616
+    """
     from ._index import CONVENTION
 
     convention = CONVENTION if convention is None else convention
@@ -103,7 +108,13 @@ def _whole(x: Any) -> int:
 def precompiled_memory(model: Model, batch: int, seq: int) -> dict[str, Any] | None:
     """The ``symbolic memory MODEL --batch B --seq S --json`` object (every other option at its default)
     of ``model`` from its generated module (bytes), or None when its structure has none or the
-    workload is one the full command refuses (a sequence past a learned position table)."""
+    workload is one the full command refuses (a sequence past a learned position table).
+
+    >>> from symbolic.registry import load_model
+    >>> answer = precompiled_memory(load_model("llama2-7b"), batch=1, seq=4096)
+    >>> answer["per_device"]["states"]  # 16 bytes per parameter: bf16 weights and gradients, fp32 master and Adam
+    107814649856
+    """
     module = _module(model)
     if module is None or getattr(module, "MEMORY", None) is None:
         return None
