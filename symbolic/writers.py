@@ -153,14 +153,40 @@ def _binary(out: IO[Any]) -> IO[bytes]:
     return out
 
 
+def _arrow_rows() -> Any:
+    """A function printing int64 columns as CSV rows with pyarrow's writer (the same bytes as
+    :func:`format_rows`, faster), or None when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        return None
+
+    def rows(columns: Sequence[np.ndarray]) -> bytes:
+        table = pa.table({f"c{i}": column for i, column in enumerate(columns)})
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1, len(columns[0]))))
+        return sink.getvalue().to_pybytes()
+
+    return rows
+
+
 def write_csv(out: IO[Any], names: Sequence[str], chunks: Iterable[Mapping[str, np.ndarray]]) -> int:
-    """Write a header and every row of ``chunks`` as CSV to ``out``; returns the rows written."""
+    """Write a header and every row of ``chunks`` as CSV to ``out``; returns the rows written.
+
+    Chunks whose columns are all int64 go through pyarrow's CSV writer when it is installed (the
+    same text); anything else through :func:`format_rows`.
+    """
     stream = _binary(out)
     stream.write((",".join(names) + "\n").encode())
+    arrow = _arrow_rows()
     kept = 0
     for chunk in chunks:
         columns = [np.asarray(chunk[n]) for n in names]
-        stream.write(format_rows(columns, b",", b"", b"\n"))
+        if arrow is not None and len(columns[0]) and all(c.dtype == np.int64 and c.ndim == 1 for c in columns):
+            stream.write(arrow(columns))
+        else:
+            stream.write(format_rows(columns, b",", b"", b"\n"))
         kept += len(columns[0])
     stream.flush()
     return kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from fractions import Fraction
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -89,3 +90,23 @@ def test_a_value_beyond_float64_is_refused_never_written_as_inf():
     with pytest.raises(SymbolicError) as err:
         format_rows([np.array([1.0, np.inf])], b",", b"", b"\n")
     assert err.value.field == "--float"
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.lists(int64s, min_size=1, max_size=50), shift=st.integers(0, 62))
+def test_csv_through_pyarrow_is_byte_for_byte_the_numpy_text(a, shift):
+    """int64 chunks go through pyarrow's CSV writer when it is installed: the same bytes as the NumPy printer."""
+    pytest.importorskip("pyarrow")
+    from symbolic import writers
+
+    x = np.array(a, dtype=np.int64) >> shift
+    chunks = [{"a": x, "b": x[::-1].copy()}, {"a": x[:1], "b": x[:1]}]
+    fast = io.BytesIO()
+    write_csv(fast, ["a", "b"], chunks)
+    with mock.patch.object(writers, "_arrow_rows", lambda: None):
+        slow = io.BytesIO()
+        write_csv(slow, ["a", "b"], chunks)
+    assert fast.getvalue() == slow.getvalue()
+    assert fast.getvalue().decode().splitlines()[1:] == [
+        f"{int(i)},{int(j)}" for i, j in zip(x, x[::-1], strict=True)
+    ] + [f"{int(x[0])},{int(x[0])}"]
