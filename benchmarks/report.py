@@ -58,17 +58,17 @@ def tables(f: dict[str, Any]) -> str:
         f"{_rate(f['compiled_exact_configs_per_s'])} |",
         f"| SymPy `subs` + `evalf`, one configuration at a time | {_rate(f['sympy_subs_configs_per_s'])} |",
         f"| `run_sweep`, dp 1..256 x batch 1..4096 at seq 4096 ({_n(f['dp_batch_grid_points'])} points), float, "
-        f"evaluation only | {_rate(f['dp_batch_grid_float_configs_per_s'])} (plan: "
+        f"evaluation only | {_rate(f['dp_batch_grid_float_configs_per_s'])} (plan, cold: "
         f"{f['dp_batch_grid_float_plan_s']} s) |",
         f"| the same grid, exact (int64 where proven exact) | {_rate(f['dp_batch_grid_exact_configs_per_s'])} "
-        f"(plan: {f['dp_batch_grid_exact_plan_s']} s) |",
+        f"(plan, cold: {f['dp_batch_grid_exact_plan_s']} s) |",
         f"| llm-analysis {f['llm_analysis_version']} `train()` on Llama-2-7B, one configuration per call, same run "
         f"| {_rate(f['llm_analysis_configs_per_s'])} |",
         f"| compiled function / llm-analysis | {_n(f['ratio_vs_llm_analysis'])} x |",
         f"| dp x batch sweep (float) / llm-analysis | {_n(f['dp_batch_grid_ratio_vs_llm_analysis'])} x |",
         "",
-        f"The plan times include building the expression (or reading it from the disk cache) and compiling; "
-        f"the benchmark process had built and cached them before. Building, simplifying and compiling the "
+        f"A cold plan builds the memory expression, simplifies it and compiles it (an empty cache folder, "
+        f"in the benchmark's process, SymPy already imported). Building, simplifying and compiling the "
         f"memory model in a fresh interpreter: {f['build_simplify_compile_2_layers_s']} s for 2 layers, "
         f"{f['build_simplify_compile_126_layers_s']} s for 126 layers (llama3.1-405b structure).",
         "",

@@ -226,14 +226,17 @@ def grid_rates() -> dict[str, float]:
     """In-process configurations per second of ``run_sweep`` over a dp x batch grid (memory.peak, ZeRO-1).
 
     dp 1..256 x batch 1..4096 (1,048,576 points) at seq 4096; planning (building and compiling
-    the expressions) is timed apart from evaluation.
+    the expressions, with an empty cache folder) is timed apart from evaluation.
     """
+    from symbolic.numeric import clear_memo
     from symbolic.sweep import plan_sweep, run_sweep
 
     model = load_model(MODEL)
     grid = {"dp": range(1, 257), "batch": range(1, 4097)}
     out: dict[str, float] = {}
     for mode in ("float", "exact"):
+        os.environ["SYMBOLIC_CACHE_DIR"] = tempfile.mkdtemp(prefix="symbolic-bench-")  # a cold plan
+        clear_memo()
         start = time.perf_counter()
         plan = plan_sweep(model, "memory.peak", grid, fixed={"seq": 4096}, options={"zero": 1}, mode=mode)
         next(run_sweep(plan, chunk=1))  # compile
