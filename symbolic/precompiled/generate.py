@@ -78,24 +78,24 @@ MEMORY_ARGV = ("--batch", "1", "--seq", "1", "--json")  # every other option at 
 def memory_plan(model: Model) -> tuple[dict, dict, list[sp.Expr]] | None:
     """``symbolic memory MODEL --batch B --seq S --json`` with every other option at its default, as
     (the answer with its numbers still to fill in, where each number comes from, the expressions):
-    the text comes from :func:`symbolic.memory.memory_json` itself; each number is the expression
-    it evaluates, rounded up to whole bytes. None when the default memory answer fails for ``model``."""
+    the text comes from the command's own answer (:func:`symbolic.cli.memory.memory_answer`); each
+    number is the expression it evaluates, rounded up to whole bytes. None when the default memory answer fails for ``model``."""
     from ..cli import build_parser
-    from ..cli.memory import memory_options
+    from ..cli.memory import memory_answer, memory_options
     from ..errors import SymbolicError
     from ..formulas.step import LAYER
-    from ..memory import memory_json, whole_bytes
+    from ..memory import whole_bytes
     from ..request import request
 
     argv = ["memory", model.name, *MEMORY_ARGV]
     args = build_parser(argv).parse_args(argv)
     try:
         report = request(model, "memory", convention=args.convention, options=memory_options(args), batch=1, seq=1)
+        skeleton = memory_answer(model, args)  # the command's own answer: its layout and text
     except SymbolicError:
         return None
     memory = report.memory
     assert memory is not None
-    skeleton = memory_json(memory)
     exprs: list[sp.Expr] = []
 
     def leaf(expr: sp.Expr) -> int:
