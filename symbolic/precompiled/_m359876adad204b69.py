@@ -51,7 +51,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'gpt2-large', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 1548060160, 'gradients': 1548060160, 'master': 3096120320, 'optimizer': 6192240640, 'states': 12384481280, 'activations': 2883260, 'transient': 301542, 'peak': 15480603928}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 4*d_model*n_ctx + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 8*d_model*n_ctx + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 16*d_model*n_ctx + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 128657920}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 128657920}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 257315840}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 514631680}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 2621440}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 2621440}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*n_ctx', 'bytes': 5242880}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*n_ctx', 'bytes': 10485760}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 943718400}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 1887436800}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 368640}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 368640}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 737280}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 1474560}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 943718400}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 1887436800}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 5120}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 10240}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 5120}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 10240}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301542}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 184320}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 2880}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '5 b*s*f tensors (standard MLP, gelu_new)', 'formula': '10*batch*d_ffn*n_layers*seq', 'bytes': 1843200}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 1280}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 2560}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 2560}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201028}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 2883260, 'per_layer': {'block': 74328}, 'shared': 0, 'outside_layers': 207452, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 184320, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 2880, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '10*batch*d_ffn*n_layers*seq/tp', 'bytes': 1843200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 1280, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'embedding.position_ids', 'formula': '8*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 2560, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 2560, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201028, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 15480603928, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 10836423448, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 10839100544, 'layer': 35}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 10839608262, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 10839708760, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 12358334584, 'layer': 0}, {'phase': 'backward', 'label': 'end of backward: every gradient', 'bytes': 12515762968, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 15480603928, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 10836423448, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50257, 'd_model': 1280, 'n_layers': 36, 'n_heads': 20, 'n_kv_heads': 20, 'd_head': 64, 'd_ffn': 5120, 'n_ctx': 1024, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
+MEMORY = {'model': 'gpt2-large', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 1548060160, 'gradients': 1548060160, 'master': 3096120320, 'optimizer': 6192240640, 'states': 12384481280, 'activations': 2883260, 'transient': 301542, 'peak': 15480603928}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 4*d_model*n_ctx + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 8*d_model*n_ctx + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 16*d_model*n_ctx + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 128657920}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 128657920}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 257315840}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 514631680}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 2621440}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 2621440}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*n_ctx', 'bytes': 5242880}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*n_ctx', 'bytes': 10485760}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 943718400}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 1887436800}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 368640}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 368640}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 737280}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 1474560}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 943718400}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 1887436800}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 5120}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 10240}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 5120}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 10240}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301542}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 184320}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 2880}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '5 b*s*f tensors (standard MLP, gelu_new)', 'formula': '10*batch*d_ffn*n_layers*seq', 'bytes': 1843200}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 1280}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 2560}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 2560}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201028}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 2883260, 'per_layer': {'block': 74328}, 'shared': 0, 'outside_layers': 207452, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 184320, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 2880, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '10*batch*d_ffn*n_layers*seq/tp', 'bytes': 1843200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 1280, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'embedding.position_ids', 'formula': '8*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 2560, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 2560, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201028, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 15480603928, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 10836423448, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 10839100544, 'layer': 35}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 10839608262, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 10839708760, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 12355714424, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 12641799448, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 15480603928, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 10836423448, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50257, 'd_model': 1280, 'n_layers': 36, 'n_heads': 20, 'n_kv_heads': 20, 'd_head': 64, 'd_ffn': 5120, 'n_ctx': 1024, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108], 'activations': {'per_layer': [('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129), ('block', 131)], 'shared': [], 'outside': [133, 135, 137, 139, 141, 143, 145, 147], 'terms': [110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144, 146, 148]}, 'timeline': [('fixed', 149), ('layers', 150, 151, 152), ('fixed', 153), ('fixed', 154), ('layers', 155, 156, 157), ('fixed', 158), ('fixed', 159), ('fixed', 160)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -81,260 +81,268 @@ def memory(v):
     _t10 = (_t9 * n_ctx)
     _t11 = (d_head * _max(1, (_t1 * n_kv_heads)))
     _t12 = (n_layers * _fceil((2 * _t11)))
-    _t13 = (n_layers * _fceil((_t2 * _t9)))
-    _t14 = (n_layers * _fceil((_t11 * _t9)))
-    _t15 = (n_layers * _fceil((_t6 * _t9)))
-    _t16 = (12 * d_model)
-    _t17 = (_t1 * n_vocab)
-    _t18 = _fceil((_t17 * _t9))
-    _t19 = (_t0 + _t10 + _t18 + _t4 + _t8 + (2 * _t12) + (2 * _t13) + (2 * _t14) + (2 * _t15) + (_t16 * n_layers))
-    _t20 = (8 * d_model)
-    _t21 = (_t0 * n_ctx)
-    _t22 = (d_model * n_layers)
-    _t23 = (n_layers * _fceil((4 * _t2)))
-    _t24 = (n_layers * _fceil((4 * _t6)))
-    _t25 = (4 * _t11)
-    _t26 = (n_layers * _fceil(_t25))
-    _t27 = (_t0 * _t2)
+    _t13 = (_t2 * _t9)
+    _t14 = (n_layers * _fceil(_t13))
+    _t15 = (n_layers * _fceil((_t11 * _t9)))
+    _t16 = (n_layers * _fceil((_t6 * _t9)))
+    _t17 = (12 * d_model)
+    _t18 = (_t1 * n_vocab)
+    _t19 = _fceil((_t18 * _t9))
+    _t20 = (_t0 + _t10 + _t19 + _t4 + _t8 + (2 * _t12) + (2 * _t14) + (2 * _t15) + (2 * _t16) + (_t17 * n_layers))
+    _t21 = (8 * d_model)
+    _t22 = (_t0 * n_ctx)
+    _t23 = (d_model * n_layers)
+    _t24 = (4 * _t2)
+    _t25 = (n_layers * _fceil(_t24))
+    _t26 = (n_layers * _fceil((4 * _t6)))
+    _t27 = (4 * _t11)
     _t28 = (n_layers * _fceil(_t27))
-    _t29 = (_t0 * _t11)
+    _t29 = (_t0 * _t2)
     _t30 = (n_layers * _fceil(_t29))
-    _t31 = (_t0 * _t6)
+    _t31 = (_t0 * _t11)
     _t32 = (n_layers * _fceil(_t31))
-    _t33 = _fceil((_t0 * _t17))
-    _t34 = (_t23 + _t24 + _t33 + (2 * _t26) + (2 * _t28) + (2 * _t30) + (2 * _t32))
-    _t35 = (16 * d_model)
-    _t36 = (_t20 * n_ctx)
-    _t37 = (n_layers * _fceil((8 * _t2)))
-    _t38 = (n_layers * _fceil((8 * _t6)))
-    _t39 = (n_layers * _fceil((8 * _t11)))
-    _t40 = (n_layers * _fceil((_t2 * _t20)))
-    _t41 = (n_layers * _fceil((_t11 * _t20)))
-    _t42 = (n_layers * _fceil((_t20 * _t6)))
-    _t43 = _fceil((_t17 * _t20))
-    _t44 = (_t37 + _t38 + _t43 + (2 * _t39) + (2 * _t40) + (2 * _t41) + (2 * _t42))
-    _t45 = (_t35 * n_ctx)
-    _t46 = (32 * d_model)
-    _t47 = (_t46 + (96 * _t22))
-    _t48 = (batch * seq)
-    _t49 = (_t25 * _t48)
-    _t50 = (n_layers * _fceil(_t49))
-    _t51 = (4 * _t48)
-    _t52 = (_t5 * _t51)
-    _t53 = (n_layers * _fceil(_t52))
-    _t54 = (10 * _t48)
-    _t55 = (_t2 * _t54)
-    _t56 = (n_layers * _fceil(_t55))
-    _t57 = (_t48 * _t7)
-    _t58 = (n_layers * _fceil(_t57))
-    _t59 = (_t51 * n_vocab)
-    _t60 = (12 * _t48)
-    _t61 = (_t48 * d_model)
-    _t62 = (8 * seq)
-    _t63 = (_t62 * batch)
-    _t64 = (_t62 + (_t22 * _t54) + (_t63 * n_layers))
-    _t65 = (_t64 + (5 * _t61))
-    _t66 = (_t60 + _t65)
-    _t67 = (_t48 * n_vocab)
-    _t68 = (6 * _t67)
-    _t69 = (40 * d_model)
-    _t70 = (d_model * n_ctx)
-    _t71 = (_t2 * n_layers)
-    _t72 = (_t17 * d_model)
+    _t33 = (_t0 * _t6)
+    _t34 = (n_layers * _fceil(_t33))
+    _t35 = _fceil((_t0 * _t18))
+    _t36 = (_t25 + _t26 + _t35 + (2 * _t28) + (2 * _t30) + (2 * _t32) + (2 * _t34))
+    _t37 = (16 * d_model)
+    _t38 = (_t21 * n_ctx)
+    _t39 = (n_layers * _fceil((8 * _t2)))
+    _t40 = (n_layers * _fceil((8 * _t6)))
+    _t41 = (n_layers * _fceil((8 * _t11)))
+    _t42 = (n_layers * _fceil((_t2 * _t21)))
+    _t43 = (n_layers * _fceil((_t11 * _t21)))
+    _t44 = (n_layers * _fceil((_t21 * _t6)))
+    _t45 = _fceil((_t18 * _t21))
+    _t46 = (_t39 + _t40 + _t45 + (2 * _t41) + (2 * _t42) + (2 * _t43) + (2 * _t44))
+    _t47 = (32 * d_model)
+    _t48 = (_t47 + (96 * _t23) + (_t37 * n_ctx))
+    _t49 = (batch * seq)
+    _t50 = (_t27 * _t49)
+    _t51 = (n_layers * _fceil(_t50))
+    _t52 = (4 * _t49)
+    _t53 = (_t5 * _t52)
+    _t54 = (n_layers * _fceil(_t53))
+    _t55 = (10 * _t49)
+    _t56 = (_t2 * _t55)
+    _t57 = (n_layers * _fceil(_t56))
+    _t58 = (_t49 * _t7)
+    _t59 = (n_layers * _fceil(_t58))
+    _t60 = (_t52 * n_vocab)
+    _t61 = (12 * _t49)
+    _t62 = (_t49 * d_model)
+    _t63 = (8 * seq)
+    _t64 = (_t63 * batch)
+    _t65 = (_t63 + (_t23 * _t55) + (_t64 * n_layers))
+    _t66 = (_t65 + (5 * _t62))
+    _t67 = (_t61 + _t66)
+    _t68 = (_t49 * n_vocab)
+    _t69 = (6 * _t68)
+    _t70 = (40 * d_model)
+    _t71 = (d_model * n_ctx)
+    _t72 = (_t2 * n_layers)
     _t73 = (_t11 * n_layers)
     _t74 = (_t6 * n_layers)
-    _t75 = (64 * n_layers)
-    _t76 = (16 + _t75)
-    _t77 = (_t63 + _t76)
-    _t78 = (_t69 + _t77 + (20 * _t70) + (20 * _t71) + (20 * _t72) + (20 * _t74) + (40 * _t73) + (120 * _t22) + (_t69 * _t71) + (_t69 * _t73) + (_t69 * _t74))
-    _t79 = (28 * d_model)
-    _t80 = ((14 * _t71) + (14 * _t74) + (28 * _t73) + (84 * _t22) + (_t71 * _t79) + (_t73 * _t79) + (_t74 * _t79))
-    _t81 = (_t79 + (14 * _t70) + (14 * _t72))
-    _t82 = (_t80 + _t81)
-    _t83 = (_t49 + _t52 + _t55 + (_t51 * _t6))
-    _t84 = (_t76 + _t83 + (16 * _t48))
-    _t85 = (_t62 + _t82 + _t84 + (11 * _t61))
-    _t86 = (n_layers * (_t63 + _t83 + (10 * _t61)))
-    _t87 = (_t77 + _t80)
-    _t88 = (_t81 + _t87)
-    _t89 = (_t61 + _t62 + _t86 + _t88)
-    _t90 = (_t49 * n_layers)
-    _t91 = (_t51 * n_layers)
-    _t92 = (_t5 * _t91)
-    _t93 = (_t54 * _t71)
-    _t94 = (_t90 + _t92 + _t93 + (_t6 * _t91))
-    _t95 = (24 + _t75 + _t82 + _t94)
-    _t96 = (_t65 + _t95 + (10 * _t67) + (28 * _t48))
-    _t97 = (_t66 + _t95 + (_t60 * n_vocab))
-    _t98 = (_t45 + _t46 + _t64 + _t94 + (_t17 * _t35) + (_t51 * d_ffn) + (_t9 * d_ffn))
-    _t99 = (_t87 + _t98 + (3 * _t61))
-    _t100 = (_t80 + _t84 + _t98 - _t86 + (13 * _t61) + ((-1 + n_layers) * (_t16 + _t25 + _t27 + _t29 + _t3 + _t31 + _t7)))
-    _t101 = (_t9 * n_layers)
-    _t102 = (_t0 * n_layers)
-    _t103 = (_t20 * n_layers)
-    _t104 = (_t101 * _t48)
-    _t105 = (_t48 * _t9)
-    _t106 = (_t57 * n_layers)
+    _t75 = (_t18 * d_model)
+    _t76 = (64 * n_layers)
+    _t77 = (16 + _t76)
+    _t78 = (_t64 + _t77)
+    _t79 = (_t78 + (20 * _t75))
+    _t80 = (_t70 + _t79 + (20 * _t71) + (20 * _t72) + (20 * _t74) + (40 * _t73) + (120 * _t23) + (_t70 * _t72) + (_t70 * _t73) + (_t70 * _t74))
+    _t81 = (_t49 * _t9)
+    _t82 = (_t48 + (16 * _t72) + (16 * _t74) + (32 * _t73) + (_t47 * _t72) + (_t47 * _t73) + (_t47 * _t74))
+    _t83 = (_t78 + _t81 + _t82)
+    _t84 = (_t83 + (18 * _t75))
+    _t85 = (_t18 * _t37)
+    _t86 = (_t63 + _t83 + _t85 + (_t9 * seq))
+    _t87 = (28 * d_model)
+    _t88 = ((14 * _t71) + (14 * _t72) + (14 * _t74) + (28 * _t73) + (84 * _t23) + (_t72 * _t87) + (_t73 * _t87) + (_t74 * _t87))
+    _t89 = (_t87 + (14 * _t75))
+    _t90 = (_t88 + _t89)
+    _t91 = (_t50 + _t53 + _t56 + (_t52 * _t6))
+    _t92 = (_t77 + _t91 + (16 * _t49))
+    _t93 = (_t63 + _t90 + _t92 + (11 * _t62))
+    _t94 = (n_layers * (_t64 + _t91 + (10 * _t62)))
+    _t95 = (_t78 + _t88)
+    _t96 = (_t89 + _t95)
+    _t97 = (_t62 + _t63 + _t94 + _t96)
+    _t98 = (_t50 * n_layers)
+    _t99 = (_t52 * n_layers)
+    _t100 = (_t5 * _t99)
+    _t101 = (_t55 * _t72)
+    _t102 = (_t100 + _t101 + _t98 + (_t6 * _t99))
+    _t103 = (24 + _t102 + _t76 + _t90)
+    _t104 = (_t103 + _t66 + (10 * _t68) + (28 * _t49))
+    _t105 = (_t103 + _t67 + (_t61 * n_vocab))
+    _t106 = (_t13 + _t9)
+    _t107 = (_t102 + _t47 + _t65 + _t85 + _max(_t81, (_t106 + _t62 + (_t3 * _t49)), (_t106 - _t62 + (_t24 * _t49))))
+    _t108 = (_t107 + _t95 + (3 * _t62))
+    _t109 = (_t107 + _t88 + _t92 - _t94 + (13 * _t62) + ((-1 + n_layers) * (_t17 + _t27 + _t29 + _t3 + _t31 + _t33 + _t7)))
+    _t110 = (_t9 * n_layers)
+    _t111 = (_t0 * n_layers)
+    _t112 = (_t21 * n_layers)
+    _t113 = (_t110 * _t49)
+    _t114 = (_t58 * n_layers)
     return (
+        _t20,
+        _t20,
+        (_t21 + _t22 + _t36 + (24 * _t23)),
+        (_t37 + _t38 + _t46 + (48 * _t23)),
+        (_t36 + _t46 + _t48 + (2 * _t19) + (2 * _t4) + (2 * _t8) + (4 * _t12) + (4 * _t14) + (4 * _t15) + (4 * _t16)),
+        (4 + _t51 + _t54 + _t57 + _t60 + _t67 + (2 * _t59)),
+        _t69,
+        _max(_t104, _t105, _t108, _t109, _t80, _t84, _t86, _t93, _t97),
         _t19,
         _t19,
-        (_t20 + _t21 + _t34 + (24 * _t22)),
-        (_t35 + _t36 + _t44 + (48 * _t22)),
-        (_t34 + _t44 + _t45 + _t47 + (2 * _t18) + (2 * _t4) + (2 * _t8) + (4 * _t12) + (4 * _t13) + (4 * _t14) + (4 * _t15)),
-        (4 + _t50 + _t53 + _t56 + _t59 + _t66 + (2 * _t58)),
-        _t68,
-        _max(_t100, _t78, _t85, _t89, _t96, _t97, _t99),
-        _t18,
-        _t18,
-        _t33,
-        _t43,
+        _t35,
+        _t45,
         _t10,
         _t10,
-        _t21,
-        _t36,
-        _t101,
-        _t101,
-        _t102,
-        _t103,
-        _t101,
-        _t101,
-        _t102,
-        _t103,
-        _t101,
-        _t101,
-        _t102,
-        _t103,
-        _t101,
-        _t101,
-        _t102,
-        _t103,
-        _t15,
-        _t15,
-        _t32,
-        _t42,
-        _t8,
-        _t8,
-        _t24,
+        _t22,
         _t38,
-        _t14,
-        _t14,
-        _t30,
-        _t41,
-        _t12,
-        _t12,
+        _t110,
+        _t110,
+        _t111,
+        _t112,
+        _t110,
+        _t110,
+        _t111,
+        _t112,
+        _t110,
+        _t110,
+        _t111,
+        _t112,
+        _t110,
+        _t110,
+        _t111,
+        _t112,
+        _t16,
+        _t16,
+        _t34,
+        _t44,
+        _t8,
+        _t8,
         _t26,
-        _t39,
-        _t14,
-        _t14,
-        _t30,
-        _t41,
-        _t12,
-        _t12,
-        _t26,
-        _t39,
+        _t40,
         _t15,
         _t15,
         _t32,
+        _t43,
+        _t12,
+        _t12,
+        _t28,
+        _t41,
+        _t15,
+        _t15,
+        _t32,
+        _t43,
+        _t12,
+        _t12,
+        _t28,
+        _t41,
+        _t16,
+        _t16,
+        _t34,
+        _t44,
+        _t110,
+        _t110,
+        _t111,
+        _t112,
+        _t14,
+        _t14,
+        _t30,
         _t42,
-        _t101,
-        _t101,
-        _t102,
-        _t103,
-        _t13,
-        _t13,
-        _t28,
-        _t40,
         _t4,
         _t4,
-        _t23,
-        _t37,
-        _t13,
-        _t13,
-        _t28,
-        _t40,
-        _t101,
-        _t101,
-        _t102,
-        _t103,
+        _t25,
+        _t39,
+        _t14,
+        _t14,
+        _t30,
+        _t42,
+        _t110,
+        _t110,
+        _t111,
+        _t112,
         _t9,
         _t9,
         _t0,
-        _t20,
+        _t21,
         _t9,
         _t9,
         _t0,
-        _t20,
-        _t68,
-        _t104,
-        _t91,
-        _t104,
-        _t91,
-        _t104,
-        _t58,
-        _t50,
-        _t58,
-        _t53,
-        _t104,
-        _t104,
-        _t56,
-        _t61,
-        _t62,
-        _t105,
-        _t51,
-        _t105,
-        _t59,
-        _t63,
-        4,
-        _t105,
-        _t104,
-        _t51,
-        _t91,
-        _t105,
-        _t104,
-        _t51,
-        _t91,
-        _t105,
-        _t104,
-        _t57,
-        _t106,
-        _t49,
-        _t90,
-        _t57,
-        _t106,
-        _t52,
-        _t92,
-        _t105,
-        _t104,
-        _t105,
-        _t104,
-        _t55,
-        _t93,
-        _t61,
-        _t61,
-        _t62,
-        _t62,
-        _t105,
-        _t105,
-        _t51,
-        _t51,
-        _t105,
-        _t105,
-        _t59,
-        _t59,
-        _t63,
-        _t63,
-        4,
-        4,
-        _t88,
-        n_layers,
-        _t85,
-        _t89,
-        _t96,
-        _t97,
-        n_layers,
-        _t100,
+        _t21,
+        _t69,
+        _t113,
         _t99,
-        (_t47 + _t77 + (16 * _t71) + (16 * _t74) + (18 * _t70) + (18 * _t72) + (32 * _t73) + (_t46 * _t71) + (_t46 * _t73) + (_t46 * _t74)),
-        _t78,
-        _t88,
+        _t113,
+        _t99,
+        _t113,
+        _t59,
+        _t51,
+        _t59,
+        _t54,
+        _t113,
+        _t113,
+        _t57,
+        _t62,
+        _t63,
+        _t81,
+        _t52,
+        _t81,
+        _t60,
+        _t64,
+        4,
+        _t81,
+        _t113,
+        _t52,
+        _t99,
+        _t81,
+        _t113,
+        _t52,
+        _t99,
+        _t81,
+        _t113,
+        _t58,
+        _t114,
+        _t50,
+        _t98,
+        _t58,
+        _t114,
+        _t53,
+        _t100,
+        _t81,
+        _t113,
+        _t81,
+        _t113,
+        _t56,
+        _t101,
+        _t62,
+        _t62,
+        _t63,
+        _t63,
+        _t81,
+        _t81,
+        _t52,
+        _t52,
+        _t81,
+        _t81,
+        _t60,
+        _t60,
+        _t64,
+        _t64,
+        4,
+        4,
+        _t96,
+        n_layers,
+        _t93,
+        _t97,
+        _t104,
+        _t105,
+        n_layers,
+        _t109,
+        _t108,
+        _max(_t84, _t86, (_t79 + _t82)),
+        _t80,
+        _t96,
     )

@@ -51,7 +51,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'opt-1.3b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 2631516160, 'gradients': 2631516160, 'master': 5263032320, 'optimizer': 10526064640, 'states': 21052129280, 'activations': 1490520, 'transient': 301632, 'peak': 26315163160}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 2*d_model*(n_ctx + 2) + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 2*d_model*(n_ctx + 2) + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 4*d_model*n_vocab + 4*d_model*(n_ctx + 2) + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 8*d_model*n_vocab + 8*d_model*(n_ctx + 2) + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 16*d_model*n_vocab + 16*d_model*(n_ctx + 2) + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 205914112}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 205914112}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 411828224}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 823656448}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*(n_ctx + 2)', 'bytes': 8396800}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*(n_ctx + 2)', 'bytes': 8396800}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*(n_ctx + 2)', 'bytes': 16793600}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*(n_ctx + 2)', 'bytes': 33587200}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 393216}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 393216}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 786432}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 1572864}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301632}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3072}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '1 b*s*f tensors (standard MLP, relu)', 'formula': '2*batch*d_ffn*n_layers*seq', 'bytes': 393216}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201088}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 1490520, 'per_layer': {'block': 53384}, 'shared': 0, 'outside_layers': 209304, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3072, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '2*batch*d_ffn*n_layers*seq/tp', 'bytes': 393216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.position_ids', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 26315163160, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 18420614680, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 18421895904, 'layer': 23}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 18422406844, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 18422507372, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 20985058984, 'layer': 0}, {'phase': 'backward', 'label': 'end of backward: every gradient', 'bytes': 21266441752, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 26315163160, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 18420614680, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50272, 'd_model': 2048, 'n_layers': 24, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 64, 'd_ffn': 8192, 'n_ctx': 2048, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
+MEMORY = {'model': 'opt-1.3b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 2631516160, 'gradients': 2631516160, 'master': 5263032320, 'optimizer': 10526064640, 'states': 21052129280, 'activations': 1490520, 'transient': 301632, 'peak': 26315163160}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 2*d_model*(n_ctx + 2) + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 2*d_model*(n_ctx + 2) + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 4*d_model*n_vocab + 4*d_model*(n_ctx + 2) + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 8*d_model*n_vocab + 8*d_model*(n_ctx + 2) + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 16*d_model*n_vocab + 16*d_model*(n_ctx + 2) + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 205914112}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 205914112}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 411828224}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 823656448}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*(n_ctx + 2)', 'bytes': 8396800}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*(n_ctx + 2)', 'bytes': 8396800}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*(n_ctx + 2)', 'bytes': 16793600}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*(n_ctx + 2)', 'bytes': 33587200}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 393216}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 393216}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 786432}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 1572864}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301632}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3072}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '1 b*s*f tensors (standard MLP, relu)', 'formula': '2*batch*d_ffn*n_layers*seq', 'bytes': 393216}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201088}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 1490520, 'per_layer': {'block': 53384}, 'shared': 0, 'outside_layers': 209304, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3072, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '2*batch*d_ffn*n_layers*seq/tp', 'bytes': 393216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.position_ids', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 26315163160, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 18420614680, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 18421895904, 'layer': 23}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 18422406844, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 18422507372, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 20976651944, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 21463959064, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 26315163160, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 18420614680, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50272, 'd_model': 2048, 'n_layers': 24, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 64, 'd_ffn': 8192, 'n_ctx': 2048, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107], 'activations': {'per_layer': [('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130)], 'shared': [], 'outside': [132, 134, 136, 138, 140, 142, 144], 'terms': [109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145]}, 'timeline': [('fixed', 146), ('layers', 147, 148, 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -82,45 +82,45 @@ def memory(v):
     _t11 = (_t10 * _t9)
     _t12 = (d_head * _max(1, (_t1 * n_kv_heads)))
     _t13 = (n_layers * _fceil((2 * _t12)))
-    _t14 = (n_layers * _fceil((_t10 * _t2)))
-    _t15 = (n_layers * _fceil((_t10 * _t12)))
-    _t16 = (n_layers * _fceil((_t10 * _t6)))
-    _t17 = (12 * d_model)
-    _t18 = (_t1 * n_vocab)
-    _t19 = _fceil((_t10 * _t18))
-    _t20 = (_t0 + _t11 + _t19 + _t4 + _t8 + (2 * _t13) + (2 * _t14) + (2 * _t15) + (2 * _t16) + (_t17 * n_layers))
-    _t21 = (8 * d_model)
-    _t22 = (_t0 * _t9)
-    _t23 = (d_model * n_layers)
-    _t24 = (n_layers * _fceil((4 * _t2)))
-    _t25 = (n_layers * _fceil((4 * _t6)))
-    _t26 = (4 * _t12)
-    _t27 = (n_layers * _fceil(_t26))
-    _t28 = (_t0 * _t2)
-    _t29 = (n_layers * _fceil(_t28))
-    _t30 = (_t0 * _t12)
-    _t31 = (n_layers * _fceil(_t30))
-    _t32 = (_t0 * _t6)
-    _t33 = (n_layers * _fceil(_t32))
-    _t34 = _fceil((_t0 * _t18))
-    _t35 = (_t24 + _t25 + _t34 + (2 * _t27) + (2 * _t29) + (2 * _t31) + (2 * _t33))
-    _t36 = (16 * d_model)
-    _t37 = (_t21 * _t9)
-    _t38 = (n_layers * _fceil((8 * _t2)))
-    _t39 = (n_layers * _fceil((8 * _t6)))
-    _t40 = (n_layers * _fceil((8 * _t12)))
-    _t41 = (n_layers * _fceil((_t2 * _t21)))
-    _t42 = (n_layers * _fceil((_t12 * _t21)))
-    _t43 = (n_layers * _fceil((_t21 * _t6)))
-    _t44 = _fceil((_t18 * _t21))
-    _t45 = (_t38 + _t39 + _t44 + (2 * _t40) + (2 * _t41) + (2 * _t42) + (2 * _t43))
-    _t46 = (_t36 * _t9)
+    _t14 = (_t10 * _t2)
+    _t15 = (n_layers * _fceil(_t14))
+    _t16 = (n_layers * _fceil((_t10 * _t12)))
+    _t17 = (n_layers * _fceil((_t10 * _t6)))
+    _t18 = (12 * d_model)
+    _t19 = (_t1 * n_vocab)
+    _t20 = _fceil((_t10 * _t19))
+    _t21 = (_t0 + _t11 + _t20 + _t4 + _t8 + (2 * _t13) + (2 * _t15) + (2 * _t16) + (2 * _t17) + (_t18 * n_layers))
+    _t22 = (8 * d_model)
+    _t23 = (_t0 * _t9)
+    _t24 = (d_model * n_layers)
+    _t25 = (n_layers * _fceil((4 * _t2)))
+    _t26 = (n_layers * _fceil((4 * _t6)))
+    _t27 = (4 * _t12)
+    _t28 = (n_layers * _fceil(_t27))
+    _t29 = (_t0 * _t2)
+    _t30 = (n_layers * _fceil(_t29))
+    _t31 = (_t0 * _t12)
+    _t32 = (n_layers * _fceil(_t31))
+    _t33 = (_t0 * _t6)
+    _t34 = (n_layers * _fceil(_t33))
+    _t35 = _fceil((_t0 * _t19))
+    _t36 = (_t25 + _t26 + _t35 + (2 * _t28) + (2 * _t30) + (2 * _t32) + (2 * _t34))
+    _t37 = (16 * d_model)
+    _t38 = (_t22 * _t9)
+    _t39 = (n_layers * _fceil((8 * _t2)))
+    _t40 = (n_layers * _fceil((8 * _t6)))
+    _t41 = (n_layers * _fceil((8 * _t12)))
+    _t42 = (n_layers * _fceil((_t2 * _t22)))
+    _t43 = (n_layers * _fceil((_t12 * _t22)))
+    _t44 = (n_layers * _fceil((_t22 * _t6)))
+    _t45 = _fceil((_t19 * _t22))
+    _t46 = (_t39 + _t40 + _t45 + (2 * _t41) + (2 * _t42) + (2 * _t43) + (2 * _t44))
     _t47 = (32 * d_model)
-    _t48 = (_t47 + (96 * _t23))
+    _t48 = (_t47 + (96 * _t24) + (_t37 * _t9))
     _t49 = (batch * seq)
     _t50 = (_t3 * _t49)
     _t51 = (n_layers * _fceil(_t50))
-    _t52 = (_t26 * _t49)
+    _t52 = (_t27 * _t49)
     _t53 = (n_layers * _fceil(_t52))
     _t54 = (4 * _t49)
     _t55 = (_t5 * _t54)
@@ -129,208 +129,214 @@ def memory(v):
     _t58 = (n_layers * _fceil(_t57))
     _t59 = (_t54 * n_vocab)
     _t60 = (8 * _t49)
-    _t61 = (10 * _t49)
-    _t62 = ((_t23 * _t61) + (_t60 * n_layers))
-    _t63 = (_t62 + (_t0 * _t49))
-    _t64 = (_t63 + (20 * _t49))
-    _t65 = (_t49 * n_vocab)
-    _t66 = (6 * _t65)
-    _t67 = (40 * d_model)
-    _t68 = (_t9 * d_model)
-    _t69 = (_t2 * n_layers)
-    _t70 = (_t18 * d_model)
-    _t71 = (_t12 * n_layers)
-    _t72 = (_t6 * n_layers)
-    _t73 = (64 * n_layers)
-    _t74 = (16 + _t73)
-    _t75 = (_t60 + _t74)
-    _t76 = (_t67 + _t75 + (20 * _t68) + (20 * _t69) + (20 * _t70) + (20 * _t72) + (40 * _t71) + (120 * _t23) + (_t67 * _t69) + (_t67 * _t71) + (_t67 * _t72))
-    _t77 = (24 * _t49)
-    _t78 = (_t50 + _t52 + _t55 + (_t54 * _t6))
-    _t79 = (_t78 + (_t61 * d_model))
-    _t80 = (28 * d_model)
-    _t81 = ((14 * _t69) + (14 * _t72) + (28 * _t71) + (84 * _t23) + (_t69 * _t80) + (_t71 * _t80) + (_t72 * _t80))
-    _t82 = (_t80 + _t81 + (14 * _t68) + (14 * _t70))
-    _t83 = (_t74 + _t82)
-    _t84 = (_t77 + _t79 + _t83)
-    _t85 = (n_layers * (_t60 + _t79))
-    _t86 = (16 * _t49)
-    _t87 = (_t83 + _t85 + _t86)
-    _t88 = (_t50 * n_layers)
-    _t89 = (_t52 * n_layers)
-    _t90 = (_t54 * n_layers)
-    _t91 = (_t5 * _t90)
-    _t92 = (_t88 + _t89 + _t91 + (_t6 * _t90))
-    _t93 = (24 + _t73 + _t82 + _t92)
-    _t94 = (_t63 + _t93 + (10 * _t65) + (36 * _t49))
-    _t95 = (_t64 + _t93 + (12 * _t65))
-    _t96 = (_t10 * _t49)
-    _t97 = (_t46 + _t47 + _t62 + _t74 + _t81 + _t92 + (_t10 * d_ffn) + (_t18 * _t36) + (_t54 * d_ffn))
-    _t98 = (_t86 + _t96 + _t97)
-    _t99 = (_t77 + _t78 + _t97 - _t85 + (_t17 * _t49) + ((-1 + n_layers) * (_t17 + _t26 + _t28 + _t3 + _t30 + _t32 + _t7)))
-    _t100 = (_t10 * n_layers)
-    _t101 = (_t0 * n_layers)
-    _t102 = (_t21 * n_layers)
-    _t103 = (_t100 * _t49)
-    _t104 = (_t57 * n_layers)
-    _t105 = (_t75 + _t82)
+    _t61 = ((_t60 * n_layers) + (10 * _t24 * _t49))
+    _t62 = (_t61 + (_t0 * _t49))
+    _t63 = (_t62 + (20 * _t49))
+    _t64 = (_t49 * n_vocab)
+    _t65 = (6 * _t64)
+    _t66 = (40 * d_model)
+    _t67 = (_t9 * d_model)
+    _t68 = (_t2 * n_layers)
+    _t69 = (_t12 * n_layers)
+    _t70 = (_t6 * n_layers)
+    _t71 = (_t19 * d_model)
+    _t72 = (64 * n_layers)
+    _t73 = (16 + _t72)
+    _t74 = (_t60 + _t73)
+    _t75 = (_t74 + (20 * _t71))
+    _t76 = (_t66 + _t75 + (20 * _t67) + (20 * _t68) + (20 * _t70) + (40 * _t69) + (120 * _t24) + (_t66 * _t68) + (_t66 * _t69) + (_t66 * _t70))
+    _t77 = (_t10 * _t49)
+    _t78 = (_t48 + (16 * _t68) + (16 * _t70) + (32 * _t69) + (_t47 * _t68) + (_t47 * _t69) + (_t47 * _t70))
+    _t79 = (_t77 + _t78)
+    _t80 = (_t74 + _t79 + (18 * _t71))
+    _t81 = (_t19 * _t37)
+    _t82 = (_t73 + (16 * _t49))
+    _t83 = (_t81 + _t82)
+    _t84 = (_t79 + _t83 + (_t10 * seq))
+    _t85 = (_t49 * d_model)
+    _t86 = (_t50 + _t52 + _t55 + (_t54 * _t6))
+    _t87 = (_t86 + (10 * _t85))
+    _t88 = (28 * d_model)
+    _t89 = ((14 * _t67) + (14 * _t68) + (14 * _t70) + (28 * _t69) + (84 * _t24) + (_t68 * _t88) + (_t69 * _t88) + (_t70 * _t88))
+    _t90 = (_t88 + _t89 + (14 * _t71))
+    _t91 = (_t73 + (24 * _t49))
+    _t92 = (_t87 + _t90 + _t91)
+    _t93 = (n_layers * (_t60 + _t87))
+    _t94 = (_t82 + _t90 + _t93)
+    _t95 = (_t50 * n_layers)
+    _t96 = (_t52 * n_layers)
+    _t97 = (_t54 * n_layers)
+    _t98 = (_t5 * _t97)
+    _t99 = (_t95 + _t96 + _t98 + (_t6 * _t97))
+    _t100 = (24 + _t72 + _t90 + _t99)
+    _t101 = (_t100 + _t62 + (10 * _t64) + (36 * _t49))
+    _t102 = (_t100 + _t63 + (12 * _t64))
+    _t103 = (_t47 + _t61 + _t89 + _t99 + _max(_t77, (_t10 + _t14 + _t50 + _t85)))
+    _t104 = (_t103 + _t77 + _t83)
+    _t105 = (_t103 + _t81 + _t86 + _t91 - _t93 + (_t18 * _t49) + ((-1 + n_layers) * (_t18 + _t27 + _t29 + _t3 + _t31 + _t33 + _t7)))
+    _t106 = (_t10 * n_layers)
+    _t107 = (_t0 * n_layers)
+    _t108 = (_t22 * n_layers)
+    _t109 = (_t106 * _t49)
+    _t110 = (_t57 * n_layers)
+    _t111 = (_t74 + _t90)
     return (
+        _t21,
+        _t21,
+        (_t22 + _t23 + _t36 + (24 * _t24)),
+        (_t37 + _t38 + _t46 + (48 * _t24)),
+        (_t36 + _t46 + _t48 + (2 * _t20) + (2 * _t4) + (2 * _t8) + (4 * _t13) + (4 * _t15) + (4 * _t16) + (4 * _t17)),
+        (4 + _t51 + _t53 + _t56 + _t59 + _t63 + (2 * _t58)),
+        _t65,
+        _max(_t101, _t102, _t104, _t105, _t76, _t80, _t84, _t92, _t94),
         _t20,
         _t20,
-        (_t21 + _t22 + _t35 + (24 * _t23)),
-        (_t36 + _t37 + _t45 + (48 * _t23)),
-        (_t35 + _t45 + _t46 + _t48 + (2 * _t19) + (2 * _t4) + (2 * _t8) + (4 * _t13) + (4 * _t14) + (4 * _t15) + (4 * _t16)),
-        (4 + _t51 + _t53 + _t56 + _t59 + _t64 + (2 * _t58)),
-        _t66,
-        _max(_t76, _t84, _t87, _t94, _t95, _t98, _t99),
-        _t19,
-        _t19,
+        _t35,
+        _t45,
+        _t11,
+        _t11,
+        _t23,
+        _t38,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t17,
+        _t17,
         _t34,
         _t44,
-        _t11,
-        _t11,
-        _t22,
-        _t37,
-        _t100,
-        _t100,
-        _t101,
-        _t102,
-        _t100,
-        _t100,
-        _t101,
-        _t102,
-        _t100,
-        _t100,
-        _t101,
-        _t102,
-        _t100,
-        _t100,
-        _t101,
-        _t102,
+        _t8,
+        _t8,
+        _t26,
+        _t40,
         _t16,
         _t16,
-        _t33,
+        _t32,
         _t43,
-        _t8,
-        _t8,
+        _t13,
+        _t13,
+        _t28,
+        _t41,
+        _t16,
+        _t16,
+        _t32,
+        _t43,
+        _t13,
+        _t13,
+        _t28,
+        _t41,
+        _t17,
+        _t17,
+        _t34,
+        _t44,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t15,
+        _t15,
+        _t30,
+        _t42,
+        _t4,
+        _t4,
         _t25,
         _t39,
         _t15,
         _t15,
-        _t31,
+        _t30,
         _t42,
-        _t13,
-        _t13,
-        _t27,
-        _t40,
-        _t15,
-        _t15,
-        _t31,
-        _t42,
-        _t13,
-        _t13,
-        _t27,
-        _t40,
-        _t16,
-        _t16,
-        _t33,
-        _t43,
-        _t100,
-        _t100,
-        _t101,
-        _t102,
-        _t14,
-        _t14,
-        _t29,
-        _t41,
-        _t4,
-        _t4,
-        _t24,
-        _t38,
-        _t14,
-        _t14,
-        _t29,
-        _t41,
-        _t100,
-        _t100,
-        _t101,
-        _t102,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
         _t10,
         _t10,
         _t0,
-        _t21,
+        _t22,
         _t10,
         _t10,
         _t0,
-        _t21,
-        _t66,
-        _t103,
-        _t90,
-        _t103,
-        _t90,
-        _t103,
+        _t22,
+        _t65,
+        _t109,
+        _t97,
+        _t109,
+        _t97,
+        _t109,
         _t58,
         _t53,
         _t58,
         _t56,
-        _t103,
-        _t103,
+        _t109,
+        _t109,
         _t51,
         _t60,
-        _t96,
+        _t77,
         _t54,
-        _t96,
+        _t77,
         _t59,
         _t60,
         4,
-        _t96,
-        _t103,
+        _t77,
+        _t109,
         _t54,
-        _t90,
-        _t96,
-        _t103,
+        _t97,
+        _t77,
+        _t109,
         _t54,
-        _t90,
-        _t96,
-        _t103,
+        _t97,
+        _t77,
+        _t109,
         _t57,
-        _t104,
+        _t110,
         _t52,
-        _t89,
+        _t96,
         _t57,
-        _t104,
+        _t110,
         _t55,
-        _t91,
-        _t96,
-        _t103,
-        _t96,
-        _t103,
-        _t50,
-        _t88,
-        _t60,
-        _t60,
-        _t96,
-        _t96,
-        _t54,
-        _t54,
-        _t96,
-        _t96,
-        _t59,
-        _t59,
-        _t60,
-        _t60,
-        4,
-        4,
-        _t105,
-        n_layers,
-        _t84,
-        _t87,
-        _t94,
-        _t95,
-        n_layers,
-        _t99,
         _t98,
-        (_t48 + _t75 + (16 * _t69) + (16 * _t72) + (18 * _t68) + (18 * _t70) + (32 * _t71) + (_t47 * _t69) + (_t47 * _t71) + (_t47 * _t72)),
-        _t76,
+        _t77,
+        _t109,
+        _t77,
+        _t109,
+        _t50,
+        _t95,
+        _t60,
+        _t60,
+        _t77,
+        _t77,
+        _t54,
+        _t54,
+        _t77,
+        _t77,
+        _t59,
+        _t59,
+        _t60,
+        _t60,
+        4,
+        4,
+        _t111,
+        n_layers,
+        _t92,
+        _t94,
+        _t101,
+        _t102,
+        n_layers,
         _t105,
+        _t104,
+        _max(_t80, _t84, (_t75 + _t78)),
+        _t76,
+        _t111,
     )
