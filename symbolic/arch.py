@@ -122,6 +122,9 @@ class Attention:
     softcap: bool = False  # the scores are soft-capped with tanh before the softmax (Gemma 2)
     sliding: Sliding = Sliding.NONE  # which layers attend within a window of ``window`` tokens
     sliding_layers: int = 0  # with Sliding.LISTED: how many layers the config lists as sliding
+    # the keys/values keep fewer heads than the queries and the products broadcast them (Falcon's original
+    # multi-query attention): SDPA has no fused kernel for that and takes its math path
+    kv_broadcast: bool = False
 
 
 @dataclass(frozen=True)
