@@ -66,13 +66,12 @@ class FamilyRules:
     # (Mistral, Phi-3, Starcoder2), those from ``max_window_layers`` on ("from_max_window", Qwen2/Qwen3),
     # or the even ones below it ("even_below_max_window", Qwen2-MoE); Qwen's need ``use_sliding_window``
     sliding_layers: str = "all"  # the sliding layers' rule: each keeps an SDPA mask once s >= window
-    checkpoint_masks: int = 1  # 4-D causal masks a checkpoint closure keeps (Gemma 2: full and sliding, 2)
     checkpoint_alibi: bool = False  # the ALiBi bias tensor is passed to every layer: the checkpoints keep it
     # -- norms --
     rmsnorm_fp32_scale: bool = False  # RMSNorm multiplies by (1 + weight) in fp32 (Gemma): fp32 normalized, fp32 scale
     layernorm_fp32: bool = False  # the parameter-free LayerNorm computes in fp32 (OLMo): fp32 input and statistics
     # -- layers --
-    layer_int64_scalars: int = 0  # int64 scalar tensors each layer saves (Falcon: 2, measured; 8 bytes each)
+    layer_int64_scalars: int = 0  # int64 index tensors a layer saves splitting q/k/v by index (Falcon: 2, 8 bytes each)
     # -- mixture of experts --
     router_sigmoid: bool = False  # router scores are a sigmoid (DeepSeek-V3), not a softmax; both saved in fp32
     router_fp32: bool = False  # the router casts input and weight to fp32 before its linear: fp32 copies saved
@@ -95,7 +94,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
         "qwen2_moe": FamilyRules(routing_weights_fp32=False, sliding_layers="even_below_max_window"),
         "qwen3": FamilyRules(sliding_layers="from_max_window"),
         "gemma": FamilyRules(rmsnorm_fp32_scale=True),
-        "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True, checkpoint_masks=2),
+        "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True),
         "phi3": FamilyRules(
             resid_dropout="resid_pdrop",
             resid_sites=2,

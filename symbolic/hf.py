@@ -375,7 +375,9 @@ def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     broadcast = not new_arch and kv < heads  # the original multi-query layout: one key/value head, not expanded
     arch = Arch(
         family=cfg.model_type,
-        attention=Attention(qkv_bias=bias, out_bias=bias, kv_broadcast=broadcast),
+        attention=Attention(
+            qkv_bias=bias, out_bias=bias, kv_broadcast=broadcast, qkv_views=not new_arch and kv == heads
+        ),
         mlp=MLP(MLPKind.STANDARD, bias=bias, activation=cfg.text("activation", "gelu")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         parallel_block=parallel,
@@ -591,5 +593,7 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
     if window is not None and window is not False:
         integer("sliding_window", window, "positions", low=0)  # 0: no window, as transformers reads it
     arch = _run_time_facts(cfg, arch, sizes)
+    if arch.attention.sliding is not Sliding.NONE:  # the sliding layers' window bounds what they keep
+        sizes["window"] = integer("sliding_window", window, "positions")
     label = name or str(config.get("_name_or_path") or model_type)
     return Model(label, arch, sizes, config=cfg.resolved())

@@ -203,3 +203,29 @@ def compare(case: Case) -> Outcome:
         if got != truth:
             out.misses[(batch, seq)] = (got, truth)
     return out
+
+
+def draw(examples: int, seed: int | None = None, families: tuple[str, ...] | None = None) -> list[Case]:
+    """``examples`` cases, the same on every run for a given ``seed`` (``None``: hypothesis' derandomized
+    draws, the sample the test suite runs)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as fix_seed
+
+    out: list[Case] = []
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=seed is None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(cases(families))
+    def collect(case: Case) -> None:
+        out.append(case)
+
+    if seed is not None:
+        collect = fix_seed(seed)(collect)
+    collect()
+    return out[:examples]

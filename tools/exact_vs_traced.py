@@ -25,33 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def draw(examples: int, seed: int | None, families: tuple[str, ...] | None) -> list:
-    """``examples`` cases (deterministic for a given seed; ``None``: hypothesis' derandomized draws)."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hseed
-
-    from tests.exact_cases import cases
-
-    out: list = []
-
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=seed is None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(cases(families))
-    def collect(case):
-        out.append(case)
-
-    if seed is not None:
-        collect = hseed(seed)(collect)
-    collect()
-    return out[:examples]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--examples", type=int, default=300, help="cases to draw (default 300)")
@@ -63,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import transformers
 
-    from tests.exact_cases import compare
+    from tests.exact_cases import compare, draw
 
     transformers.logging.set_verbosity_error()
     logging.getLogger("transformers").setLevel(logging.ERROR)

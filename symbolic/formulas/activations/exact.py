@@ -185,7 +185,7 @@ class _Builder:
             self.moe(pre, n)
         else:
             self.mlp(f"{pre}.mlp", S.d_ffn, n)
-        if self.rules.layer_int64_scalars:
+        if self.rules.layer_int64_scalars and not arch.attention.qkv_views:
             scalars = sp.Integer(INT64 * self.rules.layer_int64_scalars)
             self.add(f"{pre}.index_scalars", scalars, "int64 index scalars", n)
 
@@ -299,7 +299,9 @@ class _Builder:
         the value projection's output; the keys are a fresh rotated tensor.
         """
         D, qd, kvd = self.nbytes, a * dh, g * dh
-        source = qd + 2 * kvd if self.rules.sdpa_values_view else kvd
+        rotary = self.arch.positions is Positions.ROTARY  # the rotated q and k are fresh tensors
+        fused = self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
+        source = qd + 2 * kvd if fused else kvd
         keys = sp.Piecewise((kvd - qd, sp.Eq(g, 1)), (0, True))
         values = sp.Piecewise((source - qd, sp.Eq(g, 1) | sp.Eq(g, a)), (0, True))
         self.add(
@@ -567,13 +569,13 @@ class _Builder:
             )
         if moe is not None and moe.shared_experts:
             self.mlp(f"{pre}.moe.shared_expert", S.d_shared, n)
-            if moe.shared_expert_gate:
-                self.add(
-                    f"{pre}.moe.shared_gate",
-                    tokens * D + tokens * h * D,
-                    "shared expert's sigmoid gate and gated output",
-                    n,
-                )
+        if moe is not None and moe.shared_expert_gate:  # Qwen2-MoE gates it even when its width is 0
+            self.add(
+                f"{pre}.moe.shared_gate",
+                tokens * D + tokens * h * D,
+                "shared expert's sigmoid gate and gated output",
+                n,
+            )
 
     # ---- once per forward ----
     def shared(self) -> None:
@@ -599,18 +601,26 @@ class _Builder:
         pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.ckpt_positions]
         self.add("shared.position_ids", pos, "position ids kept by the checkpoints, int64", tags=("shared",))
         eager = self.options.attention == "eager"  # SDPA (MLA's math path too) gets is_causal and no mask
-        # one mask per kind of layer present: up to rules.checkpoint_masks, and no more than the layers
+        # one mask per kind of layer present (full attention, sliding window)
         layers = sp.Add(*(g.count for g in self.arch.groups))
-        masks = sp.Min(self.rules.checkpoint_masks, layers) if self.rules.checkpoint_masks > 1 else 1
+        sliding = sliding_layers(self.arch)
+        kinds = sp.Piecewise((1, layers > sliding), (0, True)) + sp.Piecewise((1, sliding > 0), (0, True))
         if eager:
             self.add(
                 "shared.attention_mask",
-                masks * b * s**2 * D,
-                "4-D causal mask kept by the checkpoints",
+                kinds * b * s**2 * D,
+                "4-D causal mask(s) kept by the checkpoints (one per kind of layer: full, sliding)",
                 tags=("shared",),
             )
         elif self.rules.sdpa_mask:
             self.add("shared.attention_mask", s**2, "bool causal mask kept by the checkpoints", tags=("shared",))
+        if not eager and sliding != 0 and self.arch.attention.kind is not AttentionKind.MLA:
+            self.add(
+                "shared.sliding_mask",
+                sp.Piecewise((s**2, s >= S.window), (0, True)),
+                "sliding window, s >= window: the bool mask (broadcast over the batch) kept by the checkpoints",
+                tags=("shared",),
+            )
         if self.arch.positions is Positions.ALIBI and self.rules.checkpoint_alibi:
             self.add("shared.alibi", b * a * s * D, "ALiBi biases kept by the checkpoints", tags=("shared",))
 
