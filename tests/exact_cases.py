@@ -62,11 +62,17 @@ DROPOUT_FIELDS = (
 )
 
 
+# not drawn: the fake-tensor build leaves xIELU's parameters in bfloat16 (the class creates them in that
+# dtype, and the real model.to(dtype) converts them), so its trace is off by their two 1-element
+# products; tests/test_exact_vs_traced.py holds exact's xIELU rule to the real measurement instead
+NOT_TRACED_ACTIVATIONS = frozenset({"xielu"})
+
+
 def activations() -> tuple[str, ...]:
-    """Every activation name transformers' ``ACT2FN`` accepts."""
+    """Every activation name transformers' ``ACT2FN`` accepts whose trace is exact."""
     from transformers.activations import ACT2CLS
 
-    return tuple(sorted(ACT2CLS))
+    return tuple(sorted(set(ACT2CLS) - NOT_TRACED_ACTIVATIONS))
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,28 @@ def test_exact_equals_traced(case: Case) -> None:
 def test_known_misses(case: Case) -> None:
     """Steps where the hand-written rules once disagreed with the trace and with autograd."""
     check(case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_xielu_against_autograd(dtype: str) -> None:
+    """xIELU (not traced exactly, see tests/exact_cases.py) against the real measurement."""
+    from symbolic.formulas.activations import ActivationOptions, activation_bytes
+    from symbolic.hf import from_hf_config
+    from symbolic.model import activation_terms
+    from tests.harness.measure import measure_activations
+
+    config = {
+        "model_type": "gpt_neox",
+        "vocab_size": 50,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 24,
+        "hidden_act": "xielu",
+    }
+    model = from_hf_config(config)
+    terms = activation_terms(model, "exact", ActivationOptions(dtype=dtype, attention="sdpa", device="cpu"))
+    for batch, seq in ((1, 5), (2, 7)):
+        got = measure_activations(config, batch, seq, dtype=dtype, attn_implementation="sdpa")["total"]
+        assert activation_bytes(terms, model, {"batch": batch, "seq": seq}).total == got
