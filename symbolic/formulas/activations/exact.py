@@ -661,6 +661,15 @@ class _Builder:
 def _check(model: Model, o: ActivationOptions) -> None:
     rules = rules_for(model.arch.family)
     fam = model.arch.family
+    d_head = model.sizes.get("d_head")
+    if model.arch.positions is Positions.ROTARY and d_head and (d_head * model.arch.rotary_fraction) % 2:
+        rotated = d_head * model.arch.rotary_fraction
+        raise SymbolicError(
+            "partial_rotary_factor",
+            f"rotates {rotated} of {d_head} head dims, an odd number: transformers then builds queries and keys "
+            "wider than the values (another attention path); exact describes an even rotary width; "
+            "--convention traced reads it off the code",
+        )
     if o.attention == "flash" and o.device != "cuda":
         raise SymbolicError("attention", "flash (flash_attention_2) runs on CUDA only; use --device cuda or sdpa/eager")
     if o.attention == "flash" and model.arch.attention.kind is AttentionKind.MLA:
