@@ -365,9 +365,11 @@ class _Builder:
                 )
                 if rules.fused_qkv and fp == D and not self.amp:
                     # with b = 1 the values P@V saves are a view of the fused projection's output, not a copy
+                    # (not GPT-BigCode's multi-query values: one head, expanded)
+                    view = sp.Eq(b, 1) & sp.Eq(g, a) if rules.sdpa_fused_qkv else sp.Eq(b, 1)
                     self.add(
                         f"{pre}.attention.v_batch1_view",
-                        sp.Piecewise((2 * s * qd * D, sp.Eq(b, 1)), (0, True)),
+                        sp.Piecewise((2 * s * qd * D, view), (0, True)),
                         "b = 1 only: P@V keeps the whole fused q/k/v output (its values are a view of it)",
                         n,
                     )
