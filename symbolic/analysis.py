@@ -177,6 +177,8 @@ def leading(
     expr = _branch_at(_along(expr, x, path), x, values)
     _needs(expr, x, "grow")
     expr = _as_it_grows(expr, x)
+    if x not in expr.free_symbols:  # a branch that stops growing (a term that is 0 past a window)
+        return Leading(x, sp.Integer(0), expr, order_words(sp.Integer(0), x))
     num, den = sp.together(expr).as_numer_denom()
     try:
         pn, pd = sp.Poly(sp.expand(num), x), sp.Poly(sp.expand(den), x)

@@ -298,15 +298,19 @@ class _Builder:
         were cut from: the fused q/k/v projection output where there is one (Phi-3, GPT-NeoX), else
         the value projection's output; the keys are a fresh rotated tensor.
         """
-        D, qd, kvd = self.nbytes, a * dh, g * dh
+        D = self.nbytes
         rotary = self.arch.positions is Positions.ROTARY  # the rotated q and k are fresh tensors
         fused = self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
-        source = qd + 2 * kvd if fused else kvd
-        keys = sp.Piecewise((kvd - qd, sp.Eq(g, 1)), (0, True))
-        values = sp.Piecewise((source - qd, sp.Eq(g, 1) | sp.Eq(g, a)), (0, True))
+        # indicators for positive integer head counts: one kv head; as many kv heads as heads (and more than one)
+        one_kv, all_kv = sp.Max(0, 2 - g), sp.Max(0, 1 + g - a) * sp.Min(1, g - 1)
+        if fused:  # the values' view keeps the whole fused output; one kv head: the keys stay one head wide
+            views = s * D * dh * ((3 * g - a) * one_kv + 2 * g * all_kv)
+        else:  # one kv head: keys and values stay one head wide
+            views = 2 * s * D * dh * (g - a) * one_kv
+        views = sp.Piecewise((views, sp.Eq(b, 1)), (0, True))
         self.add(
             f"{pre}.attention.batch1_views",
-            sp.Piecewise((s * (keys + values) * D, sp.Eq(b, 1)), (0, True)),
+            views,
             "b = 1 only: keys and values kept as views (kv-wide with one kv head; the values' whole source)",
             n,
             shards=HEADS,
@@ -440,9 +444,9 @@ class _Builder:
         head (then a view) or as many as query heads (nothing to repeat); the copied values replace
         the fused projection output that a view of the values kept whole (Phi-3).
         """
-        D, tokens, qd, kvd = self.nbytes, b * s, a * dh, g * dh
-        values = -2 * tokens * kvd * D if self.rules.sdpa_values_view else tokens * (qd - kvd) * D
-        repeat = sp.Piecewise((0, sp.Eq(g, 1) | sp.Eq(g, a)), (tokens * (qd - kvd) * D + values, True))
+        D = self.nbytes
+        # keys a heads wide instead of g; values a copy a heads wide instead of g (or of the whole fused output)
+        repeat = b * s * dh * D * ((a - 3 * g) if self.rules.sdpa_values_view else 2 * (a - g))
         if self.rules.sdpa_expand_kv or self.rules.sdpa_fused_qkv:
             repeat = sp.Integer(0)
         beyond = sp.Piecewise((b * s**2 * D, s >= S.window), (0, True))
@@ -454,7 +458,8 @@ class _Builder:
         )
         self.add(
             f"{pre}.attention.sliding_repeat_kv",
-            sp.Piecewise((repeat, s >= S.window), (0, True)),
+            # (nothing with one kv head, a view, or as many as heads: the min() factors)
+            sp.Piecewise((repeat * sp.Min(1, g - 1) * sp.Min(1, a - g), s >= S.window), (0, True)),
             "sliding window, s >= window: keys and values repeated to all heads (a copy unless kv = 1)",
             count,
             shards=HEADS,
