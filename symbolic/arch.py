@@ -122,12 +122,6 @@ class Attention:
     softcap: bool = False  # the scores are soft-capped with tanh before the softmax (Gemma 2)
     sliding: Sliding = Sliding.NONE  # which layers attend within a window of ``window`` tokens
     sliding_layers: int = 0  # with Sliding.LISTED: how many layers the config lists as sliding
-    # the keys/values keep fewer heads than the queries and the products broadcast them (Falcon's original
-    # multi-query attention): SDPA has no fused kernel for that and takes its math path
-    kv_broadcast: bool = False
-    # q, k and v are slices (views) of one fused projection output, not copies cut out by index (Falcon's
-    # original layout with as many key/value heads as heads)
-    qkv_views: bool = False
 
 
 @dataclass(frozen=True)
