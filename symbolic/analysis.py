@@ -217,7 +217,7 @@ def _branch_at(expr: sp.Expr, x: sp.Symbol, values: Values | None) -> sp.Expr:
 
     def pick(*pieces: Any) -> sp.Expr:
         for value, cond in pieces:
-            decided = sp.sympify(cond).subs(rest).subs(far)
+            decided = sp.sympify(cond, strict=True).subs(rest).subs(far)
             if decided is sp.true:
                 return value
             if decided is not sp.false:

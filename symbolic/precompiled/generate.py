@@ -99,7 +99,7 @@ def memory_plan(model: Model) -> tuple[dict, dict, list[sp.Expr]] | None:
     exprs: list[sp.Expr] = []
 
     def leaf(expr: sp.Expr) -> int:
-        exprs.append(sp.sympify(expr))
+        exprs.append(sp.sympify(expr, strict=True))
         return len(exprs) - 1
 
     plan: dict = {
