@@ -314,8 +314,12 @@ def build_fake(
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
     cfg = hf_config(config)
-    shape_env = ShapeEnv()
+    shape_env = _quiet(ShapeEnv())
     fake = FakeTensorMode(shape_env=shape_env, allow_non_fake_inputs=True)
+    # the op cache pays off when the same op meets the same shapes again; in a trace almost every
+    # op's sizes are new symbolic expressions, and rebuilding a hit's symbolic outputs costs more
+    # than running the meta function (about a third of a step's time on a 7B-class model)
+    fake.cache_enabled = False
     kw: dict[str, Any] = {}
     if experts is not None:
         kw["experts_implementation"] = experts
@@ -329,6 +333,22 @@ def build_fake(
     if recompute == "full":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, fake, shape_env
+
+
+def _quiet(shape_env: Any) -> Any:
+    """``shape_env`` without source locations: the shape env walks the Python stack (and imports
+    torch.export to know which frames to skip) for every symbol and guard it makes, only to name the
+    line in its own messages; the trace reads none of them (a third of a 7B-class step's time)."""
+    from torch.fx.experimental import symbolic_shapes
+
+    sloc = getattr(symbolic_shapes, "SLoc", None)
+    if sloc is not None and hasattr(shape_env, "_get_stack_summary"):
+
+        def summary(is_debug: bool = False, framework_loc: Any = None) -> tuple[Any, str]:
+            return sloc(framework_loc, None), ""
+
+        shape_env._get_stack_summary = summary
+    return shape_env
 
 
 def select_layers(model: Any, layers: Layers, unrolled: bool) -> dict[int, int]:
@@ -452,6 +472,9 @@ def run_step(
         wrapped.append((mod, f))
 
     flop_counts: dict[str, sp.Expr] = {}
+    # every object alive now (modules, the model, torch's and transformers' own) outlives the step:
+    # frozen, the collection below walks only what the step made (a third of a second less per step)
+    gc.freeze()
     try:
         with fake, _real_branches():
             counter: Any = make_recorder(stack) if flops else contextlib.nullcontext()
@@ -470,6 +493,7 @@ def run_step(
                 flop_counts = dict(counter.counts)
             del loss
     finally:
+        gc.unfreeze()
         stack.remove()
         for mod, f in wrapped:
             mod._gradient_checkpointing_func = f
