@@ -43,14 +43,17 @@ MAX_AXIS = 10**8  # no single axis may hold more values than this, yes or not
 DEFAULTS: dict[str, int] = {"tp": 1, "pp": 1, "dp": 1, "cp": 1, "ep": 1, "n_microbatches": 1, "interleave": 1}
 
 
-Builder = Callable[[Model, Mapping[str, int], Mapping[str, Any]], sp.Expr]
+Fix = Callable[[sp.Expr], sp.Expr]  # replaces the symbols a sweep holds fixed by their values
+Builder = Callable[[Model, Mapping[str, int], Mapping[str, Any], Fix], sp.Expr]
 
 
 @dataclass(frozen=True)
 class QuantitySpec:
     """A named quantity a sweep can compute, in ``unit``.
 
-    ``build(model, point, options)`` gives its SymPy expression. ``structural`` names the symbols
+    ``build(model, point, options, fix)`` gives its SymPy expression; ``fix(expr)`` puts the
+    sweep's fixed values into a part of it (a builder may apply it to parts before combining
+    them, which is cheaper than combining symbolic parts: a maximum compares fewer symbols). ``structural`` names the symbols
     whose values can change the expression's form (the pipeline stage layout, say); ``classify(name,
     value)`` says which values give the same form (with the symbol left free in it): the sweep builds
     one expression per combination of classes, not per value (default: every value its own class).
@@ -73,19 +76,19 @@ class QuantitySpec:
 
 
 def _params(select: Callable[[Breakdown], Breakdown]) -> Builder:
-    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any], fix: Fix) -> sp.Expr:
         from .request import request
 
-        return select(request(model, "params", convention=options.get("convention", "exact")).terms).total
+        return fix(select(request(model, "params", convention=options.get("convention", "exact")).terms).total)
 
     return build
 
 
 def _flops(select: Callable[[Breakdown], Breakdown]) -> Builder:
-    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any], fix: Fix) -> sp.Expr:
         from .request import request
 
-        return select(request(model, "flops", convention=options.get("convention", "exact")).terms).total
+        return fix(select(request(model, "flops", convention=options.get("convention", "exact")).terms).total)
 
     return build
 
@@ -104,17 +107,28 @@ MEMORY_FIGURES = {
 
 
 def _memory(name: str) -> Builder:
-    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any]) -> sp.Expr:
+    def build(model: Model, point: Mapping[str, int], options: Mapping[str, Any], fix: Fix) -> sp.Expr:
+        from .formulas.step import max_over_layers
         from .request import request
 
         settings = {"zero": 0, **options, **point}
         convention = settings.pop("convention", "exact")
         report = request(model, "memory", convention=convention, options=settings).memory
         assert report is not None
+        if name == "peak" and report.activations is not None and report.timeline is not None:
+            # the timeline's peak (Timeline.peak_expr: the maximum over its points, each point's the
+            # larger of its layer ends), with the fixed values put in before the maxima compare
+            # their arguments: the same value, compared in the swept symbols only
+            return sp.Max(
+                *(
+                    fix(p.expr) if p.layers is None else max_over_layers(fix(p.expr), fix(p.layers))
+                    for p in report.timeline.points
+                )
+            )
         # each tensor rounded up to whole bytes, as symbolic memory prints it (memory.whole_bytes)
         expr = report.whole_expr(name)
         assert expr is not None
-        return expr
+        return fix(expr)
 
     return build
 
@@ -402,14 +416,19 @@ def _form(
     from .numeric import cached_expression
 
     def build() -> tuple[sp.Expr, dict[str, int]]:
-        expr = spec.build(model, point, options)
-        free = {str(s) for s in expr.free_symbols}
-        missing = sorted(free - set(values) - set(swept), key=S.ORDER.index)
+        here: dict[str, int] = {}
+
+        def fix(part: sp.Expr) -> sp.Expr:
+            names = {str(s) for s in part.free_symbols if str(s) in values and str(s) not in swept}
+            here.update((n, values[n]) for n in names)
+            return part.xreplace({S.symbol(n): sp.Integer(values[n]) for n in names})
+
+        expr = fix(spec.build(model, point, options, fix))
+        missing = sorted({str(s) for s in expr.free_symbols} - set(swept), key=S.ORDER.index)
         if missing:
             name = missing[0]
             raise SymbolicError(name, f"{spec.name} needs a value ({S.info(name).meaning})")
-        here = {n: values[n] for n in free if n not in swept}
-        return expr.xreplace({S.symbol(k): sp.Integer(v) for k, v in here.items()}), here
+        return expr, here
 
     parts = [
         spec.name,
