@@ -614,8 +614,6 @@ def run_sweep(
     that is not whole stays a Fraction. ``mode="float"`` gives float64 rounded to whole units the
     same way (bytes up, counts to the nearest). ``progress`` is called with the points done so far.
     """
-    from .numeric import compile_quantity
-
     names = list(plan.axes)
     axes = [np.asarray(plan.axes[n], dtype=np.int64) for n in names]
     shape = tuple(len(a) for a in axes)
@@ -626,8 +624,7 @@ def run_sweep(
     for combo in forms:
         expr = plan.forms[combo]
         fast = _int64_form(expr, plan.axes) if plan.mode == "exact" else None
-        compiled = compile_quantity(expr, plan.mode) if fast is None else None
-        evaluators.append(_evaluator(compiled, fast, ceil))
+        evaluators.append(_evaluator(expr, plan.mode, fast, ceil))
     # the form of each row: a mixed-radix number over the structural axes' classes
     position = {n: i for i, n in enumerate(names)}
     class_ids = []
@@ -677,9 +674,27 @@ def run_sweep(
 
 
 def _evaluator(
-    compiled: Any, fast: _Int64Form | None, ceil: bool
+    expr: sp.Expr, mode: str, fast: _Int64Form | None, ceil: bool
 ) -> Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]:
-    """The function of a chunk's columns giving one form's values (see :func:`run_sweep` for the types)."""
+    """The function of a chunk's columns giving one form's values (see :func:`run_sweep` for the types).
+
+    Exact mode tries, in order: ``fast`` (the form as integer polynomials over the grid), the form's
+    int64 program (:func:`symbolic.numeric.int64_program`), then the compiled exact function
+    (Python ints); the compiled function is generated only when a chunk needs it.
+    """
+    from .numeric import compile_quantity, int64_program
+
+    state: dict[str, Any] = {}
+
+    def compiled_function() -> Any:
+        if "compiled" not in state:
+            state["compiled"] = compile_quantity(expr, mode)
+        return state["compiled"]
+
+    def program() -> tuple[tuple[str, ...], Any]:
+        if "program" not in state:
+            state["program"] = int64_program(expr)
+        return state["program"]
 
     def broadcast(result: Any, like: Mapping[str, np.ndarray]) -> np.ndarray:
         n = len(next(iter(like.values()))) if like else 1
@@ -713,11 +728,13 @@ def _evaluator(
         return run_fast
 
     def run_compiled(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
-        if compiled.mode == "exact" and compiled.args:
-            fraction = compiled.int64(**{n: columns[n] for n in compiled.args})
-            if fraction is not None:  # int64 proven exact over this chunk (maxima, minima and all)
-                num, den = fraction
+        if mode == "exact":
+            args, lowered = program()
+            fraction = lowered(*(columns[n] for n in args)) if args and lowered is not None else None
+            if fraction is not None and np.all(np.asarray(fraction[1]) > 0):
+                num, den = fraction  # int64 proven exact over this chunk (maxima, minima and all)
                 return divide(num, den, columns)
+        compiled = compiled_function()
         result = compiled(**{n: columns[n] for n in compiled.args}) if compiled.args else compiled()
         result = broadcast(result, columns)
         if compiled.mode == "exact":

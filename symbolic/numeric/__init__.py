@@ -16,6 +16,7 @@ from .cache import (
     cached_expression,
     clear_memo,
     compile_quantity,
+    int64_program,
 )
 from .values import as_number, ceil_int, evaluate, rational
 
@@ -26,6 +27,7 @@ __all__ = [
     "rational",
     "CompiledQuantity",
     "compile_quantity",
+    "int64_program",
     "cached_evaluate",
     "cached_expression",
     "cache_dir",

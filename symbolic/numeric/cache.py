@@ -36,6 +36,7 @@ __all__ = [
     "compile_quantity",
     "cached_evaluate",
     "cached_expression",
+    "int64_program",
     "cache_dir",
     "cache_key",
     "clear_memo",
@@ -103,19 +104,35 @@ class CompiledQuantity:
 
 def _lowered(compiled: CompiledQuantity) -> Any:
     """The int64 program of ``compiled`` (:func:`symbolic.numeric.intexact.lower`), through the disk cache."""
+    return _program(compiled.key, compiled.expr, compiled.args)
+
+
+def _program(key: str, expr: sp.Expr | None, args: tuple[str, ...]) -> Any:
     from .intexact import IntProgram, lower
 
-    path = cache_dir() / f"{compiled.key}.int64.json"
-    data = _read_entry(path, compiled.key, "int64")
+    path = cache_dir() / f"{key}.int64.json"
+    data = _read_entry(path, key, "int64")
     if data is not None:
         try:
             return IntProgram.from_data(data)
         except (ValueError, KeyError, TypeError):
             pass
-    program = lower(compiled.expr, compiled.args) if compiled.expr is not None else None
+    program = lower(expr, args) if expr is not None else None
     if program is not None:
-        _write_entry(path, compiled.key, "int64", program.to_data())
+        _write_entry(path, key, "int64", program.to_data())
     return program
+
+
+def int64_program(expr: sp.Expr) -> tuple[tuple[str, ...], Any]:
+    """``expr``'s free symbols (in ``symbols.ORDER``) and its exact int64 program
+    (:func:`symbolic.numeric.intexact.lower`; None when it has none), through the disk cache, without
+    generating or compiling the Python source :func:`compile_quantity` would: a caller whose inputs
+    the program proves exact never needs it. ``program(*values)`` gives ``(N, D)`` with the value
+    N / D (D > 0 is for the caller to check), or None where the inputs do not prove it exact.
+    """
+    expr = sp.sympify(expr, strict=True)
+    args = _arg_names(expr)
+    return args, _program(cache_key(expr, "exact"), expr, args)
 
 
 def _read_entry(path: Path, key: str, kind: str) -> Any:
