@@ -171,6 +171,16 @@ def _arrow_rows() -> Any:
     return rows
 
 
+def _whole_int64(values: np.ndarray) -> np.ndarray:
+    """A float column of whole numbers within int64 as int64 (the digits :func:`format_rows` prints
+    for it anyway); any other column as it is."""
+    if values.dtype.kind != "f" or values.ndim != 1 or not len(values):
+        return values
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(values).all() and np.abs(values).max() < 2**63 and (values == np.rint(values)).all()
+    return values.astype(np.int64) if whole else values
+
+
 def write_csv(out: IO[Any], names: Sequence[str], chunks: Iterable[Mapping[str, np.ndarray]]) -> int:
     """Write a header and every row of ``chunks`` as CSV to ``out``; returns the rows written.
 
@@ -182,7 +192,7 @@ def write_csv(out: IO[Any], names: Sequence[str], chunks: Iterable[Mapping[str, 
     arrow = _arrow_rows()
     kept = 0
     for chunk in chunks:
-        columns = [np.asarray(chunk[n]) for n in names]
+        columns = [_whole_int64(np.asarray(chunk[n])) for n in names]
         if arrow is not None and len(columns[0]) and all(c.dtype == np.int64 and c.ndim == 1 for c in columns):
             stream.write(arrow(columns))
         else:
