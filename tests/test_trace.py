@@ -27,7 +27,7 @@ from symbolic.trace import cache as trace_cache  # noqa: E402
 
 from .harness.measure import measure_activations  # noqa: E402
 from .hf_factories import transformers_param_count  # noqa: E402
-from .trace_configs import NEW_TYPES  # noqa: E402
+from .trace_configs import FIXES_SIZES, NEW_TYPES, POSITION_LIMIT  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
     "survey_activations", Path(__file__).resolve().parents[1] / "tools" / "survey_activations.py"
@@ -79,11 +79,6 @@ def test_hand_written_families_traced_equals_measured(fam):
 def test_new_types_traced_equals_measured(name):
     config = NEW_TYPES[name]
     attention = "eager" if name in NO_SDPA else "sdpa"
-    if name == "deepseek_v2":  # its complex rotary tables fix the sizes: traced at a point
-        result = trace(config, TraceOptions(at=(2, 9)))
-        assert result.notes and "seq" in result.notes[0]
-        assert value(result.activations, result, 2, 9) == measured(config, 2, 9, attn_implementation="sdpa")
-        return
     check_activations(config, [(3, 11), (1, 6)], attention=attention)
 
 
@@ -91,8 +86,7 @@ def test_new_types_traced_equals_measured(name):
 def test_traced_parameters_equal_transformers(name):
     config = NEW_TYPES.get(name) or family_config(name)
     attention = "eager" if name in NO_SDPA else "sdpa"
-    at = (2, 9) if name == "deepseek_v2" else None
-    result = trace(config, TraceOptions(attention=attention, at=at))
+    result = trace(config, TraceOptions(attention=attention))
     assert int(result.parameters.total.subs(S.n_layers, result.sizes["n_layers"])) == transformers_param_count(config)
 
 
@@ -196,7 +190,21 @@ def test_unknown_and_rejected_configs_are_one_line_errors():
 
 def test_sizes_the_code_fixes_name_a_concrete_size():
     with pytest.raises(SymbolicError, match=r"--batch 1 --seq 2048"):
-        trace(NEW_TYPES["deepseek_v2"])
+        trace(FIXES_SIZES["bamba"])
+
+
+def test_a_position_table_limits_the_formula():
+    config = POSITION_LIMIT["bert"]
+    result = check_activations(config, [(3, 11), (1, 256)])
+    assert "seq <= 256" in result.conditions
+    assert any(n.startswith("no formula past seq = 256") for n in result.notes)
+
+
+def test_a_trace_at_a_point_equals_measured():
+    config = FIXES_SIZES["bamba"]
+    result = trace(config, TraceOptions(at=(2, 9)))
+    assert result.notes and result.notes[0].startswith("traced at batch = 2, seq = 9 only")
+    assert value(result.activations, result, 2, 9) == measured(config, 2, 9, attn_implementation="sdpa")
 
 
 @pytest.mark.parametrize("act", ["silu", "gelu", "gelu_new", "gelu_fast", "quick_gelu", "gelu_pytorch_tanh", "relu"])

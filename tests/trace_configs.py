@@ -58,3 +58,22 @@ NEW_TYPES: dict[str, dict] = {
     "cohere": {"model_type": "cohere", **_BASE},
     "glm4": {"model_type": "glm4", **_BASE, "head_dim": 16},
 }
+
+# a type whose code reads the sequence length as a number (the Mamba-2 mixer's chunked scan), so
+# a formula in b and s does not come out and the trace is taken at one point
+FIXES_SIZES: dict[str, dict] = {
+    "bamba": {
+        "model_type": "bamba",
+        **_BASE,
+        "mamba_n_heads": 6,
+        "mamba_d_head": 16,
+        "mamba_d_state": 8,
+        "mamba_chunk_size": 8,
+        "attn_layer_indices": [1],
+    },
+}
+
+# a type that cannot run past its position table (absolute position ids, a buffer of 256)
+POSITION_LIMIT: dict[str, dict] = {
+    "bert": {"model_type": "bert", **_BASE, "is_decoder": True, "type_vocab_size": 2},
+}

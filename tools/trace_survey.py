@@ -1,28 +1,50 @@
 """Which of transformers' causal-LM model types trace, and why the rest do not.
 
-For every model type in ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` this builds a tiny config (the
+For every model type in ``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`` this builds a small config (the
 class defaults with the usual size fields shrunk: 2 layers, width 64, 4 heads, 128 tokens, 4
-experts), runs the general traced step on fake tensors (batch and sequence symbolic; SDPA, falling back to
-eager where a type has no SDPA path; a step at b = 2, s = 9 where the code fixes a size) and, where
-that succeeds, builds the real model and compares the traced saved bytes at b = 2, s = 9 with autograd's (``tests/harness/measure.py``). Prints one JSON line per
-type and a summary; ``--markdown`` prints the table ``docs/activations.md`` quotes.
+experts) and builds the real model from it first: a small config the real model rejects, or whose
+real training step fails, says nothing about tracing (``no-small-config``). Then it runs
+``symbolic.trace.trace`` (SDPA, or eager where a type has no SDPA path; batch and sequence
+symbolic, or at b = 2, s = 9 where the code fixes a size) and compares, at b = 2, s = 9, the
+traced saved bytes with autograd's on the real model (``tests/harness/measure.py``) and the
+traced parameters with the real model's. Each type runs in a worker process with a CPU-time
+budget (``--cpu-seconds``, counted by the process, so a loaded machine does not shorten it) and
+a wall-clock backstop; a type that runs out is recorded as such.
 
-    python tools/trace_survey.py [TYPE ...] [--markdown] [--timeout 120]
+One JSON object per type goes to ``--out`` (default ``docs/trace-survey.jsonl``, sorted by type;
+types already there are skipped unless ``--redo``)::
+
+    {"model_type": ..., "outcome": "traces" | "traces-at-point" | "fails" | "no-small-config",
+     "reason": one line (why it fails, or which size the code fixes), "attention": ...,
+     "traced_bytes": ..., "measured_bytes": ..., "bytes_agree": ..., "traced_params": ...,
+     "real_params": ..., "params_agree": ..., "cpu_seconds": ...}
+
+    nice -n 10 python tools/trace_survey.py [TYPE ...] [--cpu-seconds 60] [--redo]
+    python tools/trace_survey.py --summary        # the counts and reasons docs/activations.md quotes
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import resource
+import select
 import signal
+import subprocess
 import sys
 import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+DEFAULT_OUT = ROOT / "docs" / "trace-survey.jsonl"
+BATCH, SEQ = 2, 9
+OUTCOMES = ("traces", "traces-at-point", "fails", "no-small-config")
 SMALL = {
     "hidden_size": 64,
     "num_hidden_layers": 2,
@@ -46,17 +68,33 @@ SMALL = {
     "topk_group": 1,
     "first_k_dense_replace": 1,
     "max_position_embeddings": 256,
+    # state-space (Mamba-style) layers: heads x head width = 2 x hidden, small state and chunks
+    "mamba_n_heads": 8,
+    "mamba_d_head": 16,
+    "mamba_d_state": 16,
+    "mamba_chunk_size": 16,
+    "state_size": 16,
+    "ssm_state_size": 16,
+    "chunk_size": 16,
+    "num_heads": 8,
 }
 TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 
-def tiny_config(model_type: str) -> dict:
-    """A small config dict for ``model_type``: the class defaults with the size fields shrunk."""
+def small_config(model_type: str) -> dict:
+    """A small config dict for ``model_type``: the class defaults with the size fields shrunk.
+
+    >>> small_config("llama")["hidden_size"]
+    64
+    """
     from transformers import AutoConfig
 
-    defaults = AutoConfig.for_model(model_type).to_dict()
-    cfg = {"model_type": model_type}
-    for key, value in SMALL.items():
+    config = AutoConfig.for_model(model_type)
+    defaults = config.to_dict()
+    renamed = getattr(config, "attribute_map", {}) or {}  # gpt2: hidden_size is n_embd
+    cfg: dict[str, object] = {"model_type": model_type}
+    for common, value in SMALL.items():
+        key = renamed.get(common, common)
         present = defaults.get(key)
         if key in defaults and (present is None or (isinstance(present, int) and not isinstance(present, bool))):
             cfg[key] = value
@@ -66,116 +104,230 @@ def tiny_config(model_type: str) -> dict:
     return cfg
 
 
-class _Timeout(BaseException):  # not an Exception: no handler below may turn it into an answer
+class _OutOfTime(BaseException):  # not an Exception: no handler below may turn it into an answer
     pass
 
 
-def _alarm(signum, frame):
-    raise _Timeout
+def _out_of_time(signum: int, frame: object) -> None:
+    raise _OutOfTime
 
 
-def _general_step(cfg: dict, attention: str) -> tuple[int, str]:
-    """(saved bytes at b = 2, s = 9, how) from the general symbolic step (or a step at that point)."""
+def _line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {_clean(str(err))}"[:220]
+
+
+def _clean(text: str) -> str:
+    text = " ".join(text.split())
+    text = re.sub(r"0x[0-9a-f]{6,}", "0x...", text)  # addresses differ from run to run
+    return re.sub(r"/\S*/(?:site-packages|build)/", "", text)  # where torch was built or installed
+
+
+def _measure(cfg: dict) -> tuple[str, int, int]:
+    """(attention, saved bytes at b = 2, s = 9, parameters) from the real model on CPU."""
+    import torch
+
+    from tests.harness.measure import _prepare, measure_activations
+
+    for attention in ("sdpa", "eager"):
+        try:
+            model = _prepare(cfg, "fp32", attention, "none", 0)
+        except ValueError as err:
+            if attention == "sdpa" and "does not support an attention implementation" in str(err):
+                continue
+            raise
+        params = sum(p.numel() for p in model.parameters())
+        with torch.random.fork_rng():
+            total = measure_activations(cfg, BATCH, SEQ, attn_implementation=attention, model=model)["total"]
+        return attention, total, params
+    raise AssertionError("unreachable")
+
+
+def _traced(cfg: dict, attention: str) -> tuple[str, str, int, int]:
+    """(outcome, note, saved bytes at b = 2, s = 9, parameters) from ``symbolic.trace``."""
     from symbolic import symbols as S
+    from symbolic.trace import TraceOptions, trace
+
+    result = trace(cfg, TraceOptions(attention=attention, at=(BATCH, SEQ)), use_cache=False)
+    at = {S.n_layers: result.sizes["n_layers"], S.batch: BATCH, S.seq: SEQ}
+    traced = int(result.activations.total.subs(at))
+    params = int(result.parameters.total.subs(at))
+    outcome = "traces-at-point" if any(n.startswith("traced at") for n in result.notes) else "traces"
+    return outcome, _clean(" ".join(result.notes))[:220], traced, params
+
+
+def survey_one(model_type: str, cpu_seconds: int) -> dict:
+    """One row of the survey for ``model_type`` (see the module doc), within ``cpu_seconds`` of CPU."""
     from symbolic.errors import SymbolicError
-    from symbolic.trace import api, run
-    from symbolic.trace.terms import region_terms
-
-    model_type = api._check_model_type(cfg)
-    try:
-        model, fake, env = run.build_fake(cfg, "fp32", attention, "none", None)
-    except Exception as err:
-        if "does not support an attention implementation" in str(err):
-            raise SymbolicError("attention", "no such attention") from None
-        raise
-    layers = run.find_layers(model)
-    n_layers = len(layers.signatures) if layers else 0
-    if layers is not None:
-        run.select_layers(model, layers, False)
-    kept = {g[0] for g in layers.groups} if layers else set()
-    path = layers.path if layers else None
-    how = "symbolic"
-    try:
-        step = run.run_step(model, fake, env, path, None, run.SEQ_HINT, False)
-        if step.specialised:
-            raise SymbolicError("trace", "the code fixes " + ", ".join(step.specialised))
-    except Exception as err:  # a size the code fixes: trace at the point instead
-        message = str(err) if isinstance(err, SymbolicError) else api._step_error(model_type, err, None, 37).message
-        if "tensor values" in message:
-            raise SymbolicError("trace", message) from None
-        step = run.run_step(model, fake, env, path, 2, 9, False, seq_fixed=True)
-        how = "point: " + message[:160]
-    region = region_terms(step, layers, kept, n_layers, True)
-    total = sum(count * expr for count, expr, _ in region.activations.values())
-    return int(total.subs({S.n_layers: n_layers, S.batch: 2, S.seq: 9})), how
-
-
-def survey_one(model_type: str, timeout: int) -> dict:
-    """One row: ``status`` (symbolic / point / no-tiny-config / fails), the reason, traced vs measured."""
-    from symbolic.errors import SymbolicError
-    from tests.harness.measure import measure_activations
 
     row: dict = {"model_type": model_type}
     started = time.process_time()
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(timeout)
+    signal.signal(signal.SIGPROF, _out_of_time)
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+    stage = "the real model"
     try:
-        cfg = tiny_config(model_type)
-        try:  # the real model first: a tiny config it rejects says nothing about tracing
-            attention = "sdpa"
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    real = measure_activations(cfg, 2, 9, attn_implementation=attention)["total"]
-                except ValueError as err:
-                    if "does not support an attention implementation" not in str(err):
-                        raise
-                    attention = "eager"
-                    real = measure_activations(cfg, 2, 9, attn_implementation=attention)["total"]
-        except Exception as err:
-            row["status"] = "no-tiny-config"
-            row["reason"] = f"the real model: {type(err).__name__}: {' '.join(str(err).split())[:160]}"
-            return row
-        traced, how = _general_step(cfg, attention)
-        row["attention"] = attention
-        row["status"] = "symbolic" if how == "symbolic" else "point"
-        if how != "symbolic":
-            row["reason"] = how
-        row["traced"], row["measured"] = traced, real
-        row["agrees"] = traced == real
-    except _Timeout:
-        row["status"], row["reason"] = "fails", f"no answer within {timeout} s"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cfg = small_config(model_type)
+            try:
+                attention, measured, real_params = _measure(cfg)
+            except Exception as err:
+                row["outcome"], row["reason"] = "no-small-config", f"the real model: {_line(err)}"
+                return row
+            stage = "the trace"
+            row["attention"] = attention
+            outcome, note, traced, traced_params = _traced(cfg, attention)
+        row["outcome"] = outcome
+        if note:
+            row["reason"] = note
+        row["traced_bytes"], row["measured_bytes"], row["bytes_agree"] = traced, measured, traced == measured
+        row["traced_params"], row["real_params"] = traced_params, real_params
+        row["params_agree"] = traced_params == real_params
+    except _OutOfTime:
+        row["outcome"] = "no-small-config" if stage == "the real model" else "fails"
+        row["reason"] = f"{stage}: no answer within {cpu_seconds} s of CPU"
     except SymbolicError as err:
-        row["status"] = "no-tiny-config" if err.field == "config" else "fails"
-        row["reason"] = f"{err.field}: {err.message}"[:240]
+        row["outcome"] = "no-small-config" if err.field == "config" else "fails"
+        row["reason"] = f"{err.field}: {_clean(err.message)}"[:240]
     except Exception as err:  # the trace failed where the real model runs
-        row["status"], row["reason"] = "fails", f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+        row["outcome"], row["reason"] = "fails", _line(err)
     finally:
-        signal.alarm(0)
-    row["cpu_seconds"] = round(time.process_time() - started, 2)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        row["cpu_seconds"] = round(time.process_time() - started, 1)
     return row
+
+
+def _worker(types: list[str], cpu_seconds: int) -> int:
+    """Survey ``types`` in this process, one JSON line each on stdout (``{"begin": type}`` first)."""
+    import logging
+
+    import torch
+    import transformers
+
+    torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    os.environ["SYMBOLIC_NO_TRACE_CACHE"] = "1"
+    for model_type in types:
+        print(json.dumps({"begin": model_type}), flush=True)
+        print(json.dumps(survey_one(model_type, cpu_seconds)), flush=True)
+    return 0
+
+
+def load(path: Path) -> dict[str, dict]:
+    """The rows already in ``path``, by model type (empty when there is no file)."""
+    rows: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["model_type"]] = row
+    return rows
+
+
+def _save(path: Path, rows: dict[str, dict]) -> None:
+    text = "".join(json.dumps(rows[k], sort_keys=True) + "\n" for k in sorted(rows))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run(types: list[str], out: Path, cpu_seconds: int) -> None:
+    """Survey ``types`` in worker processes (nice'd), adding each row to ``out`` as it comes.
+
+    A worker that gives no answer for a type within a wall-clock backstop (four times the CPU
+    budget plus a minute) is stopped, the type is recorded as not answering, and a new worker takes
+    the rest.
+    """
+    rows = load(out)
+    todo = list(types)
+    backstop = 4 * cpu_seconds + 60
+    while todo:
+        cmd = [sys.executable, __file__, "--worker", "--cpu-seconds", str(cpu_seconds), *todo]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=lambda: os.nice(10)
+        )
+        assert proc.stdout is not None
+        current, deadline = None, time.monotonic() + backstop
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:  # the backstop: the type gave no answer
+                proc.kill()
+                proc.wait()
+                if current is not None:
+                    rows[current] = {
+                        "model_type": current,
+                        "outcome": "fails",
+                        "reason": f"no answer within {backstop} s of wall-clock time (the worker was stopped)",
+                    }
+                    todo.remove(current)
+                    print(json.dumps(rows[current]), flush=True)
+                    _save(out, rows)
+                break
+            line = proc.stdout.readline()
+            if not line:  # the worker ended (or died)
+                code = proc.wait()
+                if current is not None and current in todo:
+                    rows[current] = {"model_type": current, "outcome": "fails", "reason": f"the process died ({code})"}
+                    todo.remove(current)
+                    _save(out, rows)
+                break
+            msg = json.loads(line)
+            if "begin" in msg:
+                current, deadline = msg["begin"], time.monotonic() + backstop
+                continue
+            rows[msg["model_type"]] = msg
+            todo.remove(msg["model_type"])
+            current = None
+            print(line.rstrip(), flush=True)
+            _save(out, rows)
+
+
+def summary(rows: dict[str, dict]) -> str:
+    """The survey's counts, with the reasons grouped, as Markdown (what docs/activations.md quotes)."""
+    counts = Counter(r["outcome"] for r in rows.values())
+    traced = [r for r in rows.values() if r["outcome"] in ("traces", "traces-at-point")]
+    agree = sum(1 for r in traced if r.get("bytes_agree"))
+    params = sum(1 for r in traced if r.get("params_agree"))
+    lines = [
+        f"- types surveyed: {len(rows)}",
+        *(f"- {o}: {counts.get(o, 0)}" for o in OUTCOMES),
+        f"- traced saved bytes equal to the measured ones at b = {BATCH}, s = {SEQ}: {agree} of {len(traced)}",
+        f"- traced parameters equal to the real model's: {params} of {len(traced)}",
+    ]
+    for outcome in OUTCOMES[1:]:
+        names = sorted(k for k, r in rows.items() if r["outcome"] == outcome)
+        if names:
+            lines.append(f"- {outcome}: {', '.join(names)}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("types", nargs="*")
-    parser.add_argument("--timeout", type=int, default=120)
-    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("types", nargs="*", help="model types (default: every causal-LM type)")
+    parser.add_argument("--cpu-seconds", type=int, default=60, help="CPU budget per type (default 60)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--redo", action="store_true", help="survey types already in --out again")
+    parser.add_argument("--summary", action="store_true", help="print the summary of --out and stop")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cpu_seconds < 1:
+        parser.error("--cpu-seconds must be a positive number of seconds")
+    if args.summary:
+        print(summary(load(args.out)))
+        return 0
+    if args.worker:
+        return _worker(args.types, args.cpu_seconds)
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+    unknown = sorted(set(args.types) - set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES))
+    if unknown:
+        parser.error(f"not causal-LM model types in transformers: {', '.join(unknown)}")
     types = args.types or sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
-    rows = []
-    for model_type in types:
-        row = survey_one(model_type, args.timeout)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    counts = Counter(r["status"] for r in rows)
-    agree = sum(1 for r in rows if r.get("agrees"))
-    print(json.dumps({"types": len(rows), **counts, "traced_equals_measured": agree}))
-    if args.markdown:
-        for r in rows:
-            print(f"| {r['model_type']} | {r['status']} | {r.get('agrees', '')} | {r.get('reason', '')} |")
+    done = load(args.out)
+    todo = [t for t in types if args.redo or t not in done]
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    run(todo, args.out, args.cpu_seconds)
+    print(summary(load(args.out)))
     return 0
 
 

@@ -139,8 +139,16 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         hints = _other_hints(general)
         regions = []
         for hint in [*hints, R.SEQ_HINT]:
-            for batch in (1, None):
-                result = general if (batch is None and hint == R.SEQ_HINT) else step(batch, hint, False)
+            try:
+                steps = [general if (b is None and hint == R.SEQ_HINT) else step(b, hint, False) for b in (1, None)]
+            except SymbolicError as err:
+                if hint == R.SEQ_HINT:
+                    raise
+                # past a limit of the model itself (its position table): the code does not run there,
+                # and the general region's conditions say where the formulas hold
+                notes += (f"no formula past seq = {hint - 1}: {err.message}",)
+                continue
+            for batch, result in zip((1, None), steps, strict=True):
                 fixed = {S.batch: 1} if batch == 1 else {}
                 cond = condition_of(result.guards, result, fixed) if (batch or hint != R.SEQ_HINT) else sp.true
                 regions.append(region_terms(result, layers, kept_first, n_layers, cond))

@@ -235,8 +235,9 @@ def _real_branches() -> Iterator[None]:
     torch's shape function for ``_grouped_mm`` (MoE experts) checks the dtypes the CUDA kernel
     takes (bf16 only), while the CPU kernel the real run uses also multiplies fp32 and fp16: the
     shape function's output (contiguous, the out dtype) is used without that check.
-    ``torch.polar`` (DeepSeek-V2's rotary tables) fixes the sizes on fake tensors; it is run as
-    ``torch.complex(r cos t, r sin t)``, which gives the same complex tensor. ``Tensor.baddbmm``
+    ``torch.polar`` (DeepSeek-V2's rotary tables) fixes the sizes on fake tensors, and so does
+    ``torch.complex``; it is run as the complex view of ``stack([r cos t, r sin t], -1)``, which
+    gives the same complex values in a storage of the same size. ``Tensor.baddbmm``
     (BLOOM's ALiBi scores) fails in torch's shape function on symbolic sizes; it is run as
     ``beta * input + alpha * bmm(batch1, batch2)``, which saves the same storages (bmm keeps
     ``batch1`` and ``batch2`` as baddbmm does; products with Python numbers keep nothing).
@@ -268,7 +269,7 @@ def _real_branches() -> Iterator[None]:
     original_polar = torch.polar
 
     def polar(abs: Any, angle: Any) -> Any:
-        return torch.complex(abs * torch.cos(angle), abs * torch.sin(angle))
+        return torch.view_as_complex(torch.stack([abs * torch.cos(angle), abs * torch.sin(angle)], dim=-1))
 
     original_baddbmm = torch.Tensor.baddbmm
 
