@@ -125,6 +125,14 @@ CLI_PARAMS = ["params", MODEL, "--json"]
 _ENTRY = "import sys; from symbolic.cli import main; sys.exit(main())"  # what the console script runs
 
 
+def _env() -> dict[str, str]:
+    """The environment of a timed command: this checkout first on the path, and bytecode written
+    and read as an installed package's is (``PYTHONDONTWRITEBYTECODE`` dropped: a run would
+    otherwise compile every module it imports from source, every time)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
 def _timed(argv: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, capture_output=True)
@@ -141,7 +149,7 @@ def cli_times(runs: int) -> dict[str, float]:
     ``memory_dp2_cold`` (``--dp 2``, outside them) takes the SymPy path with an empty cache folder.
     """
     py = sys.executable
-    base = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = _env()
     with tempfile.TemporaryDirectory() as tmp:
         warm_env = {**base, "SYMBOLIC_CACHE_DIR": str(Path(tmp) / "warm")}
         subprocess.run([py, "-c", _ENTRY, *CLI_MEMORY], env=warm_env, check=True, capture_output=True)
@@ -184,11 +192,13 @@ def sweep_cli_times(runs: int) -> dict[str, float]:
     with ``python -c pass`` and ``python -c "import sympy"`` so the ratios see the same load.
 
     ``csv_1e7``: 10^7 points (batch 1..2500 x seq 1..4000, dp 8, ZeRO-1) in exact mode and with
-    ``--float``; ``dp_4096``: the 4,096-point data-parallel sweep, with an empty cache folder (cold)
-    and with compiled code cached (warm). Medians of ``runs``.
+    ``--float``, the sweep's plan cached (a repeated sweep); ``dp_4096``: the 4,096-point
+    data-parallel sweep, with an empty cache folder (cold: SymPy builds, simplifies and lowers the
+    expression) and repeated (warm: the planned, lowered sweep read back from the cache, no SymPy
+    imported). Medians of ``runs``.
     """
     py = sys.executable
-    base = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = _env()
     big = ["sweep", MODEL, "--batch", "1:2500", "--seq", "1:4000", "--dp", "8", "--zero", "1", "--yes"]
     dp = ["sweep", MODEL, "--batch", "1", "--seq", "4096", "--dp", "1:4096", "--zero", "1"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -270,7 +280,7 @@ print(time.perf_counter() - t0)
 
 
 def layers_times() -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = _env()
     out = {}
     for layers in (2, 126):
         run = subprocess.run(

@@ -15,7 +15,6 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
@@ -25,6 +24,18 @@ import sympy as sp
 from . import symbols as S
 from .arch import Model
 from .errors import SymbolicError
+from .sweepgrid import (
+    INT64_SAFE,
+    MAX_AXIS,
+    MAX_POINTS,
+    FormEvaluator,
+    IntForm,
+    IntPoly,
+    evaluate_grid,
+    form_data,
+    parse_grid,
+    sweep_parts,
+)
 from .terms import Breakdown, Quantity
 
 __all__ = [
@@ -38,8 +49,7 @@ __all__ = [
     "run_sweep",
 ]
 
-MAX_POINTS = 10**7  # more grid points than this needs an explicit yes
-MAX_AXIS = 10**8  # no single axis may hold more values than this, yes or not
+__all__ += ["MAX_AXIS", "prepare", "sweep_parts"]
 DEFAULTS: dict[str, int] = {"tp": 1, "pp": 1, "dp": 1, "cp": 1, "ep": 1, "n_microbatches": 1, "interleave": 1}
 
 
@@ -223,62 +233,6 @@ def quantities() -> dict[str, QuantitySpec]:
     return dict(QUANTITIES)
 
 
-def _int(option: str, text: str, kind: str = "width") -> int:
-    from .inputs import parse_integer
-
-    return parse_integer(option, text, kind)
-
-
-def _range(option: str, text: str, kind: str = "width") -> Sequence[int]:
-    parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise SymbolicError(option, f"{text!r}: a range is START:STOP, START:STOP:+STEP or START:STOP:xFACTOR")
-    start, stop = _int(option, parts[0], kind), _int(option, parts[1], kind)
-    step = parts[2].strip() if len(parts) == 3 else "+1"
-    if start > stop:
-        raise SymbolicError(option, f"{text!r} is an empty range (START {start} is above STOP {stop})")
-    if step[:1] in ("x", "*"):
-        factor = _int(option, step[1:], "search")
-        if factor < 2:
-            raise SymbolicError(option, f"{text!r}: a geometric step must be x2 or more")
-        out = [start]
-        while out[-1] * factor <= stop:
-            out.append(out[-1] * factor)
-        return out
-    if step[:1] == "+" or step[:1].isdigit():
-        increment = _int(option, step.removeprefix("+"), kind)
-        count = (stop - start) // increment + 1
-        if count > MAX_AXIS:
-            raise SymbolicError(option, f"{text!r} has {count:,} values; at most {MAX_AXIS:,} per axis")
-        return range(start, stop + 1, increment)
-    raise SymbolicError(option, f"{text!r}: the step must be +N (arithmetic) or xN (geometric), not {step!r}")
-
-
-def parse_grid(option: str, text: str, kind: str = "width") -> tuple[int, ...] | range:
-    """The values ``text`` names, in order, duplicates dropped (positive integers).
-
-    ``1,2,4`` lists values; ``1024:32768:x2`` is 1024, 2048, ..., 32768; ``1:8:+1`` (or ``1:8``)
-    is 1..8. Items may be mixed: ``1,2,8:64:x2``. Anything else raises :class:`SymbolicError`
-    naming ``option``. Each value is an integer of ``kind`` (see :data:`symbolic.inputs.LIMITS`).
-    """
-    items = [item.strip() for item in str(text).split(",")]
-    if not text.strip() or any(not item for item in items):
-        raise SymbolicError(option, f"empty value in {text!r} (a grid is 1,2,4 or 1024:32768:x2 or 1:8:+1)")
-    if len(items) == 1 and ":" in items[0]:
-        values = _range(option, items[0], kind)
-        return values if isinstance(values, range) else tuple(values)
-    out: dict[int, None] = {}
-    for item in items:
-        if ":" in item:
-            part = _range(option, item, kind)
-            if len(part) + len(out) > MAX_AXIS:
-                raise SymbolicError(option, f"more than {MAX_AXIS:,} values")
-            out.update(dict.fromkeys(part))
-        else:
-            out[_int(option, item, kind)] = None
-    return tuple(out)
-
-
 MAX_FORMS = 4096  # distinct combinations of structural values a sweep may build expressions for
 
 
@@ -458,46 +412,7 @@ def _check_structural(
         spec.check(model, base, axes, options)
 
 
-_INT64_SAFE = 2**62  # |value| bound under which int64 ring arithmetic is exact (with margin)
-
-
-@dataclass(frozen=True)
-class _IntPoly:
-    """A polynomial with integer coefficients, evaluated over int64 arrays: ``terms`` are
-    (coefficient, exponent of each of ``names``)."""
-
-    names: tuple[str, ...]
-    terms: tuple[tuple[int, tuple[int, ...]], ...]
-
-    def __call__(self, values: Mapping[str, np.ndarray], n: int) -> Any:
-        """The value at every row (an int64 array; a Python int when the polynomial is a constant)."""
-        if all(not any(exps) for _, exps in self.terms):
-            return sum(c for c, _ in self.terms)
-        out = np.zeros(n, dtype=np.int64)
-        powers: dict[tuple[str, int], np.ndarray] = {}
-        with np.errstate(over="ignore"):  # wrapping intermediates are exact modulo 2^64; the bound covers the result
-            for coefficient, exponents in self.terms:
-                term: Any = np.int64(coefficient)
-                for name, e in zip(self.names, exponents, strict=True):
-                    if e:
-                        if (name, e) not in powers:
-                            base = np.asarray(values[name], dtype=np.int64)
-                            power = base
-                            for _ in range(e - 1):
-                                power = power * base
-                            powers[name, e] = power
-                        term = term * powers[name, e]
-                out += term
-        return out
-
-    def bound(self, top: Mapping[str, int]) -> int:
-        """An upper bound of |value| when each variable lies in 1..top[name] (exact integer)."""
-        return sum(
-            abs(c) * math.prod(top[n] ** e for n, e in zip(self.names, exps, strict=True)) for c, exps in self.terms
-        )
-
-
-def _int_fraction(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> tuple[_IntPoly, _IntPoly] | None:
+def _int_fraction(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> tuple[IntPoly, IntPoly] | None:
     """``expr`` as N / D, integer polynomials in ``symbols``; None if it is not a rational function of them."""
     if not expr.is_rational_function(*symbols):
         return None
@@ -508,55 +423,11 @@ def _int_fraction(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> tuple[_IntPoly
     out = []
     for poly in polys:
         terms = tuple((int(c * scale), tuple(int(e) for e in m)) for m, c in poly.terms())
-        out.append(_IntPoly(names, terms))
+        out.append(IntPoly(names, terms))
     return out[0], out[1]
 
 
-@dataclass(frozen=True)
-class _Int64Form:
-    """A form as N / D over int64, exact over the grid: ``atoms`` (ceilings and floors of N_k / D_k) are
-    computed first, then the outer N and D in the swept symbols and the atoms."""
-
-    args: tuple[str, ...]
-    atoms: tuple[tuple[str, bool, _IntPoly, _IntPoly], ...]  # (name, is ceiling, N_k, D_k)
-    numerator: _IntPoly
-    denominator: _IntPoly
-    tables: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict, compare=False)
-
-    def __call__(
-        self, columns: Mapping[str, np.ndarray], index: Mapping[str, np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """N and D at the rows of ``columns`` (``index``: each axis's position of those rows, for tables)."""
-        n = len(next(iter(columns.values()))) if columns else 1
-        values = {a: columns[a] for a in self.args}
-        for name, ceiling, num, den in self.atoms:
-            if index is not None and name in self.tables:
-                axis, table = self.tables[name]
-                values[name] = table[index[axis]]
-                continue
-            top, bottom = num(values, n), den(values, n)
-            values[name] = -((-top) // bottom) if ceiling else top // bottom
-        return self.numerator(values, n), self.denominator(values, n)
-
-    def with_tables(self, axes: Mapping[str, Sequence[int]], limit: int = 10**6) -> _Int64Form:
-        """The same form with each atom of one swept symbol precomputed over that axis (a lookup per row)."""
-        tables: dict[str, tuple[str, np.ndarray]] = {}
-        for name, ceiling, num, den in self.atoms:
-            used = {v for poly in (num, den) for v, e in zip(poly.names, _used(poly), strict=True) if e}
-            if len(used) == 1 and len(axes[next(iter(used))]) <= limit:
-                axis = next(iter(used))
-                values = {axis: np.asarray(axes[axis], dtype=np.int64)}
-                top, bottom = num(values, len(values[axis])), den(values, len(values[axis]))
-                tables[name] = (axis, -((-top) // bottom) if ceiling else top // bottom)
-        return _Int64Form(self.args, self.atoms, self.numerator, self.denominator, tables)
-
-
-def _used(poly: _IntPoly) -> list[int]:
-    """For each of ``poly.names``, its largest exponent in ``poly`` (0: unused)."""
-    return [max((exps[i] for _, exps in poly.terms), default=0) for i in range(len(poly.names))]
-
-
-def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form | None:
+def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> IntForm | None:
     """``expr`` as integer arithmetic exact in int64 over the grid, or None when that cannot be proven.
 
     Sums, differences and products in int64 are exact modulo 2^64, so a polynomial with integer
@@ -579,7 +450,7 @@ def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form 
             if parts is None:
                 return None
             num, den = parts
-            if any(c <= 0 for c, _ in den.terms) or num.bound(top) >= _INT64_SAFE or den.bound(top) >= _INT64_SAFE:
+            if any(c <= 0 for c, _ in den.terms) or num.bound(top) >= INT64_SAFE or den.bound(top) >= INT64_SAFE:
                 return None
             name = f"_atom{i}"
             atoms.append((name, isinstance(atom, sp.ceiling), num, den))
@@ -592,13 +463,13 @@ def _int64_form(expr: sp.Expr, axes: Mapping[str, Sequence[int]]) -> _Int64Form 
             return None
         num, den = parts
         names_all = (*names, *(a[0] for a in atoms))
-        num = _IntPoly(names_all, num.terms)
-        den = _IntPoly(names_all, den.terms)
-        if num.bound(top) >= _INT64_SAFE or den.bound(top) >= _INT64_SAFE:
+        num = IntPoly(names_all, num.terms)
+        den = IntPoly(names_all, den.terms)
+        if num.bound(top) >= INT64_SAFE or den.bound(top) >= INT64_SAFE:
             return None
     except (sp.PolynomialError, ValueError, TypeError):
         return None
-    return _Int64Form(names, tuple(atoms), num, den).with_tables(axes)
+    return IntForm(names, tuple(atoms), num, den).with_tables(axes)
 
 
 def run_sweep(
@@ -614,144 +485,63 @@ def run_sweep(
     that is not whole stays a Fraction. ``mode="float"`` gives float64 rounded to whole units the
     same way (bytes up, counts to the nearest). ``progress`` is called with the points done so far.
     """
-    names = list(plan.axes)
-    axes = [np.asarray(plan.axes[n], dtype=np.int64) for n in names]
-    shape = tuple(len(a) for a in axes)
-    total = plan.points
-    ceil = plan.quantity.unit is Quantity.BYTES
     forms = list(plan.forms)
-    evaluators: list[Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]] = []
-    for combo in forms:
-        expr = plan.forms[combo]
-        fast = _int64_form(expr, plan.axes) if plan.mode == "exact" else None
-        evaluators.append(_evaluator(expr, plan.mode, fast, ceil))
-    # the form of each row: a mixed-radix number over the structural axes' classes
-    position = {n: i for i, n in enumerate(names)}
-    class_ids = []
-    for name in plan.structural:
-        values = sorted(set(plan.classes[name]))
-        class_ids.append((position[name], np.asarray([values.index(c) for c in plan.classes[name]]), values))
-    form_index = {}
-    for i, combo in enumerate(forms):
-        code: Any = 0
-        for (_, _, values), cls in zip(class_ids, combo, strict=True):
-            code = code * len(values) + values.index(cls)
-        form_index[code] = i
-    for start in range(0, total, chunk):
-        flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
-        index = np.unravel_index(flat, shape) if shape else ()
-        columns = {n: axis[i] for n, axis, i in zip(names, axes, index, strict=True)}
-        positions = dict(zip(names, index, strict=True))
-        if len(forms) == 1:
-            value = evaluators[0](columns, positions)
-        else:
-            code = np.zeros(flat.shape, dtype=np.int64)
-            for axis_position, ids, values in class_ids:
-                code = code * len(values) + ids[index[axis_position]]
-            present = np.unique(code)
-            if len(present) == 1:
-                value = evaluators[form_index[int(present[0])]](columns, positions)
-            else:
-                parts = [(code == c, evaluators[form_index[int(c)]]) for c in present]
-                results = [
-                    (
-                        rows,
-                        evaluate({n: v[rows] for n, v in columns.items()}, {n: i[rows] for n, i in positions.items()}),
-                    )
-                    for rows, evaluate in parts
-                ]
-                dtype = np.result_type(*(r.dtype for _, r in results))
-                value = np.empty(flat.shape, dtype=dtype)
-                for rows, result in results:
-                    value[rows] = result
-        columns[plan.quantity.name] = value
-        if plan.fits is not None:
-            fit = np.asarray(value <= plan.fits, dtype=bool)
-            columns = {k: v[fit] for k, v in columns.items()}
-        if progress is not None:
-            progress(min(start + chunk, total))
-        yield columns
+    evaluators = [_evaluator(plan, combo) for combo in forms]
+    return evaluate_grid(
+        plan.axes, plan.structural, plan.classes, forms, evaluators, plan.quantity.name, plan.fits, chunk, progress
+    )
 
 
-def _evaluator(
-    expr: sp.Expr, mode: str, fast: _Int64Form | None, ceil: bool
-) -> Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]:
-    """The function of a chunk's columns giving one form's values (see :func:`run_sweep` for the types).
-
-    Exact mode tries, in order: ``fast`` (the form as integer polynomials over the grid), the form's
-    int64 program (:func:`symbolic.numeric.int64_program`), then the compiled exact function
-    (Python ints); the compiled function is generated only when a chunk needs it.
-    """
+def _evaluator(plan: SweepPlan, combo: tuple[int, ...]) -> FormEvaluator:
+    """The evaluator of one form of ``plan``: its integer polynomials over the grid when the grid's
+    bounds prove them exact, else its int64 program, else its compiled function (each generated
+    only when a chunk needs it; see :class:`symbolic.sweepgrid.FormEvaluator`)."""
     from .numeric import compile_quantity, int64_program
 
-    state: dict[str, Any] = {}
-
-    def compiled_function() -> Any:
-        if "compiled" not in state:
-            state["compiled"] = compile_quantity(expr, mode)
-        return state["compiled"]
-
-    def program() -> tuple[tuple[str, ...], Any]:
-        if "program" not in state:
-            state["program"] = int64_program(expr)
-        return state["program"]
-
-    def broadcast(result: Any, like: Mapping[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(like.values()))) if like else 1
-        array = np.asarray(result) if not isinstance(result, np.ndarray) else result
-        if array.shape != (n,):
-            out = np.empty(n, dtype=array.dtype if array.dtype != object else object)
-            out[...] = result
-            return out
-        return array
-
-    def divide(num: Any, den: Any, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        num = broadcast(num, columns)
-        if isinstance(den, int) and den == 1:
-            return num
-        if np.all(np.asarray(den) > 0):
-            if ceil:
-                return -((-num) // den)
-            quotient, remainder = np.divmod(num, den)
-            if not remainder.any():
-                return quotient
-        den = broadcast(den, columns)
-        exact = [Fraction(int(a), int(b)) for a, b in zip(num.tolist(), den.tolist(), strict=True)]
-        return _exact_array(exact, ceil)
-
-    if fast is not None:
-
-        def run_fast(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
-            num, den = fast(columns, positions)
-            return divide(num, den, columns)
-
-        return run_fast
-
-    def run_compiled(columns: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray]) -> np.ndarray:
-        if mode == "exact":
-            args, lowered = program()
-            fraction = lowered(*(columns[n] for n in args)) if args and lowered is not None else None
-            if fraction is not None and np.all(np.asarray(fraction[1]) > 0):
-                num, den = fraction  # int64 proven exact over this chunk (maxima, minima and all)
-                return divide(num, den, columns)
-        compiled = compiled_function()
-        result = compiled(**{n: columns[n] for n in compiled.args}) if compiled.args else compiled()
-        result = broadcast(result, columns)
-        if compiled.mode == "exact":
-            return _exact_array(result.tolist(), ceil)
-        return np.ceil(result) if ceil else np.rint(result)  # whole units, as exact mode gives
-
-    return run_compiled
+    expr = plan.forms[combo]
+    fast = _int64_form(expr, plan.axes) if plan.mode == "exact" else None
+    return FormEvaluator(
+        plan.mode,
+        plan.quantity.unit is Quantity.BYTES,
+        fast,
+        program=(lambda: int64_program(expr)) if plan.mode == "exact" else None,
+        compiled=lambda: compile_quantity(expr, plan.mode),
+    )
 
 
-def _exact_array(values: Sequence[Any], ceil: bool) -> np.ndarray:
-    """Exact values as an array: int64 when every one is a whole number within int64, else objects."""
-    out = [
-        (-(-v // 1) if ceil else (int(v) if v.denominator == 1 else v)) if isinstance(v, Fraction) else v
-        for v in values
-    ]
-    if all(isinstance(v, int) and -(2**63) <= v < 2**63 for v in out):
-        return np.asarray(out, dtype=np.int64).reshape(len(out))
-    array = np.empty(len(out), dtype=object)
-    array[:] = out
-    return array
+def prepare(plan: SweepPlan) -> dict[str, Any]:
+    """The plan as JSON data that runs without SymPy (:func:`symbolic.sweepgrid.cached_sweep`): per
+    form, its integer polynomials over the grid, else its int64 program (and, where the grid's
+    bounds do not prove the program exact everywhere, the compiled source), else the compiled source."""
+    from .numeric import compile_quantity, int64_program
+
+    forms = []
+    for combo, expr in plan.forms.items():
+        entry: dict[str, Any] = {"combo": list(combo), "fast": None, "program": None, "source": None}
+        fast = _int64_form(expr, plan.axes) if plan.mode == "exact" else None
+        if fast is not None:
+            entry["fast"] = form_data(fast)
+            forms.append(entry)
+            continue
+        program = int64_program(expr)[1] if plan.mode == "exact" else None
+        if program is not None:
+            entry["program"] = program.to_data()
+            top = {n: max(abs(int(v)) for v in plan.axes[n]) for n in program.args}
+            if program.args and program.bounds_hold(top):
+                forms.append(entry)
+                continue
+        compiled = compile_quantity(expr, plan.mode)
+        entry["source"] = [list(compiled.args), compiled.source]
+        forms.append(entry)
+    return {
+        "model": plan.model.name,
+        "quantity": plan.quantity.name,
+        "unit": plan.quantity.unit.unit,
+        "ceil": plan.quantity.unit is Quantity.BYTES,
+        "mode": plan.mode,
+        "fixed": plan.fixed,
+        "structural": list(plan.structural),
+        "classes": {k: list(v) for k, v in plan.classes.items()},
+        "fits": plan.fits,
+        "forms": forms,
+    }

@@ -88,3 +88,80 @@ def test_compiled_exact_reads_its_int64_program_back():
     numeric.clear_memo()
     again = compile_quantity(EXPR, "exact")
     assert list(again(**columns)) == list(want)
+
+
+_SWEEP_PROBE = """
+import sys
+from symbolic.cli import main
+code = main(sys.argv[1:])
+print("sympy" in sys.modules, code, file=sys.stderr)
+"""
+
+
+def _sweep(tmp_path, *argv):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SYMBOLIC_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", _SWEEP_PROBE, "sweep", *argv], capture_output=True, text=True, env=env, check=True
+    )
+    return out.stdout, out.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("llama2-7b", "--batch", "1,3", "--seq", "4096", "--dp", "1:64", "--zero", "1"),
+        ("mistral-7b", "--batch", "2", "--seq", "512:8192:x2", "--tp", "1,2,4", "--zero", "0,3", "--format", "json"),
+        ("gpt2", "--batch", "1:4", "--seq", "1024", "--dp", "1,2", "--float"),
+        ("llama2-7b", "--quantity", "params.total", "--grid", "n_layers=1:40"),
+    ],
+)
+def test_a_repeated_sweep_runs_from_the_cache_without_sympy_and_prints_the_same(tmp_path, argv):
+    first, loaded_first = _sweep(tmp_path, *argv)
+    second, loaded_second = _sweep(tmp_path, *argv)
+    assert loaded_first == "True 0" and loaded_second == "False 0"  # planned with SymPy, then read back
+    assert second == first
+    assert len(list((tmp_path / "cache" / "compiled").glob("*.sweep.json"))) == 1
+
+
+def test_a_cached_sweep_gives_what_planning_gives_and_a_forged_one_is_not_read(tmp_path):
+    from symbolic.cli.sweep import _prepared
+    from symbolic.sweepgrid import sweep_key, sweep_parts
+
+    model = load_model("llama2-7b")
+    grid = {"batch": (1, 7), "seq": range(512, 4097, 512), "dp": range(1, 33), "zero": (0, 1, 2, 3)}
+    options = {"convention": "exact"}
+    plan = plan_sweep(model, "memory.peak", grid, options=options)
+    want = np.concatenate([c["memory.peak"] for c in run_sweep(plan)])
+
+    def rows(prepared):
+        return np.concatenate([c["memory.peak"] for c in prepared.run()])
+
+    assert np.array_equal(rows(_prepared(model, "memory.peak", grid, options, "exact", None, False)), want)
+    assert np.array_equal(rows(_prepared(model, "memory.peak", grid, options, "exact", None, False)), want)
+    key = sweep_key(sweep_parts(model, "memory.peak", options, "exact", None), grid)
+    (path,) = cache_dir().glob(f"{key}.sweep.json")
+    entry = json.loads(path.read_text())
+    entry["payload"]["fixed"] = {"seq": 1}  # someone without the secret edits the entry
+    path.write_text(json.dumps(entry))
+    from symbolic.sweepgrid import cached_sweep
+
+    assert cached_sweep(key, grid, lambda combo: None) is None
+
+
+def test_a_form_whose_program_declines_falls_back_to_the_compiled_function():
+    from symbolic.sweepgrid import FormEvaluator
+
+    expr = sp.ceiling(S.batch * S.seq / 3) + S.batch**3
+    compiled = compile_quantity(expr, "exact")
+    huge = np.asarray([2**40, 2**41], dtype=np.int64)  # batch^3 is past int64: the program declines
+    columns = {"batch": huge, "seq": np.asarray([5, 7], dtype=np.int64)}
+    evaluator = FormEvaluator(
+        "exact", True, None, program=lambda: numeric.int64_program(expr), compiled=lambda: compiled
+    )
+    got = evaluator(columns, {})
+    assert got.dtype == object
+    assert list(got) == [-(-(b * s) // 3) + b**3 for b, s in ((2**40, 5), (2**41, 7))]

@@ -86,7 +86,12 @@ def _json_default(value: Any) -> Any:
 
 
 def convention_names(quantity: str) -> tuple[str, ...]:
-    """The conventions covering ``quantity``, from the one table (:mod:`symbolic.conventions`)."""
+    """The conventions covering ``quantity``, from the one table (:mod:`symbolic.conventions`), as the
+    generated index lists them (building a parser then loads no SymPy; a test keeps it current)."""
+    from ..precompiled._index import CONVENTION_NAMES
+
+    if quantity in CONVENTION_NAMES:
+        return tuple(CONVENTION_NAMES[quantity])
     from ..conventions import names_for
 
     return names_for(quantity)
@@ -94,7 +99,7 @@ def convention_names(quantity: str) -> tuple[str, ...]:
 
 def convention_help(quantity: str) -> str:
     """``exact (default), basic or basic-gated``: the conventions covering ``quantity``, as help text."""
-    from ..conventions import DEFAULT
+    from ..precompiled._index import CONVENTION as DEFAULT
 
     names = [f"{n} (default)" if n == DEFAULT else n for n in convention_names(quantity)]
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]

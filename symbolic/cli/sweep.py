@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _grid(args: argparse.Namespace) -> dict[str, Any]:
     from .. import symbols as S
     from ..inputs import SYMBOL_KINDS
-    from ..sweep import parse_grid
+    from ..sweepgrid import parse_grid
 
     grid: dict[str, Any] = {}
     for name in _option_names():
@@ -88,9 +88,9 @@ def _zero(text: str) -> tuple[int, ...]:
 
 def _header(plan: Any) -> dict[str, Any]:
     return {
-        "model": plan.model.name,
-        "quantity": plan.quantity.name,
-        "unit": plan.quantity.unit.unit,
+        "model": plan.model,
+        "quantity": plan.quantity,
+        "unit": plan.unit,
         "mode": plan.mode,
         "fixed": plan.fixed,
         "points": plan.points,
@@ -109,10 +109,11 @@ def _write(out: Any, fmt: str, plan: Any, names: list[str], chunks: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..inputs import output_file, output_stream
     from ..registry import load_model
-    from ..sweep import plan_sweep, quantities, run_sweep
     from ..writers import write_parquet
 
     if args.list:
+        from ..sweep import quantities
+
         for name, spec in sorted(quantities().items()):
             sys.stdout.write(f"{name:24} {spec.unit.unit:10} {spec.description}\n")
         return 0
@@ -145,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
             "--seq", f"{max(grid['seq'])} exceeds {model.name}'s learned position table ({positions} positions)"
         )
     # default: memory.peak (states + activations + transient: a row never leaves a category out)
-    table = quantities()
-    default = "memory.peak" if "memory.peak" in table else "params.total"
+    default = "memory.peak"
     options = {k: getattr(args, k) for k in ("precision", "optimizer") if getattr(args, k) is not None}
     if zero is not None and len(zero) == 1:
         options = {"zero": zero[0], **options}
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.convention is not None:  # every quantity is counted in a convention
         options["convention"] = args.convention
-    plan = plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=args.yes)
+    plan = _prepared(model, quantity, grid, options, mode, fits, args.yes)
 
     show = args.progress if args.progress is not None else (plan.points >= _PROGRESS_POINTS and sys.stderr.isatty())
     progress_bar = None
@@ -181,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
 
         progress_bar.start()
     try:
-        chunks = run_sweep(plan, progress=advance)
-        names = [*plan.axes, plan.quantity.name]
+        chunks = plan.run(progress=advance)
+        names = [*plan.axes, plan.quantity]
         if args.output:
             with output_stream("--output", args.output, binary=True) as out:
                 if args.format == "parquet":
@@ -196,3 +196,37 @@ def run(args: argparse.Namespace) -> int:
         if progress_bar is not None:
             progress_bar.stop()
     return 0
+
+
+def _prepared(
+    model: Any, quantity: str, grid: dict[str, Any], options: dict[str, Any], mode: str, fits: int | None, yes: bool
+) -> Any:
+    """The sweep ready to run (:class:`symbolic.sweepgrid.Prepared`): from the disk cache when the same
+    sweep was planned before (no SymPy is loaded), else planned, checked and lowered now, and kept."""
+    import math
+
+    from ..sweepgrid import MAX_POINTS, cached_sweep, load_prepared, store_sweep, sweep_key, sweep_parts
+
+    def plan() -> Any:
+        from ..sweep import plan_sweep
+
+        return plan_sweep(model, quantity, grid, options=options, mode=mode, fits=fits, yes=yes)
+
+    def fallback(combo: tuple[int, ...]) -> Any:  # a form the cached lowering does not cover
+        from ..numeric import compile_quantity
+
+        planned = plan()
+        return compile_quantity(planned.forms[combo], planned.mode)
+
+    key = None
+    if math.prod(len(v) for v in grid.values()) <= MAX_POINTS or yes:  # else planning says why not
+        key = sweep_key(sweep_parts(model, quantity, options, mode, fits), grid)
+        prepared = cached_sweep(key, grid, fallback) if key is not None else None
+        if prepared is not None:
+            return prepared
+    from ..sweep import prepare
+
+    payload = prepare(plan())
+    if key is not None:
+        store_sweep(key, payload)
+    return load_prepared(payload, grid, fallback)

@@ -30,8 +30,12 @@ from .. import symbols as S
 from ..errors import SymbolicError
 from .codegen import CODEGEN_VERSION, MODES, runtime
 from .codegen import source as generate_source
+from .entries import read_entry as _read_entry
+from .entries import write_entry as _write_entry
+from .runtime import BLOCK, _blocked
 
 __all__ = [
+    "BLOCK",
     "CompiledQuantity",
     "compile_quantity",
     "cached_evaluate",
@@ -52,7 +56,7 @@ class CompiledQuantity:
     filtered to the free symbols). ``mode="exact"`` returns Python ints (Fractions when the value
     is not whole; object arrays for array input); ``mode="float"`` returns float64. The unit is
     that of the expression compiled (parameters, bytes or FLOPs). In float mode, long 1-D NumPy
-    arrays are evaluated in blocks of :data:`BLOCK` elements, so every temporary stays in the CPU
+    arrays are evaluated in blocks of :data:`~symbolic.numeric.runtime.BLOCK` elements, so every temporary stays in the CPU
     cache (same values, fewer trips to memory).
     """
 
@@ -133,39 +137,6 @@ def int64_program(expr: sp.Expr) -> tuple[tuple[str, ...], Any]:
     expr = sp.sympify(expr, strict=True)
     args = _arg_names(expr)
     return args, _program(cache_key(expr, "exact"), expr, args)
-
-
-def _read_entry(path: Path, key: str, kind: str) -> Any:
-    """The payload of an authentic cache entry of ``kind`` for ``key`` at ``path``, else None."""
-    from ..resultcache import read_regular, secret, secure_dir
-
-    secret_key = secret()
-    if secret_key is None or not secure_dir(path.parent):
-        return None
-    data = read_regular(path)
-    if data is None:
-        return None
-    try:
-        entry = json.loads(data)
-        payload = json.dumps(entry["payload"], sort_keys=True)
-        want = hmac.new(secret_key, f"{kind}|{key}|{payload}".encode(), hashlib.sha256).hexdigest()
-        if entry["key"] != key or not hmac.compare_digest(str(entry["mac"]), want):
-            return None
-        return entry["payload"]
-    except (ValueError, KeyError, TypeError, UnicodeError):
-        return None
-
-
-def _write_entry(path: Path, key: str, kind: str, payload: Any) -> None:
-    """Store ``payload`` (JSON) as the authenticated entry of ``kind`` for ``key`` (atomically; skipped when unsafe)."""
-    from ..resultcache import secret, secure_dir, write_atomic
-
-    secret_key = secret()
-    if secret_key is None or not secure_dir(path.parent, create=True):
-        return
-    text = json.dumps(payload, sort_keys=True)
-    mac = hmac.new(secret_key, f"{kind}|{key}|{text}".encode(), hashlib.sha256).hexdigest()
-    write_atomic(path, json.dumps({"key": key, "payload": payload, "mac": mac}).encode())
 
 
 def cached_expression(parts: Sequence[str], build: Callable[[], tuple[sp.Expr, Any]]) -> tuple[sp.Expr, Any]:
@@ -278,38 +249,6 @@ def _exact_objects(num: Any, den: Any, args: tuple[Any, ...]) -> Any:
     out = quotient.astype(object)
     for i in zip(*np.nonzero(remainder), strict=True):
         out[i] = Fraction(int(num[i]), int(den[i]))
-    return out
-
-
-BLOCK = 1 << 13  # elements per block of a float evaluation: 64 KiB per temporary
-
-
-def _blocked(function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """``function(*args)``, block by block when the arrays among ``args`` are 1-D NumPy arrays of one length.
-
-    Anything else (scalars only, other shapes, other array types such as dask) is passed whole.
-    """
-    import numpy as np
-
-    length = None
-    for a in args:
-        if isinstance(a, np.ndarray) and a.ndim:
-            if a.ndim != 1 or (length is not None and len(a) != length):
-                return function(*args)
-            length = len(a)
-        elif not isinstance(a, int | float | np.number) or isinstance(a, bool):
-            return function(*args)
-    if length is None or length < 2 * BLOCK:
-        return function(*args)
-
-    def part(start: int) -> Any:
-        return function(*(a[start : start + BLOCK] if isinstance(a, np.ndarray) and a.ndim else a for a in args))
-
-    first = np.asarray(part(0))
-    out = np.empty(length, dtype=first.dtype)
-    out[:BLOCK] = first
-    for start in range(BLOCK, length, BLOCK):
-        out[start : start + BLOCK] = part(start)
     return out
 
 

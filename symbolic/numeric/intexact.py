@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy as sp
+
+if TYPE_CHECKING:  # SymPy is imported where an expression is lowered, not where a program runs
+    import sympy as sp
 
 __all__ = ["IntProgram", "lower"]
 
@@ -50,6 +52,8 @@ class _Poly:
 
     def source(self) -> str:
         """Python source computing the polynomial (nested by shared variables, integer literals only)."""
+        import sympy as sp
+
         from .codegen import _nest
 
         symbols = [sp.Symbol(n) for n in self.names]
@@ -61,6 +65,7 @@ class _Poly:
 
 def _print(e: sp.Basic) -> str:
     """Integer-only Python source of a polynomial expression (no division)."""
+
     if e.is_Symbol:
         return e.name
     if e.is_Integer:
@@ -76,6 +81,8 @@ def _print(e: sp.Basic) -> str:
 
 def _fraction(expr: sp.Expr, names: Sequence[str]) -> tuple[_Poly, _Poly]:
     """``expr`` as N / D, integer polynomials in ``names``; ValueError if it is not a rational function of them."""
+    import sympy as sp
+
     symbols = [sp.Symbol(n) for n in names]
     if not expr.is_rational_function(*symbols):
         raise ValueError("not a rational function")
@@ -192,12 +199,15 @@ def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
     made of rational functions, ceilings, floors, maxima and minima (or holds a Float).
 
     >>> import numpy as np
+    >>> import sympy as sp
     >>> from symbolic import symbols as S
     >>> program = lower(sp.Max(S.batch * S.seq / S.tp, 3 * S.seq), ("batch", "seq", "tp"))
     >>> num, den = program(np.array([1, 8]), np.array([4, 4]), np.array([2, 3]))
     >>> num.tolist(), den.tolist()  # max(b*s/t, 3s) as N / D with D = t: 24/2 and 36/3
     ([24, 36], [2, 3])
     """
+    import sympy as sp
+
     if expr.has(sp.Float) or expr.has(sp.Piecewise):
         return None
     plain = {s: sp.Symbol(s.name) for s in expr.free_symbols}  # no assumptions: plain polynomial variables
@@ -249,6 +259,8 @@ def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
 
 
 def _expr(p: _Poly) -> sp.Expr:
+    import sympy as sp
+
     symbols = [sp.Symbol(n) for n in p.names]
     return sp.Add(*(c * sp.Mul(*(s**e for s, e in zip(symbols, exps, strict=True))) for c, exps in p.terms))
 

@@ -159,9 +159,12 @@ def sources() -> dict[str, str]:
         if f"_m{key}.py" not in out:
             out[f"_m{key}.py"] = module_source(model)
     keys = sorted(name[2:-3] for name in out)
-    from ..conventions import DEFAULT
+    from ..conventions import DEFAULT, QUANTITIES, names_for
 
-    out["_index.py"] = HEADER + f"\nCONVENTION = {DEFAULT!r}\nKEYS = frozenset({keys!r})\n"
+    names = {q: names_for(q) for q in QUANTITIES}  # the command line's choices, without loading the table
+    out["_index.py"] = (
+        HEADER + f"\nCONVENTION = {DEFAULT!r}\nCONVENTION_NAMES = {names!r}\nKEYS = frozenset({keys!r})\n"
+    )
     return out
 
 
