@@ -377,6 +377,7 @@ def memory(
             step_counters=not step_counters,
             layer_transient=sp.Max(*others) if others else sp.Integer(0),
             autocast=bool(activation_options.get("autocast")),
+            weight_bytes=rational(recipe.weights),
         )
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")

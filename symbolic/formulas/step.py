@@ -42,9 +42,10 @@ from dataclasses import dataclass, replace
 import sympy as sp
 
 from .. import symbols as S
-from ..arch import LayerGroup, Model
+from ..arch import AttentionKind, LayerGroup, Model, Positions
 from ..errors import SymbolicError
 from ..families import ACTIVATION_EXTRA_SAVED, rules_for
+from ..numeric.values import rational
 from ..terms import Breakdown, Term
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "Timeline",
     "step_timeline",
     "max_over_layers",
+    "buffer_bytes",
     "LAYER",
 ]
 
@@ -127,6 +129,40 @@ def get_implementation(name: str | None, device: str = "cuda") -> Implementation
         raise SymbolicError("--optimizer-impl", f"unknown {name!r}; allowed: {', '.join(IMPLEMENTATIONS)}") from None
 
 
+def buffer_bytes(model: Model, weight_bytes: sp.Expr | int = FP32) -> sp.Expr:
+    """Bytes of the model's buffers (tensors a module registers that are not parameters), alive
+    through the whole step; floating-point ones in the weights' dtype (``weight_bytes`` per element:
+    ``model.to(dtype)`` casts them), boolean ones at one byte.
+
+    - rotary positions computed once per forward (transformers' ``*RotaryEmbedding``): ``inv_freq``
+      and ``original_inv_freq``, ``d_rot / 2`` elements each;
+    - GPT-J's sin/cos table ``embed_positions``: ``n_positions * d_rot`` elements;
+    - GPTBigCode's causal mask ``bias``: a ``n_ctx * n_ctx`` boolean table.
+
+    >>> from symbolic.registry import load_model
+    >>> buffer_bytes(load_model("llama2-7b"))  # inv_freq and original_inv_freq: d_head / 2 fp32 each
+    4*d_head
+    >>> buffer_bytes(load_model("starcoder"))  # the causal mask: n_ctx * n_ctx booleans
+    n_ctx**2
+    """
+    arch = model.arch
+    try:
+        rotary = rules_for(arch.family).rotary
+    except SymbolicError:
+        rotary = "shared"
+    out = sp.Integer(0)
+    if arch.positions is Positions.ROTARY and rotary != "none":
+        width = S.d_rope if arch.attention.kind is AttentionKind.MLA else S.d_head * rational(arch.rotary_fraction)
+        if rotary == "per_layer":  # GPT-J: one sin/cos table over every position
+            positions = model.config.get("n_positions") or model.config.get("max_position_embeddings") or 0
+            out += int(positions) * width * weight_bytes
+        else:
+            out += 2 * (width / 2) * weight_bytes
+    if arch.family == "gpt_bigcode":  # the causal mask, registered over the whole position table
+        out += S.symbol("n_ctx") ** 2
+    return out
+
+
 @dataclass(frozen=True)
 class Point:
     """One point of the timeline: ``phase``, ``label``, bytes alive ``expr`` (may contain ``i``).
@@ -194,6 +230,7 @@ def step_timeline(
     step_counters: bool = True,
     layer_transient: sp.Expr | int = 0,
     autocast: bool = False,
+    weight_bytes: sp.Expr | int = FP32,
 ) -> Timeline:
     """The points of one training step on one device (bytes), from the state and activation terms.
 
@@ -205,7 +242,9 @@ def step_timeline(
     step (from the second on, gradients are alive through forward and backward);
     ``layer_transient``: bytes alive only while a layer runs (ZeRO-3's gathered weights, a layer
     recomputed under full recomputation), added to the per-layer points; ``autocast``: fp32 weights
-    under ``torch.autocast`` (each linear's weight copy is freed by its backward).
+    under ``torch.autocast`` (each linear's weight copy is freed by its backward); ``weight_bytes``:
+    bytes of one weight element (the model's floating-point buffers, :func:`buffer_bytes`, are cast
+    to it).
     """
     if zero_grad not in ZERO_GRAD:
         raise SymbolicError("--zero-grad", f"unknown {zero_grad!r}; allowed: {', '.join(ZERO_GRAD)}")
@@ -237,7 +276,8 @@ def step_timeline(
         counters = FP32 * sp.Add(*(t.count for t in cat("optimizer")))
     ids = tokens * INT64
     kept = G if (zero_grad == "zero" or accumulation > 1) else 0
-    start = W + M + OPT + counters + ids + kept
+    buffers = buffer_bytes(model, weight_bytes)
+    start = W + M + OPT + counters + buffers + ids + kept
 
     # per group: the layers this device runs (the terms' count: n_layers, or its pipeline share)
     counts = {g.name: g.count for g in groups}
@@ -339,6 +379,7 @@ def step_timeline(
         "master": M,
         "optimizer": OPT,
         "step_counters": counters,
+        "buffers": buffers,
         "ids": ids,
         "gradients": G,
         "activations": A,
