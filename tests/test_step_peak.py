@@ -101,6 +101,29 @@ def test_peak_matches_allocator(config, batch, seq, recipe, impl):
     assert point["phase"] == got["peak_phase"]
 
 
+@pytest.mark.parametrize(
+    "config,recipe",
+    [
+        (dict(model_type="gpt_bigcode", n_embd=64, n_layer=2, n_head=4, vocab_size=500, n_positions=1024), "fp32"),
+        (dict(model_type="gpt_bigcode", n_embd=64, n_layer=1, n_head=4, vocab_size=500, n_positions=512), "bf16"),
+        (
+            dict(model_type="gptj", n_embd=64, n_layer=2, n_head=4, vocab_size=500, n_positions=1024, rotary_dim=8),
+            "bf16",
+        ),
+    ],
+)
+def test_buffers_are_part_of_the_step(config, recipe):
+    """The model's buffers live through the step: GPTBigCode's boolean n_ctx x n_ctx causal mask
+    (1 MiB at 1024 positions, a sixth of this model's peak) and GPT-J's sin/cos table, which
+    ``model.to(dtype)`` casts with the weights. (Vocabularies where the loss holds the peak: in
+    16 bits a layer's backward would add oneDNN's packing buffers, not modelled.)"""
+    check(config, 2, 45, recipe, "foreach")
+    with_mask = ours(config, 2, 45, recipe, "foreach")[0]
+    if config["model_type"] == "gpt_bigcode":
+        smaller = dict(config, n_positions=config["n_positions"] // 2)
+        assert with_mask - ours(smaller, 2, 45, recipe, "foreach")[0] >= 3 * (config["n_positions"] // 2) ** 2
+
+
 def test_optimizer_step_peak_foreach_vs_for_loop():
     """Short sequences, wide vocabulary: the optimizer step holds the peak with foreach (a whole
     state-sized sqrt(v)), and backward with the for-loop kernel (one tensor's temporaries)."""

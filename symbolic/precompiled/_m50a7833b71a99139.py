@@ -41,7 +41,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'phi3-medium', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 27920476160, 'gradients': 27920476160, 'master': 55840952320, 'optimizer': 111681904640, 'states': 223363809280, 'activations': 11133264, 'transient': 192384, 'peak': 279204763060}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 656670720}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1313341440}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1048576000}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1048576000}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 20480}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 40960}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 656670720}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1313341440}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192384}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.k', 'category': 'activations', 'description': 'keys (after rotary, a fresh tensor)', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 102400}, {'path': 'block.attention.qkv_output', 'category': 'activations', 'description': "fused q/k/v projection output, kept whole: SDPA's values are a view of it", 'formula': '2*batch*n_layers*seq*(d_head*n_heads + 2*d_head*n_kv_heads)', 'bytes': 614400}, {'path': 'block.attention.output', 'category': 'activations', 'description': 'attention output', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.output_copy', 'category': 'activations', 'description': "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query (none with one head)", 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads, 1)), (1, True))', 'bytes': 409600}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 6400}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 5734400}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 20480}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128256}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 11133264, 'per_layer': {'block': 274088}, 'shared': 512, 'outside_layers': 169232, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 102400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.qkv_output', 'formula': '2*batch*n_layers*seq*(d_head*n_heads/tp + 2*d_head*Max(1, n_kv_heads/tp))', 'bytes': 614400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output_copy', 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads/tp, 1)), (1, True))/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 6400, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 5734400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 20480, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 279204763060, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 195443334580, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 195454298612, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 195454660240, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 195454724352, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 222537737820, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 223363820980, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 279204763060, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 195443334580, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32064, 'd_model': 5120, 'n_layers': 40, 'n_heads': 40, 'n_kv_heads': 10, 'd_head': 128, 'd_ffn': 17920, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 2047}}
+MEMORY = {'model': 'phi3-medium', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 27920476160, 'gradients': 27920476160, 'master': 55840952320, 'optimizer': 111681904640, 'states': 223363809280, 'activations': 11133264, 'transient': 192384, 'peak': 279204763316}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 656670720}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1313341440}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1048576000}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1048576000}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 20480}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 40960}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 656670720}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1313341440}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192384}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.k', 'category': 'activations', 'description': 'keys (after rotary, a fresh tensor)', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 102400}, {'path': 'block.attention.qkv_output', 'category': 'activations', 'description': "fused q/k/v projection output, kept whole: SDPA's values are a view of it", 'formula': '2*batch*n_layers*seq*(d_head*n_heads + 2*d_head*n_kv_heads)', 'bytes': 614400}, {'path': 'block.attention.output', 'category': 'activations', 'description': 'attention output', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.output_copy', 'category': 'activations', 'description': "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query (none with one head)", 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads, 1)), (1, True))', 'bytes': 409600}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 6400}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 5734400}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 20480}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128256}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 11133264, 'per_layer': {'block': 274088}, 'shared': 512, 'outside_layers': 169232, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 102400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.qkv_output', 'formula': '2*batch*n_layers*seq*(d_head*n_heads/tp + 2*d_head*Max(1, n_kv_heads/tp))', 'bytes': 614400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output_copy', 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads/tp, 1)), (1, True))/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 6400, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 5734400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 20480, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 279204763316, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 195443334836, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 195454298868, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 195454660496, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 195454724608, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 222537738076, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 223363821236, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 279204763316, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 195443334836, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32064, 'd_model': 5120, 'n_layers': 40, 'n_heads': 40, 'n_kv_heads': 10, 'd_head': 128, 'd_ffn': 17920, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 2047}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79], 'activations': {'per_layer': [('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108)], 'shared': [110], 'outside': [112, 114, 116, 118, 120, 122, 124], 'terms': [81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125]}, 'timeline': [('fixed', 126), ('layers', 127, 128, 129), ('fixed', 130), ('fixed', 131), ('layers', 132, 133, 134), ('fixed', 135), ('fixed', 136), ('fixed', 137)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -61,242 +61,243 @@ def memory(v):
     _t1 = _fdiv(1, tp)
     _t2 = (_t0 * _t1)
     _t3 = _fceil((_t2 * n_vocab))
-    _t4 = (d_head * _max(1, (_t1 * n_kv_heads)))
-    _t5 = (n_layers * _fceil((_t0 * _t4)))
-    _t6 = (_t1 * n_heads)
-    _t7 = (_t6 * d_head)
-    _t8 = (n_layers * _fceil((_t0 * _t7)))
-    _t9 = (_t2 * d_ffn)
-    _t10 = (n_layers * _fceil(_t9))
-    _t11 = (4 * d_model)
-    _t12 = (_t11 * n_layers)
-    _t13 = (_t0 + _t12 + (2 * _t3) + (2 * _t5) + (2 * _t8) + (3 * _t10))
-    _t14 = (8 * d_model)
-    _t15 = (_t14 * n_layers)
-    _t16 = (_t1 * _t11)
-    _t17 = _fceil((_t16 * n_vocab))
-    _t18 = (_t11 * _t4)
-    _t19 = (n_layers * _fceil(_t18))
-    _t20 = (_t11 * _t7)
-    _t21 = (n_layers * _fceil(_t20))
-    _t22 = (n_layers * _fceil((_t16 * d_ffn)))
-    _t23 = ((2 * _t17) + (2 * _t19) + (2 * _t21) + (3 * _t22))
-    _t24 = (16 * d_model)
-    _t25 = (_t24 * n_layers)
-    _t26 = (_t1 * _t14)
-    _t27 = _fceil((_t26 * n_vocab))
-    _t28 = (n_layers * _fceil((_t14 * _t4)))
-    _t29 = (n_layers * _fceil((_t14 * _t7)))
-    _t30 = (n_layers * _fceil((_t26 * d_ffn)))
-    _t31 = ((2 * _t27) + (2 * _t28) + (2 * _t29) + (3 * _t30))
-    _t32 = (d_model * n_layers)
-    _t33 = (32 * _t32)
-    _t34 = (_t24 + _t33)
-    _t35 = (2 * _t4)
-    _t36 = (batch * seq)
-    _t37 = (2 * _t36)
-    _t38 = (_t37 * (_t35 + _t7))
-    _t39 = (n_layers * _fceil(_t38))
-    _t40 = (_t35 * _t36)
-    _t41 = (n_layers * _fceil(_t40))
-    _t42 = (4 * seq)
-    _t43 = (_t42 * batch)
-    _t44 = (_t43 * _t6)
-    _t45 = (n_layers * _fceil(_t44))
-    _t46 = (8 * _t36)
-    _t47 = (_t1 * d_ffn)
-    _t48 = (_t46 * _t47)
-    _t49 = (n_layers * _fceil(_t48))
-    _t50 = (_t37 * _t7)
-    _t51 = (_t50 * _where((_t6 == 1), 0, 1))
-    _t52 = (n_layers * _fceil(_t51))
-    _t53 = (n_layers * _fceil(_t50))
-    _t54 = (_t43 * n_vocab)
-    _t55 = (12 * _t36)
-    _t56 = (_t42 * d_head)
-    _t57 = (_t46 * n_layers)
-    _t58 = (_t56 + _t57 + (_t25 * _t36))
-    _t59 = (_t58 + (_t14 * _t36))
-    _t60 = (_t55 + _t59)
-    _t61 = (_t36 * n_vocab)
-    _t62 = (6 * _t61)
-    _t63 = (40 * _t32)
-    _t64 = (_t1 * d_model)
-    _t65 = (_t64 * n_vocab)
-    _t66 = (_t32 * _t47)
-    _t67 = (36 * n_layers)
-    _t68 = (12 + _t67)
-    _t69 = (_t46 + _t68)
-    _t70 = (_t63 + _t69 + (20 * d_model) + (40 * _t65) + (60 * _t66) + (_t4 * _t63) + (_t63 * _t7))
-    _t71 = (_t0 * _t36)
-    _t72 = (_t34 + _t69 + _t71 + (32 * _t65) + (48 * _t66) + (_t33 * _t4) + (_t33 * _t7))
-    _t73 = (_t38 + _t40 + _t44 + _t51 + (_t43 * _t7))
-    _t74 = (_t48 + _t73 + (_t24 * _t36))
-    _t75 = (28 * _t32)
-    _t76 = (_t75 + (42 * _t66) + (_t4 * _t75) + (_t7 * _t75))
-    _t77 = ((14 * d_model) + (28 * _t65))
-    _t78 = (_t76 + _t77)
-    _t79 = (_t68 + (16 * _t36))
-    _t80 = (_t56 + _t74 + _t78 + _t79)
-    _t81 = (n_layers * (_t46 + _t74))
-    _t82 = (_t69 + _t76)
-    _t83 = (_t77 + _t82)
-    _t84 = (_t56 + _t81 + _t83)
-    _t85 = (_t38 * n_layers)
-    _t86 = (_t40 * n_layers)
-    _t87 = (_t43 * n_layers)
-    _t88 = (_t6 * _t87)
-    _t89 = (_t47 * _t57)
-    _t90 = (_t51 * n_layers)
-    _t91 = (_t85 + _t86 + _t88 + _t89 + _t90 + (_t7 * _t87))
-    _t92 = (20 + _t67 + _t78 + _t91)
-    _t93 = (_t59 + _t92 + (10 * _t61) + (28 * _t36))
-    _t94 = (_t60 + _t92 + (_t55 * n_vocab))
-    _t95 = (_t24 + _t58 + _t9 + _t91 + (30 * _t65))
-    _t96 = (_t71 + _t82 + _t95 + (_t43 * _t47))
-    _t97 = (_t73 + _t76 + _t79 + _t95 - _t81 + (_t47 * _t55) + ((-1 + n_layers) * (_t11 + _t18 + _t20 + (6 * _t64 * d_ffn))) + (18 * _t36 * d_model))
-    _t98 = (_t0 * n_layers)
-    _t99 = (_t12 * _t36)
-    _t100 = (_t36 * _t98)
-    _t101 = (_t11 * _t36)
-    _t102 = (_t50 * n_layers)
+    _t4 = _max(1, (_t1 * n_kv_heads))
+    _t5 = (_t4 * d_head)
+    _t6 = (n_layers * _fceil((_t0 * _t5)))
+    _t7 = (_t1 * n_heads)
+    _t8 = (_t7 * d_head)
+    _t9 = (n_layers * _fceil((_t0 * _t8)))
+    _t10 = (_t2 * d_ffn)
+    _t11 = (n_layers * _fceil(_t10))
+    _t12 = (4 * d_model)
+    _t13 = (_t12 * n_layers)
+    _t14 = (_t0 + _t13 + (2 * _t3) + (2 * _t6) + (2 * _t9) + (3 * _t11))
+    _t15 = (8 * d_model)
+    _t16 = (_t15 * n_layers)
+    _t17 = (_t1 * _t12)
+    _t18 = _fceil((_t17 * n_vocab))
+    _t19 = (_t12 * _t5)
+    _t20 = (n_layers * _fceil(_t19))
+    _t21 = (_t12 * _t8)
+    _t22 = (n_layers * _fceil(_t21))
+    _t23 = (n_layers * _fceil((_t17 * d_ffn)))
+    _t24 = ((2 * _t18) + (2 * _t20) + (2 * _t22) + (3 * _t23))
+    _t25 = (16 * d_model)
+    _t26 = (_t25 * n_layers)
+    _t27 = (_t1 * _t15)
+    _t28 = _fceil((_t27 * n_vocab))
+    _t29 = (n_layers * _fceil((_t15 * _t5)))
+    _t30 = (n_layers * _fceil((_t15 * _t8)))
+    _t31 = (n_layers * _fceil((_t27 * d_ffn)))
+    _t32 = ((2 * _t28) + (2 * _t29) + (2 * _t30) + (3 * _t31))
+    _t33 = (d_model * n_layers)
+    _t34 = (32 * _t33)
+    _t35 = (_t25 + _t34)
+    _t36 = (2 * d_head)
+    _t37 = (_t36 * _t4)
+    _t38 = (batch * seq)
+    _t39 = (2 * _t38 * (_t37 + _t8))
+    _t40 = (n_layers * _fceil(_t39))
+    _t41 = (_t37 * _t38)
+    _t42 = (n_layers * _fceil(_t41))
+    _t43 = (4 * seq)
+    _t44 = (_t43 * batch)
+    _t45 = (_t44 * _t7)
+    _t46 = (n_layers * _fceil(_t45))
+    _t47 = (8 * _t38)
+    _t48 = (_t1 * d_ffn)
+    _t49 = (_t47 * _t48)
+    _t50 = (n_layers * _fceil(_t49))
+    _t51 = (_t36 * _t38 * _t7)
+    _t52 = (_t51 * _where((_t7 == 1), 0, 1))
+    _t53 = (n_layers * _fceil(_t52))
+    _t54 = (n_layers * _fceil(_t51))
+    _t55 = (_t44 * n_vocab)
+    _t56 = (12 * _t38)
+    _t57 = (_t43 * d_head)
+    _t58 = (_t47 * n_layers)
+    _t59 = (_t57 + _t58 + (_t26 * _t38))
+    _t60 = (_t59 + (_t15 * _t38))
+    _t61 = (_t56 + _t60)
+    _t62 = (_t38 * n_vocab)
+    _t63 = (6 * _t62)
+    _t64 = (40 * _t33)
+    _t65 = (_t1 * d_model)
+    _t66 = (_t65 * n_vocab)
+    _t67 = (_t33 * _t48)
+    _t68 = (_t36 + (36 * n_layers))
+    _t69 = (12 + _t68)
+    _t70 = (_t47 + _t69)
+    _t71 = (_t64 + _t70 + (20 * d_model) + (40 * _t66) + (60 * _t67) + (_t5 * _t64) + (_t64 * _t8))
+    _t72 = (_t0 * _t38)
+    _t73 = (_t35 + _t70 + _t72 + (32 * _t66) + (48 * _t67) + (_t34 * _t5) + (_t34 * _t8))
+    _t74 = (_t39 + _t41 + _t45 + _t52 + (_t44 * _t8))
+    _t75 = (_t49 + _t74 + (_t25 * _t38))
+    _t76 = (28 * _t33)
+    _t77 = (_t76 + (42 * _t67) + (_t5 * _t76) + (_t76 * _t8))
+    _t78 = ((14 * d_model) + (28 * _t66))
+    _t79 = (_t77 + _t78)
+    _t80 = (_t69 + (16 * _t38))
+    _t81 = (_t57 + _t75 + _t79 + _t80)
+    _t82 = (n_layers * (_t47 + _t75))
+    _t83 = (_t70 + _t77)
+    _t84 = (_t78 + _t83)
+    _t85 = (_t57 + _t82 + _t84)
+    _t86 = (_t39 * n_layers)
+    _t87 = (_t41 * n_layers)
+    _t88 = (_t44 * n_layers)
+    _t89 = (_t7 * _t88)
+    _t90 = (_t48 * _t58)
+    _t91 = (_t52 * n_layers)
+    _t92 = (_t86 + _t87 + _t89 + _t90 + _t91 + (_t8 * _t88))
+    _t93 = (20 + _t68 + _t79 + _t92)
+    _t94 = (_t60 + _t93 + (10 * _t62) + (28 * _t38))
+    _t95 = (_t61 + _t93 + (_t56 * n_vocab))
+    _t96 = (_t10 + _t25 + _t59 + _t92 + (30 * _t66))
+    _t97 = (_t72 + _t83 + _t96 + (_t44 * _t48))
+    _t98 = (_t74 + _t77 + _t80 + _t96 - _t82 + (_t48 * _t56) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t65 * d_ffn))) + (18 * _t38 * d_model))
+    _t99 = (_t0 * n_layers)
+    _t100 = (_t13 * _t38)
+    _t101 = (_t38 * _t99)
+    _t102 = (_t12 * _t38)
+    _t103 = (_t51 * n_layers)
     return (
-        _t13,
-        _t13,
-        (_t11 + _t15 + _t23),
-        (_t14 + _t25 + _t31),
-        (_t23 + _t31 + _t34 + (4 * _t3) + (4 * _t5) + (4 * _t8) + (6 * _t10)),
-        (4 + _t39 + _t41 + _t45 + _t49 + _t52 + _t54 + _t60 + (2 * _t53)),
-        _t62,
-        _max(_t70, _t72, _t80, _t84, _t93, _t94, _t96, _t97),
-        _t3,
-        _t3,
-        _t17,
-        _t27,
-        _t98,
-        _t98,
-        _t12,
-        _t15,
-        _t98,
-        _t98,
-        _t12,
-        _t15,
-        _t8,
-        _t8,
-        _t21,
-        _t29,
-        _t5,
-        _t5,
-        _t19,
-        _t28,
-        _t5,
-        _t5,
-        _t19,
-        _t28,
-        _t8,
-        _t8,
-        _t21,
-        _t29,
-        _t10,
-        _t10,
-        _t22,
-        _t30,
-        _t10,
-        _t10,
-        _t22,
-        _t30,
-        _t10,
-        _t10,
-        _t22,
-        _t30,
-        _t0,
-        _t0,
-        _t11,
         _t14,
+        _t14,
+        (_t12 + _t16 + _t24),
+        (_t15 + _t26 + _t32),
+        (_t24 + _t32 + _t35 + (4 * _t3) + (4 * _t6) + (4 * _t9) + (6 * _t11)),
+        (4 + _t40 + _t42 + _t46 + _t50 + _t53 + _t55 + _t61 + (2 * _t54)),
+        _t63,
+        _max(_t71, _t73, _t81, _t85, _t94, _t95, _t97, _t98),
         _t3,
         _t3,
-        _t17,
-        _t27,
-        _t62,
+        _t18,
+        _t28,
         _t99,
-        _t87,
-        _t100,
         _t99,
-        _t87,
+        _t13,
+        _t16,
+        _t99,
+        _t99,
+        _t13,
+        _t16,
+        _t9,
+        _t9,
+        _t22,
+        _t30,
+        _t6,
+        _t6,
+        _t20,
+        _t29,
+        _t6,
+        _t6,
+        _t20,
+        _t29,
+        _t9,
+        _t9,
+        _t22,
+        _t30,
+        _t11,
+        _t11,
+        _t23,
+        _t31,
+        _t11,
+        _t11,
+        _t23,
+        _t31,
+        _t11,
+        _t11,
+        _t23,
+        _t31,
+        _t0,
+        _t0,
+        _t12,
+        _t15,
+        _t3,
+        _t3,
+        _t18,
+        _t28,
+        _t63,
         _t100,
-        _t100,
-        _t53,
-        _t41,
-        _t39,
-        _t53,
-        _t52,
-        _t45,
-        _t100,
-        _t49,
-        _t56,
+        _t88,
         _t101,
-        _t43,
-        _t71,
-        _t71,
+        _t100,
+        _t88,
+        _t101,
+        _t101,
         _t54,
-        _t46,
-        4,
-        _t101,
-        _t99,
-        _t43,
-        _t87,
-        _t71,
-        _t100,
-        _t101,
-        _t99,
-        _t43,
-        _t87,
-        _t71,
-        _t100,
-        _t71,
-        _t100,
-        _t50,
-        _t102,
+        _t42,
         _t40,
-        _t86,
-        _t38,
-        _t85,
+        _t54,
+        _t53,
+        _t46,
+        _t101,
         _t50,
+        _t57,
         _t102,
-        _t51,
-        _t90,
+        _t44,
+        _t72,
+        _t72,
+        _t55,
+        _t47,
+        4,
+        _t102,
+        _t100,
         _t44,
         _t88,
-        _t71,
-        _t100,
-        _t48,
-        _t89,
-        _t56,
-        _t56,
-        _t101,
-        _t101,
-        _t43,
-        _t43,
-        _t71,
-        _t71,
-        _t71,
-        _t71,
-        _t54,
-        _t54,
-        _t46,
-        _t46,
-        4,
-        4,
-        _t83,
-        n_layers,
-        _t80,
-        _t84,
-        _t93,
-        _t94,
-        n_layers,
-        _t97,
-        _t96,
         _t72,
-        _t70,
-        _t83,
+        _t101,
+        _t102,
+        _t100,
+        _t44,
+        _t88,
+        _t72,
+        _t101,
+        _t72,
+        _t101,
+        _t51,
+        _t103,
+        _t41,
+        _t87,
+        _t39,
+        _t86,
+        _t51,
+        _t103,
+        _t52,
+        _t91,
+        _t45,
+        _t89,
+        _t72,
+        _t101,
+        _t49,
+        _t90,
+        _t57,
+        _t57,
+        _t102,
+        _t102,
+        _t44,
+        _t44,
+        _t72,
+        _t72,
+        _t72,
+        _t72,
+        _t55,
+        _t55,
+        _t47,
+        _t47,
+        4,
+        4,
+        _t84,
+        n_layers,
+        _t81,
+        _t85,
+        _t94,
+        _t95,
+        n_layers,
+        _t98,
+        _t97,
+        _t73,
+        _t71,
+        _t84,
     )

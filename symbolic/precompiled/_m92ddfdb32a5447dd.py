@@ -44,7 +44,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'qwen3-8b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 16381470720, 'gradients': 16381470720, 'master': 32762941440, 'optimizer': 65525882880, 'states': 131051765760, 'activations': 8393136, 'transient': 911616, 'peak': 163814708804}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_head*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2489319424}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4978638848}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4831838208}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4831838208}, {'path': 'weights.block.attention.q_norm.weight', 'category': 'weights', 'description': 'mixed weights of query norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'gradients.block.attention.q_norm.weight', 'category': 'gradients', 'description': 'gradients of query norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'master.block.attention.q_norm.weight', 'category': 'master', 'description': 'fp32 master weights of query norm (one per head width) scale', 'formula': '4*d_head*n_layers', 'bytes': 18432}, {'path': 'optimizer.block.attention.q_norm.weight', 'category': 'optimizer', 'description': 'adamw state of query norm (one per head width) scale', 'formula': '8*d_head*n_layers', 'bytes': 36864}, {'path': 'weights.block.attention.k_norm.weight', 'category': 'weights', 'description': 'mixed weights of key norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'gradients.block.attention.k_norm.weight', 'category': 'gradients', 'description': 'gradients of key norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'master.block.attention.k_norm.weight', 'category': 'master', 'description': 'fp32 master weights of key norm (one per head width) scale', 'formula': '4*d_head*n_layers', 'bytes': 18432}, {'path': 'optimizer.block.attention.k_norm.weight', 'category': 'optimizer', 'description': 'adamw state of key norm (one per head width) scale', 'formula': '8*d_head*n_layers', 'bytes': 36864}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 2489319424}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 4978638848}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 911616}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.q_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 589824}, {'path': 'block.attention.q_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.attention.q_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.k_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 147456}, {'path': 'block.attention.k_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_kv_heads*n_layers*seq', 'bytes': 1152}, {'path': 'block.attention.k_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 73728}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 147456}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 3538944}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 607744}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 8393136, 'per_layer': {'block': 215336}, 'shared': 512, 'outside_layers': 640528, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.input_fp32', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.rstd', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.normalized', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.input_fp32', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 147456, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.rstd', 'formula': '4*batch*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 1152, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.normalized', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 73728, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 147456, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 3538944, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 607744, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 163814708804, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 114670296644, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 114678049252, 'layer': 35}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 114679601408, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 114679905264, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 129522151276, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 131051775556, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 163814708804, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 114670296644, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 151936, 'd_model': 4096, 'n_layers': 36, 'n_heads': 32, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 12288, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
+MEMORY = {'model': 'qwen3-8b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 16381470720, 'gradients': 16381470720, 'master': 32762941440, 'optimizer': 65525882880, 'states': 131051765760, 'activations': 8393136, 'transient': 911616, 'peak': 163814709060}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_head*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2489319424}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4978638848}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4831838208}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4831838208}, {'path': 'weights.block.attention.q_norm.weight', 'category': 'weights', 'description': 'mixed weights of query norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'gradients.block.attention.q_norm.weight', 'category': 'gradients', 'description': 'gradients of query norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'master.block.attention.q_norm.weight', 'category': 'master', 'description': 'fp32 master weights of query norm (one per head width) scale', 'formula': '4*d_head*n_layers', 'bytes': 18432}, {'path': 'optimizer.block.attention.q_norm.weight', 'category': 'optimizer', 'description': 'adamw state of query norm (one per head width) scale', 'formula': '8*d_head*n_layers', 'bytes': 36864}, {'path': 'weights.block.attention.k_norm.weight', 'category': 'weights', 'description': 'mixed weights of key norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'gradients.block.attention.k_norm.weight', 'category': 'gradients', 'description': 'gradients of key norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'master.block.attention.k_norm.weight', 'category': 'master', 'description': 'fp32 master weights of key norm (one per head width) scale', 'formula': '4*d_head*n_layers', 'bytes': 18432}, {'path': 'optimizer.block.attention.k_norm.weight', 'category': 'optimizer', 'description': 'adamw state of key norm (one per head width) scale', 'formula': '8*d_head*n_layers', 'bytes': 36864}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 2489319424}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 4978638848}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 911616}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.q_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 589824}, {'path': 'block.attention.q_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.attention.q_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.k_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 147456}, {'path': 'block.attention.k_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_kv_heads*n_layers*seq', 'bytes': 1152}, {'path': 'block.attention.k_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 73728}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 147456}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 3538944}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 607744}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 8393136, 'per_layer': {'block': 215336}, 'shared': 512, 'outside_layers': 640528, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.input_fp32', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.rstd', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.normalized', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.input_fp32', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 147456, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.rstd', 'formula': '4*batch*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 1152, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.normalized', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 73728, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 147456, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 3538944, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 607744, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 163814709060, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 114670296900, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 114678049508, 'layer': 35}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 114679601664, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 114679905520, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 129522151532, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 131051775812, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 163814709060, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 114670296900, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 151936, 'd_model': 4096, 'n_layers': 36, 'n_heads': 32, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 12288, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91], 'activations': {'per_layer': [('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128)], 'shared': [130], 'outside': [132, 134, 136, 138, 140, 142, 144], 'terms': [93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145]}, 'timeline': [('fixed', 146), ('layers', 147, 148, 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -103,29 +103,29 @@ def memory(v):
     _t40 = (4 * _t39)
     _t41 = (_t4 * _t40)
     _t42 = (n_layers * _fceil(_t41))
-    _t43 = (_t39 * _t5)
-    _t44 = (2 * _t43)
-    _t45 = (n_layers * _fceil(_t44))
-    _t46 = (8 * _t39)
-    _t47 = (_t1 * d_ffn)
-    _t48 = (_t46 * _t47)
-    _t49 = (n_layers * _fceil(_t48))
-    _t50 = (_t11 * seq)
-    _t51 = (_t50 * batch)
-    _t52 = (_t1 * n_heads)
-    _t53 = (_t51 * _t52)
-    _t54 = (n_layers * _fceil(_t53))
-    _t55 = (_t4 * _t51)
-    _t56 = (n_layers * _fceil(_t55))
-    _t57 = (_t40 * _t52)
-    _t58 = (n_layers * _fceil(_t57))
-    _t59 = (_t1 * _t39 * _t7)
-    _t60 = (2 * _t59)
+    _t43 = (2 * d_head)
+    _t44 = (_t39 * _t43)
+    _t45 = (_t4 * _t44)
+    _t46 = (n_layers * _fceil(_t45))
+    _t47 = (8 * _t39)
+    _t48 = (_t1 * d_ffn)
+    _t49 = (_t47 * _t48)
+    _t50 = (n_layers * _fceil(_t49))
+    _t51 = (_t11 * seq)
+    _t52 = (_t51 * batch)
+    _t53 = (_t1 * n_heads)
+    _t54 = (_t52 * _t53)
+    _t55 = (n_layers * _fceil(_t54))
+    _t56 = (_t4 * _t52)
+    _t57 = (n_layers * _fceil(_t56))
+    _t58 = (_t40 * _t53)
+    _t59 = (n_layers * _fceil(_t58))
+    _t60 = (_t44 * _t53)
     _t61 = (n_layers * _fceil(_t60))
     _t62 = (_t40 * n_vocab)
     _t63 = (12 * _t39)
-    _t64 = (_t46 * n_layers)
-    _t65 = (_t50 + _t64 + (_t29 * _t39))
+    _t64 = (_t47 * n_layers)
+    _t65 = (_t51 + _t64 + (_t29 * _t39))
     _t66 = (_t65 + (_t18 * _t39))
     _t67 = (_t63 + _t66)
     _t68 = (_t39 * n_vocab)
@@ -134,67 +134,68 @@ def memory(v):
     _t71 = (_t1 * d_model)
     _t72 = (_t71 * n_vocab)
     _t73 = (_t4 * d_model)
-    _t74 = (_t37 * _t47)
+    _t74 = (_t37 * _t48)
     _t75 = (_t71 * n_heads)
-    _t76 = (44 * n_layers)
+    _t76 = (_t43 + (44 * n_layers))
     _t77 = (12 + _t76)
-    _t78 = (_t46 + _t77)
+    _t78 = (_t47 + _t77)
     _t79 = (_t70 + _t78 + (20 * d_model) + (40 * _t37) + (40 * _t72) + (60 * _t74) + (_t70 * _t73) + (_t70 * _t75))
     _t80 = (_t0 * _t39)
     _t81 = (_t28 + _t80)
     _t82 = (_t38 + _t78 + _t81 + (32 * _t72) + (48 * _t74) + (_t36 * _t73) + (_t36 * _t75))
-    _t83 = (_t41 + (10 * _t43) + (10 * _t59) + (_t46 * _t52))
-    _t84 = (_t48 + _t83 + (_t28 * _t39))
-    _t85 = (28 * _t16)
-    _t86 = (_t85 + (28 * _t37) + (42 * _t74) + (_t73 * _t85) + (_t75 * _t85))
-    _t87 = ((14 * d_model) + (28 * _t72))
-    _t88 = (_t86 + _t87)
-    _t89 = (_t77 + (16 * _t39))
-    _t90 = (_t50 + _t84 + _t88 + _t89)
-    _t91 = (n_layers * (_t46 + _t84))
-    _t92 = (_t78 + _t86)
-    _t93 = (_t87 + _t92)
-    _t94 = (_t50 + _t91 + _t93)
-    _t95 = (_t41 * n_layers)
-    _t96 = (_t47 * _t64)
-    _t97 = (_t39 * _t4)
-    _t98 = (10 * _t16)
-    _t99 = (_t39 * _t52)
-    _t100 = (_t95 + _t96 + (_t52 * _t64) + (_t97 * _t98) + (_t98 * _t99))
-    _t101 = (20 + _t100 + _t76 + _t88)
-    _t102 = (_t101 + _t66 + (10 * _t68) + (28 * _t39))
-    _t103 = (_t101 + _t67 + (_t63 * n_vocab))
-    _t104 = (_t100 + _t65 + _t9 + (30 * _t72))
-    _t105 = (_t104 + _t81 + _t92 + (_t40 * _t47))
-    _t106 = (_t104 + _t28 + _t83 + _t86 + _t89 - _t91 + (_t47 * _t63) + ((-1 + n_layers) * (_t11 + _t13 + _t22 + _t24 + (6 * _t71 * d_ffn))) + (18 * _t39 * d_model))
-    _t107 = (_t0 * n_layers)
-    _t108 = (2 * _t16)
-    _t109 = (_t14 * _t39)
-    _t110 = (_t40 * n_layers)
-    _t111 = (_t107 * _t39)
-    _t112 = (_t13 * _t39)
-    _t113 = (_t110 * _t52)
-    _t114 = (_t108 * _t99)
-    _t115 = (_t12 * _t97)
+    _t83 = (10 * _t39)
+    _t84 = (_t41 + (_t47 * _t53) + (_t5 * _t83) + (_t1 * _t7 * _t83))
+    _t85 = (_t49 + _t84 + (_t28 * _t39))
+    _t86 = (28 * _t16)
+    _t87 = (_t86 + (28 * _t37) + (42 * _t74) + (_t73 * _t86) + (_t75 * _t86))
+    _t88 = ((14 * d_model) + (28 * _t72))
+    _t89 = (_t87 + _t88)
+    _t90 = (_t77 + (16 * _t39))
+    _t91 = (_t51 + _t85 + _t89 + _t90)
+    _t92 = (n_layers * (_t47 + _t85))
+    _t93 = (_t78 + _t87)
+    _t94 = (_t88 + _t93)
+    _t95 = (_t51 + _t92 + _t94)
+    _t96 = (_t41 * n_layers)
+    _t97 = (_t48 * _t64)
+    _t98 = (_t16 * _t83)
+    _t99 = (_t96 + _t97 + (_t4 * _t98) + (_t53 * _t64) + (_t53 * _t98))
+    _t100 = (20 + _t76 + _t89 + _t99)
+    _t101 = (_t100 + _t66 + (10 * _t68) + (28 * _t39))
+    _t102 = (_t100 + _t67 + (_t63 * n_vocab))
+    _t103 = (_t65 + _t9 + _t99 + (30 * _t72))
+    _t104 = (_t103 + _t81 + _t93 + (_t40 * _t48))
+    _t105 = (_t103 + _t28 + _t84 + _t87 + _t90 - _t92 + (_t48 * _t63) + ((-1 + n_layers) * (_t11 + _t13 + _t22 + _t24 + (6 * _t71 * d_ffn))) + (18 * _t39 * d_model))
+    _t106 = (_t0 * n_layers)
+    _t107 = (_t43 * n_layers)
+    _t108 = (_t14 * _t39)
+    _t109 = (_t40 * n_layers)
+    _t110 = (_t106 * _t39)
+    _t111 = (_t13 * _t39)
+    _t112 = (_t39 * _t53)
+    _t113 = (_t109 * _t53)
+    _t114 = (_t107 * _t112)
+    _t115 = (_t39 * _t4)
+    _t116 = (_t115 * _t12)
     return (
         _t15,
         _t15,
         (_t13 + _t17 + _t19 + _t27),
         (_t18 + _t29 + _t35 + (16 * _t16)),
         (_t27 + _t28 + _t35 + _t38 + (4 * _t3) + (4 * _t6) + (4 * _t8) + (6 * _t10)),
-        (4 + _t42 + _t45 + _t49 + _t54 + _t62 + _t67 + (2 * _t56) + (2 * _t58) + (3 * _t61)),
+        (4 + _t42 + _t46 + _t50 + _t55 + _t62 + _t67 + (2 * _t57) + (2 * _t59) + (3 * _t61)),
         _t69,
-        _max(_t102, _t103, _t105, _t106, _t79, _t82, _t90, _t94),
+        _max(_t101, _t102, _t104, _t105, _t79, _t82, _t91, _t95),
         _t3,
         _t3,
         _t21,
         _t31,
-        _t107,
-        _t107,
+        _t106,
+        _t106,
         _t14,
         _t19,
-        _t107,
-        _t107,
+        _t106,
+        _t106,
         _t14,
         _t19,
         _t8,
@@ -213,12 +214,12 @@ def memory(v):
         _t8,
         _t25,
         _t33,
-        _t108,
-        _t108,
+        _t107,
+        _t107,
         _t12,
         _t17,
-        _t108,
-        _t108,
+        _t107,
+        _t107,
         _t12,
         _t17,
         _t10,
@@ -242,75 +243,75 @@ def memory(v):
         _t21,
         _t31,
         _t69,
+        _t108,
         _t109,
         _t110,
-        _t111,
+        _t108,
         _t109,
         _t110,
-        _t111,
-        _t111,
-        _t54,
-        _t58,
+        _t110,
+        _t55,
+        _t59,
         _t61,
-        _t56,
+        _t57,
         _t42,
-        _t45,
+        _t46,
         _t61,
-        _t56,
+        _t57,
         _t61,
+        _t59,
+        _t110,
+        _t50,
+        _t51,
+        _t111,
+        _t40,
+        _t80,
+        _t80,
+        _t62,
+        _t47,
+        4,
+        _t111,
+        _t108,
+        _t40,
+        _t109,
+        _t80,
+        _t110,
+        _t111,
+        _t108,
+        _t40,
+        _t109,
+        _t80,
+        _t110,
+        _t80,
+        _t110,
+        _t54,
+        (_t112 * _t12),
         _t58,
-        _t111,
-        _t49,
-        _t50,
-        _t112,
-        _t40,
-        _t80,
-        _t80,
-        _t62,
-        _t46,
-        4,
-        _t112,
-        _t109,
-        _t40,
-        _t110,
-        _t80,
-        _t111,
-        _t112,
-        _t109,
-        _t40,
-        _t110,
-        _t80,
-        _t111,
-        _t80,
-        _t111,
-        _t53,
-        (_t12 * _t99),
-        _t57,
         _t113,
         _t60,
         _t114,
-        _t55,
-        _t115,
+        _t56,
+        _t116,
         _t41,
-        _t95,
-        _t44,
-        (_t108 * _t97),
+        _t96,
+        _t45,
+        (_t107 * _t115),
         _t60,
         _t114,
-        _t55,
-        _t115,
+        _t56,
+        _t116,
         _t60,
         _t114,
-        _t57,
+        _t58,
         _t113,
         _t80,
+        _t110,
+        _t49,
+        _t97,
+        _t51,
+        _t51,
         _t111,
-        _t48,
-        _t96,
-        _t50,
-        _t50,
-        _t112,
-        _t112,
+        _t111,
         _t40,
         _t40,
         _t80,
@@ -319,20 +320,20 @@ def memory(v):
         _t80,
         _t62,
         _t62,
-        _t46,
-        _t46,
+        _t47,
+        _t47,
         4,
         4,
-        _t93,
-        n_layers,
-        _t90,
         _t94,
-        _t102,
-        _t103,
         n_layers,
-        _t106,
+        _t91,
+        _t95,
+        _t101,
+        _t102,
+        n_layers,
         _t105,
+        _t104,
         _t82,
         _t79,
-        _t93,
+        _t94,
     )

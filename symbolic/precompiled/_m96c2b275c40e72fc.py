@@ -55,7 +55,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'qwen2-57b-a14b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 114817317888, 'gradients': 114817317888, 'master': 229634635776, 'optimizer': 459269271552, 'states': 918538543104, 'activations': 15313704, 'transient': 911616, 'peak': 1148173180804}, 'per_device_formula': {'weights': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 6*d_model*d_shared*n_layers + 2*d_model*n_experts*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 6*d_model*d_shared*n_layers + 2*d_model*n_experts*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_expert*d_model*n_experts*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 12*d_model*d_shared*n_layers + 4*d_model*n_experts*n_layers + 12*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_expert*d_model*n_experts*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 24*d_model*d_shared*n_layers + 8*d_model*n_experts*n_layers + 24*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_expert*d_model*n_experts*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 48*d_model*d_shared*n_layers + 16*d_model*n_experts*n_layers + 48*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2178154496}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4356308992}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1438646272}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2877292544}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 200704}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 200704}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 802816}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 205520896}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 411041792}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 57344}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 114688}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 205520896}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 411041792}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 57344}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 114688}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1438646272}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2877292544}, {'path': 'weights.block.moe.router.weight', 'category': 'weights', 'description': 'mixed weights of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 12845056}, {'path': 'gradients.block.moe.router.weight', 'category': 'gradients', 'description': 'gradients of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 12845056}, {'path': 'master.block.moe.router.weight', 'category': 'master', 'description': 'fp32 master weights of router (one score per expert)', 'formula': '4*d_model*n_experts*n_layers', 'bytes': 25690112}, {'path': 'optimizer.block.moe.router.weight', 'category': 'optimizer', 'description': 'adamw state of router (one score per expert)', 'formula': '8*d_model*n_experts*n_layers', 'bytes': 51380224}, {'path': 'weights.block.moe.experts.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert gate projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert gate projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.experts.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.up_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert up projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert up projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.experts.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.down_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert down projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert down projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.shared.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert up projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.up_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert up projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert up projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert up projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert down projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.down_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert down projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert down projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert down projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared_gate.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.moe.shared_gate.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.moe.shared_gate.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.moe.shared_gate.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 7168}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 7168}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 14336}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 28672}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 2178154496}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 4356308992}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 911616}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 57344}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3136}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.moe.router_probs', 'category': 'activations', 'description': 'router softmax output, fp32', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 7168}, {'path': 'block.moe.topk_indices', 'category': 'activations', 'description': 'top-k expert indices, int64', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 1792}, {'path': 'block.moe.experts.offsets', 'category': 'activations', 'description': 'grouped_mm group offsets, int32', 'formula': '4*n_experts*n_layers', 'bytes': 7168}, {'path': 'block.moe.experts.permutation', 'category': 'activations', 'description': 'token permutation indices, int64', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 5376}, {'path': 'block.moe.experts.tokens', 'category': 'activations', 'description': 'gathered inputs and weighted outputs', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 3211264}, {'path': 'block.moe.experts.intermediates', 'category': 'activations', 'description': 'gate_up output, activation output, down_proj input', 'formula': '8*batch*d_expert*n_layers*seq*top_k', 'bytes': 4587520}, {'path': 'block.moe.experts.weights', 'category': 'activations', 'description': 'routing weight per token-slot', 'formula': '2*batch*n_layers*seq*top_k', 'bytes': 448}, {'path': 'block.moe.shared_expert.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_shared*n_layers*seq', 'bytes': 4587520}, {'path': 'block.moe.shared_gate', 'category': 'activations', 'description': "shared expert's sigmoid gate and gated output", 'formula': 'n_layers*(2*batch*d_model*seq + 2*batch*seq)', 'bytes': 200760}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 14336}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 7168}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 7168}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 607744}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 15313704, 'per_layer': {'block': 524170}, 'shared': 512, 'outside_layers': 636432, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 57344, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3136, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.router_probs', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.topk_indices', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 1792, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.offsets', 'formula': '4*n_experts*n_layers/ep', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.permutation', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 5376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.tokens', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 3211264, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.intermediates', 'formula': '8*batch*d_expert*n_layers*seq*top_k/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.weights', 'formula': '2*batch*n_layers*seq*top_k', 'bytes': 448, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.shared_expert.intermediates', 'formula': '8*batch*d_shared*n_layers*seq/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.shared_gate', 'formula': 'n_layers*(2*batch*d_model*seq + 2*batch*seq)', 'bytes': 200760, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 14336, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 607744, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1148173180804, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 803721227140, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 803735904412, 'layer': 27}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 803737452472, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 803737756328, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 914601618638, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 918538552196, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1148173180804, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 803721227140, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 151936, 'd_model': 3584, 'n_heads': 28, 'n_kv_heads': 4, 'd_head': 128, 'n_layers': 28, 'n_experts': 64, 'top_k': 8, 'd_expert': 2560, 'd_shared': 20480, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 131072}}
+MEMORY = {'model': 'qwen2-57b-a14b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 114817317888, 'gradients': 114817317888, 'master': 229634635776, 'optimizer': 459269271552, 'states': 918538543104, 'activations': 15313704, 'transient': 911616, 'peak': 1148173181060}, 'per_device_formula': {'weights': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 6*d_model*d_shared*n_layers + 2*d_model*n_experts*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 6*d_model*d_shared*n_layers + 2*d_model*n_experts*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_expert*d_model*n_experts*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 12*d_model*d_shared*n_layers + 4*d_model*n_experts*n_layers + 12*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_expert*d_model*n_experts*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 24*d_model*d_shared*n_layers + 8*d_model*n_experts*n_layers + 24*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_expert*d_model*n_experts*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 48*d_model*d_shared*n_layers + 16*d_model*n_experts*n_layers + 48*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2178154496}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4356308992}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1438646272}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2877292544}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 200704}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 200704}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 802816}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 205520896}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 411041792}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 57344}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 114688}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 205520896}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 411041792}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 57344}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 114688}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1438646272}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2877292544}, {'path': 'weights.block.moe.router.weight', 'category': 'weights', 'description': 'mixed weights of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 12845056}, {'path': 'gradients.block.moe.router.weight', 'category': 'gradients', 'description': 'gradients of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 12845056}, {'path': 'master.block.moe.router.weight', 'category': 'master', 'description': 'fp32 master weights of router (one score per expert)', 'formula': '4*d_model*n_experts*n_layers', 'bytes': 25690112}, {'path': 'optimizer.block.moe.router.weight', 'category': 'optimizer', 'description': 'adamw state of router (one score per expert)', 'formula': '8*d_model*n_experts*n_layers', 'bytes': 51380224}, {'path': 'weights.block.moe.experts.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert gate projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert gate projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.experts.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.up_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert up projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert up projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.experts.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.down_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert down projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert down projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.shared.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert up projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.up_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert up projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert up projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert up projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert down projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.down_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert down projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert down projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert down projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared_gate.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.moe.shared_gate.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.moe.shared_gate.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.moe.shared_gate.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 7168}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 7168}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 14336}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 28672}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 2178154496}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 4356308992}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 911616}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 57344}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3136}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.moe.router_probs', 'category': 'activations', 'description': 'router softmax output, fp32', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 7168}, {'path': 'block.moe.topk_indices', 'category': 'activations', 'description': 'top-k expert indices, int64', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 1792}, {'path': 'block.moe.experts.offsets', 'category': 'activations', 'description': 'grouped_mm group offsets, int32', 'formula': '4*n_experts*n_layers', 'bytes': 7168}, {'path': 'block.moe.experts.permutation', 'category': 'activations', 'description': 'token permutation indices, int64', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 5376}, {'path': 'block.moe.experts.tokens', 'category': 'activations', 'description': 'gathered inputs and weighted outputs', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 3211264}, {'path': 'block.moe.experts.intermediates', 'category': 'activations', 'description': 'gate_up output, activation output, down_proj input', 'formula': '8*batch*d_expert*n_layers*seq*top_k', 'bytes': 4587520}, {'path': 'block.moe.experts.weights', 'category': 'activations', 'description': 'routing weight per token-slot', 'formula': '2*batch*n_layers*seq*top_k', 'bytes': 448}, {'path': 'block.moe.shared_expert.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_shared*n_layers*seq', 'bytes': 4587520}, {'path': 'block.moe.shared_gate', 'category': 'activations', 'description': "shared expert's sigmoid gate and gated output", 'formula': 'n_layers*(2*batch*d_model*seq + 2*batch*seq)', 'bytes': 200760}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 14336}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 7168}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 7168}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 607744}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 15313704, 'per_layer': {'block': 524170}, 'shared': 512, 'outside_layers': 636432, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 57344, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3136, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.router_probs', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.topk_indices', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 1792, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.offsets', 'formula': '4*n_experts*n_layers/ep', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.permutation', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 5376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.tokens', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 3211264, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.intermediates', 'formula': '8*batch*d_expert*n_layers*seq*top_k/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.weights', 'formula': '2*batch*n_layers*seq*top_k', 'bytes': 448, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.shared_expert.intermediates', 'formula': '8*batch*d_shared*n_layers*seq/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.shared_gate', 'formula': 'n_layers*(2*batch*d_model*seq + 2*batch*seq)', 'bytes': 200760, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 14336, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 607744, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1148173181060, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 803721227396, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 803735904668, 'layer': 27}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 803737452728, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 803737756584, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 914601618894, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 918538552452, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1148173181060, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 803721227396, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 151936, 'd_model': 3584, 'n_heads': 28, 'n_kv_heads': 4, 'd_head': 128, 'n_layers': 28, 'n_experts': 64, 'top_k': 8, 'd_expert': 2560, 'd_shared': 20480, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 131072}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117], 'activations': {'per_layer': [('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130), ('block', 132), ('block', 134), ('block', 136), ('block', 138), ('block', 140), ('block', 142), ('block', 144), ('block', 146), ('block', 148), ('block', 150), ('block', 152), ('block', 154), ('block', 156), ('block', 158)], 'shared': [160], 'outside': [162, 164, 166, 168, 170, 172, 174], 'terms': [119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147, 149, 151, 153, 155, 157, 159, 161, 163, 165, 167, 169, 171, 173, 175]}, 'timeline': [('fixed', 176), ('layers', 177, 178, 179), ('fixed', 180), ('fixed', 181), ('layers', 182, 183, 184), ('fixed', 185), ('fixed', 186), ('fixed', 187)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -79,338 +79,340 @@ def memory(v):
     _t1 = _fdiv(1, tp)
     _t2 = (_t0 * _t1)
     _t3 = _fceil((_t2 * n_vocab))
-    _t4 = (_t1 * n_heads)
-    _t5 = (_t4 * d_head)
-    _t6 = (2 * _t5)
+    _t4 = (2 * d_head)
+    _t5 = (_t1 * n_heads)
+    _t6 = (_t4 * _t5)
     _t7 = (n_layers * _fceil(_t6))
-    _t8 = (d_head * _max(1, (_t1 * n_kv_heads)))
-    _t9 = (n_layers * _fceil((2 * _t8)))
-    _t10 = (n_layers * _fceil((_t0 * _t8)))
-    _t11 = (n_layers * _fceil((_t2 * d_head * n_heads)))
-    _t12 = (n_layers * _fceil((_t2 * d_shared)))
-    _t13 = (_t0 * n_experts)
-    _t14 = _fdiv(1, ep)
-    _t15 = (_t14 * d_expert)
-    _t16 = (_t1 * _t15)
-    _t17 = (_t13 * _t16)
-    _t18 = (n_layers * _fceil(_t17))
-    _t19 = (6 * d_model)
-    _t20 = (_t13 * n_layers)
-    _t21 = (_t0 + _t20 + _t7 + (2 * _t10) + (2 * _t11) + (2 * _t3) + (2 * _t9) + (3 * _t12) + (3 * _t18) + (_t19 * n_layers))
-    _t22 = (4 * d_model)
-    _t23 = (d_model * n_layers)
-    _t24 = (_t22 * n_layers)
-    _t25 = (_t24 * n_experts)
-    _t26 = (_t1 * _t22)
-    _t27 = _fceil((_t26 * n_vocab))
-    _t28 = (4 * d_head)
-    _t29 = (_t28 * _t4)
-    _t30 = (n_layers * _fceil(_t29))
-    _t31 = (4 * _t8)
-    _t32 = (n_layers * _fceil(_t31))
-    _t33 = (_t22 * _t8)
-    _t34 = (n_layers * _fceil(_t33))
-    _t35 = (_t22 * _t5)
-    _t36 = (n_layers * _fceil(_t35))
-    _t37 = (n_layers * _fceil((_t26 * d_shared)))
-    _t38 = (_t15 * n_experts)
-    _t39 = (n_layers * _fceil((_t26 * _t38)))
-    _t40 = (_t30 + (2 * _t27) + (2 * _t32) + (2 * _t34) + (2 * _t36) + (3 * _t37) + (3 * _t39))
-    _t41 = (8 * d_model)
-    _t42 = (_t41 * n_layers)
-    _t43 = (_t42 * n_experts)
-    _t44 = (_t1 * _t41)
-    _t45 = _fceil((_t44 * n_vocab))
-    _t46 = (n_layers * _fceil((8 * _t5)))
-    _t47 = (n_layers * _fceil((8 * _t8)))
-    _t48 = (n_layers * _fceil((_t41 * _t8)))
-    _t49 = (n_layers * _fceil((_t41 * _t5)))
-    _t50 = (n_layers * _fceil((_t44 * d_shared)))
-    _t51 = (n_layers * _fceil((_t38 * _t44)))
-    _t52 = (_t46 + (2 * _t45) + (2 * _t47) + (2 * _t48) + (2 * _t49) + (3 * _t50) + (3 * _t51))
-    _t53 = (16 * d_model)
-    _t54 = (48 * _t23)
-    _t55 = (n_experts * n_layers)
-    _t56 = (_t54 + (_t53 * _t55))
-    _t57 = (4 * n_experts)
-    _t58 = (_t14 * _t57)
-    _t59 = (n_layers * _fceil(_t58))
-    _t60 = (batch * seq)
-    _t61 = (_t31 * _t60)
-    _t62 = (n_layers * _fceil(_t61))
-    _t63 = (4 * _t60)
-    _t64 = (_t4 * _t63)
-    _t65 = (n_layers * _fceil(_t64))
-    _t66 = (8 * _t60)
-    _t67 = (_t1 * d_shared)
-    _t68 = (_t66 * _t67)
-    _t69 = (n_layers * _fceil(_t68))
-    _t70 = (_t66 * top_k)
-    _t71 = (_t1 * d_expert)
-    _t72 = (_t70 * _t71)
-    _t73 = (n_layers * _fceil(_t72))
-    _t74 = (2 * _t60)
-    _t75 = (_t5 * _t74)
-    _t76 = (n_layers * _fceil(_t75))
-    _t77 = (_t63 * n_vocab)
-    _t78 = (12 * _t60)
-    _t79 = (_t28 * seq)
-    _t80 = (_t0 * _t60)
-    _t81 = (_t74 + _t80)
-    _t82 = (_t81 * n_layers)
-    _t83 = (_t66 * n_layers)
-    _t84 = (_t57 * _t60)
-    _t85 = (_t84 * n_layers)
-    _t86 = (_t60 * n_layers)
-    _t87 = (_t60 * top_k)
-    _t88 = (34 * _t87)
-    _t89 = (_t24 * _t87)
-    _t90 = (_t79 + _t82 + _t83 + _t85 + _t89 + (_t53 * _t86) + (_t88 * n_layers))
-    _t91 = (_t90 + (_t41 * _t60))
-    _t92 = (_t78 + _t91)
-    _t93 = (6 * _t60)
-    _t94 = (_t93 * n_vocab)
-    _t95 = (20 * d_model)
-    _t96 = (60 * _t23)
-    _t97 = (_t8 * n_layers)
-    _t98 = (_t1 * d_model * n_vocab)
-    _t99 = (_t5 * n_layers)
-    _t100 = (_t23 * _t8)
-    _t101 = (_t23 * _t5)
-    _t102 = (_t16 * n_experts)
-    _t103 = (68 * n_layers)
-    _t104 = (12 + _t103)
-    _t105 = (_t104 + _t66)
-    _t106 = (_t105 + _t95 + _t96 + (20 * _t99) + (40 * _t100) + (40 * _t101) + (40 * _t97) + (40 * _t98) + (_t102 * _t96) + (_t55 * _t95) + (_t67 * _t96))
-    _t107 = (_t53 + _t80)
-    _t108 = (_t105 + _t107 + _t56 + (16 * _t99) + (32 * _t100) + (32 * _t101) + (32 * _t97) + (32 * _t98) + (_t102 * _t54) + (_t54 * _t67))
-    _t109 = (18 * _t60)
-    _t110 = (_t22 * _t87)
-    _t111 = (_t110 + _t58 + _t61 + _t64 + _t68 + _t72 + _t84 + _t88 + (_t29 * _t60))
-    _t112 = (_t111 + (_t109 * d_model))
-    _t113 = (42 * _t23)
-    _t114 = (14 * d_model)
-    _t115 = (_t113 + (14 * _t99) + (28 * _t100) + (28 * _t101) + (28 * _t97) + (_t102 * _t113) + (_t113 * _t67) + (_t114 * _t55))
-    _t116 = (_t114 + (28 * _t98))
-    _t117 = (_t115 + _t116)
-    _t118 = (_t104 + _t109)
-    _t119 = (_t112 + _t117 + _t118 + _t79)
-    _t120 = (10 * _t60)
-    _t121 = (n_layers * (_t112 + _t120))
-    _t122 = (_t105 + _t115)
-    _t123 = (_t116 + _t122)
-    _t124 = (_t121 + _t123 + _t79)
-    _t125 = (_t58 * n_layers)
-    _t126 = (_t61 * n_layers)
-    _t127 = (_t63 * n_layers)
-    _t128 = (_t127 * _t4)
-    _t129 = (_t67 * _t83)
-    _t130 = (_t83 * top_k)
-    _t131 = (_t130 * _t71)
-    _t132 = (_t125 + _t126 + _t128 + _t129 + _t131 + (_t29 * _t86))
-    _t133 = (20 + _t103 + _t117 + _t132)
-    _t134 = (_t133 + _t91 + (28 * _t60) + (_t120 * n_vocab))
-    _t135 = (_t133 + _t92 + (_t78 * n_vocab))
-    _t136 = (_t74 * top_k)
-    _t137 = (_t17 - _t70)
-    _t138 = (_t132 + _t90 + (30 * _t98) + _max(_t110, (_t137 + (_t136 * _t71)), ((_t19 * _t87) - (_t93 * top_k)), (_t137 - (_t80 * top_k) + (_t63 * _t71 * top_k))))
-    _t139 = (_t107 + _t122 + _t138)
-    _t140 = (_t111 + _t115 + _t118 + _t138 + _t53 - _t121 + (_t60 * _t95) + ((-1 + n_layers) * (_t13 + _t19 + _t31 + _t33 + _t35 + _t6 + (_t102 * _t19) + (_t19 * _t67))))
-    _t141 = (_t0 * n_layers)
-    _t142 = (_t24 * _t60)
-    _t143 = (_t141 * _t60)
-    _t144 = (24 * _t87)
-    _t145 = (_t144 * n_layers)
-    _t146 = (_t136 * n_layers)
-    _t147 = (_t22 * _t60)
-    _t148 = (_t74 * _t99)
+    _t8 = _max(1, (_t1 * n_kv_heads))
+    _t9 = (n_layers * _fceil((_t4 * _t8)))
+    _t10 = (_t8 * d_head)
+    _t11 = (n_layers * _fceil((_t0 * _t10)))
+    _t12 = (n_layers * _fceil((_t2 * d_head * n_heads)))
+    _t13 = (n_layers * _fceil((_t2 * d_shared)))
+    _t14 = (_t0 * n_experts)
+    _t15 = _fdiv(1, ep)
+    _t16 = (_t15 * d_expert)
+    _t17 = (_t1 * _t16)
+    _t18 = (_t14 * _t17)
+    _t19 = (n_layers * _fceil(_t18))
+    _t20 = (6 * d_model)
+    _t21 = (_t14 * n_layers)
+    _t22 = (_t0 + _t21 + _t7 + (2 * _t11) + (2 * _t12) + (2 * _t3) + (2 * _t9) + (3 * _t13) + (3 * _t19) + (_t20 * n_layers))
+    _t23 = (4 * d_model)
+    _t24 = (d_model * n_layers)
+    _t25 = (_t23 * n_layers)
+    _t26 = (_t25 * n_experts)
+    _t27 = (_t1 * _t23)
+    _t28 = _fceil((_t27 * n_vocab))
+    _t29 = (4 * d_head)
+    _t30 = (_t29 * _t5)
+    _t31 = (n_layers * _fceil(_t30))
+    _t32 = (4 * _t10)
+    _t33 = (n_layers * _fceil(_t32))
+    _t34 = (_t10 * _t23)
+    _t35 = (n_layers * _fceil(_t34))
+    _t36 = (_t5 * d_head)
+    _t37 = (_t23 * _t36)
+    _t38 = (n_layers * _fceil(_t37))
+    _t39 = (n_layers * _fceil((_t27 * d_shared)))
+    _t40 = (_t16 * n_experts)
+    _t41 = (n_layers * _fceil((_t27 * _t40)))
+    _t42 = (_t31 + (2 * _t28) + (2 * _t33) + (2 * _t35) + (2 * _t38) + (3 * _t39) + (3 * _t41))
+    _t43 = (8 * d_model)
+    _t44 = (_t43 * n_layers)
+    _t45 = (_t44 * n_experts)
+    _t46 = (_t1 * _t43)
+    _t47 = _fceil((_t46 * n_vocab))
+    _t48 = (n_layers * _fceil((8 * _t36)))
+    _t49 = (n_layers * _fceil((8 * _t10)))
+    _t50 = (n_layers * _fceil((_t10 * _t43)))
+    _t51 = (n_layers * _fceil((_t36 * _t43)))
+    _t52 = (n_layers * _fceil((_t46 * d_shared)))
+    _t53 = (n_layers * _fceil((_t40 * _t46)))
+    _t54 = (_t48 + (2 * _t47) + (2 * _t49) + (2 * _t50) + (2 * _t51) + (3 * _t52) + (3 * _t53))
+    _t55 = (16 * d_model)
+    _t56 = (48 * _t24)
+    _t57 = (n_experts * n_layers)
+    _t58 = (_t56 + (_t55 * _t57))
+    _t59 = (4 * n_experts)
+    _t60 = (_t15 * _t59)
+    _t61 = (n_layers * _fceil(_t60))
+    _t62 = (batch * seq)
+    _t63 = (_t32 * _t62)
+    _t64 = (n_layers * _fceil(_t63))
+    _t65 = (4 * _t62)
+    _t66 = (_t5 * _t65)
+    _t67 = (n_layers * _fceil(_t66))
+    _t68 = (8 * _t62)
+    _t69 = (_t1 * d_shared)
+    _t70 = (_t68 * _t69)
+    _t71 = (n_layers * _fceil(_t70))
+    _t72 = (_t68 * top_k)
+    _t73 = (_t1 * d_expert)
+    _t74 = (_t72 * _t73)
+    _t75 = (n_layers * _fceil(_t74))
+    _t76 = (_t6 * _t62)
+    _t77 = (n_layers * _fceil(_t76))
+    _t78 = (_t65 * n_vocab)
+    _t79 = (12 * _t62)
+    _t80 = (_t29 * seq)
+    _t81 = (2 * _t62)
+    _t82 = (_t0 * _t62)
+    _t83 = (_t81 + _t82)
+    _t84 = (_t83 * n_layers)
+    _t85 = (_t68 * n_layers)
+    _t86 = (_t59 * _t62)
+    _t87 = (_t86 * n_layers)
+    _t88 = (_t62 * n_layers)
+    _t89 = (_t62 * top_k)
+    _t90 = (34 * _t89)
+    _t91 = (_t25 * _t89)
+    _t92 = (_t80 + _t84 + _t85 + _t87 + _t91 + (_t55 * _t88) + (_t90 * n_layers))
+    _t93 = (_t92 + (_t43 * _t62))
+    _t94 = (_t79 + _t93)
+    _t95 = (6 * _t62)
+    _t96 = (_t95 * n_vocab)
+    _t97 = (20 * d_model)
+    _t98 = (60 * _t24)
+    _t99 = (_t10 * n_layers)
+    _t100 = (_t1 * d_model * n_vocab)
+    _t101 = (_t36 * n_layers)
+    _t102 = (_t10 * _t24)
+    _t103 = (_t24 * _t36)
+    _t104 = (_t17 * n_experts)
+    _t105 = (_t4 + (68 * n_layers))
+    _t106 = (12 + _t105)
+    _t107 = (_t106 + _t68)
+    _t108 = (_t107 + _t97 + _t98 + (20 * _t101) + (40 * _t100) + (40 * _t102) + (40 * _t103) + (40 * _t99) + (_t104 * _t98) + (_t57 * _t97) + (_t69 * _t98))
+    _t109 = (_t55 + _t82)
+    _t110 = (_t107 + _t109 + _t58 + (16 * _t101) + (32 * _t100) + (32 * _t102) + (32 * _t103) + (32 * _t99) + (_t104 * _t56) + (_t56 * _t69))
+    _t111 = (18 * _t62)
+    _t112 = (_t23 * _t89)
+    _t113 = (_t112 + _t60 + _t63 + _t66 + _t70 + _t74 + _t86 + _t90 + (_t30 * _t62))
+    _t114 = (_t113 + (_t111 * d_model))
+    _t115 = (42 * _t24)
+    _t116 = (14 * d_model)
+    _t117 = (_t115 + (14 * _t101) + (28 * _t102) + (28 * _t103) + (28 * _t99) + (_t104 * _t115) + (_t115 * _t69) + (_t116 * _t57))
+    _t118 = (_t116 + (28 * _t100))
+    _t119 = (_t117 + _t118)
+    _t120 = (_t106 + _t111)
+    _t121 = (_t114 + _t119 + _t120 + _t80)
+    _t122 = (10 * _t62)
+    _t123 = (n_layers * (_t114 + _t122))
+    _t124 = (_t107 + _t117)
+    _t125 = (_t118 + _t124)
+    _t126 = (_t123 + _t125 + _t80)
+    _t127 = (_t60 * n_layers)
+    _t128 = (_t63 * n_layers)
+    _t129 = (_t65 * n_layers)
+    _t130 = (_t129 * _t5)
+    _t131 = (_t69 * _t85)
+    _t132 = (_t85 * top_k)
+    _t133 = (_t132 * _t73)
+    _t134 = (_t127 + _t128 + _t130 + _t131 + _t133 + (_t30 * _t88))
+    _t135 = (20 + _t105 + _t119 + _t134)
+    _t136 = (_t135 + _t93 + (28 * _t62) + (_t122 * n_vocab))
+    _t137 = (_t135 + _t94 + (_t79 * n_vocab))
+    _t138 = (_t81 * top_k)
+    _t139 = (_t18 - _t72)
+    _t140 = (_t134 + _t92 + (30 * _t100) + _max(_t112, (_t139 + (_t138 * _t73)), ((_t20 * _t89) - (_t95 * top_k)), (_t139 - (_t82 * top_k) + (_t65 * _t73 * top_k))))
+    _t141 = (_t109 + _t124 + _t140)
+    _t142 = (_t113 + _t117 + _t120 + _t140 + _t55 - _t123 + (_t62 * _t97) + ((-1 + n_layers) * (_t14 + _t20 + _t32 + _t34 + _t37 + _t6 + (_t104 * _t20) + (_t20 * _t69))))
+    _t143 = (_t0 * n_layers)
+    _t144 = (_t25 * _t62)
+    _t145 = (_t143 * _t62)
+    _t146 = (24 * _t89)
+    _t147 = (_t146 * n_layers)
+    _t148 = (_t138 * n_layers)
+    _t149 = (_t23 * _t62)
+    _t150 = (_t6 * _t88)
     return (
-        _t21,
-        _t21,
-        (_t22 + _t25 + _t40 + (12 * _t23)),
-        (_t41 + _t43 + _t52 + (24 * _t23)),
-        (_t40 + _t52 + _t53 + _t56 + (2 * _t7) + (4 * _t10) + (4 * _t11) + (4 * _t3) + (4 * _t9) + (6 * _t12) + (6 * _t18)),
-        (4 + _t59 + _t62 + _t65 + _t69 + _t73 + _t77 + _t92 + (2 * _t76)),
-        _t94,
-        _max(_t106, _t108, _t119, _t124, _t134, _t135, _t139, _t140),
-        _t3,
-        _t3,
-        _t27,
-        _t45,
-        _t141,
-        _t141,
-        _t24,
-        _t42,
-        _t141,
-        _t141,
-        _t24,
-        _t42,
-        _t11,
-        _t11,
-        _t36,
-        _t49,
-        _t7,
-        _t7,
-        _t30,
-        _t46,
-        _t10,
-        _t10,
-        _t34,
-        _t48,
-        _t9,
-        _t9,
-        _t32,
-        _t47,
-        _t10,
-        _t10,
-        _t34,
-        _t48,
-        _t9,
-        _t9,
-        _t32,
-        _t47,
-        _t11,
-        _t11,
-        _t36,
-        _t49,
-        _t20,
-        _t20,
-        _t25,
-        _t43,
-        _t18,
-        _t18,
-        _t39,
-        _t51,
-        _t18,
-        _t18,
-        _t39,
-        _t51,
-        _t18,
-        _t18,
-        _t39,
-        _t51,
-        _t12,
-        _t12,
-        _t37,
-        _t50,
-        _t12,
-        _t12,
-        _t37,
-        _t50,
-        _t12,
-        _t12,
-        _t37,
-        _t50,
-        _t141,
-        _t141,
-        _t24,
-        _t42,
-        _t0,
-        _t0,
         _t22,
-        _t41,
+        _t22,
+        (_t23 + _t26 + _t42 + (12 * _t24)),
+        (_t43 + _t45 + _t54 + (24 * _t24)),
+        (_t42 + _t54 + _t55 + _t58 + (2 * _t7) + (4 * _t11) + (4 * _t12) + (4 * _t3) + (4 * _t9) + (6 * _t13) + (6 * _t19)),
+        (4 + _t61 + _t64 + _t67 + _t71 + _t75 + _t78 + _t94 + (2 * _t77)),
+        _t96,
+        _max(_t108, _t110, _t121, _t126, _t136, _t137, _t141, _t142),
         _t3,
         _t3,
-        _t27,
+        _t28,
+        _t47,
+        _t143,
+        _t143,
+        _t25,
+        _t44,
+        _t143,
+        _t143,
+        _t25,
+        _t44,
+        _t12,
+        _t12,
+        _t38,
+        _t51,
+        _t7,
+        _t7,
+        _t31,
+        _t48,
+        _t11,
+        _t11,
+        _t35,
+        _t50,
+        _t9,
+        _t9,
+        _t33,
+        _t49,
+        _t11,
+        _t11,
+        _t35,
+        _t50,
+        _t9,
+        _t9,
+        _t33,
+        _t49,
+        _t12,
+        _t12,
+        _t38,
+        _t51,
+        _t21,
+        _t21,
+        _t26,
         _t45,
-        _t94,
-        _t142,
-        _t127,
+        _t19,
+        _t19,
+        _t41,
+        _t53,
+        _t19,
+        _t19,
+        _t41,
+        _t53,
+        _t19,
+        _t19,
+        _t41,
+        _t53,
+        _t13,
+        _t13,
+        _t39,
+        _t52,
+        _t13,
+        _t13,
+        _t39,
+        _t52,
+        _t13,
+        _t13,
+        _t39,
+        _t52,
         _t143,
-        _t142,
-        _t127,
         _t143,
-        _t143,
-        _t76,
-        _t62,
-        _t76,
-        _t65,
-        _t143,
-        _t85,
-        _t130,
-        _t59,
-        _t145,
-        _t89,
-        _t73,
-        _t146,
-        _t69,
-        _t82,
-        _t79,
-        _t147,
-        _t63,
-        _t80,
-        _t80,
-        _t77,
-        _t66,
-        4,
-        _t147,
-        _t142,
-        _t63,
-        _t127,
-        _t80,
-        _t143,
-        _t147,
-        _t142,
-        _t63,
-        _t127,
-        _t80,
-        _t143,
-        _t80,
-        _t143,
-        _t75,
-        _t148,
-        _t61,
-        _t126,
-        _t75,
-        _t148,
-        _t64,
-        _t128,
-        _t80,
-        _t143,
-        _t84,
-        _t85,
-        _t70,
-        _t130,
-        _t58,
-        _t125,
+        _t25,
+        _t44,
+        _t0,
+        _t0,
+        _t23,
+        _t43,
+        _t3,
+        _t3,
+        _t28,
+        _t47,
+        _t96,
         _t144,
-        _t145,
-        _t110,
-        _t89,
-        _t72,
-        _t131,
-        _t136,
-        _t146,
-        _t68,
         _t129,
-        _t81,
+        _t145,
+        _t144,
+        _t129,
+        _t145,
+        _t145,
+        _t77,
+        _t64,
+        _t77,
+        _t67,
+        _t145,
+        _t87,
+        _t132,
+        _t61,
+        _t147,
+        _t91,
+        _t75,
+        _t148,
+        _t71,
+        _t84,
+        _t80,
+        _t149,
+        _t65,
         _t82,
-        _t79,
-        _t79,
-        _t147,
-        _t147,
+        _t82,
+        _t78,
+        _t68,
+        4,
+        _t149,
+        _t144,
+        _t65,
+        _t129,
+        _t82,
+        _t145,
+        _t149,
+        _t144,
+        _t65,
+        _t129,
+        _t82,
+        _t145,
+        _t82,
+        _t145,
+        _t76,
+        _t150,
         _t63,
-        _t63,
-        _t80,
-        _t80,
-        _t80,
-        _t80,
-        _t77,
-        _t77,
+        _t128,
+        _t76,
+        _t150,
         _t66,
-        _t66,
+        _t130,
+        _t82,
+        _t145,
+        _t86,
+        _t87,
+        _t72,
+        _t132,
+        _t60,
+        _t127,
+        _t146,
+        _t147,
+        _t112,
+        _t91,
+        _t74,
+        _t133,
+        _t138,
+        _t148,
+        _t70,
+        _t131,
+        _t83,
+        _t84,
+        _t80,
+        _t80,
+        _t149,
+        _t149,
+        _t65,
+        _t65,
+        _t82,
+        _t82,
+        _t82,
+        _t82,
+        _t78,
+        _t78,
+        _t68,
+        _t68,
         4,
         4,
-        _t123,
+        _t125,
         n_layers,
-        _t119,
-        _t124,
-        _t134,
-        _t135,
+        _t121,
+        _t126,
+        _t136,
+        _t137,
         n_layers,
-        _t140,
-        _t139,
+        _t142,
+        _t141,
+        _t110,
         _t108,
-        _t106,
-        _t123,
+        _t125,
     )

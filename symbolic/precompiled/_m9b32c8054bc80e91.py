@@ -41,7 +41,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'mistral-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 14483464192, 'gradients': 14483464192, 'master': 28966928384, 'optimizer': 57933856768, 'states': 115867713536, 'activations': 6588176, 'transient': 192000, 'peak': 144834643092}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 524288000}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1048576000}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 524288}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1048576}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 524288}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1048576}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 536870912}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 536870912}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 524288000}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1048576000}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192000}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 131072}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 3670016}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128000}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 6588176, 'per_layer': {'block': 200840}, 'shared': 512, 'outside_layers': 160784, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 131072, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 3670016, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128000, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 144834643092, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 101384250516, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 101390677908, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 101391030704, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 101391094688, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 115287054108, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 115867722900, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 144834643092, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 101384250516, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32000, 'd_model': 4096, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 14336, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 4096}}
+MEMORY = {'model': 'mistral-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 14483464192, 'gradients': 14483464192, 'master': 28966928384, 'optimizer': 57933856768, 'states': 115867713536, 'activations': 6588176, 'transient': 192000, 'peak': 144834643348}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 524288000}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1048576000}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 524288}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1048576}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 524288}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1048576}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 536870912}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 536870912}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 524288000}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1048576000}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192000}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 131072}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 3670016}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128000}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 6588176, 'per_layer': {'block': 200840}, 'shared': 512, 'outside_layers': 160784, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 131072, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 3670016, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128000, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 144834643348, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 101384250772, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 101390678164, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 101391030960, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 101391094944, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 115287054364, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 115867723156, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 144834643348, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 101384250772, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32000, 'd_model': 4096, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 14336, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 4096}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77], 'activations': {'per_layer': [('block', 78), ('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102)], 'shared': [104], 'outside': [106, 108, 110, 112, 114, 116, 118], 'terms': [79, 81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119]}, 'timeline': [('fixed', 120), ('layers', 121, 122, 123), ('fixed', 124), ('fixed', 125), ('layers', 126, 127, 128), ('fixed', 129), ('fixed', 130), ('fixed', 131)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -106,76 +106,77 @@ def memory(v):
     _t46 = (_t1 * d_ffn)
     _t47 = (_t45 * _t46)
     _t48 = (n_layers * _fceil(_t47))
-    _t49 = (_t1 * _t7)
-    _t50 = (2 * _t44 * _t49)
-    _t51 = (n_layers * _fceil(_t50))
-    _t52 = (_t40 * n_vocab)
-    _t53 = (12 * _t44)
-    _t54 = (_t45 * n_layers)
-    _t55 = (_t36 + _t54 + (_t25 * _t44))
-    _t56 = (_t55 + (_t14 * _t44))
-    _t57 = (_t53 + _t56)
-    _t58 = (_t44 * n_vocab)
-    _t59 = (6 * _t58)
-    _t60 = (40 * _t32)
-    _t61 = (_t1 * d_model)
-    _t62 = (_t61 * n_vocab)
-    _t63 = (_t32 * _t46)
-    _t64 = (36 * n_layers)
-    _t65 = (12 + _t64)
-    _t66 = (_t45 + _t65)
-    _t67 = (_t60 + _t66 + (20 * d_model) + (40 * _t62) + (60 * _t63) + (_t49 * _t60) + (_t5 * _t60))
-    _t68 = (_t0 * _t44)
-    _t69 = (_t34 + _t66 + _t68 + (32 * _t62) + (48 * _t63) + (_t33 * _t49) + (_t33 * _t5))
-    _t70 = (_t1 * n_heads)
-    _t71 = (_t37 * _t70)
-    _t72 = (_t38 + _t42 + _t71)
-    _t73 = (_t47 + _t72 + (_t24 * _t44))
-    _t74 = (28 * _t32)
-    _t75 = (_t74 + (42 * _t63) + (_t49 * _t74) + (_t5 * _t74))
-    _t76 = ((14 * d_model) + (28 * _t62))
-    _t77 = (_t75 + _t76)
-    _t78 = (_t65 + (16 * _t44))
-    _t79 = (_t36 + _t73 + _t77 + _t78)
-    _t80 = (n_layers * (_t45 + _t73))
-    _t81 = (_t66 + _t75)
-    _t82 = (_t76 + _t81)
-    _t83 = (_t36 + _t80 + _t82)
-    _t84 = (_t38 * n_layers)
-    _t85 = (_t40 * n_layers)
-    _t86 = (_t70 * _t85)
-    _t87 = (_t46 * _t54)
-    _t88 = (_t84 + _t86 + _t87 + (_t71 * n_layers))
-    _t89 = (20 + _t64 + _t77 + _t88)
-    _t90 = (_t56 + _t89 + (10 * _t58) + (28 * _t44))
-    _t91 = (_t57 + _t89 + (_t53 * n_vocab))
-    _t92 = (_t24 + _t55 + _t88 + _t9 + (30 * _t62))
-    _t93 = (_t68 + _t81 + _t92 + (_t41 * d_ffn))
-    _t94 = (_t72 + _t75 + _t78 + _t92 - _t80 + (_t46 * _t53) + ((-1 + n_layers) * (_t11 + _t18 + _t20 + (6 * _t61 * d_ffn))) + (18 * _t44 * d_model))
-    _t95 = (_t0 * n_layers)
-    _t96 = (_t12 * _t44)
-    _t97 = (_t44 * _t95)
-    _t98 = (_t11 * _t44)
-    _t99 = (_t50 * n_layers)
+    _t49 = (2 * d_head)
+    _t50 = (_t1 * n_heads)
+    _t51 = (_t44 * _t49 * _t50)
+    _t52 = (n_layers * _fceil(_t51))
+    _t53 = (_t40 * n_vocab)
+    _t54 = (12 * _t44)
+    _t55 = (_t45 * n_layers)
+    _t56 = (_t36 + _t55 + (_t25 * _t44))
+    _t57 = (_t56 + (_t14 * _t44))
+    _t58 = (_t54 + _t57)
+    _t59 = (_t44 * n_vocab)
+    _t60 = (6 * _t59)
+    _t61 = (40 * _t32)
+    _t62 = (_t1 * d_model)
+    _t63 = (_t62 * n_vocab)
+    _t64 = (_t32 * _t46)
+    _t65 = (_t1 * _t7)
+    _t66 = (_t49 + (36 * n_layers))
+    _t67 = (12 + _t66)
+    _t68 = (_t45 + _t67)
+    _t69 = (_t61 + _t68 + (20 * d_model) + (40 * _t63) + (60 * _t64) + (_t5 * _t61) + (_t61 * _t65))
+    _t70 = (_t0 * _t44)
+    _t71 = (_t34 + _t68 + _t70 + (32 * _t63) + (48 * _t64) + (_t33 * _t5) + (_t33 * _t65))
+    _t72 = (_t37 * _t50)
+    _t73 = (_t38 + _t42 + _t72)
+    _t74 = (_t47 + _t73 + (_t24 * _t44))
+    _t75 = (28 * _t32)
+    _t76 = (_t75 + (42 * _t64) + (_t5 * _t75) + (_t65 * _t75))
+    _t77 = ((14 * d_model) + (28 * _t63))
+    _t78 = (_t76 + _t77)
+    _t79 = (_t67 + (16 * _t44))
+    _t80 = (_t36 + _t74 + _t78 + _t79)
+    _t81 = (n_layers * (_t45 + _t74))
+    _t82 = (_t68 + _t76)
+    _t83 = (_t77 + _t82)
+    _t84 = (_t36 + _t81 + _t83)
+    _t85 = (_t38 * n_layers)
+    _t86 = (_t40 * n_layers)
+    _t87 = (_t50 * _t86)
+    _t88 = (_t46 * _t55)
+    _t89 = (_t85 + _t87 + _t88 + (_t72 * n_layers))
+    _t90 = (20 + _t66 + _t78 + _t89)
+    _t91 = (_t57 + _t90 + (10 * _t59) + (28 * _t44))
+    _t92 = (_t58 + _t90 + (_t54 * n_vocab))
+    _t93 = (_t24 + _t56 + _t89 + _t9 + (30 * _t63))
+    _t94 = (_t70 + _t82 + _t93 + (_t41 * d_ffn))
+    _t95 = (_t73 + _t76 + _t79 + _t93 - _t81 + (_t46 * _t54) + ((-1 + n_layers) * (_t11 + _t18 + _t20 + (6 * _t62 * d_ffn))) + (18 * _t44 * d_model))
+    _t96 = (_t0 * n_layers)
+    _t97 = (_t12 * _t44)
+    _t98 = (_t44 * _t96)
+    _t99 = (_t11 * _t44)
+    _t100 = (_t51 * n_layers)
     return (
         _t13,
         _t13,
         (_t11 + _t15 + _t23),
         (_t14 + _t25 + _t31),
         (_t23 + _t31 + _t34 + (4 * _t3) + (4 * _t6) + (4 * _t8) + (6 * _t10)),
-        (4 + _t39 + _t43 + _t48 + _t52 + _t57 + (2 * _t51)),
-        _t59,
-        _max(_t67, _t69, _t79, _t83, _t90, _t91, _t93, _t94),
+        (4 + _t39 + _t43 + _t48 + _t53 + _t58 + (2 * _t52)),
+        _t60,
+        _max(_t69, _t71, _t80, _t84, _t91, _t92, _t94, _t95),
         _t3,
         _t3,
         _t17,
         _t27,
-        _t95,
-        _t95,
+        _t96,
+        _t96,
         _t12,
         _t15,
-        _t95,
-        _t95,
+        _t96,
+        _t96,
         _t12,
         _t15,
         _t8,
@@ -214,80 +215,80 @@ def memory(v):
         _t3,
         _t17,
         _t27,
-        _t59,
-        _t96,
-        _t85,
+        _t60,
         _t97,
-        _t96,
-        _t85,
+        _t86,
+        _t98,
         _t97,
-        _t97,
-        _t51,
+        _t86,
+        _t98,
+        _t98,
+        _t52,
         _t39,
-        _t51,
+        _t52,
         _t43,
-        _t97,
+        _t98,
         _t48,
         _t36,
-        _t98,
+        _t99,
         _t40,
-        _t68,
-        _t68,
-        _t52,
+        _t70,
+        _t70,
+        _t53,
         _t45,
         4,
-        _t98,
-        _t96,
-        _t40,
-        _t85,
-        _t68,
-        _t97,
-        _t98,
-        _t96,
-        _t40,
-        _t85,
-        _t68,
-        _t97,
-        _t68,
-        _t97,
-        _t50,
         _t99,
-        _t38,
-        _t84,
-        _t50,
-        _t99,
-        _t42,
+        _t97,
+        _t40,
         _t86,
-        _t68,
+        _t70,
+        _t98,
+        _t99,
         _t97,
-        _t47,
+        _t40,
+        _t86,
+        _t70,
+        _t98,
+        _t70,
+        _t98,
+        _t51,
+        _t100,
+        _t38,
+        _t85,
+        _t51,
+        _t100,
+        _t42,
         _t87,
+        _t70,
+        _t98,
+        _t47,
+        _t88,
         _t36,
         _t36,
-        _t98,
-        _t98,
+        _t99,
+        _t99,
         _t40,
         _t40,
-        _t68,
-        _t68,
-        _t68,
-        _t68,
-        _t52,
-        _t52,
+        _t70,
+        _t70,
+        _t70,
+        _t70,
+        _t53,
+        _t53,
         _t45,
         _t45,
         4,
         4,
-        _t82,
-        n_layers,
-        _t79,
         _t83,
-        _t90,
-        _t91,
         n_layers,
+        _t80,
+        _t84,
+        _t91,
+        _t92,
+        n_layers,
+        _t95,
         _t94,
-        _t93,
+        _t71,
         _t69,
-        _t67,
-        _t82,
+        _t83,
     )

@@ -39,7 +39,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'falcon-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 13843441408, 'gradients': 13843441408, 'master': 27686882816, 'optimizer': 55373765632, 'states': 110747531264, 'activations': 4359760, 'transient': 390144, 'peak': 138434415124}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 590938112}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 590938112}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1181876224}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2363752448}, {'path': 'weights.block.norm.weight', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'gradients.block.norm.weight', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'master.block.norm.weight', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) scale', 'formula': '4*d_model*n_layers', 'bytes': 581632}, {'path': 'optimizer.block.norm.weight', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) scale', 'formula': '8*d_model*n_layers', 'bytes': 1163264}, {'path': 'weights.block.norm.bias', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'gradients.block.norm.bias', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'master.block.norm.bias', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) shift', 'formula': '4*d_model*n_layers', 'bytes': 581632}, {'path': 'optimizer.block.norm.bias', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) shift', 'formula': '8*d_model*n_layers', 'bytes': 1163264}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2642935808}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5285871616}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 37224448}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 74448896}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 37224448}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 74448896}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2642935808}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5285871616}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10571743232}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21143486464}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10571743232}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21143486464}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 18176}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 36352}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 18176}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 36352}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 390144}, {'path': 'block.norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816}, {'path': 'block.norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 581632}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 9088}, {'path': 'block.attention.mask', 'category': 'activations', 'description': 'explicit attention mask passed to SDPA', 'formula': '2*batch*n_layers*seq**2', 'bytes': 64}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 2326528}, {'path': 'block.index_scalars', 'category': 'activations', 'description': 'int64 index scalars', 'formula': '16*n_layers', 'bytes': 512}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 256}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 9088}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 9088}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 260096}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 4359760, 'per_layer': {'block': 127538}, 'shared': 256, 'outside_layers': 278288, 'terms': [{'path': 'block.norm.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 581632, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 9088, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.mask', 'formula': '2*batch*n_layers*seq**2', 'bytes': 64, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 2326528, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.index_scalars', 'formula': '16*n_layers', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 260096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 138434415124, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 96904090900, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 96908172372, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 96908840816, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 96908970848, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 110498748870, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 111929408532, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 138434415124, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 96904090900, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 65024, 'd_model': 4544, 'n_layers': 32, 'n_heads': 71, 'n_kv_heads': 1, 'd_head': 64, 'd_ffn': 18176, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
+MEMORY = {'model': 'falcon-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 13843441408, 'gradients': 13843441408, 'master': 27686882816, 'optimizer': 55373765632, 'states': 110747531264, 'activations': 4359760, 'transient': 390144, 'peak': 138434415252}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 590938112}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 590938112}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1181876224}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2363752448}, {'path': 'weights.block.norm.weight', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'gradients.block.norm.weight', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'master.block.norm.weight', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) scale', 'formula': '4*d_model*n_layers', 'bytes': 581632}, {'path': 'optimizer.block.norm.weight', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) scale', 'formula': '8*d_model*n_layers', 'bytes': 1163264}, {'path': 'weights.block.norm.bias', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'gradients.block.norm.bias', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'master.block.norm.bias', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) shift', 'formula': '4*d_model*n_layers', 'bytes': 581632}, {'path': 'optimizer.block.norm.bias', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) shift', 'formula': '8*d_model*n_layers', 'bytes': 1163264}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2642935808}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5285871616}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 37224448}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 74448896}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 37224448}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 74448896}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2642935808}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5285871616}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10571743232}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21143486464}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10571743232}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21143486464}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 18176}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 36352}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 18176}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 36352}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 390144}, {'path': 'block.norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816}, {'path': 'block.norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 581632}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 9088}, {'path': 'block.attention.mask', 'category': 'activations', 'description': 'explicit attention mask passed to SDPA', 'formula': '2*batch*n_layers*seq**2', 'bytes': 64}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 2326528}, {'path': 'block.index_scalars', 'category': 'activations', 'description': 'int64 index scalars', 'formula': '16*n_layers', 'bytes': 512}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 256}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 9088}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 9088}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 260096}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 4359760, 'per_layer': {'block': 127538}, 'shared': 256, 'outside_layers': 278288, 'terms': [{'path': 'block.norm.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 581632, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 9088, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.mask', 'formula': '2*batch*n_layers*seq**2', 'bytes': 64, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 2326528, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.index_scalars', 'formula': '16*n_layers', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 260096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 138434415252, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 96904091028, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 96908172500, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 96908840944, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 96908970976, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 110498748998, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 111929408660, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 138434415252, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 96904091028, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 65024, 'd_model': 4544, 'n_layers': 32, 'n_heads': 71, 'n_kv_heads': 1, 'd_head': 64, 'd_ffn': 18176, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69], 'activations': {'per_layer': [('block', 70), ('block', 72), ('block', 74), ('block', 76), ('block', 78), ('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88)], 'shared': [90], 'outside': [92, 94, 96, 98, 100, 102], 'terms': [71, 73, 75, 77, 79, 81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103]}, 'timeline': [('fixed', 104), ('layers', 105, 106, 107), ('fixed', 108), ('fixed', 109), ('layers', 110, 111, 112), ('fixed', 113), ('fixed', 114), ('fixed', 115)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -61,218 +61,219 @@ def memory(v):
     _t3 = (_t1 * _t2)
     _t4 = (_t3 * d_ffn)
     _t5 = (n_layers * _fceil(_t4))
-    _t6 = (d_head * _max(1, (_t1 * n_kv_heads)))
-    _t7 = (n_layers * _fceil((_t2 * _t6)))
-    _t8 = (d_head * n_heads)
-    _t9 = (n_layers * _fceil((_t3 * _t8)))
-    _t10 = (_t0 * n_layers)
-    _t11 = _fceil((_t3 * n_vocab))
-    _t12 = (_t0 + _t10 + _t11 + (2 * _t5) + (2 * _t7) + (2 * _t9))
-    _t13 = (8 * d_model)
-    _t14 = (_t13 * n_layers)
-    _t15 = (_t0 * _t1)
-    _t16 = (_t15 * d_ffn)
-    _t17 = (n_layers * _fceil(_t16))
-    _t18 = (_t0 * _t6)
+    _t6 = _max(1, (_t1 * n_kv_heads))
+    _t7 = (2 * d_head)
+    _t8 = (_t7 * d_model)
+    _t9 = (n_layers * _fceil((_t6 * _t8)))
+    _t10 = (_t1 * n_heads)
+    _t11 = (n_layers * _fceil((_t10 * _t8)))
+    _t12 = (_t0 * n_layers)
+    _t13 = _fceil((_t3 * n_vocab))
+    _t14 = (_t0 + _t12 + _t13 + (2 * _t11) + (2 * _t5) + (2 * _t9))
+    _t15 = (8 * d_model)
+    _t16 = (_t15 * n_layers)
+    _t17 = (_t0 * _t1)
+    _t18 = (_t17 * d_ffn)
     _t19 = (n_layers * _fceil(_t18))
-    _t20 = (_t15 * _t8)
-    _t21 = (n_layers * _fceil(_t20))
-    _t22 = _fceil((_t15 * n_vocab))
-    _t23 = (_t22 + (2 * _t17) + (2 * _t19) + (2 * _t21))
-    _t24 = (16 * d_model)
-    _t25 = (_t1 * _t13)
-    _t26 = (n_layers * _fceil((_t25 * d_ffn)))
-    _t27 = (n_layers * _fceil((_t13 * _t6)))
-    _t28 = (n_layers * _fceil((_t25 * _t8)))
-    _t29 = _fceil((_t25 * n_vocab))
-    _t30 = (_t29 + (2 * _t26) + (2 * _t27) + (2 * _t28))
-    _t31 = (32 * d_model)
-    _t32 = (_t31 * n_layers)
-    _t33 = (_t31 + _t32)
-    _t34 = (16 * n_layers)
-    _t35 = (4 * seq)
-    _t36 = (_t35 * batch)
-    _t37 = (_t1 * _t36)
-    _t38 = (_t37 * d_ffn)
-    _t39 = (n_layers * _fceil(_t38))
-    _t40 = (_t37 * n_heads)
-    _t41 = (n_layers * _fceil(_t40))
-    _t42 = (_t35 * d_head)
-    _t43 = (_t1 * n_heads)
-    _t44 = (_t42 * _t43 * batch)
+    _t20 = (_t6 * d_head)
+    _t21 = (_t0 * _t20)
+    _t22 = (n_layers * _fceil(_t21))
+    _t23 = (d_head * n_heads)
+    _t24 = (_t17 * _t23)
+    _t25 = (n_layers * _fceil(_t24))
+    _t26 = _fceil((_t17 * n_vocab))
+    _t27 = (_t26 + (2 * _t19) + (2 * _t22) + (2 * _t25))
+    _t28 = (16 * d_model)
+    _t29 = (_t1 * _t15)
+    _t30 = (n_layers * _fceil((_t29 * d_ffn)))
+    _t31 = (n_layers * _fceil((_t15 * _t20)))
+    _t32 = (n_layers * _fceil((_t23 * _t29)))
+    _t33 = _fceil((_t29 * n_vocab))
+    _t34 = (_t33 + (2 * _t30) + (2 * _t31) + (2 * _t32))
+    _t35 = (32 * d_model)
+    _t36 = (_t35 * n_layers)
+    _t37 = (_t35 + _t36)
+    _t38 = (16 * n_layers)
+    _t39 = (4 * seq)
+    _t40 = (_t39 * batch)
+    _t41 = (_t1 * d_ffn)
+    _t42 = (_t40 * _t41)
+    _t43 = (n_layers * _fceil(_t42))
+    _t44 = (_t10 * _t40)
     _t45 = (n_layers * _fceil(_t44))
-    _t46 = (batch * seq)
-    _t47 = (2 * _t46)
-    _t48 = (_t1 * _t8)
-    _t49 = (_t47 * _t48)
-    _t50 = (n_layers * _fceil(_t49))
-    _t51 = (_t36 * n_vocab)
-    _t52 = (12 * _t46)
-    _t53 = (_t42 + _t52)
-    _t54 = (_t0 * _t46)
-    _t55 = (2 * batch * (seq * seq))
-    _t56 = (_t55 * n_layers)
-    _t57 = (_t36 * n_layers)
-    _t58 = (_t56 + _t57 + (_t10 * _t46))
-    _t59 = (_t54 + _t58)
-    _t60 = (_t53 + _t59)
-    _t61 = (_t46 * n_vocab)
-    _t62 = (6 * _t61)
-    _t63 = (40 * d_model)
-    _t64 = (_t63 * n_layers)
-    _t65 = (_t1 * d_ffn)
-    _t66 = (_t1 * n_vocab)
-    _t67 = (_t66 * d_model)
-    _t68 = (32 * n_layers)
-    _t69 = (8 * _t46)
-    _t70 = (12 + _t69)
-    _t71 = (_t68 + _t70)
-    _t72 = (_t71 + (20 * _t67))
-    _t73 = (_t63 + _t64 + _t72 + (_t48 * _t64) + (_t6 * _t64) + (_t64 * _t65))
-    _t74 = (_t2 * _t46)
-    _t75 = (_t33 + (_t32 * _t48) + (_t32 * _t6) + (_t32 * _t65))
-    _t76 = (_t71 + _t74 + _t75 + (18 * _t67))
-    _t77 = (_t48 * _t69)
-    _t78 = (_t40 + _t55 + _t77)
-    _t79 = (_t38 + _t54 + _t78)
-    _t80 = (28 * d_model)
-    _t81 = (_t80 * n_layers)
-    _t82 = (_t81 + (_t48 * _t81) + (_t6 * _t81) + (_t65 * _t81))
-    _t83 = (_t80 + _t82 + (14 * _t67))
-    _t84 = (28 + _t53)
-    _t85 = (_t68 + _t79 + _t83 + _t84)
-    _t86 = (n_layers * (16 + _t36 + _t79))
-    _t87 = (_t71 + _t83)
-    _t88 = (_t42 + _t86 + _t87)
-    _t89 = (_t57 * _t65)
-    _t90 = (_t43 * _t57)
-    _t91 = (_t89 + _t90 + (48 * n_layers) + (_t77 * n_layers))
-    _t92 = (_t42 + _t91)
-    _t93 = (20 + _t83)
-    _t94 = (_t59 + _t92 + _t93 + (10 * _t61) + (28 * _t46))
-    _t95 = (_t60 + _t91 + _t93 + (_t52 * n_vocab))
-    _t96 = (_t31 + _t4 + _t58 + _t82 + (_t24 * _t66))
-    _t97 = (_t70 + _t74 + _t92 + _t96 + (_t47 * _t65))
-    _t98 = (6 * _t46)
-    _t99 = (_t78 + _t84 + _t91 + _t96 - _t86 + (_t65 * _t98) + (_t98 * d_model) + ((-1 + n_layers) * (_t0 + _t16 + _t18 + _t20)))
-    _t100 = (_t2 * n_layers)
-    _t101 = (_t100 * _t46)
-    _t102 = (_t49 * n_layers)
+    _t46 = (_t39 * d_head)
+    _t47 = (_t10 * _t46 * batch)
+    _t48 = (n_layers * _fceil(_t47))
+    _t49 = (batch * seq)
+    _t50 = (_t10 * _t49 * _t7)
+    _t51 = (n_layers * _fceil(_t50))
+    _t52 = (_t40 * n_vocab)
+    _t53 = (12 * _t49)
+    _t54 = (_t46 + _t53)
+    _t55 = (_t0 * _t49)
+    _t56 = (2 * batch * (seq * seq))
+    _t57 = (_t56 * n_layers)
+    _t58 = (_t40 * n_layers)
+    _t59 = (_t57 + _t58 + (_t12 * _t49))
+    _t60 = (_t55 + _t59)
+    _t61 = (_t54 + _t60)
+    _t62 = (_t49 * n_vocab)
+    _t63 = (6 * _t62)
+    _t64 = (40 * d_model)
+    _t65 = (_t64 * n_layers)
+    _t66 = (_t10 * d_head)
+    _t67 = (_t1 * n_vocab)
+    _t68 = (_t67 * d_model)
+    _t69 = (_t7 + (32 * n_layers))
+    _t70 = (8 * _t49)
+    _t71 = (12 + _t70)
+    _t72 = (_t69 + _t71)
+    _t73 = (_t72 + (20 * _t68))
+    _t74 = (_t64 + _t65 + _t73 + (_t20 * _t65) + (_t41 * _t65) + (_t65 * _t66))
+    _t75 = (_t2 * _t49)
+    _t76 = (_t37 + (_t20 * _t36) + (_t36 * _t41) + (_t36 * _t66))
+    _t77 = (_t72 + _t75 + _t76 + (18 * _t68))
+    _t78 = (_t66 * _t70)
+    _t79 = (_t44 + _t56 + _t78)
+    _t80 = (_t42 + _t55 + _t79)
+    _t81 = (28 * d_model)
+    _t82 = (_t81 * n_layers)
+    _t83 = (_t82 + (_t20 * _t82) + (_t41 * _t82) + (_t66 * _t82))
+    _t84 = (_t81 + _t83 + (14 * _t68))
+    _t85 = (28 + _t54)
+    _t86 = (_t69 + _t80 + _t84 + _t85)
+    _t87 = (n_layers * (16 + _t40 + _t80))
+    _t88 = (_t72 + _t84)
+    _t89 = (_t46 + _t87 + _t88)
+    _t90 = (_t41 * _t58)
+    _t91 = (_t10 * _t58)
+    _t92 = (_t7 + _t90 + _t91 + (48 * n_layers) + (_t78 * n_layers))
+    _t93 = (_t46 + _t92)
+    _t94 = (20 + _t84)
+    _t95 = (_t60 + _t93 + _t94 + (10 * _t62) + (28 * _t49))
+    _t96 = (_t61 + _t92 + _t94 + (_t53 * n_vocab))
+    _t97 = (_t35 + _t4 + _t59 + _t83 + (_t28 * _t67))
+    _t98 = (_t71 + _t75 + _t93 + _t97 + (2 * _t41 * _t49))
+    _t99 = (6 * _t49)
+    _t100 = (_t79 + _t85 + _t92 + _t97 - _t87 + (_t41 * _t99) + (_t99 * d_model) + ((-1 + n_layers) * (_t0 + _t18 + _t21 + _t24)))
+    _t101 = (_t2 * n_layers)
+    _t102 = (_t101 * _t49)
+    _t103 = (_t50 * n_layers)
     return (
+        _t14,
+        _t14,
+        (_t15 + _t16 + _t27),
+        (_t28 + _t34 + (_t28 * n_layers)),
+        (_t27 + _t34 + _t37 + (2 * _t13) + (4 * _t11) + (4 * _t5) + (4 * _t9)),
+        (4 + _t38 + _t43 + _t45 + _t48 + _t52 + _t61 + (2 * _t51)),
+        _t63,
+        _max(_t100, _t74, _t77, _t86, _t89, _t95, _t96, _t98),
+        _t13,
+        _t13,
+        _t26,
+        _t33,
+        _t101,
+        _t101,
         _t12,
+        _t16,
+        _t101,
+        _t101,
         _t12,
-        (_t13 + _t14 + _t23),
-        (_t24 + _t30 + (_t24 * n_layers)),
-        (_t23 + _t30 + _t33 + (2 * _t11) + (4 * _t5) + (4 * _t7) + (4 * _t9)),
-        (4 + _t34 + _t39 + _t41 + _t45 + _t51 + _t60 + (2 * _t50)),
-        _t62,
-        _max(_t73, _t76, _t85, _t88, _t94, _t95, _t97, _t99),
+        _t16,
         _t11,
         _t11,
+        _t25,
+        _t32,
+        _t9,
+        _t9,
         _t22,
-        _t29,
-        _t100,
-        _t100,
-        _t10,
-        _t14,
-        _t100,
-        _t100,
-        _t10,
-        _t14,
+        _t31,
         _t9,
         _t9,
-        _t21,
-        _t28,
-        _t7,
-        _t7,
+        _t22,
+        _t31,
+        _t11,
+        _t11,
+        _t25,
+        _t32,
+        _t5,
+        _t5,
         _t19,
-        _t27,
-        _t7,
-        _t7,
+        _t30,
+        _t5,
+        _t5,
         _t19,
-        _t27,
-        _t9,
-        _t9,
-        _t21,
-        _t28,
-        _t5,
-        _t5,
-        _t17,
-        _t26,
-        _t5,
-        _t5,
-        _t17,
-        _t26,
+        _t30,
         _t2,
         _t2,
         _t0,
-        _t13,
+        _t15,
         _t2,
         _t2,
         _t0,
-        _t13,
-        _t62,
-        _t101,
-        _t57,
-        _t101,
-        _t50,
-        _t45,
-        _t50,
-        _t41,
-        _t56,
-        _t39,
-        _t34,
-        _t42,
-        _t74,
-        _t36,
-        _t74,
-        _t51,
-        _t69,
-        4,
-        _t74,
-        _t101,
-        _t36,
-        _t57,
-        _t74,
-        _t101,
-        _t49,
+        _t15,
+        _t63,
         _t102,
-        _t44,
-        (_t44 * n_layers),
-        _t49,
+        _t58,
+        _t102,
+        _t51,
+        _t48,
+        _t51,
+        _t45,
+        _t57,
+        _t43,
+        _t38,
+        _t46,
+        _t75,
+        _t40,
+        _t75,
+        _t52,
+        _t70,
+        4,
+        _t75,
         _t102,
         _t40,
-        _t90,
-        _t55,
+        _t58,
+        _t75,
+        _t102,
+        _t50,
+        _t103,
+        _t47,
+        (_t47 * n_layers),
+        _t50,
+        _t103,
+        _t44,
+        _t91,
         _t56,
-        _t38,
-        _t89,
+        _t57,
+        _t42,
+        _t90,
         16,
-        _t34,
-        _t42,
-        _t42,
-        _t74,
-        _t74,
-        _t36,
-        _t36,
-        _t74,
-        _t74,
-        _t51,
-        _t51,
-        _t69,
-        _t69,
+        _t38,
+        _t46,
+        _t46,
+        _t75,
+        _t75,
+        _t40,
+        _t40,
+        _t75,
+        _t75,
+        _t52,
+        _t52,
+        _t70,
+        _t70,
         4,
         4,
-        _t87,
-        n_layers,
-        _t85,
         _t88,
-        _t94,
-        _t95,
         n_layers,
-        _t99,
-        _t97,
-        _max(_t76, (_t72 + _t75)),
-        _t73,
-        _t87,
+        _t86,
+        _t89,
+        _t95,
+        _t96,
+        n_layers,
+        _t100,
+        _t98,
+        _max(_t77, (_t73 + _t76)),
+        _t74,
+        _t88,
     )

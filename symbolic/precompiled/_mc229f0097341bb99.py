@@ -49,7 +49,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'starcoder2-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 14347847680, 'gradients': 14347847680, 'master': 28695695360, 'optimizer': 57391390720, 'states': 114782781440, 'activations': 4714256, 'transient': 294912, 'peak': 143478478868}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 452984832}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 452984832}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 905969664}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1811939328}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2717908992}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5435817984}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 294912}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 294912}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 65536}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 131072}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 65536}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 131072}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2717908992}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5435817984}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10871635968}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21743271936}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1179648}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1179648}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 2359296}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 4718592}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10871635968}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21743271936}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 18432}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 36864}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 18432}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 36864}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 65536}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 2359296}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 4608}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 9216}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 9216}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 4714256, 'per_layer': {'block': 140440}, 'shared': 512, 'outside_layers': 219664, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 65536, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 2359296, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 143478478868, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 100434935828, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 100439435028, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 100439945008, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 100440043296, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 114518644396, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 115688753172, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 143478478868, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 100434935828, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 4608, 'n_layers': 32, 'n_heads': 36, 'n_kv_heads': 4, 'd_head': 128, 'd_ffn': 18432, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 4096}}
+MEMORY = {'model': 'starcoder2-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 14347847680, 'gradients': 14347847680, 'master': 28695695360, 'optimizer': 57391390720, 'states': 114782781440, 'activations': 4714256, 'transient': 294912, 'peak': 143478479124}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 452984832}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 452984832}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 905969664}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1811939328}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2717908992}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5435817984}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 294912}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 294912}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 65536}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 131072}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 65536}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 131072}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2717908992}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5435817984}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10871635968}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21743271936}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1179648}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1179648}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 2359296}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 4718592}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10871635968}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21743271936}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 18432}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 36864}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 18432}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 36864}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 65536}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 2359296}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 4608}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 9216}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 9216}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 4714256, 'per_layer': {'block': 140440}, 'shared': 512, 'outside_layers': 219664, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 65536, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 2359296, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 143478479124, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 100434936084, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 100439435284, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 100439945264, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 100440043552, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 114518644652, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 115688753428, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 143478479124, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 100434936084, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 4608, 'n_layers': 32, 'n_heads': 36, 'n_kv_heads': 4, 'd_head': 128, 'd_ffn': 18432, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 4096}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104], 'activations': {'per_layer': [('block', 105), ('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127)], 'shared': [129], 'outside': [131, 133, 135, 137, 139, 141, 143], 'terms': [106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144]}, 'timeline': [('fixed', 145), ('layers', 146, 147, 148), ('fixed', 149), ('fixed', 150), ('layers', 151, 152, 153), ('fixed', 154), ('fixed', 155), ('fixed', 156)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -70,265 +70,268 @@ def memory(v):
     _t2 = (_t1 * d_ffn)
     _t3 = (2 * _t2)
     _t4 = (n_layers * _fceil(_t3))
-    _t5 = (_t1 * n_heads)
-    _t6 = (_t5 * d_head)
-    _t7 = (2 * _t6)
+    _t5 = (2 * d_head)
+    _t6 = (_t1 * n_heads)
+    _t7 = (_t5 * _t6)
     _t8 = (n_layers * _fceil(_t7))
-    _t9 = (d_head * _max(1, (_t1 * n_kv_heads)))
-    _t10 = (n_layers * _fceil((2 * _t9)))
-    _t11 = (2 * d_model)
-    _t12 = (_t11 * _t2)
-    _t13 = (n_layers * _fceil(_t12))
-    _t14 = (n_layers * _fceil((_t11 * _t9)))
-    _t15 = (n_layers * _fceil((_t11 * _t6)))
-    _t16 = (12 * d_model)
-    _t17 = (_t1 * n_vocab)
-    _t18 = _fceil((_t11 * _t17))
-    _t19 = (_t0 + _t18 + _t4 + _t8 + (2 * _t10) + (2 * _t13) + (2 * _t14) + (2 * _t15) + (_t16 * n_layers))
-    _t20 = (8 * d_model)
-    _t21 = (d_model * n_layers)
-    _t22 = (4 * _t2)
-    _t23 = (n_layers * _fceil(_t22))
-    _t24 = (n_layers * _fceil((4 * _t6)))
-    _t25 = (4 * _t9)
-    _t26 = (n_layers * _fceil(_t25))
-    _t27 = (_t0 * _t2)
-    _t28 = (n_layers * _fceil(_t27))
-    _t29 = (_t0 * _t9)
-    _t30 = (n_layers * _fceil(_t29))
-    _t31 = (_t0 * _t6)
-    _t32 = (n_layers * _fceil(_t31))
-    _t33 = _fceil((_t0 * _t17))
-    _t34 = (_t23 + _t24 + _t33 + (2 * _t26) + (2 * _t28) + (2 * _t30) + (2 * _t32))
-    _t35 = (16 * d_model)
-    _t36 = (n_layers * _fceil((8 * _t2)))
-    _t37 = (n_layers * _fceil((8 * _t6)))
-    _t38 = (n_layers * _fceil((8 * _t9)))
-    _t39 = (n_layers * _fceil((_t2 * _t20)))
-    _t40 = (n_layers * _fceil((_t20 * _t9)))
-    _t41 = (n_layers * _fceil((_t20 * _t6)))
-    _t42 = _fceil((_t17 * _t20))
-    _t43 = (_t36 + _t37 + _t42 + (2 * _t38) + (2 * _t39) + (2 * _t40) + (2 * _t41))
-    _t44 = (32 * d_model)
-    _t45 = (_t44 + (96 * _t21))
-    _t46 = (batch * seq)
-    _t47 = (_t22 * _t46)
-    _t48 = (n_layers * _fceil(_t47))
-    _t49 = (_t25 * _t46)
-    _t50 = (n_layers * _fceil(_t49))
-    _t51 = (4 * seq)
-    _t52 = (_t51 * batch)
-    _t53 = (_t5 * _t52)
-    _t54 = (n_layers * _fceil(_t53))
-    _t55 = (_t46 * _t7)
-    _t56 = (n_layers * _fceil(_t55))
-    _t57 = (_t52 * n_vocab)
-    _t58 = (12 * _t46)
-    _t59 = (_t46 * d_model)
-    _t60 = (_t51 * d_head)
-    _t61 = (8 * _t46)
-    _t62 = (_t60 + (_t61 * n_layers) + (10 * _t21 * _t46))
-    _t63 = (_t62 + (5 * _t59))
-    _t64 = (_t58 + _t63)
-    _t65 = (_t46 * n_vocab)
-    _t66 = (6 * _t65)
-    _t67 = (40 * d_model)
-    _t68 = (_t2 * n_layers)
-    _t69 = (_t9 * n_layers)
-    _t70 = (_t6 * n_layers)
-    _t71 = (_t17 * d_model)
-    _t72 = (64 * n_layers)
-    _t73 = (12 + _t72)
-    _t74 = (_t61 + _t73)
-    _t75 = (_t74 + (20 * _t71))
-    _t76 = (_t67 + _t75 + (20 * _t68) + (20 * _t70) + (40 * _t69) + (120 * _t21) + (_t67 * _t68) + (_t67 * _t69) + (_t67 * _t70))
-    _t77 = (_t11 * _t46)
-    _t78 = (_t45 + (16 * _t68) + (16 * _t70) + (32 * _t69) + (_t44 * _t68) + (_t44 * _t69) + (_t44 * _t70))
-    _t79 = (_t74 + _t77 + _t78 + (18 * _t71))
-    _t80 = (28 * d_model)
-    _t81 = ((14 * _t68) + (14 * _t70) + (28 * _t69) + (84 * _t21) + (_t68 * _t80) + (_t69 * _t80) + (_t70 * _t80))
-    _t82 = (_t80 + (14 * _t71))
-    _t83 = (_t81 + _t82)
-    _t84 = (_t5 * _t60 * batch)
-    _t85 = (_t47 + _t49 + _t53 + _t84)
-    _t86 = (_t73 + _t85 + (16 * _t46))
-    _t87 = (_t60 + _t83 + _t86 + (11 * _t59))
-    _t88 = (n_layers * (_t61 + _t85 + (10 * _t59)))
-    _t89 = (_t74 + _t81)
-    _t90 = (_t82 + _t89)
-    _t91 = (_t59 + _t60 + _t88 + _t90)
-    _t92 = (_t47 * n_layers)
-    _t93 = (_t49 * n_layers)
-    _t94 = (_t52 * n_layers)
-    _t95 = (_t5 * _t94)
-    _t96 = (_t92 + _t93 + _t95 + (_t84 * n_layers))
-    _t97 = (20 + _t72 + _t83 + _t96)
-    _t98 = (_t63 + _t97 + (10 * _t65) + (28 * _t46))
-    _t99 = (_t64 + _t97 + (_t58 * n_vocab))
-    _t100 = (_t44 + _t62 + _t96 + (_t17 * _t35) + _max(_t77, (_t11 + _t12 + _t59 + (_t3 * _t46))))
-    _t101 = (_t100 + _t89 + (3 * _t59))
-    _t102 = (_t100 + _t81 + _t86 - _t88 + (13 * _t59) + ((-1 + n_layers) * (_t16 + _t25 + _t27 + _t29 + _t3 + _t31 + _t7)))
-    _t103 = (_t11 * n_layers)
-    _t104 = (_t0 * n_layers)
-    _t105 = (_t20 * n_layers)
-    _t106 = (_t103 * _t46)
-    _t107 = (_t55 * n_layers)
+    _t9 = _max(1, (_t1 * n_kv_heads))
+    _t10 = (_t5 * _t9)
+    _t11 = (n_layers * _fceil(_t10))
+    _t12 = (2 * d_model)
+    _t13 = (_t12 * _t2)
+    _t14 = (n_layers * _fceil(_t13))
+    _t15 = (n_layers * _fceil((_t10 * d_model)))
+    _t16 = (n_layers * _fceil((_t7 * d_model)))
+    _t17 = (12 * d_model)
+    _t18 = (_t1 * n_vocab)
+    _t19 = _fceil((_t12 * _t18))
+    _t20 = (_t0 + _t19 + _t4 + _t8 + (2 * _t11) + (2 * _t14) + (2 * _t15) + (2 * _t16) + (_t17 * n_layers))
+    _t21 = (8 * d_model)
+    _t22 = (d_model * n_layers)
+    _t23 = (4 * _t2)
+    _t24 = (n_layers * _fceil(_t23))
+    _t25 = (_t6 * d_head)
+    _t26 = (n_layers * _fceil((4 * _t25)))
+    _t27 = (_t9 * d_head)
+    _t28 = (4 * _t27)
+    _t29 = (n_layers * _fceil(_t28))
+    _t30 = (_t0 * _t2)
+    _t31 = (n_layers * _fceil(_t30))
+    _t32 = (_t0 * _t27)
+    _t33 = (n_layers * _fceil(_t32))
+    _t34 = (_t0 * _t25)
+    _t35 = (n_layers * _fceil(_t34))
+    _t36 = _fceil((_t0 * _t18))
+    _t37 = (_t24 + _t26 + _t36 + (2 * _t29) + (2 * _t31) + (2 * _t33) + (2 * _t35))
+    _t38 = (16 * d_model)
+    _t39 = (n_layers * _fceil((8 * _t2)))
+    _t40 = (n_layers * _fceil((8 * _t25)))
+    _t41 = (n_layers * _fceil((8 * _t27)))
+    _t42 = (n_layers * _fceil((_t2 * _t21)))
+    _t43 = (n_layers * _fceil((_t21 * _t27)))
+    _t44 = (n_layers * _fceil((_t21 * _t25)))
+    _t45 = _fceil((_t18 * _t21))
+    _t46 = (_t39 + _t40 + _t45 + (2 * _t41) + (2 * _t42) + (2 * _t43) + (2 * _t44))
+    _t47 = (32 * d_model)
+    _t48 = (_t47 + (96 * _t22))
+    _t49 = (batch * seq)
+    _t50 = (_t23 * _t49)
+    _t51 = (n_layers * _fceil(_t50))
+    _t52 = (_t28 * _t49)
+    _t53 = (n_layers * _fceil(_t52))
+    _t54 = (4 * seq)
+    _t55 = (_t54 * batch)
+    _t56 = (_t55 * _t6)
+    _t57 = (n_layers * _fceil(_t56))
+    _t58 = (_t49 * _t7)
+    _t59 = (n_layers * _fceil(_t58))
+    _t60 = (_t55 * n_vocab)
+    _t61 = (12 * _t49)
+    _t62 = (_t49 * d_model)
+    _t63 = (_t54 * d_head)
+    _t64 = (8 * _t49)
+    _t65 = (_t63 + (_t64 * n_layers) + (10 * _t22 * _t49))
+    _t66 = (_t65 + (5 * _t62))
+    _t67 = (_t61 + _t66)
+    _t68 = (_t49 * n_vocab)
+    _t69 = (6 * _t68)
+    _t70 = (40 * d_model)
+    _t71 = (_t2 * n_layers)
+    _t72 = (_t27 * n_layers)
+    _t73 = (_t25 * n_layers)
+    _t74 = (_t18 * d_model)
+    _t75 = (_t5 + (64 * n_layers))
+    _t76 = (12 + _t75)
+    _t77 = (_t64 + _t76)
+    _t78 = (_t77 + (20 * _t74))
+    _t79 = (_t70 + _t78 + (20 * _t71) + (20 * _t73) + (40 * _t72) + (120 * _t22) + (_t70 * _t71) + (_t70 * _t72) + (_t70 * _t73))
+    _t80 = (_t12 * _t49)
+    _t81 = (_t48 + (16 * _t71) + (16 * _t73) + (32 * _t72) + (_t47 * _t71) + (_t47 * _t72) + (_t47 * _t73))
+    _t82 = (_t77 + _t80 + _t81 + (18 * _t74))
+    _t83 = (28 * d_model)
+    _t84 = ((14 * _t71) + (14 * _t73) + (28 * _t72) + (84 * _t22) + (_t71 * _t83) + (_t72 * _t83) + (_t73 * _t83))
+    _t85 = (_t83 + (14 * _t74))
+    _t86 = (_t84 + _t85)
+    _t87 = (_t6 * _t63 * batch)
+    _t88 = (_t50 + _t52 + _t56 + _t87)
+    _t89 = (_t76 + _t88 + (16 * _t49))
+    _t90 = (_t63 + _t86 + _t89 + (11 * _t62))
+    _t91 = (n_layers * (_t64 + _t88 + (10 * _t62)))
+    _t92 = (_t77 + _t84)
+    _t93 = (_t85 + _t92)
+    _t94 = (_t62 + _t63 + _t91 + _t93)
+    _t95 = (_t50 * n_layers)
+    _t96 = (_t52 * n_layers)
+    _t97 = (_t55 * n_layers)
+    _t98 = (_t6 * _t97)
+    _t99 = (_t95 + _t96 + _t98 + (_t87 * n_layers))
+    _t100 = (20 + _t75 + _t86 + _t99)
+    _t101 = (_t100 + _t66 + (10 * _t68) + (28 * _t49))
+    _t102 = (_t100 + _t67 + (_t61 * n_vocab))
+    _t103 = (_t47 + _t65 + _t99 + (_t18 * _t38) + _max(_t80, (_t12 + _t13 + _t62 + (_t3 * _t49))))
+    _t104 = (_t103 + _t92 + (3 * _t62))
+    _t105 = (_t103 + _t84 + _t89 - _t91 + (13 * _t62) + ((-1 + n_layers) * (_t17 + _t28 + _t3 + _t30 + _t32 + _t34 + _t7)))
+    _t106 = (_t12 * n_layers)
+    _t107 = (_t0 * n_layers)
+    _t108 = (_t21 * n_layers)
+    _t109 = (_t106 * _t49)
+    _t110 = (_t58 * n_layers)
     return (
+        _t20,
+        _t20,
+        (_t21 + _t37 + (24 * _t22)),
+        (_t38 + _t46 + (48 * _t22)),
+        (_t37 + _t46 + _t48 + (2 * _t19) + (2 * _t4) + (2 * _t8) + (4 * _t11) + (4 * _t14) + (4 * _t15) + (4 * _t16)),
+        (4 + _t51 + _t53 + _t57 + _t60 + _t67 + (2 * _t59)),
+        _t69,
+        _max(_t101, _t102, _t104, _t105, _t79, _t82, _t90, _t94),
         _t19,
         _t19,
-        (_t20 + _t34 + (24 * _t21)),
-        (_t35 + _t43 + (48 * _t21)),
-        (_t34 + _t43 + _t45 + (2 * _t18) + (2 * _t4) + (2 * _t8) + (4 * _t10) + (4 * _t13) + (4 * _t14) + (4 * _t15)),
-        (4 + _t48 + _t50 + _t54 + _t57 + _t64 + (2 * _t56)),
-        _t66,
-        _max(_t101, _t102, _t76, _t79, _t87, _t91, _t98, _t99),
-        _t18,
-        _t18,
-        _t33,
-        _t42,
-        _t103,
-        _t103,
-        _t104,
-        _t105,
-        _t103,
-        _t103,
-        _t104,
-        _t105,
-        _t103,
-        _t103,
-        _t104,
-        _t105,
-        _t103,
-        _t103,
-        _t104,
-        _t105,
-        _t15,
-        _t15,
-        _t32,
-        _t41,
-        _t8,
-        _t8,
-        _t24,
-        _t37,
-        _t14,
-        _t14,
-        _t30,
-        _t40,
-        _t10,
-        _t10,
-        _t26,
-        _t38,
-        _t14,
-        _t14,
-        _t30,
-        _t40,
-        _t10,
-        _t10,
-        _t26,
-        _t38,
-        _t15,
-        _t15,
-        _t32,
-        _t41,
-        _t103,
-        _t103,
-        _t104,
-        _t105,
-        _t13,
-        _t13,
-        _t28,
-        _t39,
-        _t4,
-        _t4,
-        _t23,
         _t36,
-        _t13,
-        _t13,
-        _t28,
+        _t45,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t16,
+        _t16,
+        _t35,
+        _t44,
+        _t8,
+        _t8,
+        _t26,
+        _t40,
+        _t15,
+        _t15,
+        _t33,
+        _t43,
+        _t11,
+        _t11,
+        _t29,
+        _t41,
+        _t15,
+        _t15,
+        _t33,
+        _t43,
+        _t11,
+        _t11,
+        _t29,
+        _t41,
+        _t16,
+        _t16,
+        _t35,
+        _t44,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t14,
+        _t14,
+        _t31,
+        _t42,
+        _t4,
+        _t4,
+        _t24,
         _t39,
-        _t103,
-        _t103,
-        _t104,
-        _t105,
-        _t11,
-        _t11,
+        _t14,
+        _t14,
+        _t31,
+        _t42,
+        _t106,
+        _t106,
+        _t107,
+        _t108,
+        _t12,
+        _t12,
         _t0,
-        _t20,
-        _t11,
-        _t11,
+        _t21,
+        _t12,
+        _t12,
         _t0,
-        _t20,
-        _t66,
-        _t106,
-        _t94,
-        _t106,
-        _t94,
-        _t106,
-        _t56,
-        _t50,
-        _t56,
-        _t54,
-        _t106,
-        _t106,
-        _t48,
-        _t60,
+        _t21,
+        _t69,
+        _t109,
+        _t97,
+        _t109,
+        _t97,
+        _t109,
         _t59,
-        _t77,
-        _t52,
-        _t77,
-        _t57,
-        _t61,
-        4,
-        _t77,
-        _t106,
-        _t52,
-        _t94,
-        _t77,
-        _t106,
-        _t52,
-        _t94,
-        _t77,
-        _t106,
-        _t55,
-        _t107,
-        _t49,
-        _t93,
-        _t55,
-        _t107,
         _t53,
-        _t95,
-        _t77,
-        _t106,
-        _t77,
-        _t106,
-        _t47,
-        _t92,
-        _t60,
-        _t60,
         _t59,
-        _t59,
-        _t77,
-        _t77,
-        _t52,
-        _t52,
-        _t77,
-        _t77,
         _t57,
-        _t57,
-        _t61,
-        _t61,
+        _t109,
+        _t109,
+        _t51,
+        _t63,
+        _t62,
+        _t80,
+        _t55,
+        _t80,
+        _t60,
+        _t64,
         4,
-        4,
-        _t90,
-        n_layers,
-        _t87,
-        _t91,
+        _t80,
+        _t109,
+        _t55,
+        _t97,
+        _t80,
+        _t109,
+        _t55,
+        _t97,
+        _t80,
+        _t109,
+        _t58,
+        _t110,
+        _t52,
+        _t96,
+        _t58,
+        _t110,
+        _t56,
         _t98,
-        _t99,
+        _t80,
+        _t109,
+        _t80,
+        _t109,
+        _t50,
+        _t95,
+        _t63,
+        _t63,
+        _t62,
+        _t62,
+        _t80,
+        _t80,
+        _t55,
+        _t55,
+        _t80,
+        _t80,
+        _t60,
+        _t60,
+        _t64,
+        _t64,
+        4,
+        4,
+        _t93,
         n_layers,
-        _t102,
-        _t101,
-        _max(_t79, (_t75 + _t78)),
-        _t76,
         _t90,
+        _t94,
+        _t101,
+        _t102,
+        n_layers,
+        _t105,
+        _t104,
+        _max(_t82, (_t78 + _t81)),
+        _t79,
+        _t93,
     )

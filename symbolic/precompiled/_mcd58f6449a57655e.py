@@ -51,7 +51,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'starcoder2-15b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 31915778048, 'gradients': 31915778048, 'master': 63831556096, 'optimizer': 127663112192, 'states': 255326224384, 'activations': 7192912, 'transient': 294912, 'peak': 319157783064}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 8*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 16*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 32*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 81920}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 81920}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 3932160}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 7864320}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 81920}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 7680}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 3932160}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 7192912, 'per_layer': {'block': 174280}, 'shared': 512, 'outside_layers': 221200, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 81920, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 7680, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 3932160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 319157783064, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 223410448920, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 223417420632, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 223417936756, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 223418035044, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 254256790752, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 255326239256, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 319157783064, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 223410448920, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 6144, 'n_layers': 40, 'n_heads': 48, 'n_kv_heads': 4, 'd_head': 128, 'd_ffn': 24576, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 4096}}
+MEMORY = {'model': 'starcoder2-15b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 31915778048, 'gradients': 31915778048, 'master': 63831556096, 'optimizer': 127663112192, 'states': 255326224384, 'activations': 7192912, 'transient': 294912, 'peak': 319157783320}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 8*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 16*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 32*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 81920}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 81920}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 3932160}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 7864320}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 81920}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 7680}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 3932160}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 7192912, 'per_layer': {'block': 174280}, 'shared': 512, 'outside_layers': 221200, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 81920, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 7680, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 3932160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 319157783320, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 223410449176, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 223417420888, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 223417937012, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 223418035300, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 254256791008, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 255326239512, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 319157783320, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 223410449176, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 6144, 'n_layers': 40, 'n_heads': 48, 'n_kv_heads': 4, 'd_head': 128, 'd_ffn': 24576, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 4096}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106], 'activations': {'per_layer': [('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127)], 'shared': [129], 'outside': [131, 133, 135, 137, 139, 141], 'terms': [108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142]}, 'timeline': [('fixed', 143), ('layers', 144, 145, 146), ('fixed', 147), ('fixed', 148), ('layers', 149, 150, 151), ('fixed', 152), ('fixed', 153), ('fixed', 154)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -75,256 +75,259 @@ def memory(v):
     _t5 = (_t1 * d_ffn)
     _t6 = (2 * _t5)
     _t7 = (n_layers * _fceil(_t6))
-    _t8 = (_t1 * n_heads)
-    _t9 = (_t8 * d_head)
-    _t10 = (2 * _t9)
+    _t8 = (2 * d_head)
+    _t9 = (_t1 * n_heads)
+    _t10 = (_t8 * _t9)
     _t11 = (n_layers * _fceil(_t10))
-    _t12 = (d_head * _max(1, (_t1 * n_kv_heads)))
-    _t13 = (n_layers * _fceil((2 * _t12)))
-    _t14 = (_t0 * _t5)
-    _t15 = (n_layers * _fceil(_t14))
-    _t16 = (n_layers * _fceil((_t0 * _t12)))
-    _t17 = (n_layers * _fceil((_t0 * _t9)))
-    _t18 = (12 * d_model)
-    _t19 = (_t11 + _t4 + _t7 + (2 * _t13) + (2 * _t15) + (2 * _t16) + (2 * _t17) + (2 * _t3) + (_t18 * n_layers))
-    _t20 = (8 * d_model)
-    _t21 = (d_model * n_layers)
-    _t22 = _fceil((_t2 * _t4))
-    _t23 = (4 * _t5)
-    _t24 = (n_layers * _fceil(_t23))
-    _t25 = (n_layers * _fceil((4 * _t9)))
-    _t26 = (4 * _t12)
-    _t27 = (n_layers * _fceil(_t26))
-    _t28 = (_t4 * _t5)
-    _t29 = (n_layers * _fceil(_t28))
-    _t30 = (_t12 * _t4)
-    _t31 = (n_layers * _fceil(_t30))
-    _t32 = (_t4 * _t9)
-    _t33 = (n_layers * _fceil(_t32))
-    _t34 = (_t24 + _t25 + (2 * _t22) + (2 * _t27) + (2 * _t29) + (2 * _t31) + (2 * _t33))
-    _t35 = _fceil((_t2 * _t20))
-    _t36 = (n_layers * _fceil((8 * _t5)))
-    _t37 = (n_layers * _fceil((8 * _t9)))
-    _t38 = (n_layers * _fceil((8 * _t12)))
-    _t39 = (n_layers * _fceil((_t20 * _t5)))
-    _t40 = (n_layers * _fceil((_t12 * _t20)))
-    _t41 = (n_layers * _fceil((_t20 * _t9)))
-    _t42 = (_t36 + _t37 + (2 * _t35) + (2 * _t38) + (2 * _t39) + (2 * _t40) + (2 * _t41))
-    _t43 = (32 * d_model)
-    _t44 = (_t43 + (96 * _t21))
-    _t45 = (batch * seq)
-    _t46 = (_t23 * _t45)
-    _t47 = (n_layers * _fceil(_t46))
-    _t48 = (_t26 * _t45)
-    _t49 = (n_layers * _fceil(_t48))
-    _t50 = (4 * seq)
-    _t51 = (_t50 * batch)
-    _t52 = (_t51 * _t8)
-    _t53 = (n_layers * _fceil(_t52))
-    _t54 = (_t10 * _t45)
-    _t55 = (n_layers * _fceil(_t54))
-    _t56 = (_t51 * n_vocab)
-    _t57 = (12 * _t45)
-    _t58 = (_t50 * d_head)
-    _t59 = (8 * _t45)
-    _t60 = (_t20 * n_layers)
-    _t61 = (_t58 + (_t45 * _t60) + (_t59 * n_layers))
-    _t62 = (_t61 + (_t4 * _t45))
-    _t63 = (_t57 + _t62)
-    _t64 = (_t45 * n_vocab)
-    _t65 = (6 * _t64)
-    _t66 = (40 * d_model)
-    _t67 = (_t5 * n_layers)
-    _t68 = (_t12 * n_layers)
-    _t69 = (_t9 * n_layers)
-    _t70 = (64 * n_layers)
-    _t71 = (16 + _t70)
-    _t72 = (_t59 + _t71)
-    _t73 = (_t66 + _t72 + (20 * _t67) + (20 * _t69) + (40 * _t68) + (120 * _t21) + (_t2 * _t66) + (_t66 * _t67) + (_t66 * _t68) + (_t66 * _t69))
-    _t74 = (_t0 * _t45)
-    _t75 = (_t44 + _t72 + _t74 + (16 * _t67) + (16 * _t69) + (32 * _t68) + (_t2 * _t43) + (_t43 * _t67) + (_t43 * _t68) + (_t43 * _t69))
-    _t76 = (_t58 * _t8 * batch)
-    _t77 = (_t48 + _t52 + _t76)
-    _t78 = (_t46 + _t77 + (_t20 * _t45))
-    _t79 = (28 * d_model)
-    _t80 = ((14 * _t67) + (14 * _t69) + (28 * _t68) + (84 * _t21) + (_t67 * _t79) + (_t68 * _t79) + (_t69 * _t79))
-    _t81 = (_t79 + (_t2 * _t79))
-    _t82 = (_t80 + _t81)
-    _t83 = (_t71 + (16 * _t45))
-    _t84 = (_t58 + _t78 + _t82 + _t83)
-    _t85 = (n_layers * (_t59 + _t78))
-    _t86 = (_t72 + _t80)
-    _t87 = (_t81 + _t86)
-    _t88 = (_t58 + _t85 + _t87)
-    _t89 = (_t46 * n_layers)
-    _t90 = (_t48 * n_layers)
-    _t91 = (_t51 * n_layers)
-    _t92 = (_t8 * _t91)
-    _t93 = (_t89 + _t90 + _t92 + (_t76 * n_layers))
-    _t94 = (24 + _t70 + _t82 + _t93)
-    _t95 = (_t62 + _t94 + (10 * _t64) + (28 * _t45))
-    _t96 = (_t63 + _t94 + (_t57 * n_vocab))
-    _t97 = (_t14 + _t61 + _t93 + (34 * d_model) + (30 * _t2 * d_model))
-    _t98 = (_t74 + _t86 + _t97 + (_t45 * _t6))
-    _t99 = (_t77 + _t80 + _t83 + _t97 - _t85 + ((-1 + n_layers) * (_t10 + _t18 + _t26 + _t28 + _t30 + _t32 + _t6)) + (6 * _t45 * _t5) + (10 * _t45 * d_model))
-    _t100 = (_t0 * n_layers)
-    _t101 = (_t4 * n_layers)
-    _t102 = (_t100 * _t45)
-    _t103 = (_t54 * n_layers)
+    _t12 = _max(1, (_t1 * n_kv_heads))
+    _t13 = (_t12 * _t8)
+    _t14 = (n_layers * _fceil(_t13))
+    _t15 = (_t0 * _t5)
+    _t16 = (n_layers * _fceil(_t15))
+    _t17 = (n_layers * _fceil((_t13 * d_model)))
+    _t18 = (n_layers * _fceil((_t10 * d_model)))
+    _t19 = (12 * d_model)
+    _t20 = (_t11 + _t4 + _t7 + (2 * _t14) + (2 * _t16) + (2 * _t17) + (2 * _t18) + (2 * _t3) + (_t19 * n_layers))
+    _t21 = (8 * d_model)
+    _t22 = (d_model * n_layers)
+    _t23 = _fceil((_t2 * _t4))
+    _t24 = (4 * _t5)
+    _t25 = (n_layers * _fceil(_t24))
+    _t26 = (_t9 * d_head)
+    _t27 = (n_layers * _fceil((4 * _t26)))
+    _t28 = (_t12 * d_head)
+    _t29 = (4 * _t28)
+    _t30 = (n_layers * _fceil(_t29))
+    _t31 = (_t4 * _t5)
+    _t32 = (n_layers * _fceil(_t31))
+    _t33 = (_t28 * _t4)
+    _t34 = (n_layers * _fceil(_t33))
+    _t35 = (_t26 * _t4)
+    _t36 = (n_layers * _fceil(_t35))
+    _t37 = (_t25 + _t27 + (2 * _t23) + (2 * _t30) + (2 * _t32) + (2 * _t34) + (2 * _t36))
+    _t38 = _fceil((_t2 * _t21))
+    _t39 = (n_layers * _fceil((8 * _t5)))
+    _t40 = (n_layers * _fceil((8 * _t26)))
+    _t41 = (n_layers * _fceil((8 * _t28)))
+    _t42 = (n_layers * _fceil((_t21 * _t5)))
+    _t43 = (n_layers * _fceil((_t21 * _t28)))
+    _t44 = (n_layers * _fceil((_t21 * _t26)))
+    _t45 = (_t39 + _t40 + (2 * _t38) + (2 * _t41) + (2 * _t42) + (2 * _t43) + (2 * _t44))
+    _t46 = (32 * d_model)
+    _t47 = (_t46 + (96 * _t22))
+    _t48 = (batch * seq)
+    _t49 = (_t24 * _t48)
+    _t50 = (n_layers * _fceil(_t49))
+    _t51 = (_t29 * _t48)
+    _t52 = (n_layers * _fceil(_t51))
+    _t53 = (4 * seq)
+    _t54 = (_t53 * batch)
+    _t55 = (_t54 * _t9)
+    _t56 = (n_layers * _fceil(_t55))
+    _t57 = (_t10 * _t48)
+    _t58 = (n_layers * _fceil(_t57))
+    _t59 = (_t54 * n_vocab)
+    _t60 = (12 * _t48)
+    _t61 = (_t53 * d_head)
+    _t62 = (8 * _t48)
+    _t63 = (_t21 * n_layers)
+    _t64 = (_t61 + (_t48 * _t63) + (_t62 * n_layers))
+    _t65 = (_t64 + (_t4 * _t48))
+    _t66 = (_t60 + _t65)
+    _t67 = (_t48 * n_vocab)
+    _t68 = (6 * _t67)
+    _t69 = (40 * d_model)
+    _t70 = (_t5 * n_layers)
+    _t71 = (_t28 * n_layers)
+    _t72 = (_t26 * n_layers)
+    _t73 = (_t8 + (64 * n_layers))
+    _t74 = (16 + _t73)
+    _t75 = (_t62 + _t74)
+    _t76 = (_t69 + _t75 + (20 * _t70) + (20 * _t72) + (40 * _t71) + (120 * _t22) + (_t2 * _t69) + (_t69 * _t70) + (_t69 * _t71) + (_t69 * _t72))
+    _t77 = (_t0 * _t48)
+    _t78 = (_t47 + _t75 + _t77 + (16 * _t70) + (16 * _t72) + (32 * _t71) + (_t2 * _t46) + (_t46 * _t70) + (_t46 * _t71) + (_t46 * _t72))
+    _t79 = (_t61 * _t9 * batch)
+    _t80 = (_t51 + _t55 + _t79)
+    _t81 = (_t49 + _t80 + (_t21 * _t48))
+    _t82 = (28 * d_model)
+    _t83 = ((14 * _t70) + (14 * _t72) + (28 * _t71) + (84 * _t22) + (_t70 * _t82) + (_t71 * _t82) + (_t72 * _t82))
+    _t84 = (_t82 + (_t2 * _t82))
+    _t85 = (_t83 + _t84)
+    _t86 = (_t74 + (16 * _t48))
+    _t87 = (_t61 + _t81 + _t85 + _t86)
+    _t88 = (n_layers * (_t62 + _t81))
+    _t89 = (_t75 + _t83)
+    _t90 = (_t84 + _t89)
+    _t91 = (_t61 + _t88 + _t90)
+    _t92 = (_t49 * n_layers)
+    _t93 = (_t51 * n_layers)
+    _t94 = (_t54 * n_layers)
+    _t95 = (_t9 * _t94)
+    _t96 = (_t92 + _t93 + _t95 + (_t79 * n_layers))
+    _t97 = (24 + _t73 + _t85 + _t96)
+    _t98 = (_t65 + _t97 + (10 * _t67) + (28 * _t48))
+    _t99 = (_t66 + _t97 + (_t60 * n_vocab))
+    _t100 = (_t15 + _t64 + _t96 + (34 * d_model) + (30 * _t2 * d_model))
+    _t101 = (_t100 + _t77 + _t89 + (_t48 * _t6))
+    _t102 = (_t100 + _t80 + _t83 + _t86 - _t88 + ((-1 + n_layers) * (_t10 + _t19 + _t29 + _t31 + _t33 + _t35 + _t6)) + (6 * _t48 * _t5) + (10 * _t48 * d_model))
+    _t103 = (_t0 * n_layers)
+    _t104 = (_t4 * n_layers)
+    _t105 = (_t103 * _t48)
+    _t106 = (_t57 * n_layers)
     return (
-        _t19,
-        _t19,
-        (_t20 + _t34 + (24 * _t21)),
-        (_t42 + (16 * d_model) + (48 * _t21)),
-        (_t34 + _t42 + _t44 + (2 * _t11) + (2 * _t7) + (4 * _t13) + (4 * _t15) + (4 * _t16) + (4 * _t17) + (4 * _t3)),
-        (4 + _t47 + _t49 + _t53 + _t56 + _t63 + (2 * _t55)),
-        _t65,
-        _max(_t73, _t75, _t84, _t88, _t95, _t96, _t98, _t99),
+        _t20,
+        _t20,
+        (_t21 + _t37 + (24 * _t22)),
+        (_t45 + (16 * d_model) + (48 * _t22)),
+        (_t37 + _t45 + _t47 + (2 * _t11) + (2 * _t7) + (4 * _t14) + (4 * _t16) + (4 * _t17) + (4 * _t18) + (4 * _t3)),
+        (4 + _t50 + _t52 + _t56 + _t59 + _t66 + (2 * _t58)),
+        _t68,
+        _max(_t101, _t102, _t76, _t78, _t87, _t91, _t98, _t99),
         _t3,
         _t3,
-        _t22,
-        _t35,
-        _t100,
-        _t100,
-        _t101,
-        _t60,
-        _t100,
-        _t100,
-        _t101,
-        _t60,
-        _t100,
-        _t100,
-        _t101,
-        _t60,
-        _t100,
-        _t100,
-        _t101,
-        _t60,
-        _t17,
-        _t17,
-        _t33,
-        _t41,
-        _t11,
-        _t11,
-        _t25,
-        _t37,
-        _t16,
-        _t16,
-        _t31,
-        _t40,
-        _t13,
-        _t13,
-        _t27,
+        _t23,
         _t38,
-        _t16,
-        _t16,
-        _t31,
-        _t40,
-        _t13,
-        _t13,
-        _t27,
-        _t38,
-        _t17,
-        _t17,
-        _t33,
-        _t41,
-        _t100,
-        _t100,
-        _t101,
-        _t60,
-        _t15,
-        _t15,
-        _t29,
-        _t39,
-        _t7,
-        _t7,
-        _t24,
+        _t103,
+        _t103,
+        _t104,
+        _t63,
+        _t103,
+        _t103,
+        _t104,
+        _t63,
+        _t103,
+        _t103,
+        _t104,
+        _t63,
+        _t103,
+        _t103,
+        _t104,
+        _t63,
+        _t18,
+        _t18,
         _t36,
-        _t15,
-        _t15,
-        _t29,
+        _t44,
+        _t11,
+        _t11,
+        _t27,
+        _t40,
+        _t17,
+        _t17,
+        _t34,
+        _t43,
+        _t14,
+        _t14,
+        _t30,
+        _t41,
+        _t17,
+        _t17,
+        _t34,
+        _t43,
+        _t14,
+        _t14,
+        _t30,
+        _t41,
+        _t18,
+        _t18,
+        _t36,
+        _t44,
+        _t103,
+        _t103,
+        _t104,
+        _t63,
+        _t16,
+        _t16,
+        _t32,
+        _t42,
+        _t7,
+        _t7,
+        _t25,
         _t39,
-        _t100,
-        _t100,
-        _t101,
-        _t60,
+        _t16,
+        _t16,
+        _t32,
+        _t42,
+        _t103,
+        _t103,
+        _t104,
+        _t63,
         _t0,
         _t0,
         _t4,
-        _t20,
+        _t21,
         _t0,
         _t0,
         _t4,
-        _t20,
+        _t21,
         _t3,
         _t3,
-        _t22,
-        _t35,
-        _t65,
-        _t102,
-        _t91,
-        _t102,
-        _t91,
-        _t102,
-        _t55,
-        _t49,
-        _t55,
-        _t53,
-        _t102,
-        _t47,
+        _t23,
+        _t38,
+        _t68,
+        _t105,
+        _t94,
+        _t105,
+        _t94,
+        _t105,
         _t58,
-        _t74,
-        _t51,
-        _t74,
-        _t56,
-        _t59,
-        4,
-        _t74,
-        _t102,
-        _t51,
-        _t91,
-        _t74,
-        _t102,
-        _t51,
-        _t91,
-        _t74,
-        _t102,
-        _t54,
-        _t103,
-        _t48,
-        _t90,
-        _t54,
-        _t103,
         _t52,
-        _t92,
-        _t74,
-        _t102,
-        _t46,
-        _t89,
         _t58,
-        _t58,
-        _t74,
-        _t74,
-        _t51,
-        _t51,
-        _t74,
-        _t74,
         _t56,
-        _t56,
+        _t105,
+        _t50,
+        _t61,
+        _t77,
+        _t54,
+        _t77,
         _t59,
-        _t59,
+        _t62,
         4,
-        4,
-        _t87,
-        n_layers,
-        _t84,
-        _t88,
+        _t77,
+        _t105,
+        _t54,
+        _t94,
+        _t77,
+        _t105,
+        _t54,
+        _t94,
+        _t77,
+        _t105,
+        _t57,
+        _t106,
+        _t51,
+        _t93,
+        _t57,
+        _t106,
+        _t55,
         _t95,
-        _t96,
+        _t77,
+        _t105,
+        _t49,
+        _t92,
+        _t61,
+        _t61,
+        _t77,
+        _t77,
+        _t54,
+        _t54,
+        _t77,
+        _t77,
+        _t59,
+        _t59,
+        _t62,
+        _t62,
+        4,
+        4,
+        _t90,
         n_layers,
-        _t99,
-        _t98,
-        _t75,
-        _t73,
         _t87,
+        _t91,
+        _t98,
+        _t99,
+        n_layers,
+        _t102,
+        _t101,
+        _t78,
+        _t76,
+        _t90,
     )

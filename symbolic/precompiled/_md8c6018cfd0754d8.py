@@ -38,7 +38,7 @@ def params(sizes):
     )
 
 
-MEMORY = {'model': 'olmo-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 13776191488, 'gradients': 13776191488, 'master': 27552382976, 'optimizer': 55104765952, 'states': 110209531904, 'activations': 5670932, 'transient': 301824, 'peak': 137761915792}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_vocab', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_vocab', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_vocab', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_vocab', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_vocab'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 824180736}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1648361472}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 824180736}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1648361472}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301824}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*n_layers*seq', 'bytes': 256}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*n_layers*seq', 'bytes': 256}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 524288}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 2818048}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '8*d_head*seq', 'bytes': 1024}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201216}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 5670932, 'per_layer': {'block': 170128}, 'shared': 1024, 'outside_layers': 225812, 'terms': [{'path': 'block.norm_1.input', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '8*batch*n_layers*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '8*batch*n_layers*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 2818048, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '8*d_head*seq', 'bytes': 1024, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 137761915792, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 96433341328, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 96438786448, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 96439314096, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 96439414688, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 109483093024, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 110209541008, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 137761915792, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 96433341328, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50304, 'd_model': 4096, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 128, 'd_ffn': 11008, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
+MEMORY = {'model': 'olmo-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 13776191488, 'gradients': 13776191488, 'master': 27552382976, 'optimizer': 55104765952, 'states': 110209531904, 'activations': 5670932, 'transient': 301824, 'peak': 137761916048}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_vocab', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_vocab', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_vocab', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_vocab', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_vocab'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 824180736}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1648361472}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 824180736}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1648361472}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301824}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*n_layers*seq', 'bytes': 256}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*n_layers*seq', 'bytes': 256}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 524288}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 2818048}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '8*d_head*seq', 'bytes': 1024}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201216}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b=1: s+1 elements)', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 5670932, 'per_layer': {'block': 170128}, 'shared': 1024, 'outside_layers': 225812, 'terms': [{'path': 'block.norm_1.input', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '8*batch*n_layers*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '8*batch*n_layers*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 2818048, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '8*d_head*seq', 'bytes': 1024, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 137761916048, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 96433341584, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 96438786704, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 96439314352, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 96439414944, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 109483093280, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 110209541264, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 137761916048, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 96433341584, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50304, 'd_model': 4096, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 128, 'd_ffn': 11008, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
 MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62], 'activations': {'per_layer': [('block', 63), ('block', 65), ('block', 67), ('block', 69), ('block', 71), ('block', 73), ('block', 75), ('block', 77), ('block', 79), ('block', 81), ('block', 83)], 'shared': [85], 'outside': [87, 89, 91, 93, 95, 97], 'terms': [64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98]}, 'timeline': [('fixed', 99), ('layers', 100, 101, 102), ('fixed', 103), ('fixed', 104), ('layers', 105, 106, 107), ('fixed', 108), ('fixed', 109), ('fixed', 110)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
@@ -55,206 +55,207 @@ def memory(v):
     seq = v['seq']
     tp = v['tp']
     _t0 = _fdiv(1, tp)
-    _t1 = (2 * d_model)
-    _t2 = (_t0 * _t1)
+    _t1 = (_t0 * d_model)
+    _t2 = (2 * _t1)
     _t3 = _fceil((_t2 * n_vocab))
-    _t4 = (d_head * _max(1, (_t0 * n_kv_heads)))
-    _t5 = (n_layers * _fceil((_t1 * _t4)))
-    _t6 = (d_head * n_heads)
-    _t7 = (n_layers * _fceil((_t2 * _t6)))
-    _t8 = (_t2 * d_ffn)
-    _t9 = (n_layers * _fceil(_t8))
-    _t10 = ((2 * _t3) + (2 * _t5) + (2 * _t7) + (3 * _t9))
-    _t11 = (4 * d_model)
-    _t12 = (_t0 * _t11)
-    _t13 = _fceil((_t12 * n_vocab))
-    _t14 = (_t11 * _t4)
-    _t15 = (n_layers * _fceil(_t14))
-    _t16 = (_t12 * _t6)
+    _t4 = (2 * d_head)
+    _t5 = _max(1, (_t0 * n_kv_heads))
+    _t6 = (_t5 * d_model)
+    _t7 = (n_layers * _fceil((_t4 * _t6)))
+    _t8 = (_t4 * n_heads)
+    _t9 = (n_layers * _fceil((_t1 * _t8)))
+    _t10 = (_t2 * d_ffn)
+    _t11 = (n_layers * _fceil(_t10))
+    _t12 = ((2 * _t3) + (2 * _t7) + (2 * _t9) + (3 * _t11))
+    _t13 = (4 * _t1)
+    _t14 = _fceil((_t13 * n_vocab))
+    _t15 = (_t6 * d_head)
+    _t16 = (4 * _t15)
     _t17 = (n_layers * _fceil(_t16))
-    _t18 = (n_layers * _fceil((_t12 * d_ffn)))
-    _t19 = ((2 * _t13) + (2 * _t15) + (2 * _t17) + (3 * _t18))
-    _t20 = (8 * d_model)
-    _t21 = (_t0 * _t20)
-    _t22 = _fceil((_t21 * n_vocab))
-    _t23 = (n_layers * _fceil((_t20 * _t4)))
-    _t24 = (n_layers * _fceil((_t21 * _t6)))
-    _t25 = (n_layers * _fceil((_t21 * d_ffn)))
-    _t26 = ((2 * _t22) + (2 * _t23) + (2 * _t24) + (3 * _t25))
-    _t27 = (batch * seq)
-    _t28 = (4 * _t27)
-    _t29 = (_t28 * _t4)
-    _t30 = (n_layers * _fceil(_t29))
-    _t31 = (_t0 * _t28)
-    _t32 = (_t31 * n_heads)
-    _t33 = (n_layers * _fceil(_t32))
-    _t34 = (8 * seq)
-    _t35 = (_t34 * batch)
-    _t36 = (_t0 * d_ffn)
-    _t37 = (_t35 * _t36)
-    _t38 = (n_layers * _fceil(_t37))
-    _t39 = (2 * _t0 * _t27 * _t6)
+    _t18 = (d_head * n_heads)
+    _t19 = (_t13 * _t18)
+    _t20 = (n_layers * _fceil(_t19))
+    _t21 = (n_layers * _fceil((_t13 * d_ffn)))
+    _t22 = ((2 * _t14) + (2 * _t17) + (2 * _t20) + (3 * _t21))
+    _t23 = (8 * _t1)
+    _t24 = _fceil((_t23 * n_vocab))
+    _t25 = (n_layers * _fceil((8 * _t15)))
+    _t26 = (n_layers * _fceil((_t18 * _t23)))
+    _t27 = (n_layers * _fceil((_t23 * d_ffn)))
+    _t28 = ((2 * _t24) + (2 * _t25) + (2 * _t26) + (3 * _t27))
+    _t29 = (batch * seq)
+    _t30 = (4 * _t29)
+    _t31 = (_t30 * _t5 * d_head)
+    _t32 = (n_layers * _fceil(_t31))
+    _t33 = (_t0 * _t30)
+    _t34 = (_t33 * n_heads)
+    _t35 = (n_layers * _fceil(_t34))
+    _t36 = (8 * seq)
+    _t37 = (_t36 * batch)
+    _t38 = (_t0 * d_ffn)
+    _t39 = (_t37 * _t38)
     _t40 = (n_layers * _fceil(_t39))
-    _t41 = (_t27 * n_vocab)
-    _t42 = (4 * _t41)
-    _t43 = (16 * _t27)
-    _t44 = (_t27 * d_model)
-    _t45 = (_t34 * d_head)
-    _t46 = (12 * _t44)
-    _t47 = (_t45 + (_t43 * n_layers) + (_t46 * n_layers))
-    _t48 = (_t47 + (6 * _t44))
-    _t49 = (_t43 + _t48)
-    _t50 = (6 * _t41)
-    _t51 = (_t0 * d_model)
-    _t52 = (_t51 * n_vocab)
-    _t53 = (_t4 * d_model)
-    _t54 = (40 * n_layers)
-    _t55 = (_t51 * d_ffn)
+    _t41 = (_t0 * _t29 * _t8)
+    _t42 = (n_layers * _fceil(_t41))
+    _t43 = (_t29 * n_vocab)
+    _t44 = (4 * _t43)
+    _t45 = (16 * _t29)
+    _t46 = (_t29 * d_model)
+    _t47 = (_t36 * d_head)
+    _t48 = (12 * _t46)
+    _t49 = (_t47 + (_t45 * n_layers) + (_t48 * n_layers))
+    _t50 = (_t49 + (6 * _t46))
+    _t51 = (_t45 + _t50)
+    _t52 = (6 * _t43)
+    _t53 = (_t1 * n_vocab)
+    _t54 = (_t15 * n_layers)
+    _t55 = (_t1 * d_ffn)
     _t56 = (_t55 * n_layers)
-    _t57 = (_t51 * _t6)
-    _t58 = (28 * n_layers)
-    _t59 = (8 + _t58)
-    _t60 = (_t35 + _t59)
-    _t61 = (_t60 + (40 * _t52) + (60 * _t56) + (_t53 * _t54) + (_t54 * _t57))
-    _t62 = (32 * n_layers)
-    _t63 = (_t1 * _t27)
-    _t64 = (_t60 + _t63)
-    _t65 = (_t64 + (32 * _t52) + (48 * _t56) + (_t53 * _t62) + (_t57 * _t62))
-    _t66 = (_t31 * _t6)
-    _t67 = (_t29 + _t32 + _t66)
-    _t68 = (_t37 + _t46 + _t67)
-    _t69 = ((42 * _t56) + (_t53 * _t58) + (_t57 * _t58))
-    _t70 = (_t69 + (28 * _t52))
-    _t71 = (_t59 + (24 * _t27))
-    _t72 = (_t45 + _t68 + _t70 + _t71)
-    _t73 = (n_layers * (_t43 + _t68))
-    _t74 = (_t60 + _t70)
-    _t75 = (_t45 + _t73 + _t74)
-    _t76 = (_t29 * n_layers)
-    _t77 = (_t32 * n_layers)
-    _t78 = (_t35 * n_layers)
-    _t79 = (_t36 * _t78)
-    _t80 = (_t76 + _t77 + _t79 + (_t66 * n_layers))
-    _t81 = (16 + _t58 + _t70 + _t80)
-    _t82 = (_t48 + _t81 + (10 * _t41) + (32 * _t27))
-    _t83 = (_t49 + _t81 + (12 * _t41))
-    _t84 = (_t47 + _t69 + _t8 + _t80 + (30 * _t52))
-    _t85 = (_t64 + _t84 + (_t31 * d_ffn))
-    _t86 = (_t67 + _t71 + _t84 - _t73 + (14 * _t44) + ((-1 + n_layers) * (_t14 + _t16 + (6 * _t55))) + (12 * _t27 * _t36))
-    _t87 = (_t11 * _t27)
-    _t88 = (_t87 * n_layers)
-    _t89 = (_t63 * n_layers)
-    _t90 = (_t39 * n_layers)
+    _t57 = (_t1 * _t18)
+    _t58 = (_t57 * n_layers)
+    _t59 = (28 * n_layers)
+    _t60 = (_t4 + _t59)
+    _t61 = (8 + _t60)
+    _t62 = (_t37 + _t61)
+    _t63 = (_t62 + (40 * _t53) + (40 * _t54) + (40 * _t58) + (60 * _t56))
+    _t64 = (2 * _t46)
+    _t65 = (_t62 + _t64)
+    _t66 = (_t65 + (32 * _t53) + (32 * _t54) + (32 * _t58) + (48 * _t56))
+    _t67 = (_t18 * _t33)
+    _t68 = (_t31 + _t34 + _t67)
+    _t69 = (_t39 + _t48 + _t68)
+    _t70 = ((42 * _t56) + (_t15 * _t59) + (_t57 * _t59))
+    _t71 = (_t70 + (28 * _t53))
+    _t72 = (_t61 + (24 * _t29))
+    _t73 = (_t47 + _t69 + _t71 + _t72)
+    _t74 = (n_layers * (_t45 + _t69))
+    _t75 = (_t62 + _t71)
+    _t76 = (_t47 + _t74 + _t75)
+    _t77 = (_t31 * n_layers)
+    _t78 = (_t34 * n_layers)
+    _t79 = (_t37 * n_layers)
+    _t80 = (_t38 * _t79)
+    _t81 = (_t77 + _t78 + _t80 + (_t67 * n_layers))
+    _t82 = (16 + _t60 + _t71 + _t81)
+    _t83 = (_t50 + _t82 + (10 * _t43) + (32 * _t29))
+    _t84 = (_t51 + _t82 + (12 * _t43))
+    _t85 = (_t10 + _t49 + _t70 + _t81 + (30 * _t53))
+    _t86 = (_t65 + _t85 + (_t33 * d_ffn))
+    _t87 = (_t68 + _t72 + _t85 - _t74 + (14 * _t46) + ((-1 + n_layers) * (_t16 + _t19 + (6 * _t55))) + (12 * _t29 * _t38))
+    _t88 = (4 * _t46)
+    _t89 = (_t88 * n_layers)
+    _t90 = (_t64 * n_layers)
+    _t91 = (_t41 * n_layers)
     return (
-        _t10,
-        _t10,
-        _t19,
+        _t12,
+        _t12,
+        _t22,
+        _t28,
+        (_t22 + _t28 + (4 * _t3) + (4 * _t7) + (4 * _t9) + (6 * _t11)),
+        (4 + _t32 + _t35 + _t40 + _t44 + _t51 + (2 * _t42)),
+        _t52,
+        _max(_t63, _t66, _t73, _t76, _t83, _t84, _t86, _t87),
+        _t3,
+        _t3,
+        _t14,
+        _t24,
+        _t9,
+        _t9,
+        _t20,
         _t26,
-        (_t19 + _t26 + (4 * _t3) + (4 * _t5) + (4 * _t7) + (6 * _t9)),
-        (4 + _t30 + _t33 + _t38 + _t42 + _t49 + (2 * _t40)),
-        _t50,
-        _max(_t61, _t65, _t72, _t75, _t82, _t83, _t85, _t86),
-        _t3,
-        _t3,
-        _t13,
-        _t22,
         _t7,
         _t7,
         _t17,
-        _t24,
-        _t5,
-        _t5,
-        _t15,
-        _t23,
-        _t5,
-        _t5,
-        _t15,
-        _t23,
+        _t25,
         _t7,
         _t7,
         _t17,
+        _t25,
+        _t9,
+        _t9,
+        _t20,
+        _t26,
+        _t11,
+        _t11,
+        _t21,
+        _t27,
+        _t11,
+        _t11,
+        _t21,
+        _t27,
+        _t11,
+        _t11,
+        _t21,
+        _t27,
+        _t3,
+        _t3,
+        _t14,
         _t24,
-        _t9,
-        _t9,
-        _t18,
-        _t25,
-        _t9,
-        _t9,
-        _t18,
-        _t25,
-        _t9,
-        _t9,
-        _t18,
-        _t25,
-        _t3,
-        _t3,
-        _t13,
-        _t22,
-        _t50,
-        _t88,
-        _t78,
-        _t88,
-        _t78,
+        _t52,
         _t89,
-        _t40,
-        _t30,
-        _t40,
-        _t33,
+        _t79,
         _t89,
-        _t38,
-        _t45,
-        _t87,
-        _t35,
-        _t63,
+        _t79,
+        _t90,
+        _t42,
+        _t32,
         _t42,
         _t35,
+        _t90,
+        _t40,
+        _t47,
+        _t88,
+        _t37,
+        _t64,
+        _t44,
+        _t37,
         4,
-        _t87,
         _t88,
-        _t35,
-        _t78,
-        _t87,
-        _t88,
-        _t35,
-        _t78,
-        _t63,
-        _t89,
-        _t39,
-        _t90,
-        _t29,
-        _t76,
-        _t39,
-        _t90,
-        _t32,
-        _t77,
-        _t63,
         _t89,
         _t37,
         _t79,
-        _t45,
-        _t45,
-        _t87,
-        _t87,
-        _t35,
-        _t35,
-        _t63,
-        _t63,
-        _t42,
-        _t42,
-        _t35,
-        _t35,
+        _t88,
+        _t89,
+        _t37,
+        _t79,
+        _t64,
+        _t90,
+        _t41,
+        _t91,
+        _t31,
+        _t77,
+        _t41,
+        _t91,
+        _t34,
+        _t78,
+        _t64,
+        _t90,
+        _t39,
+        _t80,
+        _t47,
+        _t47,
+        _t88,
+        _t88,
+        _t37,
+        _t37,
+        _t64,
+        _t64,
+        _t44,
+        _t44,
+        _t37,
+        _t37,
         4,
         4,
-        _t74,
-        n_layers,
-        _t72,
         _t75,
-        _t82,
-        _t83,
         n_layers,
+        _t73,
+        _t76,
+        _t83,
+        _t84,
+        n_layers,
+        _t87,
         _t86,
-        _t85,
-        _t65,
-        _t61,
-        _t74,
+        _t66,
+        _t63,
+        _t75,
     )
