@@ -102,6 +102,12 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
                 "trace",
                 f"building {model_type} on fake tensors {_DATA_DEPENDENT}{_user_frame(err)}; use a hand-written convention",
             ) from None
+        if "Couldn't swap" in str(err):
+            raise SymbolicError(
+                "trace",
+                f"the {model_type} model converts its parameters while it is built, which torch cannot do on fake "
+                f"tensors ({_one_line(err)}); use a hand-written convention",
+            ) from None
         raise SymbolicError("config", f"transformers rejects this {model_type} config: {_one_line(err)}") from None
     layers = R.find_layers(model)
     if layers is not None and options.unrolled:  # every layer its own group of one
