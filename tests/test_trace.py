@@ -35,7 +35,7 @@ _spec = importlib.util.spec_from_file_location(
 survey = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(survey)
 SIZE = survey.SIZES["A"]
-NO_SDPA = {"bloom", "gemma2", "gpt_oss"}  # transformers 5.24 has no SDPA path for them
+NO_SDPA = {"bloom", "gemma2", "gpt_oss", "openai-gpt"}  # transformers 5.24 has no SDPA path for them
 HAND_WRITTEN = sorted(
     (
         "bloom deepseek_v3 falcon gemma gemma2 gpt2 gpt_bigcode gpt_neox gptj llama mistral mixtral olmo opt phi3 "

@@ -57,6 +57,8 @@ NEW_TYPES: dict[str, dict] = {
     "granite": {"model_type": "granite", **_BASE},
     "cohere": {"model_type": "cohere", **_BASE},
     "glm4": {"model_type": "glm4", **_BASE, "head_dim": 16},
+    # one activation module object in every layer: each layer's saved tensors stay in its layer
+    "openai-gpt": {"model_type": "openai-gpt", "n_embd": 48, "n_layer": 2, "n_head": 4, "n_positions": 256, **_TOK},
 }
 
 # a type whose code reads the sequence length as a number (the Mamba-2 mixer's chunked scan), so

@@ -162,6 +162,14 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     regions.sort(key=lambda r: r.condition is sp.true)
     activations = merge_regions(regions, "activations", Quantity.BYTES)
     flops = merge_regions([regions[-1]], "flops", Quantity.FLOPS)
+    unbacked = (activations.total.free_symbols | flops.total.free_symbols) - {S.batch, S.seq, S.n_layers}
+    if unbacked:  # sizes read from tensor values (tokens per expert): no formula in b and s
+        raise SymbolicError(
+            "trace",
+            f"the {model_type} step {_DATA_DEPENDENT} (sizes {', '.join(sorted(map(str, unbacked)))} come from "
+            "them), which fake tensors do not have; for MoE use the grouped_mm experts path, else a hand-written "
+            "convention",
+        )
     conditions = tuple(sorted({str(c) for c in _general_conditions(general)}))
     groups = _groups(layers)
     return Trace(
@@ -195,14 +203,41 @@ def _other_hints(step: R.StepResult) -> list[int]:
     for cond in _general_conditions(step):
         if cond.free_symbols != {S.seq} or not isinstance(cond, sp.core.relational.Relational):
             continue
-        for root in sp.solve(sp.Eq(cond.lhs, cond.rhs), S.seq):
-            if not root.is_number:
+        try:
+            roots = sp.solve(sp.Eq(cond.lhs, cond.rhs), S.seq)
+        except Exception:  # floor divisions, modulos (chunked code): the first size past the threshold
+            roots = [_first_outside(cond)]
+        for root in roots:
+            if root is None or not root.is_number:
                 continue
             for candidate in (int(sp.floor(root)) - 1, int(sp.floor(root)), int(sp.floor(root)) + 1):
                 if candidate >= 2 and not bool(cond.subs(S.seq, candidate)) and candidate not in hints:
                     hints.append(candidate)
                     break
     return sorted(hints)[:_MAX_REGIONS]
+
+
+def _first_outside(cond: sp.Basic, limit: int = 1 << 16) -> sp.Integer | None:
+    """The smallest sequence length >= 2 where ``cond`` (a guard on s alone) does not hold, by
+    doubling then bisection over the sizes where it changes once; None when none below ``limit``."""
+
+    def holds(n: int) -> bool:  # the guard may hold torch's own FloorDiv: substituted, not lambdified
+        try:
+            return bool(cond.subs(S.seq, n))
+        except Exception:  # a size where the guard is undefined (a modulo by zero) counts as inside
+            return True
+
+    if not holds(R.SEQ_HINT):
+        return None
+    low = R.SEQ_HINT
+    high = next((n for n in (2**k for k in range(1, 17)) if n > low and not holds(n)), None)
+    if high is None or high > limit:
+        lower = next((n for n in range(2, low) if not holds(n)), None)
+        return sp.Integer(lower) if lower is not None else None
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if holds(mid) else (low, mid)
+    return sp.Integer(high)
 
 
 def _check_specialised(model_type: str, step: R.StepResult) -> None:
@@ -212,6 +247,13 @@ def _check_specialised(model_type: str, step: R.StepResult) -> None:
             "trace",
             f"the {model_type} code fixes {which} (it reads the size as a number), so no formula in b and s "
             f"comes out; {_CONCRETE}",
+        )
+    pins = [c for c in _general_conditions(step) if isinstance(c, sp.Eq) and c.free_symbols == {S.seq}]
+    if pins:  # e.g. s // 16 == 2: the code took a branch that holds for a few lengths only
+        raise SymbolicError(
+            "trace",
+            f"the {model_type} code pins the sequence length ({pins[0]}), so no formula in b and s comes out; "
+            f"{_CONCRETE}",
         )
 
 

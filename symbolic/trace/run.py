@@ -173,25 +173,41 @@ def _layer_index(path: str, prefix: str) -> int | None:
 
 
 class _ModuleStack:
-    """Forward pre/post hooks keeping the path of the module running now."""
+    """Forward pre/post hooks keeping the path of the module running now.
+
+    A module object held under several paths (OpenAI GPT's activation, one instance in every
+    layer) is named by the path under the module that calls it, so each layer's work stays in
+    its own layer."""
 
     def __init__(self, model: Any) -> None:
         self.stack = [""]
         self.handles = []
-        for name, mod in model.named_modules():
-            self.handles.append(mod.register_forward_pre_hook(self._pre(name)))
-            self.handles.append(mod.register_forward_hook(self._post(name), always_call=True))
+        paths: dict[int, tuple[Any, list[str]]] = {}
+        for name, mod in model.named_modules(remove_duplicate=False):
+            paths.setdefault(id(mod), (mod, []))[1].append(name)
+        for mod, names in paths.values():
+            self.handles.append(mod.register_forward_pre_hook(self._pre(names)))
+            self.handles.append(mod.register_forward_hook(self._post(names), always_call=True))
 
-    def _pre(self, name: str) -> Any:
+    def _pick(self, names: list[str]) -> str:
+        if len(names) == 1:
+            return names[0]
+        caller = self.stack[-1]
+        for name in names:
+            if name.rpartition(".")[0] == caller:
+                return name
+        return next((n for n in names if n.startswith(caller + ".")), names[0])
+
+    def _pre(self, names: list[str]) -> Any:
         def hook(mod: Any, args: Any) -> None:
-            self.stack.append(name)
+            self.stack.append(self._pick(names))
 
         return hook
 
-    def _post(self, name: str) -> Any:
+    def _post(self, names: list[str]) -> Any:
         def hook(mod: Any, args: Any, out: Any) -> None:
-            if name in self.stack:
-                while self.stack and self.stack.pop() != name:
+            if any(n in self.stack for n in names):
+                while self.stack and self.stack.pop() not in names:
                     pass
 
         return hook
