@@ -74,6 +74,9 @@ def tables(f: dict[str, Any]) -> str:
         "",
         f"### Command line (fresh interpreters, medians of {runs}, interleaved)",
         "",
+        "Every command runs with the package's bytecode cached, as an installed package has it (a first, "
+        "untimed run writes it); an empty cache folder means no answer cache and no compiled code.",
+        "",
         "| command (cache state) | seconds | / `python -c pass` | / `import sympy` |",
         "|---|---|---|---|",
         f"| `python -c pass` | {f['cli_python_pass_s']} | 1 | |",
@@ -113,15 +116,18 @@ def tables(f: dict[str, Any]) -> str:
             (
                 "dp_4096_cold",
                 "`symbolic sweep llama2-7b --batch 1 --seq 4096 --dp 1:4096 --zero 1 -o FILE`, empty cache folder "
-                "(cold)",
+                "(cold: SymPy builds the expression, lowers it to int64 arithmetic, evaluates)",
             ),
-            ("dp_4096_warm", "the same, expressions and compiled code cached (warm)"),
+            (
+                "dp_4096_warm",
+                "the same, repeated (warm: the planned, lowered sweep read back from the cache; no SymPy imported)",
+            ),
             (
                 "csv_1e7_exact",
                 "`symbolic sweep llama2-7b --batch 1:2500 --seq 1:4000 --dp 8 --zero 1 --yes -o FILE` (10^7 rows of "
-                "CSV), exact, warm",
+                "CSV), exact, repeated (warm; evaluation and writing dominate)",
             ),
-            ("csv_1e7_float", "the same with `--float`, warm"),
+            ("csv_1e7_float", "the same with `--float`, repeated (warm)"),
         ]
         for key, label in sweeps:
             lines.append(

@@ -19,7 +19,7 @@ other floats are printed with ``repr`` precision.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from typing import IO, Any
 
@@ -185,21 +185,70 @@ def write_csv(out: IO[Any], names: Sequence[str], chunks: Iterable[Mapping[str, 
     """Write a header and every row of ``chunks`` as CSV to ``out``; returns the rows written.
 
     Chunks whose columns are all int64 go through pyarrow's CSV writer when it is installed (the
-    same text); anything else through :func:`format_rows`.
+    same text); anything else through :func:`format_rows`. Chunks are evaluated and formatted in a
+    second thread while the previous one is written (NumPy, pyarrow and file writes release the
+    interpreter lock); at most two formatted chunks wait, so memory stays bounded.
     """
     stream = _binary(out)
     stream.write((",".join(names) + "\n").encode())
     arrow = _arrow_rows()
-    kept = 0
-    for chunk in chunks:
+
+    def text(chunk: Mapping[str, np.ndarray]) -> tuple[bytes, int]:
         columns = [_whole_int64(np.asarray(chunk[n])) for n in names]
         if arrow is not None and len(columns[0]) and all(c.dtype == np.int64 and c.ndim == 1 for c in columns):
-            stream.write(arrow(columns))
-        else:
-            stream.write(format_rows(columns, b",", b"", b"\n"))
-        kept += len(columns[0])
+            return arrow(columns), len(columns[0])
+        return format_rows(columns, b",", b"", b"\n"), len(columns[0])
+
+    kept = 0
+    for data, rows in _ahead(text(chunk) for chunk in chunks):
+        stream.write(data)
+        kept += rows
     stream.flush()
     return kept
+
+
+def _ahead(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` in order, computed in a second thread up to ``depth`` ahead of the consumer; an
+    exception raised computing them is raised here, and a consumer that stops early stops the thread."""
+    import queue
+    import threading
+
+    done = object()
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((done, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            slots.put((done, err))
+
+    worker = threading.Thread(target=produce, name="symbolic-csv", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = slots.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked producer see the stop
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def write_json(

@@ -110,3 +110,34 @@ def test_csv_through_pyarrow_is_byte_for_byte_the_numpy_text(a, shift):
     assert fast.getvalue().decode().splitlines()[1:] == [
         f"{int(i)},{int(j)}" for i, j in zip(x, x[::-1], strict=True)
     ] + [f"{int(x[0])},{int(x[0])}"]
+
+
+def test_csv_written_ahead_keeps_the_order_and_raises_what_a_chunk_raised():
+    """Chunks are evaluated in a second thread: the rows come out in order, and an error raised while
+    computing a chunk (a value past float64, say) is raised by write_csv, after the rows before it."""
+    import threading
+
+    from symbolic.errors import SymbolicError
+
+    def chunks():
+        for k in range(50):
+            yield {"a": np.arange(k * 10, k * 10 + 10, dtype=np.int64)}
+        raise SymbolicError("--float", "a value is beyond float64's range")
+
+    out = io.BytesIO()
+    with pytest.raises(SymbolicError, match="float64"):
+        write_csv(out, ["a"], chunks())
+    assert out.getvalue().decode().splitlines() == ["a", *(str(i) for i in range(500))]
+    assert not any(t.name == "symbolic-csv" for t in threading.enumerate())  # the worker is gone
+
+
+def test_csv_stops_its_worker_when_the_consumer_stops():
+    import threading
+
+    from symbolic import writers
+
+    endless = ({"a": np.arange(3, dtype=np.int64)} for _ in iter(int, 1))
+    items = writers._ahead(endless)
+    next(items)
+    items.close()  # the consumer stops early (a closed pipe)
+    assert not any(t.name == "symbolic-csv" for t in threading.enumerate())
