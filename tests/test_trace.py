@@ -228,3 +228,12 @@ def test_exact_refuses_an_activation_it_has_no_rule_for():
 
     with pytest.raises(SymbolicError, match="hidden_act"):
         activation_terms(from_hf_config(family_config("llama") | {"hidden_act": "mish"}), "exact", ActivationOptions())
+
+
+def test_thresholds_behind_floor_divisions_are_found_by_bisection():
+    from symbolic.trace.api import _first_outside
+
+    s = S.seq
+    assert _first_outside(sp.Eq((s + 255) // 256, 1)) == 257  # chunks of 256: one chunk up to s = 256
+    assert _first_outside(sp.Lt(s, 100)) == 100
+    assert _first_outside(sp.Ge(s, 2)) is None  # holds everywhere: no other side

@@ -145,6 +145,10 @@ def buffer_bytes(model: Model, weight_bytes: sp.Expr | int = FP32) -> sp.Expr:
     >>> buffer_bytes(load_model("starcoder"))  # the causal mask: n_ctx * n_ctx booleans
     n_ctx**2
     """
+    if not model.hand_written:  # a type known only through its trace: the traced model's buffers
+        from ..trace.convention import buffer_bytes as traced_buffer_bytes
+
+        return traced_buffer_bytes(model, weight_bytes)
     arch = model.arch
     try:
         rotary = rules_for(arch.family).rotary

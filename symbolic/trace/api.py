@@ -114,9 +114,10 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         layers = R.Layers(layers.path, layers.signatures, [[i] for i in range(len(layers.signatures))])
     n_layers = len(layers.signatures) if layers else 0
     params = parameter_terms(model, layers, n_layers)
+    sizes = {"n_layers": n_layers, **R.buffer_sizes(model)}
     if options.parameters_only:
         empty = (Breakdown(Quantity.BYTES), Breakdown(Quantity.FLOPS))
-        return Trace(model_type, params, *empty, {"n_layers": n_layers}, _groups(layers), (), versions, options)
+        return Trace(model_type, params, *empty, sizes, _groups(layers), (), versions, options)
     kept_first: set[int] = set()
     if layers is not None:
         R.select_layers(model, layers, options.unrolled)
@@ -162,7 +163,8 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     regions.sort(key=lambda r: r.condition is sp.true)
     activations = merge_regions(regions, "activations", Quantity.BYTES)
     flops = merge_regions([regions[-1]], "flops", Quantity.FLOPS)
-    unbacked = (activations.total.free_symbols | flops.total.free_symbols) - {S.batch, S.seq, S.n_layers}
+    found = activations.total.free_symbols | flops.total.free_symbols
+    unbacked = {x for x in found if str(x).startswith("u")}  # torch names unbacked sizes u0, u1, ...
     if unbacked:  # sizes read from tensor values (tokens per expert): no formula in b and s
         raise SymbolicError(
             "trace",
@@ -177,7 +179,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         parameters=params,
         activations=activations,
         flops=flops,
-        sizes={"n_layers": n_layers},
+        sizes=sizes,
         layer_groups=groups,
         conditions=conditions,
         versions=versions,
@@ -217,15 +219,21 @@ def _other_hints(step: R.StepResult) -> list[int]:
     return sorted(hints)[:_MAX_REGIONS]
 
 
+def _holds(cond: sp.Basic, seq: int) -> bool:
+    """Whether a guard on s alone holds at ``seq`` (one where it is undefined, a modulo by zero, counts
+    as holding); guards may hold torch's own FloorDiv, so they are substituted, not lambdified."""
+    try:
+        return bool(cond.subs(S.seq, seq))
+    except Exception:
+        return True
+
+
 def _first_outside(cond: sp.Basic, limit: int = 1 << 16) -> sp.Integer | None:
     """The smallest sequence length >= 2 where ``cond`` (a guard on s alone) does not hold, by
     doubling then bisection over the sizes where it changes once; None when none below ``limit``."""
 
-    def holds(n: int) -> bool:  # the guard may hold torch's own FloorDiv: substituted, not lambdified
-        try:
-            return bool(cond.subs(S.seq, n))
-        except Exception:  # a size where the guard is undefined (a modulo by zero) counts as inside
-            return True
+    def holds(n: int) -> bool:
+        return _holds(cond, n)
 
     if not holds(R.SEQ_HINT):
         return None
@@ -248,7 +256,11 @@ def _check_specialised(model_type: str, step: R.StepResult) -> None:
             f"the {model_type} code fixes {which} (it reads the size as a number), so no formula in b and s "
             f"comes out; {_CONCRETE}",
         )
-    pins = [c for c in _general_conditions(step) if isinstance(c, sp.Eq) and c.free_symbols == {S.seq}]
+    pins = [
+        c
+        for c in _general_conditions(step)
+        if isinstance(c, sp.Eq) and c.free_symbols == {S.seq} and sum(_holds(c, n) for n in range(2, 1025)) < 64
+    ]
     if pins:  # e.g. s // 16 == 2: the code took a branch that holds for a few lengths only
         raise SymbolicError(
             "trace",

@@ -34,6 +34,7 @@ __all__ = [
     "parameter_terms",
     "activation_terms",
     "transient_terms",
+    "buffer_bytes",
     "forward_terms",
     "backward_terms",
     "LAYER",
@@ -118,6 +119,15 @@ def parameter_terms(model: Model) -> Breakdown:
     (tied ones once), decoder layers by group (parameters)."""
     result = _run(model, TraceOptions(attention="eager", parameters_only=True))
     return _bind(model, result, result.parameters)
+
+
+def buffer_bytes(model: Model, weight_bytes: sp.Expr | int) -> sp.Expr:
+    """Bytes of the buffers of the model transformers builds from ``model.config`` (each storage
+    once): floating-point ones at ``weight_bytes`` per element (``model.to(dtype)`` casts them),
+    integer and boolean ones at their own size."""
+    result = _run(model, TraceOptions(attention="eager", parameters_only=True))
+    floats = result.sizes.get("buffer_float_elements", 0)
+    return floats * weight_bytes + sp.Integer(result.sizes.get("buffer_other_bytes", 0))
 
 
 def _trace_options(options: ActivationOptions, layout: Layout) -> TraceOptions:

@@ -112,6 +112,26 @@ def hf_config(config: Mapping[str, Any]) -> Any:
     return transformers.AutoConfig.for_model(model_type, **cfg)
 
 
+def buffer_sizes(model: Any) -> dict[str, int]:
+    """The model's buffers (registered tensors that are not parameters), each storage once:
+    ``buffer_float_elements`` (floating point, in the model's dtype after ``model.to(dtype)``) and
+    ``buffer_other_bytes`` (integer and boolean ones, in bytes)."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    seen: set[int] = set()
+    floats = other = 0
+    for tensor in model.buffers():
+        key = StorageWeakRef(tensor.untyped_storage()).cdata
+        if key in seen:
+            continue
+        seen.add(key)
+        if tensor.is_floating_point():
+            floats += int(tensor.untyped_storage().nbytes()) // tensor.element_size()
+        else:
+            other += int(tensor.untyped_storage().nbytes())
+    return {"buffer_float_elements": floats, "buffer_other_bytes": other}
+
+
 def _module_signature(module: Any) -> str:
     """A layer's structure: classes, parameter shapes and scalar attributes (not its index)."""
     parts = []
