@@ -124,6 +124,24 @@ def test_buffers_are_part_of_the_step(config, recipe):
         assert with_mask - ours(smaller, 2, 45, recipe, "foreach")[0] >= 3 * (config["n_positions"] // 2) ** 2
 
 
+def test_final_rmsnorm_backward_holds_the_peak():
+    """A narrow MLP (f = 2.2 h) and a small vocabulary in bf16: the final RMSNorm's backward, in
+    fp32, holds the peak (pow's backward: three fp32 copies of its input on top of two gradients)."""
+    gemma = dict(
+        model_type="gemma",
+        hidden_size=128,
+        intermediate_size=280,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        vocab_size=120,
+        max_position_embeddings=512,
+    )
+    _, point = check(gemma, 2, 96, "bf16", "for-loop")
+    assert point["label"].startswith("final norm backward")
+
+
 def test_optimizer_step_peak_foreach_vs_for_loop():
     """Short sequences, wide vocabulary: the optimizer step holds the peak with foreach (a whole
     state-sized sqrt(v)), and backward with the for-loop kernel (one tensor's temporaries)."""

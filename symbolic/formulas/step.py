@@ -7,12 +7,14 @@ points (each a sum of named byte totals; ``i`` is the layer index, kept a symbol
 ======================  =====================================================================
 point                   bytes alive
 ======================  =====================================================================
-start                   weights + master + optimizer state + step counters + ids (+ gradients
+start                   weights + master + optimizer state + step counters + buffers + ids (+ gradients
                         when they are zeroed instead of freed, or accumulated over micro-batches)
 forward, layer i        start + activations before the layers + (i + 1) layers' activations
 loss (forward)          start + activations - the loss's saved tensors + logits + log-softmax
 loss (backward)         start + activations + two fp32 logits-sized gradients (nll_loss's and
                         log_softmax's) - the loss's saved labels and weight (freed by then)
+final norm (backward)   RMSNorm models: start + the layers' activations + the head's gradients +
+                        the norm's fp32 input + five fp32 copies' worth (pow's backward)
 backward, layer i       start + activations before layer i + i layers' activations + the head's
                         gradients + (L - 1 - i) layers' gradients + the incoming gradient +
                         the layer's backward working set (the MLP's, see below)
@@ -42,7 +44,7 @@ from dataclasses import dataclass, replace
 import sympy as sp
 
 from .. import symbols as S
-from ..arch import AttentionKind, LayerGroup, Model, Positions
+from ..arch import AttentionKind, LayerGroup, Model, NormKind, Positions
 from ..errors import SymbolicError
 from ..families import ACTIVATION_EXTRA_SAVED, rules_for
 from ..numeric.values import rational
@@ -328,6 +330,14 @@ def step_timeline(
             start + A + 2 * logits - loss_other + scalars,
         )
     )
+    after_head = head_grads if not (accumulation > 1 or zero_grad == "zero") else 0
+    # the final RMSNorm's backward (written in Python ops, computed in fp32): after the head's
+    # backward, with its fp32 input still saved, pow's backward holds three fp32 copies of it on top
+    # of the mul's input gradient and the mean's expanded gradient (5 in all)
+    norm_input = sp.Add(*(t.total for t in activations if t.path == "head.final_norm.input_fp32"))
+    if arch.norm.kind is NormKind.RMSNORM and norm_input != 0:
+        label = "final norm backward: RMSNorm's fp32 gradients (pow's backward)"
+        points.append(Point("backward", label, start + A - post + after_head + 6 * norm_input))
     # backward: groups in reverse, each layer's working set on top of what is alive when it starts
     after_head = head_grads
     # the residual stream's gradient (fp32 under autocast, where the residual stream stays fp32)
