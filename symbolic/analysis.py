@@ -146,6 +146,24 @@ def _along(expr: sp.Expr, grow: sp.Symbol, path: ScalingPath | None) -> sp.Expr:
     return sp.sympify(expr, strict=True)
 
 
+def _as_it_grows(expr: sp.Expr, x: sp.Symbol) -> sp.Expr:
+    """``expr`` with each ``Piecewise`` replaced by the branch that holds as ``x`` grows without bound
+    and the other sizes are generic (``s >= window`` holds, ``b = 1`` does not).
+
+    >>> b, s, w = sp.symbols("batch seq window", positive=True)
+    >>> _as_it_grows(sp.Piecewise((s + 1, sp.Eq(b, 1)), (b * s, True)) + sp.Piecewise((s**2, s >= w), (0, True)), s)
+    batch*seq + seq**2
+    """
+
+    def branch(*args: tuple[sp.Expr, sp.Basic]) -> sp.Expr:
+        for value, cond in args:
+            if cond.subs(x, sp.oo) is sp.true:
+                return value
+        return sp.Piecewise(*args)
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: branch(*e.args))
+
+
 def leading(
     expr: sp.Expr, grow: str | sp.Symbol, path: ScalingPath | None = None, values: Values | None = None
 ) -> Leading:
@@ -158,6 +176,9 @@ def leading(
     x = _sym(grow, "grow")
     expr = _branch_at(_along(expr, x, path), x, values)
     _needs(expr, x, "grow")
+    expr = _as_it_grows(expr, x)
+    if x not in expr.free_symbols:  # a branch that stops growing (a term that is 0 past a window)
+        return Leading(x, sp.Integer(0), expr, order_words(sp.Integer(0), x))
     num, den = sp.together(expr).as_numer_denom()
     try:
         pn, pd = sp.Poly(sp.expand(num), x), sp.Poly(sp.expand(den), x)

@@ -122,6 +122,12 @@ class Attention:
     softcap: bool = False  # the scores are soft-capped with tanh before the softmax (Gemma 2)
     sliding: Sliding = Sliding.NONE  # which layers attend within a window of ``window`` tokens
     sliding_layers: int = 0  # with Sliding.LISTED: how many layers the config lists as sliding
+    # the keys/values keep fewer heads than the queries and the products broadcast them (Falcon's original
+    # multi-query attention): SDPA has no fused kernel for that and takes its math path
+    kv_broadcast: bool = False
+    # q, k and v are slices (views) of one fused projection output, not copies cut out by index (Falcon's
+    # original layout with as many key/value heads as heads)
+    qkv_views: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,6 +318,35 @@ class Model:
     def with_sizes(self, **changes: int) -> Model:
         """A copy with some sizes changed (validated again)."""
         return replace(self, sizes={**self.sizes, **changes})
+
+    @property
+    def size_cases(self) -> tuple[bool, bool, bool, bool]:
+        """The facts of the sizes that pick which exact activation rule applies, read at the model's own
+        sizes rather than kept as symbols: one kv head; as many kv heads as heads; an odd rotary width;
+        a rotary width below the head width.
+
+        >>> from symbolic.registry import load_model
+        >>> load_model("llama2-7b").size_cases  # 32 kv heads of 32, rotating all 128 dims of each
+        (False, True, False, False)
+        """
+        kv, heads, d_head = self.sizes.get("n_kv_heads"), self.sizes.get("n_heads"), self.sizes.get("d_head")
+        rotated = d_head * self.arch.rotary_fraction if d_head else Fraction(0)
+        return (kv == 1, kv == heads, bool(rotated % 2), d_head is not None and rotated < d_head)
+
+    @property
+    def rotary_table_fraction(self) -> Fraction:
+        """The share of ``d_head`` rotary cos/sin tables cover: ``arange(0, r, 2)`` frequencies, each twice, so
+        an odd rotated width ``r`` gives tables ``r + 1`` wide (``inv_freq`` holds half of that).
+
+        >>> from symbolic.registry import load_model
+        >>> m = load_model("pythia-6.9b")
+        >>> m.rotary_table_fraction, m.with_sizes(d_head=12, d_model=48, n_heads=4).rotary_table_fraction  # 32 of 128; 4 of 12
+        (Fraction(1, 4), Fraction(1, 3))
+        """
+        fraction, d_head = self.arch.rotary_fraction, self.sizes.get("d_head")
+        if d_head and (d_head * fraction) % 2 == 1:
+            return fraction + Fraction(1, d_head)
+        return fraction
 
     @property
     def substitutions(self) -> dict[sp.Symbol, sp.Integer]:

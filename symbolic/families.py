@@ -24,7 +24,16 @@ from typing import Any
 
 from .errors import SymbolicError
 
-__all__ = ["FamilyRules", "FAMILY", "rules_for", "ACTIVATION_EXTRA_SAVED", "STANDARD_MLP_SAVED", "GATED_MLP_SAVED"]
+__all__ = [
+    "FamilyRules",
+    "FAMILY",
+    "rules_for",
+    "ACTIVATION_EXTRA_SAVED",
+    "ACTIVATION_DROPS_INPUT",
+    "ACTIVATION_OTHER_SAVED",
+    "STANDARD_MLP_SAVED",
+    "GATED_MLP_SAVED",
+]
 
 
 @dataclass(frozen=True)
@@ -50,16 +59,21 @@ class FamilyRules:
     # -- positions --
     rotary: str = "shared"  # cos/sin computed once per forward ("shared"), per layer ("per_layer", GPT-J) or "none"
     rotary_fp32: bool = False  # the cos/sin tables stay fp32 in a 16-bit model (OLMo): saved at 4 bytes
+    # an odd partial rotary width r: the tables hold ceil(r/2) frequencies twice, r + 1 wide
+    odd_rotary_rounds_up: bool = False  # the forward rotates r + 1 dims (slices q by the table); else it fails
     positions: str = "none"  # int64 position ids the position embedding saves: "s", "bs" (OPT) or "none"
     ckpt_positions: str = "s"  # int64 position ids a checkpoint closure keeps (with full recompute)
     alternating_sliding: bool = False  # with a window, even layers slide and odd ones attend fully (Gemma 2)
-    checkpoint_masks: int = 1  # 4-D causal masks a checkpoint closure keeps (Gemma 2: full and sliding, 2)
+    # which layers slide where the config lists no ``layer_types`` (its class derives them): "all" layers
+    # (Mistral, Phi-3, Starcoder2), those from ``max_window_layers`` on ("from_max_window", Qwen2/Qwen3),
+    # or the even ones below it ("even_below_max_window", Qwen2-MoE); Qwen's need ``use_sliding_window``
+    sliding_layers: str = "all"  # the sliding layers' rule: each keeps an SDPA mask once s >= window
     checkpoint_alibi: bool = False  # the ALiBi bias tensor is passed to every layer: the checkpoints keep it
     # -- norms --
     rmsnorm_fp32_scale: bool = False  # RMSNorm multiplies by (1 + weight) in fp32 (Gemma): fp32 normalized, fp32 scale
     layernorm_fp32: bool = False  # the parameter-free LayerNorm computes in fp32 (OLMo): fp32 input and statistics
     # -- layers --
-    layer_int64_scalars: int = 0  # int64 scalar tensors each layer saves (Falcon: 2, measured; 8 bytes each)
+    layer_int64_scalars: int = 0  # int64 index tensors a layer saves splitting q/k/v by index (Falcon: 2, 8 bytes each)
     # -- mixture of experts --
     router_sigmoid: bool = False  # router scores are a sigmoid (DeepSeek-V3), not a softmax; both saved in fp32
     router_fp32: bool = False  # the router casts input and weight to fp32 before its linear: fp32 copies saved
@@ -78,11 +92,11 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
         "llama": FamilyRules(),
         "mistral": FamilyRules(),
         "mixtral": FamilyRules(),
-        "qwen2": FamilyRules(),
-        "qwen2_moe": FamilyRules(routing_weights_fp32=False),
-        "qwen3": FamilyRules(),
+        "qwen2": FamilyRules(sliding_layers="from_max_window"),
+        "qwen2_moe": FamilyRules(routing_weights_fp32=False, sliding_layers="even_below_max_window"),
+        "qwen3": FamilyRules(sliding_layers="from_max_window"),
         "gemma": FamilyRules(rmsnorm_fp32_scale=True),
-        "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True, checkpoint_masks=2),
+        "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True),
         "phi3": FamilyRules(
             resid_dropout="resid_pdrop",
             resid_sites=2,
@@ -90,6 +104,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             sdpa_values_view=True,
             fused_qkv=True,
             fused_gate_up=True,
+            odd_rotary_rounds_up=True,
         ),
         "olmo": FamilyRules(rotary_fp32=True, layernorm_fp32=True),
         "deepseek_v3": FamilyRules(router_fp32=True, router_sigmoid=True),
@@ -109,6 +124,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             sdpa_query_cat=True,
             sdpa_values_view=True,
             fused_qkv=True,
+            odd_rotary_rounds_up=True,
         ),
         "falcon": FamilyRules(
             resid_dropout="hidden_dropout",
@@ -139,8 +155,9 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
 # input: 4.
 STANDARD_MLP_SAVED = 2
 GATED_MLP_SAVED = 4
-# b*s*f tensors an activation keeps beyond a fused kernel's one input (read off the traced step of a
-# one-layer llama (gated) and gpt_neox (two-matrix) per hidden_act, and equal to autograd's):
+# b*s*f tensors an activation keeps beyond a fused kernel's one input, in the dtype (read off the traced
+# step of a one-layer llama (gated) and gpt_neox (two-matrix) per hidden_act, the same in fp32 and bf16,
+# and equal to autograd's): every name transformers' ACT2FN accepts
 ACTIVATION_EXTRA_SAVED: MappingProxyType[str, int] = MappingProxyType(
     {
         "silu": 0,  # fused kernel: keeps its input
@@ -149,9 +166,35 @@ ACTIVATION_EXTRA_SAVED: MappingProxyType[str, int] = MappingProxyType(
         "gelu_pytorch_tanh": 0,  # fused kernel (approximate="tanh")
         "gelu_new": 3,  # tanh GELU in Python ops: x (for x^3), tanh's output, 0.5*x, 1 + tanh
         "gelu_fast": 6,  # tanh GELU in Python ops written with more intermediate products
+        "gelu_accurate": 3,  # tanh GELU in Python ops, like gelu_new
+        "gelu_python_tanh": 3,  # tanh GELU in Python ops, like gelu_new
+        "gelu_python": 2,  # x/sqrt(2) (erf's input), 0.5*x and 1 + erf (not x itself)
+        "gelu_10": 1,  # the fused GELU's output, which the clip keeps
         "quick_gelu": 1,  # x * sigmoid(1.702 x): sigmoid's output besides x
+        "laplace": 0,  # erf's input (a shifted, scaled copy of x), not x itself
+        "relu2": 0,  # relu's output (squared), not x itself
+        "sqrtsoftplus": 0,  # softplus keeps x, sqrt keeps its output (the activation's output)
+        "hardswish": 0,  # fused kernels that keep their input
+        "leaky_relu": 0,
+        "relu6": 0,
+        "mish": 0,
+        "prelu": 0,
         "relu": -1,  # keeps only its output, which is the next product's input
+        "sigmoid": -1,  # keeps only its output
+        "tanh": -1,  # keeps only its output
+        "linear": -1,  # the identity: its output is its input
+        # xIELU's Python form (transformers' CPU path; its CUDA kernel is a separate package): x (for x*x),
+        # beta*x, expm1's output and the product with alpha_n, plus ACTIVATION_OTHER_SAVED
+        "xielu": 3,
     }
+)
+# activations whose saved tensors do not include their input: where that input is a view of a storage
+# that stays anyway (the gate half of a fused gate/up projection output, whose up half the next product
+# keeps), the extra tensors above are one more (relu keeps its output besides the whole gate/up output)
+ACTIVATION_DROPS_INPUT: frozenset[str] = frozenset({"gelu_python", "laplace", "relu2", "relu", "sigmoid", "tanh"})
+# other storages an activation keeps: (bool b*s*f masks, one-element tensors in the dtype) per call
+ACTIVATION_OTHER_SAVED: MappingProxyType[str, tuple[int, int]] = MappingProxyType(
+    {"xielu": (1, 2)}  # torch.where's condition x > 0; softplus(alpha_p) and beta + softplus(alpha_n)
 )
 
 

@@ -192,14 +192,19 @@ def _qwen3(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 
 
 def _gemma(cfg: _Config) -> tuple[Arch, dict[str, int]]:
+    # Gemma's MLP reads hidden_act; its config class turns the legacy "gelu" into the tanh approximation
     arch, sizes = _llama_like(cfg)
-    act = cfg.text("hidden_activation", "") or cfg.text("hidden_act", "gelu_pytorch_tanh")
-    return _replace(arch, mlp=MLP(MLPKind.GATED, activation=str(act))), sizes
+    act = cfg.text("hidden_act", "gelu_pytorch_tanh")
+    act = "gelu_pytorch_tanh" if act == "gelu" else act
+    return _replace(arch, mlp=MLP(MLPKind.GATED, activation=act)), sizes
 
 
 def _gemma2(cfg: _Config) -> tuple[Arch, dict[str, int]]:
-    arch, sizes = _gemma(cfg)
-    return _replace(arch, norm_placement=NormPlacement.SANDWICH), sizes
+    # Gemma 2's MLP reads hidden_activation (its config has no hidden_act)
+    arch, sizes = _llama_like(cfg)
+    act = cfg.text("hidden_activation", "gelu_pytorch_tanh")
+    mlp = MLP(MLPKind.GATED, activation=act)
+    return _replace(arch, mlp=mlp, norm_placement=NormPlacement.SANDWICH), sizes
 
 
 def _olmo(cfg: _Config) -> tuple[Arch, dict[str, int]]:
@@ -367,9 +372,12 @@ def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     n_ln = cfg.get("num_ln_in_parallel_attn")
     if n_ln is None:
         n_ln = 2 if new_arch else 1
+    broadcast = not new_arch and kv < heads  # the original multi-query layout: one key/value head, not expanded
     arch = Arch(
         family=cfg.model_type,
-        attention=Attention(qkv_bias=bias, out_bias=bias),
+        attention=Attention(
+            qkv_bias=bias, out_bias=bias, kv_broadcast=broadcast, qkv_views=not new_arch and kv == heads
+        ),
         mlp=MLP(MLPKind.STANDARD, bias=bias, activation=cfg.text("activation", "gelu")),
         norm=Norm(NormKind.LAYERNORM, bias=True),
         parallel_block=parallel,
@@ -466,7 +474,19 @@ def _sliding(cfg: _Config, rules: FamilyRules) -> tuple[Sliding, int]:
         return Sliding.ALTERNATE, 0
     if cfg.get("use_sliding_window") is False:
         return Sliding.NONE, 0
-    return Sliding.ALL, 0
+    if rules.sliding_layers == "all":
+        return Sliding.ALL, 0
+    # the layer_types the config class derives (transformers 5.24's Qwen2/Qwen3 and Qwen2-MoE rules)
+    n_layers = cfg.size("num_hidden_layers")
+    below = cfg.get("max_window_layers")
+    below = n_layers if below is None else integer("max_window_layers", below, "layers", low=0)
+    if rules.sliding_layers == "from_max_window":
+        listed = max(0, n_layers - below)
+    elif rules.sliding_layers == "even_below_max_window":
+        listed = sum(1 for i in range(min(n_layers, below)) if i % 2 == 0)
+    else:
+        raise SymbolicError("sliding_window", f"no rule for the sliding layers of {cfg.model_type}")
+    return (Sliding.ALL, 0) if listed == n_layers else (Sliding.LISTED, listed)
 
 
 def _rotary_fraction(cfg: _Config, sizes: Mapping[str, int]) -> Fraction:
@@ -573,5 +593,7 @@ def from_hf_config(config: Mapping[str, Any], name: str | None = None) -> Model:
     if window is not None and window is not False:
         integer("sliding_window", window, "positions", low=0)  # 0: no window, as transformers reads it
     arch = _run_time_facts(cfg, arch, sizes)
+    if arch.attention.sliding is not Sliding.NONE:  # the sliding layers' window bounds what they keep
+        sizes["window"] = integer("sliding_window", window, "positions")
     label = name or str(config.get("_name_or_path") or model_type)
     return Model(label, arch, sizes, config=cfg.resolved())

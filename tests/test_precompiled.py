@@ -82,6 +82,9 @@ def test_random_sizes_of_every_structure_equal_sympy(name, data):
         model = base.with_sizes(**sizes)
     except SymbolicError:
         assume(False)
+    if structure_key(model) not in KEYS:  # sizes that pick other exact rules: declined, SymPy answers
+        assert precompiled_params(model) is None
+        return
     assert precompiled_params(model) == sympy_answer(model)
 
 
@@ -158,8 +161,11 @@ def test_memory_at_random_sizes_and_workloads_equals_sympy(name, data):
         assume(False)
     batch = data.draw(st.integers(1, 64), label="batch")
     seq = data.draw(st.integers(1, 2**15), label="seq")
-    want = sympy_memory(model, batch, seq)
     got = precompiled_memory(model, batch, seq)
+    if structure_key(model) not in KEYS:  # sizes that pick other exact rules (kv = 1, odd rotary): declined
+        assert got is None
+        return
+    want = sympy_memory(model, batch, seq)
     assert got is None if want is None else _json(got) == _json(want)
 
 

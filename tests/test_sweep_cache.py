@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from symbolic import numeric
 from symbolic import symbols as S
@@ -59,6 +61,31 @@ def test_an_int64_program_survives_its_data():
     columns = [np.arange(1, 9, dtype=np.int64) * k for k in range(1, 8)]
     for a, b in zip(program(*columns), again(*columns), strict=True):
         assert np.array_equal(a, b)
+
+
+PIECEWISE = (
+    sp.Piecewise((S.seq + 1, sp.Eq(S.batch, 1)), (S.batch * S.seq, True)) * 8
+    + sp.Piecewise((S.batch * S.seq**2 / 3, (S.seq >= S.window) & sp.Ne(S.tp, 2)), (S.seq / 2, S.seq < 3), (0, True))
+    + sp.ceiling(S.batch * S.seq / S.tp)
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(1, 4), st.integers(1, 40), st.integers(1, 40), st.integers(1, 4)), min_size=1, max_size=20
+    )
+)
+def test_a_piecewise_expression_lowers_to_int64_exactly(rows):
+    """Conditions on b = 1, s >= window and their and/or: the int64 program equals SymPy row by row."""
+    program = lower(PIECEWISE, ("batch", "seq", "window", "tp"))
+    assert program is not None
+    columns = [np.array(col, dtype=np.int64) for col in zip(*rows, strict=True)]
+    num, den = program(*columns)
+    den = np.broadcast_to(den, num.shape)
+    for (b, s, w, t), n, d in zip(rows, num, den, strict=True):
+        want = PIECEWISE.xreplace({S.batch: b, S.seq: s, S.window: w, S.tp: t})
+        assert sp.Rational(int(n), int(d)) == want
 
 
 def test_a_repeated_sweep_builds_nothing_and_gives_the_same_rows(monkeypatch):

@@ -227,7 +227,9 @@ def test_exact_refuses_an_activation_it_has_no_rule_for():
     from symbolic.model import activation_terms
 
     with pytest.raises(SymbolicError, match="hidden_act"):
-        activation_terms(from_hf_config(family_config("llama") | {"hidden_act": "mish"}), "exact", ActivationOptions())
+        activation_terms(
+            from_hf_config(family_config("llama") | {"hidden_act": "swishy"}), "exact", ActivationOptions()
+        )
 
 
 def test_thresholds_behind_floor_divisions_are_found_by_bisection():

@@ -158,7 +158,9 @@ def buffer_bytes(model: Model, weight_bytes: sp.Expr | int = FP32) -> sp.Expr:
         rotary = "shared"
     out = sp.Integer(0)
     if arch.positions is Positions.ROTARY and rotary != "none":
-        width = S.d_rope if arch.attention.kind is AttentionKind.MLA else S.d_head * rational(arch.rotary_fraction)
+        width = (
+            S.d_rope if arch.attention.kind is AttentionKind.MLA else S.d_head * rational(model.rotary_table_fraction)
+        )
         if rotary == "per_layer":  # GPT-J: one sin/cos table over every position
             positions = model.config.get("n_positions") or model.config.get("max_position_embeddings") or 0
             out += int(positions) * width * weight_bytes

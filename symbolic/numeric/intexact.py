@@ -8,6 +8,9 @@ minima) is lowered once to a chain of integer steps:
 - a ceiling or floor of ``N/D`` becomes an integer division of two integer polynomials;
 - a maximum or minimum of ``N_i/D_i`` becomes ``M/D`` with ``D`` the polynomials' least common
   multiple and ``M`` the maximum (minimum) of the integer polynomials ``N_i * D/D_i``;
+- a piecewise expression whose conditions compare integer polynomials (``b = 1``, ``s >= window``,
+  joined by and/or) becomes ``M/D`` the same way, ``M`` the scaled numerator of the first branch
+  whose condition holds on each row;
 - what is left is ``N/D``, integer polynomials in the sizes and the steps before.
 
 Each call bounds every polynomial from the inputs' largest magnitudes (every coefficient made
@@ -98,16 +101,20 @@ def _fraction(expr: sp.Expr, names: Sequence[str]) -> tuple[_Poly, _Poly]:
 
 @dataclass(frozen=True)
 class _Step:
-    """One integer value computed before the outer fraction: ``kind`` is ceil, floor, max or min.
+    """One integer value computed before the outer fraction: ``kind`` is ceil, floor, max, min or select.
 
     ceil/floor: ``polys`` is (N, D), the value ceil(N/D) or floor(N/D). max/min: ``polys`` are the
     scaled numerators N_i * D/D_i and ``scales`` the D/D_i (each must be positive at every row).
+    select: ``polys`` and ``scales`` as for max, one per branch of a piecewise expression, and
+    ``condition`` the source of each branch's condition (integer comparisons of ``tests``).
     """
 
     name: str
     kind: str
     polys: tuple[_Poly, ...]
     scales: tuple[_Poly, ...] = ()
+    condition: tuple[str, ...] = ()
+    tests: tuple[_Poly, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,17 @@ class IntProgram:
 
         return {
             "args": list(self.args),
-            "steps": [[s.name, s.kind, [poly(p) for p in s.polys], [poly(p) for p in s.scales]] for s in self.steps],
+            "steps": [
+                [
+                    s.name,
+                    s.kind,
+                    [poly(p) for p in s.polys],
+                    [poly(p) for p in s.scales],
+                    list(s.condition),
+                    [poly(p) for p in s.tests],
+                ]
+                for s in self.steps
+            ],
             "numerator": poly(self.numerator),
             "denominator": poly(self.denominator),
             "source": self.source,
@@ -152,8 +169,15 @@ class IntProgram:
             return _Poly(tuple(d[0]), tuple((int(c), tuple(int(x) for x in e)) for c, e in d[1]))
 
         steps = tuple(
-            _Step(str(name), str(kind), tuple(poly(p) for p in polys), tuple(poly(p) for p in scales))
-            for name, kind, polys, scales in data["steps"]
+            _Step(
+                str(name),
+                str(kind),
+                tuple(poly(p) for p in polys),
+                tuple(poly(p) for p in scales),
+                tuple(str(c) for c in condition),
+                tuple(poly(p) for p in tests),
+            )
+            for name, kind, polys, scales, condition, tests in data["steps"]
         )
         return cls(tuple(data["args"]), steps, poly(data["numerator"]), poly(data["denominator"]), str(data["source"]))
 
@@ -161,7 +185,7 @@ class IntProgram:
         """Whether every intermediate value stays below 2^62 in magnitude when each argument's does below ``top``."""
         top = dict(top)
         for step in self.steps:
-            bounds = [p.bound(top) for p in (*step.polys, *step.scales)]
+            bounds = [p.bound(top) for p in (*step.polys, *step.scales, *step.tests)]
             if any(b >= SAFE for b in bounds):
                 return False
             top[step.name] = (bounds[0] + 1) if step.kind in ("ceil", "floor") else max(bounds[: len(step.polys)])
@@ -208,7 +232,7 @@ def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
     """
     import sympy as sp
 
-    if expr.has(sp.Float) or expr.has(sp.Piecewise):
+    if expr.has(sp.Float):
         return None
     plain = {s: sp.Symbol(s.name) for s in expr.free_symbols}  # no assumptions: plain polynomial variables
     expr = expr.xreplace(plain)
@@ -245,6 +269,8 @@ def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
             steps.append(_Step(name, "max" if isinstance(e, sp.Max) else "min", tuple(scaled), tuple(scales)))
             names.append(name)
             out = sp.Symbol(name) / common.as_expr()
+        elif isinstance(e, sp.Piecewise):
+            out = _select(e, low, names, steps)
         else:
             out = e.func(*(low(a) for a in e.args))
         memo[e] = out
@@ -256,6 +282,58 @@ def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
     except (sp.PolynomialError, ValueError, TypeError, ZeroDivisionError):
         return None
     return IntProgram(tuple(args), tuple(steps), numerator, denominator, _source(args, steps, numerator, denominator))
+
+
+def _condition(cond: sp.Basic, low: Any, names: list[str], tests: list[_Poly]) -> str:
+    """Source of a condition over integer polynomials (``(_k0 >= 0) & ...``), its polynomials appended to
+    ``tests``; ValueError for any other condition."""
+    import sympy as sp
+
+    compare = {sp.Eq: "==", sp.Ne: "!=", sp.Ge: ">=", sp.Gt: ">", sp.Le: "<=", sp.Lt: "<"}
+    if cond is sp.true:
+        return "True"
+    if cond is sp.false:
+        return "False"
+    if isinstance(cond, sp.And | sp.Or):
+        joint = " & " if isinstance(cond, sp.And) else " | "
+        return "(" + joint.join(_condition(c, low, names, tests) for c in cond.args) + ")"
+    if isinstance(cond, sp.Not):
+        return f"(~{_condition(cond.args[0], low, names, tests)})"
+    op = next((text for kind, text in compare.items() if isinstance(cond, kind)), None)
+    if op is None:
+        raise ValueError(f"not an integer comparison: {cond}")
+    num, den = _fraction(low(cond.lhs - cond.rhs), names)
+    if not den.positive_constant():  # N/D compared with 0 is N compared with 0 only for a positive D
+        raise ValueError("a comparison with a variable denominator")
+    tests.append(num)
+    return f"(np.asarray({num.source()}) {op} 0)"
+
+
+def _select(e: sp.Piecewise, low: Any, names: list[str], steps: list[_Step]) -> sp.Expr:
+    """Lower a piecewise expression to a ``select`` step over its branches' common denominator."""
+    import sympy as sp
+
+    if e.args[-1].cond is not sp.true:
+        raise ValueError("a piecewise expression undefined where no condition holds")
+    tests: list[_Poly] = []
+    condition = tuple(_condition(c, low, names, tests) for _, c in e.args)
+    parts = [_fraction(low(value), names) for value, _ in e.args]
+    symbols = [sp.Symbol(n) for n in names]
+    dens = [sp.Poly(_expr(d), *symbols) for _, d in parts]
+    common = dens[0]
+    for d in dens[1:]:
+        common = sp.lcm(common, d)
+    scaled, scales = [], []
+    for (num, _), d in zip(parts, dens, strict=True):
+        q, r = sp.div(common, d)
+        if not r.is_zero:
+            raise ValueError("no common denominator")
+        scaled.append(_fraction(_expr(num) * q.as_expr(), names)[0])
+        scales.append(_fraction(q.as_expr(), names)[0])
+    name = f"_s{len(steps)}"
+    steps.append(_Step(name, "select", tuple(scaled), tuple(scales), condition, tuple(tests)))
+    names.append(name)
+    return sp.Symbol(name) / common.as_expr()
 
 
 def _expr(p: _Poly) -> sp.Expr:
@@ -279,8 +357,14 @@ def _source(args: Sequence[str], steps: Sequence[_Step], num: _Poly, den: _Poly)
             for scale in step.scales:
                 if not scale.positive_constant():
                     lines.append(f"    if not np.all(np.asarray({scale.source()}) > 0): return None")
-            fn = "np.maximum" if step.kind == "max" else "np.minimum"
             parts = [p.source() for p in step.polys]
+            if step.kind == "select":  # the first branch whose condition holds
+                expr = parts[-1]
+                for cond, part in zip(step.condition[-2::-1], parts[-2::-1], strict=True):
+                    expr = f"np.where({cond}, {part}, {expr})"
+                lines.append(f"    {step.name} = {expr}")
+                continue
+            fn = "np.maximum" if step.kind == "max" else "np.minimum"
             expr = parts[0]
             for part in parts[1:]:
                 expr = f"{fn}({expr}, {part})"

@@ -31,8 +31,9 @@ __all__ = ["structure_key", "params_object", "precompiled_params", "precompiled_
 
 
 def structure_key(model: Model) -> str:
-    """The name (hex) of ``model``'s generated module: a hash of its structure (Arch), not its sizes."""
-    return hashlib.sha256(repr(model.arch).encode()).hexdigest()[:16]
+    """The name (hex) of ``model``'s generated module: a hash of its structure (Arch) and of the few facts
+    of its sizes that pick an exact activation rule (:attr:`Model.size_cases`), not of the sizes."""
+    return hashlib.sha256(repr((model.arch, model.size_cases)).encode()).hexdigest()[:16]
 
 
 def params_object(

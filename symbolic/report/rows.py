@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from .. import symbols as S
 from ..render import Raw
@@ -43,16 +44,36 @@ def _names() -> dict[sp.Symbol, str]:
     return {entry.symbol: entry.latex for entry in S.REGISTRY.values()}
 
 
+class _DocumentLatex(LatexPrinter):
+    """SymPy's LaTeX printer, with a term that is zero outside a condition written with an Iverson
+    bracket, ``[s \\geq w] (2 b s^2)``: inline math TeX can break, where ``cases`` is one box."""
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        if len(expr.args) == 2 and expr.args[1].cond == sp.true and expr.args[1].expr == 0:
+            value, condition = expr.args[0]
+            return rf"\bigl[{self._print(condition)}\bigr]\,\left({self._print(value)}\right)"
+        return super()._print_Piecewise(expr)
+
+
+def _latex(expr: sp.Expr, **settings: Any) -> str:
+    return _DocumentLatex(settings).doprint(sp.sympify(expr, strict=True))
+
+
 def latex(expr: sp.Expr) -> Raw:
-    """LaTeX of ``expr`` in the registry's notation (``h`` for d_model, ``L`` for n_layers, ...)."""
-    return Raw(sp.latex(sp.sympify(expr, strict=True), symbol_names=_names()))
+    """LaTeX of ``expr`` in the registry's notation (``h`` for d_model, ``L`` for n_layers, ...).
+
+    >>> s, w = S.symbol("seq"), S.symbol("window")
+    >>> print(latex(sp.Piecewise((2 * s**2, s >= w), (0, True))))
+    \\bigl[s \\geq w\\bigr]\\,\\left(2 s^{2}\\right)
+    """
+    return Raw(_latex(expr, symbol_names=_names()))
 
 
 def substituted(expr: sp.Expr, values: Mapping[str, int]) -> Raw:
     """LaTeX of ``expr`` with each symbol written as its number, unevaluated (``2 \\cdot 4096 \\cdot 32000``)."""
     expr = sp.sympify(expr, strict=True)
     names = {s: f"{values[str(s)]:,}".replace(",", "{,}") for s in expr.free_symbols}
-    return Raw(sp.latex(expr, symbol_names=names, mul_symbol="dot"))
+    return Raw(_latex(expr, symbol_names=names, mul_symbol="dot"))
 
 
 def integer_text(value: int) -> str:

@@ -14,11 +14,19 @@ from __future__ import annotations
 import sympy as sp
 
 from ... import symbols as S
-from ...arch import AttentionKind, LayerGroup, MLPKind, Model, NormKind, NormPlacement, Positions
+from ...arch import AttentionKind, LayerGroup, MLPKind, Model, NormKind, NormPlacement, Positions, Sliding
 from ...errors import SymbolicError
-from ...families import ACTIVATION_EXTRA_SAVED, GATED_MLP_SAVED, STANDARD_MLP_SAVED, rules_for
+from ...families import (
+    ACTIVATION_DROPS_INPUT,
+    ACTIVATION_EXTRA_SAVED,
+    ACTIVATION_OTHER_SAVED,
+    GATED_MLP_SAVED,
+    STANDARD_MLP_SAVED,
+    rules_for,
+)
 from ...numeric.values import rational
 from ...terms import Breakdown, Quantity, Term
+from ..inference import sliding_layers
 from .options import TORCH_VERSION, TRANSFORMERS_VERSION, ActivationOptions
 
 __all__ = ["exact_activation_terms", "dropout_probabilities"]
@@ -128,10 +136,10 @@ class _Builder:
 
     def rotary_width(self) -> sp.Expr:
         """The width rotary positions rotate per head (elements): ``d_rope`` for latent attention, else
-        the Arch's share of ``d_head``."""
+        the Arch's share of ``d_head``, one wider where that share is odd and the family rounds it up."""
         if self.arch.attention.kind is AttentionKind.MLA:
             return S.d_rope
-        return dh * rational(self.arch.rotary_fraction)
+        return dh * rational(self.model.rotary_table_fraction)
 
     # ---- the decoder layer ----
     def layer(self, group: LayerGroup) -> None:
@@ -155,7 +163,7 @@ class _Builder:
         if arch.attention.kind is AttentionKind.MLA:
             self.mla(pre, n)
         else:
-            self.attention(pre, n)
+            self.attention(pre, n, self.sliding_count(group))
         p_res = self.p["residual"]
         if p_res > 0 and self.rules.resid_sites:
             self.add(
@@ -177,7 +185,7 @@ class _Builder:
             self.moe(pre, n)
         else:
             self.mlp(f"{pre}.mlp", S.d_ffn, n)
-        if self.rules.layer_int64_scalars:
+        if self.rules.layer_int64_scalars and not arch.attention.qkv_views:
             scalars = sp.Integer(INT64 * self.rules.layer_int64_scalars)
             self.add(f"{pre}.index_scalars", scalars, "int64 index scalars", n)
 
@@ -196,19 +204,31 @@ class _Builder:
         what = "autocast copies of the weights"
         self.add(f"{group.name}.autocast.weight_copies", sp.Add(*mats) * self.nbytes, what, group.count)
 
-    def mlp(self, path: str, f: sp.Expr, n: sp.Expr) -> None:
-        mlp = self.arch.mlp
-        extra = ACTIVATION_EXTRA_SAVED.get(mlp.activation)
+    def activation_saves(self, rows: sp.Expr, width: sp.Expr, fused_gate_up: bool) -> tuple[sp.Expr, int]:
+        """What the MLP's activation keeps beyond a fused kernel's one input, for ``rows`` rows of
+        ``width``: (bytes, extra tensors in the dtype). ``fused_gate_up``: its input is the gate half of
+        one gate/up projection output, which stays anyway (``ACTIVATION_DROPS_INPUT``)."""
+        act = self.arch.mlp.activation
+        extra = ACTIVATION_EXTRA_SAVED.get(act)
         if extra is None:  # never a silent default: an unknown activation keeps an unknown count
             raise SymbolicError(
                 "hidden_act",
-                f"{mlp.activation!r} has no exact rule for the tensors it keeps; described: "
+                f"{act!r} has no exact rule for the tensors it keeps; described: "
                 f"{', '.join(ACTIVATION_EXTRA_SAVED)}; --convention traced reads it off the code",
             )
-        k = (GATED_MLP_SAVED if mlp.kind is MLPKind.GATED else STANDARD_MLP_SAVED) + extra
+        if fused_gate_up and act in ACTIVATION_DROPS_INPUT:
+            extra += 1
+        masks, scalars = ACTIVATION_OTHER_SAVED.get(act, (0, 0))
+        return masks * rows * width + scalars * self.nbytes, extra
+
+    def mlp(self, path: str, f: sp.Expr, n: sp.Expr) -> None:
+        mlp = self.arch.mlp
+        gated = mlp.kind is MLPKind.GATED
+        other, extra = self.activation_saves(b * s, f, gated and self.rules.fused_gate_up)
+        k = (GATED_MLP_SAVED if gated else STANDARD_MLP_SAVED) + extra
         self.add(
             f"{path}.intermediates",
-            k * b * s * f * self.nbytes,
+            k * b * s * f * self.nbytes + other,
             f"{k} b*s*f tensors ({mlp.kind.value} MLP, {mlp.activation})",
             n,
             shards=frozenset({f}),
@@ -246,7 +266,73 @@ class _Builder:
                 shards=HEADS,
             )
 
-    def attention(self, pre: str, n: sp.Expr) -> None:
+    def sdpa_broadcast(self, pre: str, n: sp.Expr, dropout: bool) -> None:
+        """SDPA with keys and values of fewer heads than the queries, broadcast (Falcon's original
+        multi-query attention): no fused kernel takes it, so torch's math path runs, in fp32 (16-bit
+        inputs are upcast). It keeps the query, the keys and values expanded to all heads (with b = 1
+        the expansion is a view of the one-head tensor), the fp32 probabilities (with dropout also the
+        scaled mask and the dropped probabilities) and the output projection's input; the mask is
+        added to the scores and not kept."""
+        D, tokens, qd, kvd, F = self.nbytes, b * s, a * dh, g * dh, FP32
+        self.add(f"{pre}.attention.q", tokens * qd * F, "query (SDPA math path, fp32)", n, shards=HEADS)
+        kv = sp.Piecewise((s * kvd, sp.Eq(b, 1)), (tokens * qd, True))
+        self.add(
+            f"{pre}.attention.kv",
+            2 * kv * F,
+            "keys and values broadcast to all heads (math path, fp32; with b = 1 a view of the one head)",
+            n,
+            shards=HEADS,
+        )
+        sq = b * a * s**2 * FP32
+        kept = 3 if dropout else 1
+        self.add(f"{pre}.attention.probs", kept * sq, "softmax output (math path, fp32)", n, shards=HEADS)
+        self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n, shards=HEADS)
+
+    def eager_batch1_views(self, pre: str, n: sp.Expr) -> None:
+        """With b = 1, the 4-D matmuls of eager attention keep views where b > 1 keeps copies.
+
+        ``matmul`` folds ``[b, heads, s, d]`` to ``[b*heads, s, d]``: a copy when the keys and values
+        are not laid out batch-major (b > 1), a view when b = 1. ``repeat_kv`` copies them to all
+        heads unless there is one key/value head (then a view: the keys and values stay ``kv``-wide)
+        or as many as query heads (nothing to repeat). A view of the values keeps the storage they
+        were cut from: the fused q/k/v projection output where there is one (Phi-3, GPT-NeoX), else
+        the value projection's output; the keys are a fresh rotated tensor.
+        """
+        D = self.nbytes
+        rotary = self.arch.positions is Positions.ROTARY  # the rotated q and k are fresh tensors
+        fused = self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
+        # which case applies is read at the model's own head counts (a tensor-parallel split that leaves one
+        # kv head per device is not followed: the formula stays in one line)
+        kv, heads = self.model.sizes.get("n_kv_heads"), self.model.sizes.get("n_heads")
+        if kv == 1 and fused:  # the keys stay one head wide, the values' view keeps the whole fused output
+            views = s * D * dh * (3 * g - a)
+        elif kv == 1:  # keys and values stay one head wide
+            views = 2 * s * D * dh * (g - a)
+        elif kv == heads and fused:  # the values' view keeps the whole fused output
+            views = 2 * s * D * dh * g
+        else:
+            return
+        views = sp.Piecewise((views, sp.Eq(b, 1)), (0, True))
+        self.add(
+            f"{pre}.attention.batch1_views",
+            views,
+            "b = 1 only: keys and values kept as views (kv-wide with one kv head; the values' whole source)",
+            n,
+            shards=HEADS,
+        )
+
+    def sliding_count(self, group: LayerGroup) -> sp.Expr:
+        """How many of ``group``'s layers attend within a sliding window (layers). Where the pattern
+        is not all layers and the layers form several groups, the first group answers for all of them
+        (the attention of every group is the same)."""
+        pattern = self.arch.attention.sliding
+        if pattern is Sliding.NONE:
+            return sp.Integer(0)
+        if pattern is Sliding.ALL:
+            return group.count
+        return sliding_layers(self.arch) if group is self.arch.groups[0] else sp.Integer(0)
+
+    def attention(self, pre: str, n: sp.Expr, sliding: sp.Expr | None = None) -> None:
         arch, rules, D, o = self.arch, self.rules, self.nbytes, self.options
         qd, kvd, tokens = a * dh, g * dh, b * s
         qk = arch.attention.qk_norm
@@ -257,9 +343,13 @@ class _Builder:
         if rules.rotary == "per_layer":
             self.add(f"{pre}.attention.rotary", 4 * s * self.rotary_width() * D, "GPT-J's sin/cos, per layer", n)
         dropout = self.p["attention"] > 0
-        if o.attention == "eager" or (o.attention == "sdpa" and dropout and not self.cuda):
+        broadcast = arch.attention.kv_broadcast and o.attention == "sdpa"
+        if o.attention == "eager" or (o.attention == "sdpa" and dropout and not self.cuda) or broadcast:
             fp = FP32 if o.attention == "sdpa" else D  # SDPA's math fallback upcasts q, k, v and probabilities
             why = "math fallback of SDPA with dropout (fp32)" if o.attention == "sdpa" else "eager"
+            if broadcast:
+                self.sdpa_broadcast(pre, n, dropout)
+                return
             if o.attention == "eager" and rules.eager_qk_fp32:
                 self.add(
                     f"{pre}.attention.qk",
@@ -284,14 +374,19 @@ class _Builder:
                 )
                 if rules.fused_qkv and fp == D and not self.amp:
                     # with b = 1 the values P@V saves are a view of the fused projection's output, not a copy
+                    # (not GPT-BigCode's multi-query values: one head, expanded)
+                    mqa = rules.sdpa_fused_qkv and self.model.sizes.get("n_kv_heads") != self.model.sizes.get("n_heads")
+                    view = sp.false if mqa else sp.Eq(b, 1)
                     self.add(
                         f"{pre}.attention.v_batch1_view",
-                        sp.Piecewise((2 * s * qd * D, sp.Eq(b, 1)), (0, True)),
+                        sp.Piecewise((2 * s * qd * D, view), (0, True)),
                         "b = 1 only: P@V keeps the whole fused q/k/v output (its values are a view of it)",
                         n,
                     )
             else:
                 self.probs(pre, n, softcap=arch.attention.softcap)
+                if not self.amp:
+                    self.eager_batch1_views(pre, n)
             self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n, shards=HEADS)
             return
         # SDPA (CPU flash kernel; CUDA flash / memory-efficient) and flash_attention_2 keep O(s) state
@@ -342,6 +437,39 @@ class _Builder:
         )
         if rules.sdpa_mask:
             self.add(f"{pre}.attention.mask", b * s**2 * D, "explicit attention mask passed to SDPA", n)
+        elif sliding is not None and sliding != 0:
+            self.sliding_sdpa(pre, sliding)
+
+    def sliding_sdpa(self, pre: str, count: sp.Expr) -> None:
+        """What a sliding-window layer keeps beyond the causal SDPA call once ``s >= window``.
+
+        Below the window transformers drops the mask (SDPA's ``is_causal``); from ``s = window`` on it
+        passes a ``b x 1 x s x s`` boolean mask, which SDPA converts to an additive mask in the
+        dtype and keeps, and it repeats the keys and values to all heads (``repeat_kv``: SDPA's
+        ``enable_gqa`` is used only without a mask). The repetition is a copy unless there is one key/value
+        head (then a view) or as many as query heads (nothing to repeat); the copied values replace
+        the fused projection output that a view of the values kept whole (Phi-3).
+        """
+        D = self.nbytes
+        # keys a heads wide instead of g; values a copy a heads wide instead of g (or of the whole fused output)
+        repeat = (D * b * s * dh * (a - 3 * g)) if self.rules.sdpa_values_view else (2 * D * b * s * dh * (a - g))
+        kv, heads = self.model.sizes.get("n_kv_heads"), self.model.sizes.get("n_heads")
+        if self.rules.sdpa_expand_kv or self.rules.sdpa_fused_qkv or kv in (1, heads):
+            repeat = sp.Integer(0)  # nothing repeated, or a view (one kv head): read at the model's head counts
+        beyond = sp.Piecewise((b * s**2 * D, s >= S.window), (0, True))
+        self.add(
+            f"{pre}.attention.sliding_mask",
+            beyond,
+            "sliding window, s >= window: the additive mask SDPA keeps (b*s^2, dtype)",
+            count,
+        )
+        self.add(
+            f"{pre}.attention.sliding_repeat_kv",
+            sp.Piecewise((repeat, s >= S.window), (0, True)),
+            "sliding window, s >= window: keys and values repeated to all heads (a copy unless kv = 1)",
+            count,
+            shards=HEADS,
+        )
 
     def mla(self, pre: str, n: sp.Expr) -> None:
         """DeepSeek's latent attention. Its q/k and v head widths differ, so SDPA takes the math path,
@@ -426,18 +554,27 @@ class _Builder:
             self.add(f"{pre}.moe.experts.offsets", E * 4, "grouped_mm group offsets, int32", n, shards=EXPERTS)
             self.add(f"{pre}.moe.experts.permutation", 3 * tokens * k * 8, "token permutation indices, int64", n)
             self.add(f"{pre}.moe.experts.tokens", 2 * tokens * k * h * D, "gathered inputs and weighted outputs", n)
+            other, extra = self.activation_saves(tokens * k, fe, True)
             self.add(
                 f"{pre}.moe.experts.intermediates",
-                4 * tokens * k * fe * D,
-                "gate_up output, activation output, down_proj input",
+                (4 + extra) * tokens * k * fe * D + other,
+                "gate_up output, activation output, down_proj input"
+                + (f" and {extra:+d} b*s*k*f_e tensors of {self.arch.mlp.activation}" if extra else ""),
                 n,
                 shards=EXPERT_WIDTH,
             )
             self.add(f"{pre}.moe.experts.weights", tokens * k * wb, "routing weight per token-slot", n)
         else:
+            other, extra = self.activation_saves(tokens * k, fe, True)
+            if other != 0 and ACTIVATION_OTHER_SAVED.get(self.arch.mlp.activation, (0, 0))[1]:
+                raise SymbolicError(
+                    "experts",
+                    f"{self.arch.mlp.activation} keeps one-element tensors per expert call, and the per-expert loop "
+                    "calls only the experts that receive tokens; allowed: grouped_mm",
+                )
             self.add(
                 f"{pre}.moe.experts.loop",
-                tokens * k * (16 + D * (3 * h + 4 * fe) + wb),
+                tokens * k * (16 + D * (3 * h + (4 + extra) * fe) + wb) + other,
                 "per-expert loop: index pairs (one int64 storage), gathered input, gate_up, act, down input, "
                 "routing weight, down output and weighted output",
                 n,
@@ -445,13 +582,13 @@ class _Builder:
             )
         if moe is not None and moe.shared_experts:
             self.mlp(f"{pre}.moe.shared_expert", S.d_shared, n)
-            if moe.shared_expert_gate:
-                self.add(
-                    f"{pre}.moe.shared_gate",
-                    tokens * D + tokens * h * D,
-                    "shared expert's sigmoid gate and gated output",
-                    n,
-                )
+        if moe is not None and moe.shared_expert_gate:  # Qwen2-MoE gates it even when its width is 0
+            self.add(
+                f"{pre}.moe.shared_gate",
+                tokens * D + tokens * h * D,
+                "shared expert's sigmoid gate and gated output",
+                n,
+            )
 
     # ---- once per forward ----
     def shared(self) -> None:
@@ -477,18 +614,26 @@ class _Builder:
         pos = {"s": s * 8, "bs": b * s * 8, "none": 0}[rules.ckpt_positions]
         self.add("shared.position_ids", pos, "position ids kept by the checkpoints, int64", tags=("shared",))
         eager = self.options.attention == "eager"  # SDPA (MLA's math path too) gets is_causal and no mask
-        # one mask per kind of layer present: up to rules.checkpoint_masks, and no more than the layers
+        # one mask per kind of layer present (full attention, sliding window)
         layers = sp.Add(*(g.count for g in self.arch.groups))
-        masks = sp.Min(self.rules.checkpoint_masks, layers) if self.rules.checkpoint_masks > 1 else 1
+        sliding = sliding_layers(self.arch)
+        kinds = sp.Piecewise((1, layers > sliding), (0, True)) + sp.Piecewise((1, sliding > 0), (0, True))
         if eager:
             self.add(
                 "shared.attention_mask",
-                masks * b * s**2 * D,
-                "4-D causal mask kept by the checkpoints",
+                kinds * b * s**2 * D,
+                "4-D causal mask(s) kept by the checkpoints (one per kind of layer: full, sliding)",
                 tags=("shared",),
             )
         elif self.rules.sdpa_mask:
             self.add("shared.attention_mask", s**2, "bool causal mask kept by the checkpoints", tags=("shared",))
+        if not eager and sliding != 0 and self.arch.attention.kind is not AttentionKind.MLA:
+            self.add(
+                "shared.sliding_mask",
+                sp.Piecewise((s**2, s >= S.window), (0, True)),
+                "sliding window, s >= window: the bool mask (broadcast over the batch) kept by the checkpoints",
+                tags=("shared",),
+            )
         if self.arch.positions is Positions.ALIBI and self.rules.checkpoint_alibi:
             self.add("shared.alibi", b * a * s * D, "ALiBi biases kept by the checkpoints", tags=("shared",))
 
@@ -519,13 +664,26 @@ class _Builder:
         if arch.final_softcap:
             self.add("head.softcap", tokens * V * D, "tanh output of the logit soft-capping")
         self.add("loss.log_probs", tokens * V * FP32, "cross-entropy's fp32 log-softmax of the logits")
-        self.add("loss.labels", tokens * 8, "shifted labels, int64 (b=1: s+1 elements)")
+        # the loss pads the labels by one position and shifts them: with b = 1 the shifted labels are a
+        # view of the padded (s + 1)-element tensor, with b > 1 a contiguous copy of b*s elements
+        labels = sp.Piecewise((s + 1, sp.Eq(b, 1)), (tokens, True))
+        self.add("loss.labels", labels * INT64, "shifted labels, int64 (b = 1: a view of the s + 1 padded ones)")
         self.add("loss.total_weight", sp.Integer(FP32), "nll_loss's total weight, one fp32 scalar")
 
 
 def _check(model: Model, o: ActivationOptions) -> None:
     rules = rules_for(model.arch.family)
     fam = model.arch.family
+    d_head = model.sizes.get("d_head")
+    if model.arch.positions is Positions.ROTARY and d_head and (d_head * model.arch.rotary_fraction) % 2:
+        rotated = d_head * model.arch.rotary_fraction
+        if not (rules.odd_rotary_rounds_up and rotated < d_head):
+            raise SymbolicError(
+                "partial_rotary_factor",
+                f"rotates {rotated} of {d_head} head dims, an odd number: {fam}'s cos/sin tables are then "
+                f"{rotated + 1} wide and its forward fails in transformers {TRANSFORMERS_VERSION}; "
+                "choose a factor that rotates an even number of dims",
+            )
     if o.attention == "flash" and o.device != "cuda":
         raise SymbolicError("attention", "flash (flash_attention_2) runs on CUDA only; use --device cuda or sdpa/eager")
     if o.attention == "flash" and model.arch.attention.kind is AttentionKind.MLA:
