@@ -339,8 +339,8 @@ class Model:
         an odd rotated width ``r`` gives tables ``r + 1`` wide (``inv_freq`` holds half of that).
 
         >>> from symbolic.registry import load_model
-        >>> m = load_model("pythia-6.9b")
-        >>> m.rotary_table_fraction, m.with_sizes(d_head=12, d_model=48, n_heads=4).rotary_table_fraction  # 32 of 128; 4 of 12
+        >>> m = load_model("pythia-6.9b")  # rotates 32 of 128 dims; at a head width of 12, 3 dims: tables 4 wide
+        >>> m.rotary_table_fraction, m.with_sizes(d_head=12).rotary_table_fraction
         (Fraction(1, 4), Fraction(1, 3))
         """
         fraction, d_head = self.arch.rotary_fraction, self.sizes.get("d_head")
