@@ -378,6 +378,7 @@ def memory(
             layer_transient=sp.Max(*others) if others else sp.Integer(0),
             autocast=bool(activation_options.get("autocast")),
             weight_bytes=rational(recipe.weights),
+            eager=activation_options.get("attention") == "eager",
         )
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")

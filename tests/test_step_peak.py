@@ -142,6 +142,28 @@ def test_final_rmsnorm_backward_holds_the_peak():
     assert point["label"].startswith("final norm backward")
 
 
+@pytest.mark.parametrize("recipe", ["fp32", "bf16"])
+def test_eager_attention_backward(recipe):
+    """Eager attention, long sequences, a small vocabulary: the softmax's backward holds the peak
+    (the probabilities' gradient and the scores' gradient, both b*a*s^2, on top of the layer)."""
+    config = dict(LLAMA, hidden_size=64, vocab_size=60, max_position_embeddings=1024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = measure_step(config, 2, 256, recipe, "for-loop", attention="eager", marks=False)
+    report = memory(
+        from_hf_config(config),
+        Workload(2, 256),
+        precision=recipe,
+        optimizer="adamw",
+        optimizer_impl="for-loop",
+        dtype=DTYPE[recipe],
+        attention="eager",
+        device="cpu",
+    )
+    assert abs(report.bytes("peak") - got["peak"]) <= 0.01 * got["peak"], (report.bytes("peak"), got["peak"])
+    assert report.peak_point()["phase"] == got["peak_phase"] == "backward"
+
+
 def test_optimizer_step_peak_foreach_vs_for_loop():
     """Short sequences, wide vocabulary: the optimizer step holds the peak with foreach (a whole
     state-sized sqrt(v)), and backward with the for-loop kernel (one tensor's temporaries)."""

@@ -239,6 +239,7 @@ def step_timeline(
     layer_transient: sp.Expr | int = 0,
     autocast: bool = False,
     weight_bytes: sp.Expr | int = FP32,
+    eager: bool = False,
 ) -> Timeline:
     """The points of one training step on one device (bytes), from the state and activation terms.
 
@@ -252,7 +253,8 @@ def step_timeline(
     recomputed under full recomputation), added to the per-layer points; ``autocast``: fp32 weights
     under ``torch.autocast`` (each linear's weight copy is freed by its backward); ``weight_bytes``:
     bytes of one weight element (the model's floating-point buffers, :func:`buffer_bytes`, are cast
-    to it).
+    to it); ``eager``: attention written in PyTorch ops (``--attention eager``), whose backward
+    holds ``s^2`` gradients.
     """
     if zero_grad not in ZERO_GRAD:
         raise SymbolicError("--zero-grad", f"unknown {zero_grad!r}; allowed: {', '.join(ZERO_GRAD)}")
@@ -364,6 +366,7 @@ def step_timeline(
             dtype_bytes,
             grad_bytes,
             autocast,
+            eager,
         )
         working += transient_grads[g.name]
         # layer i's backward begins with layers 0..i of this group alive and the later layers' grads
@@ -427,6 +430,7 @@ def _layer_working_set(
     dtype_bytes: int,
     grad_bytes: sp.Expr,
     autocast: bool,
+    eager: bool = False,
 ) -> sp.Expr:
     """The most bytes a layer's backward allocates on top of what is alive when it starts (bytes).
 
@@ -447,6 +451,11 @@ def _layer_working_set(
       and product.
     - SDPA's math path (CPU, with dropout): after the MLP's tensors are freed, ``P@V``'s backward
       allocates the fp32 probabilities' gradient (``b*a*s^2``) and the values' gradient.
+    - Eager attention (no attention dropout, no soft-capping): after the output projection's
+      backward (its saved input freed), ``P@V``'s backward makes the probabilities' gradient and
+      frees their cast copy (the values' gradient takes the saved values' place); the softmax's
+      backward then makes the scores' gradient while the probabilities' gradient and the softmax
+      output are alive: two softmax-output-sized tensors on top.
     """
     b, s, h = S.batch, S.seq, S.d_model
     dt = dtype_bytes
@@ -494,7 +503,14 @@ def _layer_working_set(
         mlp_grads = _sum(grads, "mlp.", "norm_mlp")
         mlp_acts = _sum(acts, "mlp.", "norm_2") + (mask if masks != 0 else 0)
     probs = acts.get("attention.probs", sp.Integer(0))
-    if probs != 0 and S.seq**2 in sp.expand(probs).atoms(sp.Pow) and "attention.dropped_probs" not in acts:
+    plain = "attention.dropped_probs" not in acts and "attention.softcap" not in acts
+    if eager and probs != 0 and plain and not arch.parallel_block:
+        start = mlp_grads - mlp_acts  # the MLP's part of the layer is done
+        kept, made, copy = linear("attention.o_proj")
+        out = acts.get("attention.output", sp.Integer(0))
+        cast = acts.get("attention.probs_cast", sp.Integer(0))
+        points.append(start - mask + kept - copy - out - cast + 2 * probs)
+    elif probs != 0 and S.seq**2 in sp.expand(probs).atoms(sp.Pow) and "attention.dropped_probs" not in acts:
         if not arch.parallel_block:  # SDPA's math path: softmax output, scaled mask, dropped probabilities
             start = mlp_grads - mlp_acts  # the MLP's part of the layer is done
             kept, made, copy = linear("attention.o_proj")
