@@ -182,3 +182,35 @@ def test_sweep(fam, dtype, attention, dropout, recompute):
     if attention == "sdpa" and fam in NO_SDPA:
         pytest.skip("no SDPA in transformers 5.24 for this family")
     compare(fam, dtype, attention, dropout, recompute, per_layer=fam != "gemma2" or recompute == "none")
+
+
+def measured_under_autocast(cfg: dict, batch: int, seq: int) -> int:
+    """Bytes autograd saves for one training forward of ``cfg``'s model in fp32 under
+    ``torch.autocast("cpu", bfloat16)`` (real tensors; parameters, buffers and ids not counted)."""
+    import torch
+
+    from tests.harness.measure import _make_inputs, _prepare, measure_callable
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _prepare(cfg, "fp32", "sdpa", "none", 0)
+        ids = _make_inputs(cfg, batch, seq, 0)
+
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(input_ids=ids, labels=ids).loss
+
+        got, _ = measure_callable(step, exclude=[*model.parameters(), *model.buffers(), ids])
+    return got
+
+
+@pytest.mark.parametrize("fam", ["llama", "qwen3", "gemma", "mistral", "olmo"])
+@pytest.mark.parametrize(("batch", "seq"), [(1, 13), (3, 11)])
+def test_autocast_bf16_to_the_byte(fam, batch, seq):
+    """fp32 weights under autocast: norms of the residual stream in fp32, q/k norms of a linear's
+    bf16 output in bf16 (Qwen3), every linear's bf16 input copy; exact equals autograd's bytes."""
+    cfg, _ = survey.family_config(fam, SIZE, 0.0)
+    model = from_hf_config(cfg)
+    opts = ActivationOptions(dtype="bf16", attention="sdpa", device="cpu", autocast=True)
+    ours = activation_bytes(activation_terms(model, "exact", opts), model, {"batch": batch, "seq": seq})
+    assert ours.total == measured_under_autocast(cfg, batch, seq)

@@ -109,9 +109,11 @@ class _Builder:
         kind: NormKind,
         save_input: bool = True,
         shards: frozenset[sp.Symbol] = SEQ,
+        in_stream: bool = True,
     ) -> None:
-        """A norm's saved tensors; ``shards``: the residual stream's norms split along the sequence (SP)."""
-        D, sh = self.nbytes_norm, shards
+        """A norm's saved tensors; ``shards``: the residual stream's norms split along the sequence (SP);
+        ``in_stream=False``: a norm of a linear's output (q/k norms), in the compute dtype under autocast."""
+        D, sh = (self.nbytes_norm if in_stream else self.nbytes), shards
         if kind is NormKind.RMSNORM:
             fp32_scale = self.rules.rmsnorm_fp32_scale
             if save_input or D != FP32:
@@ -338,8 +340,8 @@ class _Builder:
         qk = arch.attention.qk_norm
         if qk.value != "none":
             kind = arch.attention.qk_norm_kind.kind
-            self.norm(f"{pre}.attention.q_norm", tokens * qd, tokens * a, n, kind, shards=HEADS)
-            self.norm(f"{pre}.attention.k_norm", tokens * kvd, tokens * g, n, kind, shards=HEADS)
+            self.norm(f"{pre}.attention.q_norm", tokens * qd, tokens * a, n, kind, shards=HEADS, in_stream=False)
+            self.norm(f"{pre}.attention.k_norm", tokens * kvd, tokens * g, n, kind, shards=HEADS, in_stream=False)
         if rules.rotary == "per_layer":
             self.add(f"{pre}.attention.rotary", 4 * s * self.rotary_width() * D, "GPT-J's sin/cos, per layer", n)
         dropout = self.p["attention"] > 0
