@@ -68,6 +68,7 @@ class FamilyRules:
     # (Mistral, Phi-3, Starcoder2), those from ``max_window_layers`` on ("from_max_window", Qwen2/Qwen3),
     # or the even ones below it ("even_below_max_window", Qwen2-MoE); Qwen's need ``use_sliding_window``
     sliding_layers: str = "all"  # the sliding layers' rule: each keeps an SDPA mask once s >= window
+    causal_mask_buffer: bool = False  # a bool n_ctx x n_ctx causal mask registered as a buffer (GPTBigCode)
     checkpoint_alibi: bool = False  # the ALiBi bias tensor is passed to every layer: the checkpoints keep it
     # -- norms --
     rmsnorm_fp32_scale: bool = False  # RMSNorm multiplies by (1 + weight) in fp32 (Gemma): fp32 normalized, fp32 scale
@@ -114,7 +115,13 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             **_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none", fused_qkv=True
         ),
         "gpt_bigcode": FamilyRules(
-            **_GPT, rotary="none", positions="s", ckpt_positions="none", sdpa_fused_qkv=True, fused_qkv=True
+            **_GPT,
+            rotary="none",
+            positions="s",
+            ckpt_positions="none",
+            sdpa_fused_qkv=True,
+            fused_qkv=True,
+            causal_mask_buffer=True,
         ),
         "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True),
         "gpt_neox": FamilyRules(

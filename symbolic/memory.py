@@ -379,6 +379,7 @@ def memory(
             autocast=bool(activation_options.get("autocast")),
             weight_bytes=rational(recipe.weights),
             eager=activation_options.get("attention") == "eager",
+            buffers=None if model.hand_written else _traced_buffers(model, rational(recipe.weights)),
         )
     if not opt.trains:
         notes.append("optimizer none: inference, so no gradients, master weights or optimizer state")
@@ -458,3 +459,10 @@ def _activations_json(report: DeviceMemory) -> dict[str, Any] | None:
     if report.activations is None:
         return None
     return activations_json(report.activations, report.model, report.values)
+
+
+def _traced_buffers(model: Model, weight_bytes: sp.Expr) -> sp.Expr:
+    """The buffers' bytes of a model known only through its trace (read off the traced model)."""
+    from .trace.convention import buffer_bytes
+
+    return buffer_bytes(model, weight_bytes)

@@ -147,15 +147,12 @@ def buffer_bytes(model: Model, weight_bytes: sp.Expr | int = FP32) -> sp.Expr:
     >>> buffer_bytes(load_model("starcoder"))  # the causal mask: n_ctx * n_ctx booleans
     n_ctx**2
     """
-    if not model.hand_written:  # a type known only through its trace: the traced model's buffers
-        from ..trace.convention import buffer_bytes as traced_buffer_bytes
-
-        return traced_buffer_bytes(model, weight_bytes)
     arch = model.arch
     try:
-        rotary = rules_for(arch.family).rotary
+        rules = rules_for(arch.family)
     except SymbolicError:
-        rotary = "shared"
+        rules = None
+    rotary = "shared" if rules is None else rules.rotary
     out = sp.Integer(0)
     if arch.positions is Positions.ROTARY and rotary != "none":
         width = (
@@ -166,7 +163,7 @@ def buffer_bytes(model: Model, weight_bytes: sp.Expr | int = FP32) -> sp.Expr:
             out += int(positions) * width * weight_bytes
         else:
             out += 2 * (width / 2) * weight_bytes
-    if arch.family == "gpt_bigcode":  # the causal mask, registered over the whole position table
+    if rules is not None and rules.causal_mask_buffer:  # a causal mask over the whole position table
         out += S.symbol("n_ctx") ** 2
     return out
 
@@ -240,6 +237,7 @@ def step_timeline(
     autocast: bool = False,
     weight_bytes: sp.Expr | int = FP32,
     eager: bool = False,
+    buffers: sp.Expr | None = None,
 ) -> Timeline:
     """The points of one training step on one device (bytes), from the state and activation terms.
 
@@ -254,7 +252,8 @@ def step_timeline(
     under ``torch.autocast`` (each linear's weight copy is freed by its backward); ``weight_bytes``:
     bytes of one weight element (the model's floating-point buffers, :func:`buffer_bytes`, are cast
     to it); ``eager``: attention written in PyTorch ops (``--attention eager``), whose backward
-    holds ``s^2`` gradients.
+    holds ``s^2`` gradients; ``buffers``: the buffers' bytes where they are not :func:`buffer_bytes`'s
+    (a model known only through its trace).
     """
     if zero_grad not in ZERO_GRAD:
         raise SymbolicError("--zero-grad", f"unknown {zero_grad!r}; allowed: {', '.join(ZERO_GRAD)}")
@@ -286,7 +285,8 @@ def step_timeline(
         counters = FP32 * sp.Add(*(t.count for t in cat("optimizer")))
     ids = tokens * INT64
     kept = G if (zero_grad == "zero" or accumulation > 1) else 0
-    buffers = buffer_bytes(model, weight_bytes)
+    if buffers is None:
+        buffers = buffer_bytes(model, weight_bytes)
     start = W + M + OPT + counters + buffers + ids + kept
 
     # per group: the layers this device runs (the terms' count: n_layers, or its pipeline share)
