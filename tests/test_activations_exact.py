@@ -204,11 +204,28 @@ def measured_under_autocast(cfg: dict, batch: int, seq: int) -> int:
     return got
 
 
-@pytest.mark.parametrize("fam", ["llama", "qwen3", "gemma", "mistral", "olmo"])
+@pytest.mark.parametrize(
+    "fam",
+    [
+        "llama",
+        "qwen3",
+        "gemma",
+        "mistral",
+        "olmo",
+        "phi3",
+        "gpt_neox",
+        "qwen2",
+        "stablelm",
+        "starcoder2",
+        "falcon",
+        "mixtral",
+    ],
+)
 @pytest.mark.parametrize(("batch", "seq"), [(1, 13), (3, 11)])
 def test_autocast_bf16_to_the_byte(fam, batch, seq):
     """fp32 weights under autocast: norms of the residual stream in fp32, q/k norms of a linear's
-    bf16 output in bf16 (Qwen3), every linear's bf16 input copy; exact equals autograd's bytes."""
+    bf16 output in bf16 (Qwen3), every linear's bf16 input copy, SDPA's values a fresh tensor where
+    the fused q/k/v output is not kept (Phi-3, GPT-NeoX); exact equals autograd's bytes."""
     cfg, _ = survey.family_config(fam, SIZE, 0.0)
     model = from_hf_config(cfg)
     opts = ActivationOptions(dtype="bf16", attention="sdpa", device="cpu", autocast=True)

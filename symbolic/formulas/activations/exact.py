@@ -403,7 +403,7 @@ class _Builder:
             )
         else:
             self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n, shards=HEADS)
-            if rules.sdpa_values_view:
+            if rules.sdpa_values_view and not self.amp:
                 self.add(f"{pre}.attention.k", tokens * kv * D, "keys (after rotary, a fresh tensor)", n, shards=HEADS)
                 self.add(
                     f"{pre}.attention.qkv_output",
