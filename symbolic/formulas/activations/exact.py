@@ -158,7 +158,8 @@ class _Builder:
             for i in range(count):
                 self.norm(f"{pre}.norm_{i + 1}", tokens * h, tokens, n, kind)
         if self.amp:  # autocast casts the fp32 input once per linear that reads it, and keeps each copy
-            reads = 1 if self.rules.fused_qkv else 3
+            # latent attention: q (or q_a) and kv_a projections read the input
+            reads = 2 if arch.attention.kind is AttentionKind.MLA else 1 if self.rules.fused_qkv else 3
             self.add(f"{pre}.attention.input", reads * tokens * h * D, f"{reads} autocast copies of q/k/v's input", n)
         else:
             self.add(f"{pre}.attention.input", tokens * h * D, "q/k/v projections' input (one storage)", n)
@@ -480,13 +481,15 @@ class _Builder:
         D, tokens = self.nbytes, b * s
         rms = NormKind.RMSNORM
         if self.arch.attention.q_lora:
-            self.norm(f"{pre}.attention.q_a_norm", tokens * S.q_lora_rank, tokens, n, rms)
+            self.norm(f"{pre}.attention.q_a_norm", tokens * S.q_lora_rank, tokens, n, rms, in_stream=False)
             self.add(f"{pre}.attention.q_b_input", tokens * S.q_lora_rank * D, "q_b_proj input", n)
         rkr = S.kv_lora_rank + S.d_rope
         if D == FP32:
             # the norm's fp32 input is a view of the whole kv_a_proj output (latent + decoupled rope key)
             self.add(f"{pre}.attention.kv_a_output", tokens * rkr * D, "kv_a_proj output (the norm reads a view)", n)
-        self.norm(f"{pre}.attention.kv_a_norm", tokens * S.kv_lora_rank, tokens, n, rms, save_input=False)
+        self.norm(
+            f"{pre}.attention.kv_a_norm", tokens * S.kv_lora_rank, tokens, n, rms, save_input=False, in_stream=False
+        )
         self.add(f"{pre}.attention.kv_b_input", tokens * S.kv_lora_rank * D, "kv_b_proj input", n)
         dq, heads = S.d_nope + S.d_rope, b * a * s
         if self.options.attention == "eager" or D == FP32:
@@ -528,28 +531,27 @@ class _Builder:
         D, tokens, E, k = self.nbytes, b * s, S.n_experts, S.top_k
         fe = S.d_expert
         moe = self.arch.moe
-        if self.rules.router_fp32 and D != FP32:
+        # a router that casts to fp32 itself runs in autocast's dtype under autocast (its linear is cast back)
+        rb = D if (self.rules.router_fp32 and self.amp) else FP32
+        if self.rules.router_fp32 and D != FP32 and not self.amp:
             self.add(
                 f"{pre}.moe.router_fp32_copies",
                 tokens * h * FP32 + h * E * FP32,
                 "router's fp32 copies of its input and weight (saved by the fp32 linear)",
                 n,
             )
-        self.add(
-            f"{pre}.moe.router_probs",
-            tokens * E * FP32,
-            "router " + ("sigmoid" if self.rules.router_sigmoid else "softmax") + " output, fp32",
-            n,
-        )
+        kind = "sigmoid" if self.rules.router_sigmoid else "softmax"
+        self.add(f"{pre}.moe.router_probs", tokens * E * rb, f"router {kind} output, {_dtype_name(rb)}", n)
         self.add(f"{pre}.moe.topk_indices", tokens * k * 8, "top-k expert indices, int64", n)
         if moe is not None and moe.normalize_topk:
             self.add(
                 f"{pre}.moe.topk_normalize",
-                tokens * FP32 + tokens * k * FP32,
-                "top-k weight normalisation: denominator and normalized weights, fp32",
+                tokens * rb + tokens * k * rb,
+                f"top-k weight normalisation: denominator and normalized weights, {_dtype_name(rb)}",
                 n,
             )
-        wb = FP32 if self.rules.routing_weights_fp32 else D
+        wb = FP32 if (self.rules.routing_weights_fp32 and rb == FP32) else D
+        shared_bytes = D  # the shared expert and its gate run through linears: autocast's dtype
         if self.options.experts == "grouped_mm" and self.amp:
             D = FP32  # autocast leaves torch._grouped_mm alone: the experts run on the fp32 weights and inputs
         if self.options.experts == "grouped_mm":
@@ -584,11 +586,20 @@ class _Builder:
             )
         if moe is not None and moe.shared_experts:
             self.mlp(f"{pre}.moe.shared_expert", S.d_shared, n)
+            if self.amp:  # each of the shared expert's input linears casts the fp32 input again
+                reads = 2 if (self.arch.mlp.kind.value == "gated" and not self.rules.fused_gate_up) else 1
+                self.add(
+                    f"{pre}.moe.shared_expert.input",
+                    reads * tokens * h * shared_bytes,
+                    f"{reads} autocast copies of the shared expert's input",
+                    n,
+                )
         if moe is not None and moe.shared_expert_gate:  # Qwen2-MoE gates it even when its width is 0
+            casts = 1 if self.amp else 0  # under autocast the gate's linear casts the input once more
             self.add(
                 f"{pre}.moe.shared_gate",
-                tokens * D + tokens * h * D,
-                "shared expert's sigmoid gate and gated output",
+                tokens * shared_bytes + (1 + casts) * tokens * h * shared_bytes,
+                "shared expert's sigmoid gate and gated output" + (" and the gate's autocast input" if casts else ""),
                 n,
             )
 
@@ -671,6 +682,11 @@ class _Builder:
         labels = sp.Piecewise((s + 1, sp.Eq(b, 1)), (tokens, True))
         self.add("loss.labels", labels * INT64, "shifted labels, int64 (b = 1: a view of the s + 1 padded ones)")
         self.add("loss.total_weight", sp.Integer(FP32), "nll_loss's total weight, one fp32 scalar")
+
+
+def _dtype_name(nbytes: int) -> str:
+    """``fp32`` for 4 bytes, else ``16-bit`` (the dtype of a term's text)."""
+    return "fp32" if nbytes == FP32 else "16-bit"
 
 
 def _check(model: Model, o: ActivationOptions) -> None:
