@@ -344,7 +344,12 @@ class _Builder:
             self.norm(f"{pre}.attention.q_norm", tokens * qd, tokens * a, n, kind, shards=HEADS, in_stream=False)
             self.norm(f"{pre}.attention.k_norm", tokens * kvd, tokens * g, n, kind, shards=HEADS, in_stream=False)
         if rules.rotary == "per_layer":
-            self.add(f"{pre}.attention.rotary", 4 * s * self.rotary_width() * D, "GPT-J's sin/cos, per layer", n)
+            self.add(
+                f"{pre}.attention.rotary",
+                4 * s * self.rotary_width() * self.nbytes_norm,
+                "GPT-J's sin/cos, per layer",
+                n,
+            )
         dropout = self.p["attention"] > 0
         broadcast = arch.attention.kv_broadcast and o.attention == "sdpa"
         if o.attention == "eager" or (o.attention == "sdpa" and dropout and not self.cuda) or broadcast:
@@ -404,7 +409,7 @@ class _Builder:
             )
         else:
             self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n, shards=HEADS)
-            if rules.sdpa_values_view and not self.amp:
+            if rules.sdpa_values_view:
                 self.add(f"{pre}.attention.k", tokens * kv * D, "keys (after rotary, a fresh tensor)", n, shards=HEADS)
                 self.add(
                     f"{pre}.attention.qkv_output",
@@ -620,7 +625,7 @@ class _Builder:
         if rules.rotary == "per_layer":
             self.add(
                 "shared.rotary",
-                s * self.rotary_width() * D,
+                s * self.rotary_width() * self.nbytes_norm,
                 "GPT-J's sin/cos kept by the checkpoints",
                 tags=("shared",),
             )
