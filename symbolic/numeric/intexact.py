@@ -252,23 +252,11 @@ def lower(expr: sp.Expr, args: Sequence[str]) -> IntProgram | None:
             names.append(name)
             out: sp.Expr = sp.Symbol(name)
         elif isinstance(e, sp.Max | sp.Min):
-            parts = [_fraction(low(a), names) for a in e.args]
-            symbols = [sp.Symbol(n) for n in names]
-            dens = [sp.Poly(_expr(d), *symbols) for _, d in parts]
-            common = dens[0]
-            for d in dens[1:]:
-                common = sp.lcm(common, d)
-            scaled, scales = [], []
-            for (num, _), d in zip(parts, dens, strict=True):
-                q, r = sp.div(common, d)
-                if not r.is_zero:
-                    raise ValueError("no common denominator")
-                scaled.append(_fraction(_expr(num) * q.as_expr(), names)[0])
-                scales.append(_fraction(q.as_expr(), names)[0])
+            scaled, scales, common = _common_denominator([low(a) for a in e.args], names)
             name = f"_s{len(steps)}"
-            steps.append(_Step(name, "max" if isinstance(e, sp.Max) else "min", tuple(scaled), tuple(scales)))
+            steps.append(_Step(name, "max" if isinstance(e, sp.Max) else "min", scaled, scales))
             names.append(name)
-            out = sp.Symbol(name) / common.as_expr()
+            out = sp.Symbol(name) / common
         elif isinstance(e, sp.Piecewise):
             out = _select(e, low, names, steps)
         else:
@@ -317,7 +305,21 @@ def _select(e: sp.Piecewise, low: Any, names: list[str], steps: list[_Step]) -> 
         raise ValueError("a piecewise expression undefined where no condition holds")
     tests: list[_Poly] = []
     condition = tuple(_condition(c, low, names, tests) for _, c in e.args)
-    parts = [_fraction(low(value), names) for value, _ in e.args]
+    scaled, scales, common = _common_denominator([low(value) for value, _ in e.args], names)
+    name = f"_s{len(steps)}"
+    steps.append(_Step(name, "select", scaled, scales, condition, tuple(tests)))
+    names.append(name)
+    return sp.Symbol(name) / common
+
+
+def _common_denominator(
+    values: Sequence[sp.Expr], names: list[str]
+) -> tuple[tuple[_Poly, ...], tuple[_Poly, ...], sp.Expr]:
+    """``values`` (rational functions of ``names``) over their least common denominator ``D``: the
+    numerators ``N_i * D/D_i``, the scales ``D/D_i`` and ``D``; ValueError where the division is not exact."""
+    import sympy as sp
+
+    parts = [_fraction(v, names) for v in values]
     symbols = [sp.Symbol(n) for n in names]
     dens = [sp.Poly(_expr(d), *symbols) for _, d in parts]
     common = dens[0]
@@ -330,10 +332,7 @@ def _select(e: sp.Piecewise, low: Any, names: list[str], steps: list[_Step]) -> 
             raise ValueError("no common denominator")
         scaled.append(_fraction(_expr(num) * q.as_expr(), names)[0])
         scales.append(_fraction(q.as_expr(), names)[0])
-    name = f"_s{len(steps)}"
-    steps.append(_Step(name, "select", tuple(scaled), tuple(scales), condition, tuple(tests)))
-    names.append(name)
-    return sp.Symbol(name) / common.as_expr()
+    return tuple(scaled), tuple(scales), common.as_expr()
 
 
 def _expr(p: _Poly) -> sp.Expr:
