@@ -330,8 +330,20 @@ class Model:
         (False, True, False, False)
         """
         kv, heads, d_head = self.sizes.get("n_kv_heads"), self.sizes.get("n_heads"), self.sizes.get("d_head")
-        rotated = d_head * self.arch.rotary_fraction if d_head else Fraction(0)
+        rotated = self.rotated_width
         return (kv == 1, kv == heads, bool(rotated % 2), d_head is not None and rotated < d_head)
+
+    @property
+    def rotated_width(self) -> Fraction:
+        """The dims of each head rotary positions rotate (elements): ``d_head`` times the rotary
+        fraction, 0 without a head width.
+
+        >>> from symbolic.registry import load_model
+        >>> load_model("pythia-6.9b").rotated_width  # a quarter of 128
+        Fraction(32, 1)
+        """
+        d_head = self.sizes.get("d_head")
+        return d_head * self.arch.rotary_fraction if d_head else Fraction(0)
 
     @property
     def rotary_table_fraction(self) -> Fraction:
@@ -344,7 +356,7 @@ class Model:
         (Fraction(1, 4), Fraction(1, 3))
         """
         fraction, d_head = self.arch.rotary_fraction, self.sizes.get("d_head")
-        if d_head and (d_head * fraction) % 2 == 1:
+        if d_head and self.rotated_width % 2 == 1:
             return fraction + Fraction(1, d_head)
         return fraction
 

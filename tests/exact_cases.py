@@ -140,13 +140,10 @@ def cases(draw: Any, families: tuple[str, ...] | None = None) -> Case:
 def _odd_rotary(cfg: dict[str, Any]) -> bool:
     """Whether the config rotates an odd number of each head's dims where the family's forward then fails
     (exact refuses those; GPT-NeoX and Phi-3 round the width up and run)."""
-    from symbolic.families import rules_for
+    from symbolic.formulas.activations.exact import odd_rotary_fails
     from symbolic.hf import from_hf_config
 
-    model = from_hf_config(cfg)
-    rotated = model.sizes["d_head"] * model.arch.rotary_fraction
-    rounds_up = rules_for(model.arch.family).odd_rotary_rounds_up and rotated < model.sizes["d_head"]
-    return bool(rotated % 2) and not rounds_up
+    return odd_rotary_fails(from_hf_config(cfg))
 
 
 def _align_experts(cfg: dict[str, Any]) -> None:

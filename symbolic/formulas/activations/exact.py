@@ -29,7 +29,7 @@ from ...terms import Breakdown, Quantity, Term
 from ..inference import sliding_layers
 from .options import TORCH_VERSION, TRANSFORMERS_VERSION, ActivationOptions
 
-__all__ = ["exact_activation_terms", "dropout_probabilities"]
+__all__ = ["exact_activation_terms", "dropout_probabilities", "odd_rotary_fails"]
 
 BYTES = Quantity.BYTES
 ONE = sp.Integer(1)
@@ -306,12 +306,12 @@ class _Builder:
         fused = self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
         # which case applies is read at the model's own head counts (a tensor-parallel split that leaves one
         # kv head per device is not followed: the formula stays in one line)
-        kv, heads = self.model.sizes.get("n_kv_heads"), self.model.sizes.get("n_heads")
-        if kv == 1 and fused:  # the keys stay one head wide, the values' view keeps the whole fused output
+        one_kv, kv_is_heads, _, _ = self.model.size_cases
+        if one_kv and fused:  # the keys stay one head wide, the values' view keeps the whole fused output
             views = s * D * dh * (3 * g - a)
-        elif kv == 1:  # keys and values stay one head wide
+        elif one_kv:  # keys and values stay one head wide
             views = 2 * s * D * dh * (g - a)
-        elif kv == heads and fused:  # the values' view keeps the whole fused output
+        elif kv_is_heads and fused:  # the values' view keeps the whole fused output
             views = 2 * s * D * dh * g
         else:
             return
@@ -383,7 +383,7 @@ class _Builder:
                 if rules.fused_qkv and fp == D and not self.amp:
                     # with b = 1 the values P@V saves are a view of the fused projection's output, not a copy
                     # (not GPT-BigCode's multi-query values: one head, expanded)
-                    mqa = rules.sdpa_fused_qkv and self.model.sizes.get("n_kv_heads") != self.model.sizes.get("n_heads")
+                    mqa = rules.sdpa_fused_qkv and not self.model.size_cases[1]  # fewer kv heads than heads
                     view = sp.false if mqa else sp.Eq(b, 1)
                     self.add(
                         f"{pre}.attention.v_batch1_view",
@@ -461,8 +461,8 @@ class _Builder:
         D = self.nbytes
         # keys a heads wide instead of g; values a copy a heads wide instead of g (or of the whole fused output)
         repeat = (D * b * s * dh * (a - 3 * g)) if self.rules.sdpa_values_view else (2 * D * b * s * dh * (a - g))
-        kv, heads = self.model.sizes.get("n_kv_heads"), self.model.sizes.get("n_heads")
-        if self.rules.sdpa_expand_kv or self.rules.sdpa_fused_qkv or kv in (1, heads):
+        one_kv, kv_is_heads, _, _ = self.model.size_cases
+        if self.rules.sdpa_expand_kv or self.rules.sdpa_fused_qkv or one_kv or kv_is_heads:
             repeat = sp.Integer(0)  # nothing repeated, or a view (one kv head): read at the model's head counts
         beyond = sp.Piecewise((b * s**2 * D, s >= S.window), (0, True))
         self.add(
@@ -694,19 +694,26 @@ def _dtype_name(nbytes: int) -> str:
     return "fp32" if nbytes == FP32 else "16-bit"
 
 
+def odd_rotary_fails(model: Model) -> bool:
+    """Whether ``model`` rotates an odd number of each head's dims where its family's forward then fails in
+    transformers (the cos/sin tables one wider than the rotated dims); GPT-NeoX and Phi-3 rotate the
+    wider width instead, below the full head width (:attr:`Model.rotary_table_fraction`)."""
+    _, _, odd, partial = model.size_cases
+    rounds_up = rules_for(model.arch.family).odd_rotary_rounds_up and partial
+    return model.arch.positions is Positions.ROTARY and odd and not rounds_up
+
+
 def _check(model: Model, o: ActivationOptions) -> None:
     rules = rules_for(model.arch.family)
     fam = model.arch.family
-    d_head = model.sizes.get("d_head")
-    if model.arch.positions is Positions.ROTARY and d_head and (d_head * model.arch.rotary_fraction) % 2:
-        rotated = d_head * model.arch.rotary_fraction
-        if not (rules.odd_rotary_rounds_up and rotated < d_head):
-            raise SymbolicError(
-                "partial_rotary_factor",
-                f"rotates {rotated} of {d_head} head dims, an odd number: {fam}'s cos/sin tables are then "
-                f"{rotated + 1} wide and its forward fails in transformers {TRANSFORMERS_VERSION}; "
-                "choose a factor that rotates an even number of dims",
-            )
+    if odd_rotary_fails(model):
+        rotated = model.rotated_width
+        raise SymbolicError(
+            "partial_rotary_factor",
+            f"rotates {rotated} of {model.sizes['d_head']} head dims, an odd number: {fam}'s cos/sin tables are "
+            f"then {rotated + 1} wide and its forward fails in transformers {TRANSFORMERS_VERSION}; "
+            "choose a factor that rotates an even number of dims",
+        )
     if o.attention == "flash" and o.device != "cuda":
         raise SymbolicError("attention", "flash (flash_attention_2) runs on CUDA only; use --device cuda or sdpa/eager")
     if o.attention == "flash" and model.arch.attention.kind is AttentionKind.MLA:
