@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 from typing import Any
@@ -90,12 +89,6 @@ CASES: dict[str, dict[str, Any]] = {
     ),
 }
 MODES = ("tp", "tp_sp", "pp")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _local(t):
@@ -230,7 +223,7 @@ def _pipeline(model, job: dict, ids, rank: int, world: int, hooks: tuple, alive_
     return peak[0]
 
 
-def _worker(rank: int, world: int, port: int, job: dict, out_dir: str) -> None:
+def _worker(rank: int, world: int, job: dict, out_dir: str) -> None:
     import gc
     import warnings
     import weakref
@@ -239,9 +232,11 @@ def _worker(rank: int, world: int, port: int, job: dict, out_dir: str) -> None:
     import torch.distributed as dist
 
     warnings.filterwarnings("ignore")
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # rendezvous through a file in this run's own directory: no TCP store and no port picked ahead of
+    # time that another run on the machine could take in between
+    store = os.path.join(out_dir, "rendezvous")
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         import transformers
         from torch.distributed.device_mesh import init_device_mesh
@@ -282,6 +277,7 @@ def _worker(rank: int, world: int, port: int, job: dict, out_dir: str) -> None:
             result = {"rank": rank, "total": peak, "tensors": []}
             with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
                 json.dump(result, fh)
+            dist.barrier()
             return
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
             out = model(ids, labels=ids, use_cache=False)
@@ -301,8 +297,24 @@ def _worker(rank: int, world: int, port: int, job: dict, out_dir: str) -> None:
         loss.backward()  # the graph must be usable: a split that breaks backward is not a measurement
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump(result, fh)
-    finally:
+        # leave the group only once every rank is done with it: the barrier waits for all work queued
+        # before it, so no rank closes its connections while a peer still reads from them
+        dist.barrier()
+    finally:  # after an error no barrier: the rank exits and the spawner stops the others
         dist.destroy_process_group()
+
+
+def _spawn(job: dict, world: int) -> list[dict]:
+    """One run: ``world`` fresh processes in a fresh directory; each rank's result (a list by rank)."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        mp.spawn(_worker, args=(world, job, out_dir), nprocs=world, join=True)
+        ranks = []
+        for rank in range(world):
+            with open(os.path.join(out_dir, f"rank{rank}.json")) as fh:
+                ranks.append(json.load(fh))
+    return ranks
 
 
 def measure_parallel(
@@ -318,9 +330,12 @@ def measure_parallel(
 ) -> list[dict]:
     """Per-rank bytes saved for backward (a list indexed by rank: ``total`` in bytes and ``tensors``).
 
-    Starts ``world`` gloo processes on the CPU; ``mode`` is ``tp`` or ``tp_sp``.
+    Starts ``world`` gloo processes on the CPU; ``mode`` is ``tp``, ``tp_sp`` or ``pp``. A run in which
+    a worker is killed by a signal (a native abort in the communication layer, not a Python error) is
+    started again once, from scratch, with a note on stderr; a worker that raises, a second signal
+    death, or any number the run returns is never retried.
     """
-    import torch.multiprocessing as mp
+    from torch.multiprocessing import ProcessExitedException
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -334,13 +349,13 @@ def measure_parallel(
         micro=micro,
         interleave=interleave,
     )
-    with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_worker, args=(world, _free_port(), job, out_dir), nprocs=world, join=True)
-        ranks = []
-        for rank in range(world):
-            with open(os.path.join(out_dir, f"rank{rank}.json")) as fh:
-                ranks.append(json.load(fh))
-    return ranks
+    try:
+        return _spawn(job, world)
+    except ProcessExitedException as error:
+        if error.signal_name is None:  # an exit status, not a signal: a real failure
+            raise
+        print(f"parallel run: {error}; running it again once", file=sys.stderr, flush=True)
+    return _spawn(job, world)
 
 
 def main(argv: list[str] | None = None) -> int:
