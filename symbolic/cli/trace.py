@@ -15,6 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_argument(p)
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="model dtype (default fp32)")
+    p.add_argument(
+        "--autocast",
+        choices=("bf16", "fp16"),
+        help="run the step under torch.autocast to this dtype over fp32 weights (the amp recipes)",
+    )
     p.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa", help="attention kernel (default sdpa)")
     p.add_argument("--recompute", choices=("none", "full"), default="none", help="checkpoint every decoder layer")
     p.add_argument(
@@ -41,7 +46,12 @@ def _trace(args: argparse.Namespace) -> tuple[str, dict[str, Any], Any]:
     name, config = load_config(args.model)
     at = (args.batch, args.seq) if args.batch is not None else None
     options = TraceOptions(
-        dtype=args.dtype, attention=args.attention, recompute=args.recompute, experts=args.experts, at=at
+        dtype=args.dtype,
+        attention=args.attention,
+        recompute=args.recompute,
+        experts=args.experts,
+        at=at,
+        autocast=args.autocast,
     )
     return name, config, trace(config, options)
 

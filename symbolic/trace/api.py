@@ -126,7 +126,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
 
     def step(batch: int | None, hint: int, flops: bool, fixed: bool = False) -> R.StepResult:
         try:
-            return R.run_step(model, fake, env, path, batch, hint, flops, seq_fixed=fixed)
+            return R.run_step(model, fake, env, path, batch, hint, flops, seq_fixed=fixed, autocast=options.autocast)
         except Exception as err:
             raise _step_error(model_type, err, batch, hint) from None
 

@@ -9,9 +9,11 @@ forward and backward passes, per module.
 
 A trace runs one unsharded replica on CPU kernels with the sizes of the config: an option it cannot
 honour (a size other than the config's, pipeline or context parallelism, an override of the
-config's dropout, autocast, selective recomputation, the per-expert loop) is refused with a
-:class:`~symbolic.errors.SymbolicError` naming the field, never ignored. torch and transformers are
-imported only when a builder runs; without them a builder raises one error naming the extra.
+config's dropout, selective recomputation, the per-expert loop) is refused with a
+:class:`~symbolic.errors.SymbolicError` naming the field, never ignored. An amp recipe (fp32 weights,
+``torch.autocast`` to 16 bits) is traced as it runs: fp32 weights, the step under ``torch.autocast``.
+torch and transformers are imported only when a builder runs; without them a builder raises one
+error naming the extra.
 """
 
 from __future__ import annotations
@@ -142,7 +144,6 @@ def _trace_options(options: ActivationOptions, layout: Layout) -> TraceOptions:
             "dropout",
             "the traced convention runs the dropout of the config; edit config.json instead",
         ),
-        (options.autocast, "precision", "the traced step runs without torch.autocast; use a recipe without amp"),
         (
             options.experts != "grouped_mm",
             "experts",
@@ -153,6 +154,10 @@ def _trace_options(options: ActivationOptions, layout: Layout) -> TraceOptions:
     for refused, field, message in refusals:
         if refused:
             raise SymbolicError(field, message)
+    if options.autocast:  # the amp recipes: fp32 weights, the step under torch.autocast to options.dtype
+        return TraceOptions(
+            dtype="fp32", attention=options.attention, recompute=options.recompute, autocast=options.dtype
+        )
     return TraceOptions(dtype=options.dtype, attention=options.attention, recompute=options.recompute)
 
 

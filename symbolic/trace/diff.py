@@ -59,7 +59,8 @@ def hand_written(
     model = from_hf_config(dict(config))
     opts = trace.options
     act = ActivationOptions(
-        dtype=opts.dtype,
+        dtype=opts.autocast or opts.dtype,
+        autocast=opts.autocast is not None,
         attention=opts.attention,
         recompute=opts.recompute,
         device="cpu",

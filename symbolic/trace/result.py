@@ -15,6 +15,7 @@ DTYPES = ("fp32", "bf16", "fp16")
 ATTENTIONS = ("sdpa", "eager")
 RECOMPUTES = ("none", "full")
 EXPERTS = ("grouped_mm", "batched_mm")
+AUTOCASTS = ("bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class TraceOptions:
     this one point instead; the answer then holds there only (``Trace.conditions`` says so).
     ``parameters_only=True`` builds the model and reads its parameters without running a step
     (the activation and FLOP Breakdowns are empty).
+    ``autocast``: run the step under ``torch.autocast("cpu")`` to this 16-bit dtype (``bf16`` or
+    ``fp16``) over weights of ``dtype``, which must then be ``fp32`` (the amp recipes); ``None``: no
+    autocast.
     """
 
     dtype: str = "fp32"
@@ -35,6 +39,7 @@ class TraceOptions:
     unrolled: bool = False
     at: tuple[int, int] | None = None
     parameters_only: bool = False
+    autocast: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -50,6 +55,12 @@ class TraceOptions:
                 f"{self.experts!r} cannot be traced (the per-expert loop's sizes depend on the routing); "
                 f"allowed: {', '.join(EXPERTS)}",
             )
+        if self.autocast is not None and self.autocast not in AUTOCASTS:
+            raise SymbolicError("autocast", f"{self.autocast!r} cannot be traced; allowed: {', '.join(AUTOCASTS)}")
+        if self.autocast is not None and self.dtype != "fp32":
+            raise SymbolicError(
+                "dtype", f"{self.dtype!r} under autocast: autocast runs over fp32 weights; allowed: fp32"
+            )
 
     def key(self) -> dict[str, Any]:
         """The options as a JSON-able dict (part of the cache key)."""
@@ -61,6 +72,7 @@ class TraceOptions:
             "unrolled": self.unrolled,
             "at": list(self.at) if self.at else None,
             "parameters_only": self.parameters_only,
+            "autocast": self.autocast,
         }
 
 

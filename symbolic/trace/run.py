@@ -440,6 +440,7 @@ def run_step(
     seq_hint: int,
     flops: bool,
     seq_fixed: bool = False,
+    autocast: str | None = None,
 ) -> StepResult:
     """One training forward (and, with ``flops``, backward) on fake ids of symbolic sizes.
 
@@ -447,6 +448,11 @@ def run_step(
     takes at that value are recorded as guards); ``batch`` None: the batch is a symbol too
     (example value ``BATCH_HINT``); an int: the batch is fixed (1 traces the b = 1 branch).
     ``seq_fixed``: the sequence length is fixed at ``seq_hint`` too (a trace at one point).
+    ``autocast`` (``bf16``, ``fp16``): the forward, loss included, runs under ``torch.autocast("cpu")``
+    to that dtype, as a mixed-precision training step does; the backward runs outside it, as torch
+    recommends (it computes in the dtypes the forward chose). What is saved is read after leaving the
+    autocast region, which frees its cache of 16-bit weight copies, so only the copies that nodes
+    saved stay alive, as in a real step.
     """
     torch, _ = import_torch()
     from torch.fx.experimental.symbolic_shapes import DimDynamic, StatelessSymbolicContext
@@ -515,11 +521,14 @@ def run_step(
     try:
         with fake, _real_branches():
             counter: Any = make_recorder(stack) if flops else contextlib.nullcontext()
+            region: Any = (
+                torch.autocast("cpu", dtype=getattr(torch, _DTYPES[autocast])) if autocast else contextlib.nullcontext()
+            )
             with counter:
-                with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+                with region, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
                     out = model(ids, labels=ids, use_cache=False)
-                loss = out.loss
-                del out
+                    loss = out.loss
+                    del out
                 closure_refs.clear()
                 gc.collect()
                 names = _walk_graph(loss.grad_fn)
