@@ -1,7 +1,7 @@
 """Random training steps for holding the hand-written ``exact`` activations to the traced truth.
 
 A :class:`Case` is one Hugging Face config of a hand-written family with the settings of one
-training step (attention kernel, dtype, recomputation, dropout) and the batch and sequence sizes
+training step (attention kernel, dtype, recomputation, dropout, autocast) and the batch and sequence sizes
 at which to compare: b = 1 and b > 1, and where the config has a sliding window, sequences shorter
 and longer than it. :func:`cases` draws them with hypothesis (configs from
 ``tests/hf_factories.py``, every ``hidden_act`` transformers accepts, windows, partial rotary,
@@ -85,16 +85,27 @@ class Case:
     recompute: str = "none"
     points: tuple[tuple[int, int], ...] = ((1, 5), (3, 7))
     labels: tuple[str, ...] = field(default=(), compare=False)
+    autocast: bool = False  # fp32 weights, the step under torch.autocast to ``dtype`` (the amp recipes)
 
     def describe(self) -> str:
         """One line naming the family and the settings (for reports)."""
-        bits = [self.config["model_type"], self.attention, self.dtype, f"recompute={self.recompute}", *self.labels]
+        dtype = f"amp-{self.dtype}" if self.autocast else self.dtype
+        bits = [self.config["model_type"], self.attention, dtype, f"recompute={self.recompute}", *self.labels]
         return " ".join(bits)
+
+    def trace_options(self) -> Any:
+        """The :class:`~symbolic.trace.TraceOptions` of this step (autocast: fp32 weights, 16-bit compute)."""
+        from symbolic.trace import TraceOptions
+
+        if self.autocast:
+            return TraceOptions(dtype="fp32", attention=self.attention, recompute=self.recompute, autocast=self.dtype)
+        return TraceOptions(dtype=self.dtype, attention=self.attention, recompute=self.recompute)
 
 
 @st.composite
-def cases(draw: Any, families: tuple[str, ...] | None = None) -> Case:
-    """A random :class:`Case` of one of ``families`` (all hand-written families by default)."""
+def cases(draw: Any, families: tuple[str, ...] | None = None, amp: bool = False) -> Case:
+    """A random :class:`Case` of one of ``families`` (all hand-written families by default); ``amp``:
+    fp32 weights under ``torch.autocast`` to bf16 or fp16 (the amp recipes) instead of one model dtype."""
     family = draw(st.sampled_from(sorted(families or FACTORIES)))
     cfg = dict(draw(FACTORIES[family]))
     labels: list[str] = []
@@ -129,12 +140,12 @@ def cases(draw: Any, families: tuple[str, ...] | None = None) -> Case:
         if key in cfg:
             cfg[key] = max(cfg[key], 16)
     attention = "eager" if family in NO_SDPA else draw(st.sampled_from(["sdpa", "eager"]))
-    dtype = draw(st.sampled_from(["fp32", "bf16", "fp16"]))
+    dtype = draw(st.sampled_from(["bf16", "fp16"] if amp else ["fp32", "bf16", "fp16"]))
     if family in MOE and dtype != "fp32":
         _align_experts(cfg)
     recompute = draw(st.sampled_from(["none", "none", "full"]))
     points = tuple((b, s) for s in seqs for b in (1, batch))
-    return Case(cfg, attention, dtype, recompute, points, tuple(labels))
+    return Case(cfg, attention, dtype, recompute, points, tuple(labels), autocast=amp)
 
 
 def _odd_rotary(cfg: dict[str, Any]) -> bool:
@@ -186,7 +197,9 @@ def exact_total(case: Case) -> tuple[Any, dict[str, int]]:
     from symbolic.model import activation_terms
 
     model = from_hf_config(case.config)
-    options = ActivationOptions(dtype=case.dtype, attention=case.attention, recompute=case.recompute, device="cpu")
+    options = ActivationOptions(
+        dtype=case.dtype, attention=case.attention, recompute=case.recompute, device="cpu", autocast=case.autocast
+    )
     values = dict(model.sizes)
     window = model.config.get("sliding_window")
     if isinstance(window, int) and window > 0:  # as symbolic.memory binds it
@@ -199,11 +212,11 @@ def compare(case: Case) -> Outcome:
     from symbolic import symbols as S
     from symbolic.errors import SymbolicError
     from symbolic.numeric import evaluate
-    from symbolic.trace import TraceOptions, trace
+    from symbolic.trace import trace
 
     out = Outcome(case)
     try:
-        traced = trace(case.config, TraceOptions(dtype=case.dtype, attention=case.attention, recompute=case.recompute))
+        traced = trace(case.config, case.trace_options())
     except SymbolicError as err:  # a config transformers rejects is no case (the factories avoid them)
         out.error = f"trace: {err.field}: {err.message}"[:300]
         return out
@@ -222,9 +235,11 @@ def compare(case: Case) -> Outcome:
     return out
 
 
-def draw(examples: int, seed: int | None = None, families: tuple[str, ...] | None = None) -> list[Case]:
+def draw(
+    examples: int, seed: int | None = None, families: tuple[str, ...] | None = None, amp: bool = False
+) -> list[Case]:
     """``examples`` cases, the same on every run for a given ``seed`` (``None``: hypothesis' derandomized
-    draws, the sample the test suite runs)."""
+    draws, the sample the test suite runs); ``amp``: steps under ``torch.autocast`` (see :func:`cases`)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as fix_seed
 
@@ -238,7 +253,7 @@ def draw(examples: int, seed: int | None = None, families: tuple[str, ...] | Non
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(cases(families))
+    @given(cases(families, amp))
     def collect(case: Case) -> None:
         out.append(case)
 

@@ -38,6 +38,24 @@ def test_exact_equals_traced(case: Case) -> None:
     check(case)
 
 
+# the amp sample: fp32 weights under torch.autocast, without recomputation or dropout (the steps exact's
+# autocast rules were measured on; tools/exact_vs_traced.py --amp draws every setting)
+AMP_EXAMPLES = int(os.environ.get("SYMBOLIC_EXACT_AMP_EXAMPLES", "4"))
+
+
+def amp_sample(examples: int) -> list[Case]:
+    """The first ``examples`` amp cases drawn (derandomized) that run without recomputation or dropout."""
+    drawn = draw(4 * examples, amp=True)
+    return [c for c in drawn if c.recompute == "none" and not any(b.startswith("dropout") for b in c.labels)][:examples]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", amp_sample(AMP_EXAMPLES), ids=lambda case: case.describe())
+def test_exact_equals_traced_under_autocast(case: Case) -> None:
+    """Under torch.autocast (the amp recipes) ``exact`` equals the trace at every (b, s) point drawn."""
+    check(case)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "case",

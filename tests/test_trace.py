@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import sympy as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -101,6 +103,62 @@ def test_eager_and_dropout(fam, attention, dropout):
 @pytest.mark.parametrize("fam", ["llama", "gpt_neox"])
 def test_gradient_checkpointing(fam):
     check_activations(family_config(fam), [(2, 9), (1, 5)], recompute="full")
+
+
+@st.composite
+def amp_steps(draw):
+    """A training step under ``torch.autocast`` of a hand-written family or a type known only through its
+    trace: the 16-bit dtype, kernel, dropout, recomputation and two (batch, seq) points, b = 1 and b > 1."""
+    name = draw(st.sampled_from([*HAND_WRITTEN, *sorted(NEW_TYPES)]))
+    dropout = draw(st.sampled_from([0.0, 0.1])) if name in HAND_WRITTEN else 0.0
+    config = NEW_TYPES.get(name) or family_config(name, dropout)
+    attention = "eager" if name in NO_SDPA else draw(st.sampled_from(["sdpa", "eager"]))
+    amp = draw(st.sampled_from(["bf16", "fp16"]))
+    recompute = draw(st.sampled_from(["none", "none", "full"]))
+    points = [(1, draw(st.integers(2, 14))), (draw(st.integers(2, 4)), draw(st.integers(2, 14)))]
+    return config, attention, amp, recompute, points
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(amp_steps())
+def test_traced_under_autocast_equals_measured(step):
+    """fp32 weights, the step under ``torch.autocast`` to bf16 or fp16 (the amp recipes): the trace's
+    bytes equal the storages autograd saves on real tensors, at sizes the trace never ran at."""
+    config, attention, amp, recompute, points = step
+    result = trace(config, TraceOptions(attention=attention, recompute=recompute, autocast=amp))
+    for batch, seq in points:
+        got = measured(config, batch, seq, attn_implementation=attention, recompute=recompute, autocast=amp)
+        assert value(result.activations, result, batch, seq) == got, (config["model_type"], batch, seq)
+
+
+@pytest.mark.parametrize(
+    "name, amp",
+    [
+        ("phi", "bf16"),
+        pytest.param("llama", "fp16", marks=pytest.mark.slow),
+        pytest.param("qwen3_moe", "bf16", marks=pytest.mark.slow),
+        pytest.param("gemma3_text", "fp16", marks=pytest.mark.slow),
+    ],
+)
+def test_traced_under_autocast_at_fixed_sizes(name, amp):
+    """A hand-written family and dense, MoE and sliding-window types known only through their trace,
+    under both amp dtypes: b = 1 and b > 1, s on both sides of gemma3's window of 8."""
+    config = NEW_TYPES.get(name) or family_config(name)
+    result = trace(config, TraceOptions(autocast=amp))
+    for batch, seq in ((2, 9), (1, 5)):
+        got = measured(config, batch, seq, attn_implementation="sdpa", autocast=amp)
+        assert value(result.activations, result, batch, seq) == got, (name, amp, batch, seq)
+
+
+def test_autocast_is_an_option_of_its_own():
+    """Autocast runs over fp32 weights, to a 16-bit dtype; the cache keeps its traces apart."""
+    with pytest.raises(SymbolicError, match="autocast"):
+        TraceOptions(autocast="fp32")
+    with pytest.raises(SymbolicError, match="dtype"):
+        TraceOptions(dtype="bf16", autocast="bf16")
+    keys = {str(TraceOptions(autocast=a).key()) for a in (None, "bf16", "fp16")}
+    assert len(keys) == 3
 
 
 def test_kv_heads_one_and_bf16():

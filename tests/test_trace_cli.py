@@ -111,7 +111,6 @@ def test_convention_traced_refuses_parallel_degrees(capsys, option, value, flag)
     [
         (["memory", "llama2-7b", "--batch", "1", "--seq", "8", "--attention", "flash"], "--attention"),
         (["memory", "llama2-7b", "--batch", "1", "--seq", "8", "--recompute", "selective"], "--recompute"),
-        (["memory", "llama2-7b", "--batch", "1", "--seq", "8", "--precision", "amp-bf16"], "--precision"),
         (["flops", "llama2-7b", "--recompute", "selective"], "--recompute"),
         (["flops", "llama2-7b", "--causal"], "--causal"),
     ],
@@ -133,3 +132,19 @@ def test_convention_traced_without_the_extra_names_the_install(capsys, monkeypat
         code, out, err = run(capsys, *argv, "--convention", "traced")
         assert code == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith("error: --convention:") and 'pip install "symbolic[trace]"' in err
+
+
+def test_autocast_traces_under_torch_autocast_and_agrees_with_exact(capsys, tmp_path):
+    """``--autocast``: fp32 weights, the step under torch.autocast; exact under autocast (byte-exact against
+    autograd: tests/test_activations_exact.py) gives the same activations in every part."""
+    from .trace_configs import NEW_TYPES
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**NEW_TYPES["granite"], "model_type": "llama"}))
+    code, out, err = run(capsys, "trace", str(path), "--autocast", "bf16", "--diff", "exact", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["options"]["autocast"] == "bf16" and data["options"]["dtype"] == "fp32"
+    assert [p for p in data["diff"]["parts"] if p["quantity"] == "activations"] == []
+    code, out, err = run(capsys, "trace", str(path), "--autocast", "bf16", "--dtype", "bf16")
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: --dtype:"), err

@@ -74,6 +74,20 @@ def test_memory_activations_equal_real_autograd(capsys, configs, name):
     assert data["per_device"]["states"] == 16 * transformers_param_count(LLAMA if name == "llama" else PHI)
 
 
+@pytest.mark.parametrize("precision, dtype", [("amp-bf16", "bf16"), ("amp-fp16", "fp16")])
+def test_memory_under_amp_equals_real_autograd_under_autocast(capsys, configs, precision, dtype):
+    """A type known only through its trace, under an amp recipe: the step traced under torch.autocast over
+    fp32 weights; its activations are autograd's saved bytes of the real step, its weights fp32."""
+    argv = ("memory", configs["phi"], "--batch", 3, "--seq", 11, "--device", "cpu", "--precision", precision)
+    data = answer(capsys, *argv, "--dtype", dtype)
+    assert data["convention"] == "traced" and data["settings"]["autocast"] is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        truth = measure_activations(PHI, 3, 11, attn_implementation="sdpa", dtype="fp32", autocast=dtype)["total"]
+    assert data["per_device"]["activations"] == truth
+    assert data["per_device"]["weights"] == 4 * transformers_param_count(PHI)
+
+
 def test_phi_answers_without_naming_a_convention(capsys, configs):
     code, out, err = run(capsys, "memory", configs["phi"], "--batch", 1, "--seq", 7, *CPU, "--json")
     assert code == 0, err

@@ -318,6 +318,7 @@ def measure_activations(
     seed: int = 0,
     model=None,
     experts_implementation: str | None = None,
+    autocast: str | None = None,
 ) -> dict[str, Any]:
     """Bytes of the unique storages autograd keeps for backward after one training forward.
 
@@ -325,8 +326,11 @@ def measure_activations(
     has one entry per unique storage (``bytes``, ``shape``, ``dtype``, ``module``,
     ``grad_fn``, ``grad_fns``, ``layer``, ``layers``, ``n_saves``), in first-saved order.
     A pre-built ``model`` may be passed (then config/dtype/attn/recompute are only used
-    for the inputs and the layer count).
+    for the inputs and the layer count). ``autocast`` (``"bf16"``/``"fp16"``): the forward, loss
+    included, runs under ``torch.autocast("cpu")`` to that dtype (weights in ``dtype``, fp32 for
+    the amp recipes); the saved storages are read after leaving it (its weight-copy cache freed).
     """
+    import contextlib
     import gc
     import weakref
 
@@ -387,10 +391,11 @@ def measure_activations(
         wrapped.append((mod, f))
 
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        region = torch.autocast("cpu", dtype=_torch_dtype(autocast)) if autocast else contextlib.nullcontext()
+        with region, torch.autograd.graph.saved_tensors_hooks(pack, unpack):
             out = model(input_ids, labels=input_ids, use_cache=False)
-        loss = out.loss
-        del out
+            loss = out.loss
+            del out
         closure_refs.clear()  # drop our strong refs; closures keep theirs
         gc.collect()
         seq_names = _walk_graph([loss.grad_fn])
