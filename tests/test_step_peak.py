@@ -124,6 +124,37 @@ def test_buffers_are_part_of_the_step(config, recipe):
         assert with_mask - ours(smaller, 2, 45, recipe, "foreach")[0] >= 3 * (config["n_positions"] // 2) ** 2
 
 
+@pytest.mark.parametrize(
+    "name, recipe",
+    [("phi", "amp-bf16"), ("olmo2", "amp-fp16"), ("phi", "bf16"), ("qwen3_moe", "amp-bf16")],
+)
+def test_peak_of_a_type_known_only_through_its_trace(name, recipe):
+    """A model type without hand-written rules (the traced convention): the terms saved after the decoder
+    layers (final norm, output layer, loss) are freed before the layers' backward and the log-softmax's
+    output is the loss's, as for the hand-written ones; with 16-bit logits (bf16, or amp's fp32 weights
+    under autocast) the peak is in the backward, as the allocator says."""
+    from symbolic.registry import untyped_model
+    from tests.trace_configs import NEW_TYPES
+
+    config = dict(NEW_TYPES[name], vocab_size=600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = measure_step(config, 2, 64, recipe, "foreach", marks=False)
+    report = memory(
+        untyped_model(config, name),
+        Workload(2, 64),
+        convention="traced",
+        precision=recipe,
+        optimizer="adamw",
+        optimizer_impl="foreach",
+        dtype=DTYPE[recipe],
+        attention="sdpa",
+        device="cpu",
+    )
+    assert abs(report.bytes("peak") - got["peak"]) <= 0.01 * got["peak"], (report.bytes("peak"), got["peak"])
+    assert report.peak_point()["phase"] == got["peak_phase"]
+
+
 def test_final_rmsnorm_backward_holds_the_peak():
     """A narrow MLP (f = 2.2 h) and a small vocabulary in bf16: the final RMSNorm's backward, in
     fp32, holds the peak (pow's backward: three fp32 copies of its input on top of two gradients)."""

@@ -213,6 +213,16 @@ class Timeline:
         return sp.Max(*(p.peak() for p in self.points))
 
 
+def _loss(term: Term) -> bool:
+    """Whether the loss saved ``term`` (``loss.*`` paths; a traced term is tagged ``loss``)."""
+    return term.path.startswith("loss.") or "loss" in term.tags
+
+
+def _log_probs(term: Term) -> bool:
+    """Whether ``term`` is the loss's log-softmax output (tagged ``log_probs`` when traced)."""
+    return term.path == "loss.log_probs" or "log_probs" in term.tags
+
+
 def _group_of(term: Term, groups: Sequence[LayerGroup]) -> LayerGroup | None:
     for g in groups:
         if g.count in term.count.free_symbols or term.count == g.count:
@@ -302,9 +312,9 @@ def step_timeline(
         g = _group_of(t, groups)
         if g is not None:
             per_layer_acts[g.name] += t.total / g.count
-        elif t.path.startswith(("head.", "loss.")):
+        elif t.path.startswith(("head.", "loss.")) or "head" in t.tags:
             post += t.total
-            if t.path.startswith("loss.") and t.path != "loss.log_probs":
+            if _loss(t) and not _log_probs(t):
                 loss_other += t.total
         else:
             pre += t.total
@@ -321,7 +331,7 @@ def step_timeline(
         expr = start + before + (LAYER + 1) * a + layer_transient
         points.append(Point("forward", f"after {g.name} layer i's forward", expr, g.count))
         before += g.count * a
-    loss_all = sp.Add(*(t.total for t in activations if t.path.startswith("loss.")))
+    loss_all = sp.Add(*(t.total for t in activations if _loss(t)))
     # logits in the dtype, their fp32 copy (16-bit), the log-softmax, the padded and shifted labels
     fwd_loss = start + A - loss_all + logits_dtype + (logits if dtype_bytes != FP32 else 0) + logits + 2 * loss_other
     if autocast:  # the model's output still holds the final norm's fp32 output; the head saved its 16-bit copy

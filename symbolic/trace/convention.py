@@ -18,6 +18,7 @@ error naming the extra.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -168,11 +169,40 @@ def activation_terms(model: Model, options: ActivationOptions, layout: Layout) -
     tensors are assumed to be the CPU kernel's (``Term.source`` says traced on CPU kernels).
     """
     result = _run(model, _trace_options(options, layout))
-    terms = _bind(model, result, result.activations, lambda t: {"shared"} if t.path.startswith("shared.") else ())
+    step = _step_tags(result.activations)
+    terms = _bind(
+        model,
+        result,
+        result.activations,
+        lambda t: {"shared"} if t.path.startswith("shared.") else step.get(t.path, ()),
+    )
     if options.device != "cpu":  # what was traced is the CPU kernels' saving; on the device it is assumed
         note = f"; on {options.device} assumed the same as on the CPU kernels traced (not measured)"
         terms = terms.map(lambda t: t.with_(source=t.source + note, description=t.description + note))
     return terms
+
+
+_IN_LAYER = re.compile(r"\.(?:each|group\d+)\.")  # the segment naming a group of decoder layers
+_CROSS_ENTROPY = ("LogSoftmaxBackward0", "NllLossBackward0")  # the loss's two nodes (log-softmax, NLL)
+
+
+def _step_tags(terms: Breakdown) -> dict[str, frozenset[str]]:
+    """The step timeline's tags, by path: what is saved after the decoder layers (the final norm, the
+    output layer, the loss) is ``head``, freed by the backward before the layers run; the terms saved by
+    the cross-entropy's nodes are also ``loss``, its log-softmax output ``log_probs``. Terms are in the
+    order they were first saved."""
+    order = list(terms)
+    last_layer = max((i for i, t in enumerate(order) if _IN_LAYER.search(t.path)), default=-1)
+    out: dict[str, frozenset[str]] = {}
+    for t in order[last_layer + 1 :]:
+        if t.path.startswith("shared."):
+            continue
+        node = t.path.rsplit(".", 1)[-1].split("#")[0]
+        tags = {"head"}
+        if node in _CROSS_ENTROPY:
+            tags |= {"loss", "log_probs"} if node == _CROSS_ENTROPY[0] else {"loss"}
+        out[t.path] = frozenset(tags)
+    return out
 
 
 def transient_terms(*args: Any, **kwargs: Any) -> Breakdown:
