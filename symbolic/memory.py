@@ -95,17 +95,36 @@ def device_activation_terms(
     check_workload(model, workload.batch, workload.seq)
     opts = ActivationOptions(**options)
     check_parallel(model, rule, opts, parallel.cp)
-    terms = rule.build(model, opts, Layout(parallel.sequence_parallel, parallel.pp, parallel.cp))
+    terms = rule.build(model, opts, Layout(parallel.sequence_parallel, parallel.pp, parallel.cp, parallel.tp))
     if rule.places_stages:
         return terms
     if (parallel.tp > 1 or parallel.cp > 1) and not any(t.shards for t in terms):
         raise SymbolicError(
             "convention",
-            f"the {convention} activation terms do not say how tensor or context parallelism splits them; "
+            f"the {convention} activation terms do not say how tensor or context parallelism splits them "
+            "(traced: the model type has no tensor-parallel plan, base_model_tp_plan, in transformers); "
             "use --convention exact (or megatron) with --tp/--cp above 1",
         )
+    if parallel.tp > 1 and any(S.tp in t.shards for t in terms):
+        _check_whole_heads(model, parallel.tp)
     staged = on_stage(terms, parallel.stage or 0, parallel.pp, opts.interleave)
     return staged.map(parallel.activation_share)
+
+
+def _check_whole_heads(model: Model, tp: int) -> None:
+    """Refuse a ``tp`` that splits attention heads: transformers' tensor-parallel plan (which the
+    traced terms follow) splits the q/k/v projections' columns evenly, with no replication of
+    key/value heads, so ``tp`` must divide the head counts of the config."""
+    config = model.config or {}
+    heads = config.get("num_attention_heads")
+    kv = config.get("num_key_value_heads") or heads
+    for name, value in (("num_attention_heads", heads), ("num_key_value_heads", kv)):
+        if isinstance(value, int) and value % tp:
+            raise SymbolicError(
+                "tp",
+                f"{tp} must divide {name} ({value}): transformers' tensor-parallel plan, which the traced "
+                "terms follow, splits the attention projections by whole heads",
+            )
 
 
 def whole_bytes(term: Term) -> sp.Expr:
@@ -356,7 +375,7 @@ def memory(
     terms, acts = candidates[stage]
     chosen = on(stage)
     opts = ActivationOptions(**activation_options)
-    layout = Layout(parallel.sequence_parallel, parallel.pp, parallel.cp)
+    layout = Layout(parallel.sequence_parallel, parallel.pp, parallel.cp, parallel.tp)
     share = None if conv.activations is None or conv.activations.per_tp_device else chosen.activation_share
     terms = terms + conv.transient_terms(model, opts, layout, share)
     impl = get_implementation(optimizer_impl, activation_options.get("device", "cuda"))

@@ -123,7 +123,9 @@ class Parallelism:
         the MLP widths (dense, shared and routed experts: Megatron-LM's expert tensor-parallel size
         defaults to ``tp``, as the expert weights here are split). Expert parallelism splits the experts
         (grouped_mm offsets). Sequence parallelism splits ``seq`` by ``tp`` for residual-stream tensors
-        (norms, dropouts); context parallelism splits ``seq`` by ``cp`` for every tensor.
+        (norms, dropouts); context parallelism splits ``seq`` by ``cp`` for every tensor. ``tp``
+        itself in ``shards`` (a traced term, whose sizes are numbers) divides the whole term by
+        ``tp`` in :meth:`activation_share`.
         """
         full: dict[sp.Symbol, sp.Expr] = {
             S.n_heads: S.n_heads / S.tp,
@@ -151,7 +153,10 @@ class Parallelism:
         2*batch*d_head*n_heads*seq/tp
         """
         subs = self.activation_shares(term.shards)
-        return term.with_(expr=term.expr.xreplace(subs)) if subs else term
+        expr = term.expr.xreplace(subs) if subs else term.expr
+        if S.tp in term.shards:  # a traced term: its sizes are numbers, the whole tensor is divided
+            expr = expr / S.tp
+        return term.with_(expr=expr) if expr is not term.expr else term
 
     # ---- pipeline stages ----
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Per-rank activation bytes: real multi-process parallel runs vs the ``exact`` terms.
+"""Per-rank activation bytes: real multi-process parallel runs vs the ``exact`` (or ``traced``) terms.
 
 Measures every case of ``tests.harness.parallel`` (gloo on CPU, world sizes 2 and 4: tensor
 parallelism with transformers' own plan, sequence parallelism laid out with ``parallelize_module``,
@@ -7,10 +7,14 @@ pipeline stages run by ``torch.distributed.pipelining``'s 1F1B and interleaved 1
 micro-batches) and prints, per case, the bytes each rank saved for backward (for pipelines: the most
 alive at once during the step) next to ``symbolic``'s per-device figure
 (``symbolic.memory.device_activation_terms`` with ``--tp``, ``--sequence-parallel``, ``--pp``, ``--stage``,
-``--interleave``). Slow on two cores (about a minute per world-4 case)::
+``--interleave``). ``--convention traced`` compares the traced terms instead (tensor parallelism
+only: each saved storage divided or not as transformers' own plan says), and also takes the small
+configs of model types without hand-written rules (``tests/trace_configs.py``). Slow on two cores
+(about a minute per world-4 case)::
 
     python tools/compare_parallel.py                       # every case
     python tools/compare_parallel.py --case mixtral --world 2
+    python tools/compare_parallel.py --convention traced --mode tp --case qwen3_moe --world 2
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from symbolic.hf import from_hf_config  # noqa: E402
 from symbolic.memory import Workload  # noqa: E402
 from symbolic.memory import device_activation_terms as activation_terms  # noqa: E402
 from symbolic.parallel import Parallelism  # noqa: E402
+from symbolic.registry import untyped_model  # noqa: E402
 from tests.harness.parallel import CASES, MODES, measure_parallel  # noqa: E402
+from tests.trace_configs import NEW_TYPES  # noqa: E402
 
 # the layouts each case runs in (sequence parallelism and the pipeline chunks need llama-like layer names)
 LLAMA_LIKE = ("llama-gqa", "qwen2", "mistral")
@@ -35,16 +41,25 @@ BATCH, SEQ, MICRO = 2, 8, 4
 
 
 def config(case: str, world: int, mode: str, interleave: int = 1) -> dict:
-    """The case's config; pipelines get one layer per model chunk."""
-    cfg = dict(CASES[case])
+    """The case's config (a harness case, or a traced-only type's); pipelines get one layer per model chunk."""
+    cfg = dict(CASES[case] if case in CASES else NEW_TYPES[case])
     if mode == "pp":
         cfg["num_hidden_layers"] = world * interleave
     return cfg
 
 
-def ours(case: str, world: int, mode: str, interleave: int = 1, batch: int = BATCH, seq: int = SEQ) -> list[int]:
+def ours(
+    case: str,
+    world: int,
+    mode: str,
+    interleave: int = 1,
+    batch: int = BATCH,
+    seq: int = SEQ,
+    convention: str = "exact",
+) -> list[int]:
     """``symbolic``'s activation bytes on each device of a measured case (bytes, one per rank)."""
-    model = from_hf_config(config(case, world, mode, interleave))
+    cfg = config(case, world, mode, interleave)
+    model = from_hf_config(cfg) if case in CASES else untyped_model(cfg, case)
     opts = {"dtype": "fp32", "attention": "sdpa", "device": "cpu", "interleave": interleave}
     if mode == "pp":
         layouts = [Parallelism(pp=world, stage=rank) for rank in range(world)]
@@ -52,7 +67,7 @@ def ours(case: str, world: int, mode: str, interleave: int = 1, batch: int = BAT
         layouts = [Parallelism(tp=world, sequence_parallel=mode == "tp_sp")] * world
     out = []
     for parallel in layouts:
-        terms = activation_terms(model, Workload(batch, seq), parallel, "exact", **opts)
+        terms = activation_terms(model, Workload(batch, seq), parallel, convention, **opts)
         out.append(activation_bytes(terms, model, {"batch": batch, "seq": seq, **parallel.values()}).total)
     return out
 
@@ -76,7 +91,12 @@ def cases(names=None, worlds=None, modes=None) -> list[tuple[str, int, str, int]
             for mode in modes or MODES:
                 if mode != "tp" and case not in LLAMA_LIKE:
                     continue
-                if mode != "pp" and CASES[case].get("num_attention_heads", 0) % world:
+                cfg = config(case, world, mode)
+                heads = [
+                    cfg.get(k, cfg.get("num_attention_heads", 0))
+                    for k in ("num_attention_heads", "num_key_value_heads")
+                ]
+                if mode != "pp" and any(h % world for h in heads):
                     continue
                 for interleave in (1, 2) if mode == "pp" else (1,):
                     out.append((case, world, mode, interleave))
@@ -85,15 +105,21 @@ def cases(names=None, worlds=None, modes=None) -> list[tuple[str, int, str, int]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", action="append", choices=sorted(CASES))
+    parser.add_argument("--case", action="append", choices=sorted({*CASES, *NEW_TYPES}))
     parser.add_argument("--world", type=int, action="append")
     parser.add_argument("--mode", action="append", choices=MODES)
+    parser.add_argument("--convention", choices=("exact", "traced"), default="exact")
     args = parser.parse_args(argv)
+    if args.convention == "traced" and set(args.mode or MODES) - {"tp"}:
+        parser.error("--convention traced compares tensor parallelism only: pass --mode tp")
+    if args.convention == "exact" and set(args.case or ()) - set(CASES):
+        parser.error("the types of tests/trace_configs.py have no exact terms: pass --convention traced")
     print("| case | world | layout | measured per rank (bytes) | ours per rank (bytes) | largest difference |")
     print("|---|---|---|---|---|---|")
     worst = 0
     for case, world, mode, interleave in cases(args.case, args.world, args.mode):
-        got, mine = measured(case, world, mode, interleave), ours(case, world, mode, interleave)
+        got = measured(case, world, mode, interleave)
+        mine = ours(case, world, mode, interleave, convention=args.convention)
         diff = max(abs(m - o) for m, o in zip(got, mine, strict=True))
         worst = max(worst, diff)
         layout = mode + (f" interleave {interleave}" if interleave > 1 else "")

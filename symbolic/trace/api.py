@@ -25,6 +25,7 @@ from .. import symbols as S
 from ..errors import SymbolicError
 from ..terms import Breakdown, Quantity
 from .result import EXTRA_HINT, Trace, TraceOptions
+from .split import resolved_plan
 from .terms import condition_of, merge_regions, parameter_terms, region_terms
 
 __all__ = ["TraceOptions", "Trace", "trace", "EXTRA_HINT"]
@@ -123,10 +124,13 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         R.select_layers(model, layers, options.unrolled)
         kept_first = {g[0] for g in layers.groups} if not options.unrolled else set(range(n_layers))
     path = layers.path if layers else None
+    plan, _ = resolved_plan(model)  # without a plan no storage says it is divided: tp > 1 is refused
 
     def step(batch: int | None, hint: int, flops: bool, fixed: bool = False) -> R.StepResult:
         try:
-            return R.run_step(model, fake, env, path, batch, hint, flops, seq_fixed=fixed, autocast=options.autocast)
+            return R.run_step(
+                model, fake, env, path, batch, hint, flops, seq_fixed=fixed, autocast=options.autocast, tp_plan=plan
+            )
         except Exception as err:
             raise _step_error(model_type, err, batch, hint) from None
 
@@ -162,6 +166,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     # the general region last (its condition is the fallback); flops only from the general step
     regions.sort(key=lambda r: r.condition is sp.true)
     activations = merge_regions(regions, "activations", Quantity.BYTES)
+    split_copies = merge_regions(regions, "split_copies", Quantity.BYTES)
     flops = merge_regions([regions[-1]], "flops", Quantity.FLOPS)
     found = activations.total.free_symbols | flops.total.free_symbols
     unbacked = {x for x in found if str(x).startswith("u")}  # torch names unbacked sizes u0, u1, ...
@@ -185,6 +190,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         versions=versions,
         options=options,
         notes=notes,
+        split_copies=split_copies,
     )
 
 

@@ -147,6 +147,7 @@ def _encode_breakdown(b: Breakdown) -> dict[str, Any]:
                 "source": t.source,
                 "shape": None if t.shape is None else [encode(d) for d in t.shape],
                 "trainable": t.trainable,
+                "shards": sorted(str(x) for x in t.shards),
             }
             for t in b.terms
         ],
@@ -165,6 +166,7 @@ def _decode_breakdown(data: Mapping[str, Any]) -> Breakdown:
             source=str(t["source"]),
             shape=None if t["shape"] is None else tuple(decode(d) for d in t["shape"]),
             trainable=bool(t["trainable"]),
+            shards=frozenset(S.symbol(str(x)) for x in t.get("shards", ())),
         )
         for t in data["terms"]
     )
@@ -185,6 +187,7 @@ def save(key: str, result: Trace) -> None:
         "parameters": _encode_breakdown(result.parameters),
         "activations": _encode_breakdown(result.activations),
         "flops": _encode_breakdown(result.flops),
+        "split_copies": _encode_breakdown(result.split_copies),
         "sizes": result.sizes,
         "layer_groups": [list(g) for g in result.layer_groups],
         "conditions": list(result.conditions),
@@ -227,6 +230,7 @@ def load(key: str) -> Trace | None:
             seconds=float(entry["seconds"]),
             cached=True,
             notes=tuple(str(n) for n in entry["notes"]),
+            split_copies=_decode_breakdown(entry["split_copies"]),
         )
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None

@@ -166,14 +166,20 @@ def activation_terms(model: Model, options: ActivationOptions, layout: Layout) -
     """The storages one training step keeps for backward, as traced (bytes), in ``batch``, ``seq``.
 
     Traced with torch's CPU kernels: under ``device="cuda"`` the CUDA attention kernels' saved
-    tensors are assumed to be the CPU kernel's (``Term.source`` says traced on CPU kernels).
+    tensors are assumed to be the CPU kernel's (``Term.source`` says traced on CPU kernels). A term
+    that transformers' own tensor-parallel plan divides carries ``shards = {tp}``; with
+    ``layout.tp`` above 1 the slices only a tensor-parallel run keeps are added (whole size; the
+    share is taken by :meth:`symbolic.parallel.Parallelism.activation_share`).
     """
     result = _run(model, _trace_options(options, layout))
     step = _step_tags(result.activations)
+    saved = result.activations
+    if layout.tp > 1:  # the slices a module splitting a whole input keeps besides it (rowwise_split_input)
+        saved = Breakdown(Quantity.BYTES, (*saved.terms, *result.split_copies.terms))
     terms = _bind(
         model,
         result,
-        result.activations,
+        saved,
         lambda t: {"shared"} if t.path.startswith("shared.") else step.get(t.path, ()),
     )
     if options.device != "cpu":  # what was traced is the CPU kernels' saving; on the device it is assumed

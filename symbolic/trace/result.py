@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SymbolicError
-from ..terms import Breakdown
+from ..terms import Breakdown, Quantity
 
 __all__ = ["TraceOptions", "Trace", "EXTRA_HINT"]
 
@@ -81,7 +81,9 @@ class Trace:
     """A traced model: Breakdowns in parameters, bytes (saved for backward) and FLOPs.
 
     Expressions are in the symbols ``batch``, ``seq`` and (for one group of identical layers)
-    ``n_layers``; ``sizes`` binds ``n_layers``. ``conditions`` are the guards the general region
+    ``n_layers``; ``sizes`` binds ``n_layers``. An activation term that tensor parallelism divides (as
+    the model's own plan says) carries ``shards = {tp}``; ``split_copies`` are the ``1/tp`` slices a
+    module splitting a whole input saves besides it, which only a tensor-parallel run makes. ``conditions`` are the guards the general region
     assumes; ``versions`` the torch and transformers that answered; ``seconds`` the tracing time.
     """
 
@@ -97,3 +99,4 @@ class Trace:
     seconds: float = 0.0
     cached: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    split_copies: Breakdown = field(default_factory=lambda: Breakdown(Quantity.BYTES))

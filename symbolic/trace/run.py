@@ -32,6 +32,7 @@ import sympy as sp
 
 from .flops import as_expr as _expr
 from .flops import make_recorder
+from .split import StorageSplit
 
 _LAYER_LIST = re.compile(r"^(?:.*\.)?(?:layers|h|blocks|layer|decoder_layers)$")
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -51,6 +52,8 @@ class Saved:
     dtype: str
     shape: tuple[sp.Expr, ...]
     layers: set[int] = field(default_factory=set)
+    divided: bool = False  # tensor parallelism (the model's own plan) divides it: one rank holds 1/tp
+    split_copy: bool = False  # the 1/tp slice a module splitting a whole input saves (kept only when tp > 1)
 
 
 @dataclass
@@ -441,6 +444,7 @@ def run_step(
     flops: bool,
     seq_fixed: bool = False,
     autocast: str | None = None,
+    tp_plan: Mapping[str, str] | None = None,
 ) -> StepResult:
     """One training forward (and, with ``flops``, backward) on fake ids of symbolic sizes.
 
@@ -453,6 +457,8 @@ def run_step(
     recommends (it computes in the dtypes the forward chose). What is saved is read after leaving the
     autocast region, which frees its cache of 16-bit weight copies, so only the copies that nodes
     saved stay alive, as in a real step.
+    ``tp_plan``: the model's tensor-parallel plan (:func:`symbolic.trace.split.resolved_plan`);
+    with it each saved storage says whether tensor parallelism divides it (``Saved.divided``).
     """
     torch, _ = import_torch()
     from torch.fx.experimental.symbolic_shapes import DimDynamic, StatelessSymbolicContext
@@ -472,7 +478,13 @@ def run_step(
 
     excluded = {key(p) for p in model.parameters()} | {key(b) for b in model.buffers()} | {key(ids)}
     stack = _ModuleStack(model)
-    records: list[tuple[int, Any, Any, str, int]] = []  # key, weakref, tensor info, module, seq nr
+    # key, weakref, tensor info, module, seq nr, (divided, a split input)
+    records: list[tuple[int, Any, Any, str, int, tuple[bool, bool]]] = []
+    splits = StorageSplit(model, tp_plan) if tp_plan else None
+
+    def divided(t: Any) -> tuple[bool, bool]:
+        return (splits.divided(t), splits.split_input(t)) if splits is not None else (False, False)
+
     closure_refs: list[Any] = []
     prelude = [0]
 
@@ -483,7 +495,7 @@ def run_step(
         alias = t.detach()
         seq_nr = torch._C._autograd._get_sequence_nr() - 1
         kind = "checkpoint-input" if prelude[0] else ""
-        records.append((k, weakref.ref(alias), _info(t), stack.current, -1 if kind else seq_nr))
+        records.append((k, weakref.ref(alias), _info(t), stack.current, -1 if kind else seq_nr, divided(t)))
         return alias
 
     wrapped = []
@@ -502,7 +514,7 @@ def run_step(
                             continue
                         seen.add(id(t))
                         closure_refs.append(t)
-                        records.append((k, weakref.ref(t), _info(t), name, -2))
+                        records.append((k, weakref.ref(t), _info(t), name, -2, divided(t)))
                 prelude[0] += 1
                 try:
                     return f(function, *args, **kwargs)
@@ -524,7 +536,7 @@ def run_step(
             region: Any = (
                 torch.autocast("cpu", dtype=getattr(torch, _DTYPES[autocast])) if autocast else contextlib.nullcontext()
             )
-            with counter:
+            with counter, splits if splits is not None else contextlib.nullcontext():
                 with region, torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
                     out = model(ids, labels=ids, use_cache=False)
                     loss = out.loss
@@ -573,23 +585,47 @@ def _walk_graph(root: Any) -> dict[int, str]:
 
 
 def _alive(
-    records: list[tuple[int, Any, Any, str, int]], names: dict[int, str], layers_path: str | None
+    records: list[tuple[int, Any, Any, str, int, tuple[bool, bool]]], names: dict[int, str], layers_path: str | None
 ) -> list[Saved]:
-    by_key: dict[int, Saved] = {}
-    for k, ref, info, module, seq_nr in records:
-        if ref() is None:
-            continue
-        li = _layer_index(module, layers_path) if layers_path else None
-        entry = by_key.get(k)
-        if entry is None:
-            if seq_nr == -2:
-                grad_fn = "checkpoint-closure"
-            elif seq_nr == -1:
-                grad_fn = "checkpoint-input"
-            else:
-                grad_fn = names.get(seq_nr, "saved")
-            nbytes, dtype, shape = info
-            entry = by_key[k] = Saved(nbytes, module, grad_fn, dtype, shape)
+    """The saved storages still alive, each once (its first saver names it).
+
+    A storage that a module splitting its whole input (``rowwise_split_input``) saved is divided
+    when nothing else saved it; when something did, it stays whole and the module's ``1/tp`` slice
+    is a storage of its own (``split_copy``), which only a tensor-parallel run makes.
+    """
+    by_key: dict[int, list[tuple[Any, str, int, tuple[bool, bool]]]] = {}
+    for k, ref, info, module, seq_nr, flags in records:
+        if ref() is not None:
+            by_key.setdefault(k, []).append((info, module, seq_nr, flags))
+    out = []
+    for saves in by_key.values():
+        whole = [r for r in saves if not r[3][1]]
+        splitters = [r for r in saves if r[3][1]]
+        if whole:
+            out.append(_saved(whole, names, layers_path, divided=whole[0][3][0]))
+        if splitters:
+            out.append(_saved(splitters, names, layers_path, divided=True, split_copy=bool(whole)))
+    return out
+
+
+def _saved(
+    saves: list[tuple[Any, str, int, tuple[bool, bool]]],
+    names: dict[int, str],
+    layers_path: str | None,
+    divided: bool,
+    split_copy: bool = False,
+) -> Saved:
+    """One storage from its saves (the first names it; every saver's layer is counted)."""
+    (nbytes, dtype, shape), module, seq_nr, _ = saves[0]
+    if seq_nr == -2:
+        grad_fn = "checkpoint-closure"
+    elif seq_nr == -1:
+        grad_fn = "checkpoint-input"
+    else:
+        grad_fn = names.get(seq_nr, "saved")
+    entry = Saved(nbytes, module, grad_fn, dtype, shape, divided=divided, split_copy=split_copy)
+    for _, saver, _, _ in saves:
+        li = _layer_index(saver, layers_path) if layers_path else None
         if li is not None:
             entry.layers.add(li)
-    return list(by_key.values())
+    return entry

@@ -13,7 +13,7 @@ Where the traced code specialised on a size, each region's expressions are combi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 
@@ -33,6 +33,9 @@ class Region:
     condition: sp.Basic  # a SymPy boolean in b and s (True for the general trace)
     activations: dict[str, tuple[sp.Expr, sp.Expr, str]]  # path -> (count, bytes of one, description)
     flops: dict[str, tuple[sp.Expr, sp.Expr, str]]
+    divided: frozenset[str] = frozenset()  # activation paths tensor parallelism divides (Saved.divided)
+    # the 1/tp slices that modules splitting a whole input save, which only a tensor-parallel run makes
+    split_copies: dict[str, tuple[sp.Expr, sp.Expr, str]] = field(default_factory=dict)
 
 
 def group_label(layers: Layers, group: int) -> str:
@@ -86,8 +89,12 @@ def region_terms(
     ``kept_first``: the first run layer of each group; the group's terms are read from it.
     """
     acts: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
+    copies: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
+    divided: set[str] = set()
     for saved in step.saved:
-        _add_saved(acts, saved, step, layers, kept_first, n_layers)
+        name = _add_saved(copies if saved.split_copy else acts, saved, step, layers, kept_first, n_layers)
+        if name is not None and saved.divided:
+            divided.add(name)
     flops: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
     for key, value in step.flops.items():
         phase, _, module = key.partition(".")
@@ -99,7 +106,7 @@ def region_terms(
             count = group_count(layers, layers.group_of(index), n_layers)
         what = "matrix-product and attention FLOPs" + (" of the backward pass" if phase == "backward" else "")
         flops[f"{phase}.{path}"] = (count, sp.expand(to_bs(value, step)), what)
-    return Region(condition, acts, flops)
+    return Region(condition, acts, flops, frozenset(divided), copies)
 
 
 def _add_saved(
@@ -109,13 +116,14 @@ def _add_saved(
     layers: Layers | None,
     kept_first: set[int],
     n_layers: int,
-) -> None:
+) -> str | None:
+    """Add one saved storage's term to ``acts``; return its path (None when a kept layer repeats it)."""
     path, index = _layer_path(saved.module or "model", layers)
     count: sp.Expr = sp.Integer(1)
     if len(saved.layers) == 1 and layers is not None:
         (index,) = saved.layers
         if index not in kept_first:
-            return  # the second layer of a group: it repeats the first
+            return None  # the second layer of a group: it repeats the first
         count = group_count(layers, layers.group_of(index), n_layers)
         path, _ = _layer_path(saved.module, layers)
     elif len(saved.layers) > 1 and layers is not None:
@@ -125,17 +133,24 @@ def _add_saved(
         path = "shared." + (
             path[len(head) :].split(".", 1)[1] if path.startswith(head) and "." in path[len(head) :] else path
         )
-    base = f"{path}.{saved.grad_fn}"
+    base = f"{path}.{saved.grad_fn}" + (".split_input" if saved.split_copy else "")
     name, n = base, 1
     while name in acts:
         n += 1
         name = f"{base}#{n}"
     description = f"{saved.dtype} {_shape_text(saved.shape, step)} saved by {saved.grad_fn}"
+    if saved.split_copy:
+        description += " (this rank's slice of a whole input the module splits; only under tensor parallelism)"
     acts[name] = (count, sp.expand(to_bs(saved.nbytes, step)), description)
+    return name
 
 
 def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> Breakdown:
-    """One Breakdown from several regions: a ``Piecewise`` where they differ (the last is general)."""
+    """One Breakdown from several regions: a ``Piecewise`` where they differ (the last is general).
+
+    An activation term that tensor parallelism divides (in the last region holding it) carries
+    ``shards = {tp}``: one rank holds ``1/tp`` of it (:meth:`symbolic.parallel.Parallelism.activation_share`).
+    """
     paths: list[str] = []
     for region in regions:
         for path in getattr(region, which):
@@ -157,7 +172,9 @@ def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> 
         expr = sp.Piecewise(*pieces, (general, True)) if pieces else general
         if expr == 0:
             continue
-        terms.append(Term(path, expr, quantity, description, count=count, source=TRACED))
+        holder = next(r for r in reversed(regions) if path in getattr(r, which))
+        shards = frozenset({S.tp}) if which != "flops" and path in holder.divided else frozenset()
+        terms.append(Term(path, expr, quantity, description, count=count, source=TRACED, shards=shards))
     return Breakdown(quantity, tuple(terms))
 
 

@@ -73,12 +73,15 @@ class Layout:
 
     ``sequence_parallel``: Megatron sequence parallelism is on; ``pp``: the pipeline degree (a
     number: whether the output layer and the loss share a stage with the first layers); ``cp``: the
-    context-parallel degree (a number). Builders that describe unsharded layers ignore it.
+    context-parallel degree (a number); ``tp``: the tensor-parallel degree (a number: the traced
+    terms add the slices only a tensor-parallel run keeps). Builders that describe unsharded layers
+    ignore it.
     """
 
     sequence_parallel: bool = False
     pp: int = 1
     cp: int = 1
+    tp: int = 1
 
 
 ActivationBuilder = Callable[[Model, ActivationOptions, Layout], Breakdown]

@@ -1,0 +1,168 @@
+"""Which saved storages tensor parallelism divides, read off transformers' own tensor-parallel plan.
+
+A model's ``tp_plan`` (its config's ``base_model_tp_plan`` plus the head's entries, e.g.
+``model.layers.*.self_attn.q_proj: colwise``, ``lm_head: colwise_gather_output``) names, per module
+or parameter, a style of ``transformers.distributed.tensor_parallel``. Each style says what it does
+to sizes, and nothing else is needed:
+
+* a module whose output is this rank's slice of its features (``colwise``, ``packed_colwise``)
+  makes its output divided by ``tp``; a module whose output is reduced or gathered to the whole
+  (``rowwise``, ``colwise_gather_output``, ``embedding_rowwise``, ``moe_tp_experts``, ...) makes it
+  whole; a row-parallel module that splits a whole input itself (``rowwise_split_input``) saves a
+  new ``1/tp`` slice of it (:meth:`StorageSplit.split_input`), and the whole input stays where
+  something else saved it too;
+* a parameter split along its output features (``colwise``, ``packed_colwise``: MoE experts'
+  ``gate_up_proj``) makes what it is multiplied into divided; one split along its input features
+  (``rowwise``: the experts' ``down_proj``) makes the (partial, then summed) product whole.
+
+Between those points the property is followed through the step op by op (a dispatch mode): an
+op's output is divided when one of its inputs is. Each storage autograd saves is then divided or
+not (:func:`StorageSplit.divided`); a saved storage of the unsharded step is ``1/tp`` of one rank's
+when divided, the same when whole. torch is imported only when a tracker is made.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["OUTPUT_DIVIDED", "OUTPUT_WHOLE", "INPUT_DIVIDED", "PASSING", "resolved_plan", "StorageSplit"]
+
+OUTPUT_DIVIDED = frozenset({"colwise", "packed_colwise"})
+OUTPUT_WHOLE = frozenset(
+    {
+        "rowwise",
+        "rowwise_split_input",
+        "rowwise_rep",
+        "colwise_gather_output",
+        "colwise_rep",
+        "embedding_rowwise",
+        "embedding_colwise",
+        "all_reduce",
+        "moe_tp_experts",
+    }
+)
+INPUT_DIVIDED = frozenset({"rowwise_split_input", "rowwise_rep"})
+# styles that change no size: replicated modules (gradients all-reduced), local parameters
+PASSING = frozenset(
+    {"replicated_with_grad_allreduce", "replicate", "local_params", "mla_kv_a_proj", "moe_identity_expert"}
+)
+# parameter styles: split along the output features (a product with it is divided) or the input features (whole)
+PARAM_OUT = frozenset({"colwise", "packed_colwise"})
+PARAM_IN = frozenset({"rowwise", "packed_rowwise", "embedding_rowwise"})
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    """A plan key as a regular expression: ``*`` stands for a layer number."""
+    return re.compile(r"\d+".join(re.escape(part) for part in name.split("*")))
+
+
+def resolved_plan(model: Any) -> tuple[dict[str, str], str | None]:
+    """(the model's tensor-parallel plan with ``*`` patterns, why it cannot be followed or None).
+
+    The plan is transformers' ``model.tp_plan``; it is refused (empty, with the reason) when the
+    config has no ``base_model_tp_plan`` or a style this module does not know.
+    """
+    config = getattr(model, "config", None)
+    base = getattr(config, "base_model_tp_plan", None) if config is not None else None
+    model_type = getattr(config, "model_type", "this model")
+    if not base:
+        return {}, f"transformers has no tensor-parallel plan (base_model_tp_plan) for {model_type}"
+    plan = dict(getattr(model, "tp_plan", None) or {})
+    known = OUTPUT_DIVIDED | OUTPUT_WHOLE | INPUT_DIVIDED | PASSING | PARAM_OUT | PARAM_IN
+    unknown = sorted({style for style in plan.values() if style not in known})
+    if unknown:
+        return {}, f"the {model_type} tensor-parallel plan uses styles not followed here: {', '.join(unknown)}"
+    return plan, None
+
+
+class StorageSplit:
+    """Follows, through one step, which storages tensor parallelism divides (a context manager).
+
+    Made from a model and its plan (:func:`resolved_plan`); while entered, module hooks and a
+    dispatch mode mark each new storage divided or whole. Enter it inside the fake mode.
+    """
+
+    def __init__(self, model: Any, plan: Mapping[str, str]) -> None:
+        import torch
+        from torch.multiprocessing.reductions import StorageWeakRef
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        self._weak = StorageWeakRef
+        self.divided_keys: dict[int, bool] = {}
+        self.split_inputs: set[int] = set()  # whole inputs of running rowwise_split_input modules
+        self.params: dict[int, bool] = {}  # parameter storage -> split along its output features
+        self.handles: list[Any] = []
+        patterns = [(_pattern(name), style) for name, style in plan.items()]
+
+        def style_of(name: str) -> str | None:
+            return next((style for pattern, style in patterns if pattern.fullmatch(name)), None)
+
+        for name, param in model.named_parameters():
+            style = style_of(name)
+            if style in PARAM_OUT or style in PARAM_IN:  # an entry naming a parameter: a parameter style
+                self.params[self.key(param)] = style in PARAM_OUT
+        self._modules = [(mod, style) for name, mod in model.named_modules() if (style := style_of(name)) is not None]
+        tracker = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                inputs = [tracker.key(t) for t in tracker._tensors((args, kwargs))]
+                params = [tracker.params[k] for k in inputs if k in tracker.params]
+                if params:
+                    divided = all(params)
+                else:
+                    divided = any(tracker.divided_keys.get(k, False) for k in inputs)
+                for t in tracker._tensors(out):
+                    tracker.divided_keys[tracker.key(t)] = divided
+                return out
+
+        self._mode = Mode()
+        self._torch = torch
+
+    def key(self, t: Any) -> int:
+        """The storage key of tensor ``t`` (as the trace's records key it)."""
+        return int(self._weak(t.untyped_storage()).cdata)
+
+    def _tensors(self, obj: Any) -> list[Any]:
+        leaves = self._torch.utils._pytree.tree_leaves(obj)
+        return [t for t in leaves if isinstance(t, self._torch.Tensor)]
+
+    def divided(self, t: Any) -> bool:
+        """Whether tensor parallelism divides the storage of ``t`` (True: one rank holds 1/tp of it)."""
+        return self.divided_keys.get(self.key(t), False)
+
+    def split_input(self, t: Any) -> bool:
+        """Whether ``t`` is the whole input of a running module that splits it itself
+        (``rowwise_split_input``): what that module saves of it is a new ``1/tp`` slice."""
+        return self.key(t) in self.split_inputs
+
+    def _mark(self, obj: Any, divided: bool) -> None:
+        for t in self._tensors(obj):
+            self.divided_keys[self.key(t)] = divided
+
+    def _splitting(self, args: Any, running: bool) -> None:
+        for t in self._tensors(args[:1]):
+            (self.split_inputs.add if running else self.split_inputs.discard)(self.key(t))
+
+    def __enter__(self) -> StorageSplit:
+        for mod, style in self._modules:
+            if style in INPUT_DIVIDED:
+                self.handles.append(mod.register_forward_pre_hook(lambda m, args: self._splitting(args, True)))
+                self.handles.append(
+                    mod.register_forward_hook(lambda m, args, out: self._splitting(args, False), always_call=True)
+                )
+            if style in OUTPUT_DIVIDED or style in OUTPUT_WHOLE:
+                value = style in OUTPUT_DIVIDED
+                self.handles.append(mod.register_forward_hook(lambda m, a, out, v=value: self._mark(out, v)))
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._mode.__exit__(*exc)
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
