@@ -27,7 +27,7 @@ from symbolic.memory import Workload  # noqa: E402
 from symbolic.memory import device_activation_terms as activation_terms  # noqa: E402
 from symbolic.parallel import Parallelism  # noqa: E402
 from symbolic.registry import untyped_model  # noqa: E402
-from symbolic.trace.split import resolved_plan  # noqa: E402
+from symbolic.trace.split import one_dimension_to_contiguous, resolved_plan  # noqa: E402
 
 from .harness.parallel import CASES  # noqa: E402
 from .trace_configs import NEW_TYPES  # noqa: E402
@@ -84,6 +84,34 @@ def test_traced_per_device_equals_exact(case):
     cfg, tp, batch, seq = case
     model = from_hf_config(cfg)
     assert _bytes(model, "traced", tp, batch, seq) == _bytes(model, "exact", tp, batch, seq)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, tp", [("gpt_neox", 4), ("mixtral", 2)])
+def test_traced_equals_exact_on_measured_cases(case, tp):
+    # GPT-NeoX at tp = heads: its attention output's contiguous copy is a view (one head per rank)
+    model = from_hf_config(CASES[case])
+    assert _bytes(model, "traced", tp, 2, 8) == _bytes(model, "exact", tp, 2, 8)
+
+
+def test_a_copy_is_a_view_when_one_dimension_out_of_order_is_one():
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+
+    def fake(*sizes, dynamic=2):  # the first ``dynamic`` sizes symbolic, as batch and seq in a trace
+        dims = [DimDynamic.DYNAMIC] * dynamic + [DimDynamic.STATIC] * (len(sizes) - dynamic)
+        return mode.from_tensor(torch.empty(*sizes), symbolic_context=StatelessSymbolicContext(dynamic_sizes=dims))
+
+    tensors = fake(2, 5, 4, 16), fake(2, 5, 32), fake(2, 3, 4, dynamic=1)
+    with mode:
+        heads_out_of_order = tensors[0].transpose(1, 2)  # [b, h, s, d] of a [b, s, h, d] storage
+        assert one_dimension_to_contiguous(heads_out_of_order) == 4
+        assert one_dimension_to_contiguous(tensors[0]) is None  # contiguous: no copy
+        assert one_dimension_to_contiguous(tensors[1][..., :16]) is None  # a slice, not a permutation
+        assert one_dimension_to_contiguous(tensors[2].transpose(1, 2)) is None  # 3 or 4: not one dimension
 
 
 @pytest.mark.slow

@@ -148,6 +148,7 @@ def _encode_breakdown(b: Breakdown) -> dict[str, Any]:
                 "shape": None if t.shape is None else [encode(d) for d in t.shape],
                 "trainable": t.trainable,
                 "shards": sorted(str(x) for x in t.shards),
+                "tags": sorted(t.tags),
             }
             for t in b.terms
         ],
@@ -167,6 +168,7 @@ def _decode_breakdown(data: Mapping[str, Any]) -> Breakdown:
             shape=None if t["shape"] is None else tuple(decode(d) for d in t["shape"]),
             trainable=bool(t["trainable"]),
             shards=frozenset(S.symbol(str(x)) for x in t.get("shards", ())),
+            tags=frozenset(str(x) for x in t.get("tags", ())),
         )
         for t in data["terms"]
     )

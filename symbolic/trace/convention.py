@@ -28,6 +28,7 @@ from .. import symbols as S
 from ..errors import SymbolicError
 from ..terms import Breakdown, Quantity, Term
 from .result import EXTRA_HINT, Trace, TraceOptions
+from .terms import VIEW_TAG
 
 if TYPE_CHECKING:
     from ..arch import Model
@@ -169,13 +170,16 @@ def activation_terms(model: Model, options: ActivationOptions, layout: Layout) -
     tensors are assumed to be the CPU kernel's (``Term.source`` says traced on CPU kernels). A term
     that transformers' own tensor-parallel plan divides carries ``shards = {tp}``; with
     ``layout.tp`` above 1 the slices only a tensor-parallel run keeps are added (whole size; the
-    share is taken by :meth:`symbolic.parallel.Parallelism.activation_share`).
+    share is taken by :meth:`symbolic.parallel.Parallelism.activation_share`), and the copies that
+    are views at that ``tp`` (tagged ``tp_view:<tp>``) dropped.
     """
     result = _run(model, _trace_options(options, layout))
     step = _step_tags(result.activations)
     saved = result.activations
     if layout.tp > 1:  # the slices a module splitting a whole input keeps besides it (rowwise_split_input)
-        saved = Breakdown(Quantity.BYTES, (*saved.terms, *result.split_copies.terms))
+        view = f"{VIEW_TAG}{layout.tp}"  # copies that are views when one rank holds one of the divided rows
+        kept = [t for t in saved.terms if view not in t.tags]
+        saved = Breakdown(Quantity.BYTES, (*kept, *result.split_copies.terms))
     terms = _bind(
         model,
         result,

@@ -39,6 +39,7 @@ _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # the batch and sequence hints the general trace is taken at: any b >= 2, s >= 2 gives the same
 # formula inside the guards it records (the guards say where); odd values avoid divisibility luck
 BATCH_HINT = 3
+Split = tuple[bool, bool, "int | None"]  # a save under tensor parallelism: divided, a split input, a view at tp
 SEQ_HINT = 37
 
 
@@ -54,6 +55,7 @@ class Saved:
     layers: set[int] = field(default_factory=set)
     divided: bool = False  # tensor parallelism (the model's own plan) divides it: one rank holds 1/tp
     split_copy: bool = False  # the 1/tp slice a module splitting a whole input saves (kept only when tp > 1)
+    view_at: int | None = None  # a divided copy that is a view (no storage of its own) at this tp
 
 
 @dataclass
@@ -478,12 +480,14 @@ def run_step(
 
     excluded = {key(p) for p in model.parameters()} | {key(b) for b in model.buffers()} | {key(ids)}
     stack = _ModuleStack(model)
-    # key, weakref, tensor info, module, seq nr, (divided, a split input)
-    records: list[tuple[int, Any, Any, str, int, tuple[bool, bool]]] = []
+    # key, weakref, tensor info, module, seq nr, (divided, a split input, tp at which a view)
+    records: list[tuple[int, Any, Any, str, int, Split]] = []
     splits = StorageSplit(model, tp_plan) if tp_plan else None
 
-    def divided(t: Any) -> tuple[bool, bool]:
-        return (splits.divided(t), splits.split_input(t)) if splits is not None else (False, False)
+    def divided(t: Any) -> Split:
+        if splits is None:
+            return (False, False, None)
+        return (splits.divided(t), splits.split_input(t), splits.view_at(t))
 
     closure_refs: list[Any] = []
     prelude = [0]
@@ -585,7 +589,7 @@ def _walk_graph(root: Any) -> dict[int, str]:
 
 
 def _alive(
-    records: list[tuple[int, Any, Any, str, int, tuple[bool, bool]]], names: dict[int, str], layers_path: str | None
+    records: list[tuple[int, Any, Any, str, int, Split]], names: dict[int, str], layers_path: str | None
 ) -> list[Saved]:
     """The saved storages still alive, each once (its first saver names it).
 
@@ -593,7 +597,7 @@ def _alive(
     when nothing else saved it; when something did, it stays whole and the module's ``1/tp`` slice
     is a storage of its own (``split_copy``), which only a tensor-parallel run makes.
     """
-    by_key: dict[int, list[tuple[Any, str, int, tuple[bool, bool]]]] = {}
+    by_key: dict[int, list[tuple[Any, str, int, Split]]] = {}
     for k, ref, info, module, seq_nr, flags in records:
         if ref() is not None:
             by_key.setdefault(k, []).append((info, module, seq_nr, flags))
@@ -602,18 +606,19 @@ def _alive(
         whole = [r for r in saves if not r[3][1]]
         splitters = [r for r in saves if r[3][1]]
         if whole:
-            out.append(_saved(whole, names, layers_path, divided=whole[0][3][0]))
+            out.append(_saved(whole, names, layers_path, divided=whole[0][3][0], view_at=whole[0][3][2]))
         if splitters:
             out.append(_saved(splitters, names, layers_path, divided=True, split_copy=bool(whole)))
     return out
 
 
 def _saved(
-    saves: list[tuple[Any, str, int, tuple[bool, bool]]],
+    saves: list[tuple[Any, str, int, Split]],
     names: dict[int, str],
     layers_path: str | None,
     divided: bool,
     split_copy: bool = False,
+    view_at: int | None = None,
 ) -> Saved:
     """One storage from its saves (the first names it; every saver's layer is counted)."""
     (nbytes, dtype, shape), module, seq_nr, _ = saves[0]
@@ -623,7 +628,7 @@ def _saved(
         grad_fn = "checkpoint-input"
     else:
         grad_fn = names.get(seq_nr, "saved")
-    entry = Saved(nbytes, module, grad_fn, dtype, shape, divided=divided, split_copy=split_copy)
+    entry = Saved(nbytes, module, grad_fn, dtype, shape, divided=divided, split_copy=split_copy, view_at=view_at)
     for _, saver, _, _ in saves:
         li = _layer_index(saver, layers_path) if layers_path else None
         if li is not None:

@@ -16,7 +16,11 @@ to sizes, and nothing else is needed:
   (``rowwise``: the experts' ``down_proj``) makes the (partial, then summed) product whole.
 
 Between those points the property is followed through the step op by op (a dispatch mode): an
-op's output is divided when one of its inputs is. Each storage autograd saves is then divided or
+op's output is divided when one of its inputs is. A divided storage made by copying a permuted
+view into a contiguous one (``transpose(1, 2).contiguous()`` of an attention output) is a view
+when one rank's share of the permuted dimension is 1: if only one dimension, of fixed size ``n``,
+puts the view's dimensions out of their storage order, the copy has no storage of its own at
+``tp = n`` (:meth:`StorageSplit.view_at`). Each storage autograd saves is then divided or
 not (:func:`StorageSplit.divided`); a saved storage of the unsharded step is ``1/tp`` of one rank's
 when divided, the same when whole. torch is imported only when a tracker is made.
 """
@@ -58,6 +62,34 @@ def _pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"\d+".join(re.escape(part) for part in name.split("*")))
 
 
+def one_dimension_to_contiguous(t: Any) -> int | None:
+    """The size ``n`` of the one fixed-size dimension of ``t`` that, were it 1, would leave ``t``'s
+    dimensions in their storage order, so that a contiguous copy of ``t`` is a view (None when
+    ``t`` is contiguous, not a dense permutation of its storage, or no or several dimensions do).
+    Read from the symbolic shape and strides without guarding on them."""
+    from .flops import as_expr
+
+    sizes = [as_expr(d) for d in t.shape]
+    strides = [as_expr(d) for d in t.stride()]
+    dims = [d for d, size in enumerate(sizes) if size != 1]
+    symbols = set().union(*(x.free_symbols for x in strides))
+    hint = {x: 1009 for x in symbols}  # any size >= 2 orders the strides the same way
+    physical = sorted(dims, key=lambda d: -int(strides[d].xreplace(hint)))  # outermost first
+    expected: Any = 1
+    for d in reversed(physical):
+        if (strides[d] - expected).expand() != 0:
+            return None  # not a dense permutation of its storage
+        expected = expected * sizes[d]
+    if physical == dims:
+        return None
+
+    def without(order: list[int], d: int) -> list[int]:
+        return [x for x in order if x != d]
+
+    found = [int(sizes[d]) for d in dims if sizes[d].is_Integer and without(dims, d) == without(physical, d)]
+    return found[0] if len(found) == 1 else None
+
+
 def resolved_plan(model: Any) -> tuple[dict[str, str], str | None]:
     """(the model's tensor-parallel plan with ``*`` patterns, why it cannot be followed or None).
 
@@ -92,6 +124,7 @@ class StorageSplit:
         self._weak = StorageWeakRef
         self.divided_keys: dict[int, bool] = {}
         self.split_inputs: set[int] = set()  # whole inputs of running rowwise_split_input modules
+        self.views_at: dict[int, int] = {}  # divided copies -> the tp at which the copy is a view
         self.params: dict[int, bool] = {}  # parameter storage -> split along its output features
         self.handles: list[Any] = []
         patterns = [(_pattern(name), style) for name, style in plan.items()]
@@ -105,6 +138,7 @@ class StorageSplit:
                 self.params[self.key(param)] = style in PARAM_OUT
         self._modules = [(mod, style) for name, mod in model.named_modules() if (style := style_of(name)) is not None]
         tracker = self
+        clone = torch.ops.aten.clone.default
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -116,8 +150,16 @@ class StorageSplit:
                     divided = all(params)
                 else:
                     divided = any(tracker.divided_keys.get(k, False) for k in inputs)
-                for t in tracker._tensors(out):
-                    tracker.divided_keys[tracker.key(t)] = divided
+                outputs = tracker._tensors(out)
+                for t in outputs:
+                    k = tracker.key(t)
+                    tracker.divided_keys[k] = divided
+                    if k not in inputs:  # a new storage (a view keeps what its storage is)
+                        tracker.views_at.pop(k, None)
+                if divided and func is clone and len(outputs) == 1 and isinstance(args[0], torch.Tensor):
+                    at = one_dimension_to_contiguous(args[0])
+                    if at is not None:
+                        tracker.views_at[tracker.key(outputs[0])] = at
                 return out
 
         self._mode = Mode()
@@ -134,6 +176,10 @@ class StorageSplit:
     def divided(self, t: Any) -> bool:
         """Whether tensor parallelism divides the storage of ``t`` (True: one rank holds 1/tp of it)."""
         return self.divided_keys.get(self.key(t), False)
+
+    def view_at(self, t: Any) -> int | None:
+        """The ``tp`` at which the divided copy in ``t``'s storage is a view instead (None: none)."""
+        return self.views_at.get(self.key(t))
 
     def split_input(self, t: Any) -> bool:
         """Whether ``t`` is the whole input of a running module that splits it itself

@@ -24,6 +24,7 @@ from .run import Layers, Saved, StepResult
 __all__ = ["Region", "group_label", "parameter_terms", "region_terms", "merge_regions"]
 
 TRACED = "traced (fake-tensor run of the transformers model)"
+VIEW_TAG = "tp_view:"  # + n: a divided copy that is a view, no storage of its own, at tp = n
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Region:
     divided: frozenset[str] = frozenset()  # activation paths tensor parallelism divides (Saved.divided)
     # the 1/tp slices that modules splitting a whole input save, which only a tensor-parallel run makes
     split_copies: dict[str, tuple[sp.Expr, sp.Expr, str]] = field(default_factory=dict)
+    views_at: dict[str, int] = field(default_factory=dict)  # divided copies that are views at this tp
 
 
 def group_label(layers: Layers, group: int) -> str:
@@ -91,10 +93,13 @@ def region_terms(
     acts: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
     copies: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
     divided: set[str] = set()
+    views_at: dict[str, int] = {}
     for saved in step.saved:
         name = _add_saved(copies if saved.split_copy else acts, saved, step, layers, kept_first, n_layers)
         if name is not None and saved.divided:
             divided.add(name)
+            if saved.view_at is not None:
+                views_at[name] = saved.view_at
     flops: dict[str, tuple[sp.Expr, sp.Expr, str]] = {}
     for key, value in step.flops.items():
         phase, _, module = key.partition(".")
@@ -106,7 +111,7 @@ def region_terms(
             count = group_count(layers, layers.group_of(index), n_layers)
         what = "matrix-product and attention FLOPs" + (" of the backward pass" if phase == "backward" else "")
         flops[f"{phase}.{path}"] = (count, sp.expand(to_bs(value, step)), what)
-    return Region(condition, acts, flops, frozenset(divided), copies)
+    return Region(condition, acts, flops, frozenset(divided), copies, views_at)
 
 
 def _add_saved(
@@ -149,7 +154,8 @@ def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> 
     """One Breakdown from several regions: a ``Piecewise`` where they differ (the last is general).
 
     An activation term that tensor parallelism divides (in the last region holding it) carries
-    ``shards = {tp}``: one rank holds ``1/tp`` of it (:meth:`symbolic.parallel.Parallelism.activation_share`).
+    ``shards = {tp}``: one rank holds ``1/tp`` of it (:meth:`symbolic.parallel.Parallelism.activation_share`);
+    a divided copy that is a view at ``tp = n`` is tagged ``tp_view:n``.
     """
     paths: list[str] = []
     for region in regions:
@@ -174,7 +180,9 @@ def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> 
             continue
         holder = next(r for r in reversed(regions) if path in getattr(r, which))
         shards = frozenset({S.tp}) if which != "flops" and path in holder.divided else frozenset()
-        terms.append(Term(path, expr, quantity, description, count=count, source=TRACED, shards=shards))
+        view = holder.views_at.get(path) if which != "flops" else None
+        tags = frozenset({f"{VIEW_TAG}{view}"}) if view is not None else frozenset()
+        terms.append(Term(path, expr, quantity, description, count=count, source=TRACED, shards=shards, tags=tags))
     return Breakdown(quantity, tuple(terms))
 
 
