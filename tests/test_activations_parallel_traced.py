@@ -44,9 +44,9 @@ def _compare_tool():
     return module
 
 
-def _bytes(model, convention, tp, batch, seq):
+def _bytes(model, convention, tp, batch, seq, attention="sdpa"):
     parallel = Parallelism(tp=tp)
-    terms = activation_terms(model, Workload(batch, seq), parallel, convention, **OPTS)
+    terms = activation_terms(model, Workload(batch, seq), parallel, convention, **{**OPTS, "attention": attention})
     return activation_bytes(terms, model, {"batch": batch, "seq": seq, **parallel.values()}).total
 
 
@@ -118,7 +118,7 @@ def test_a_copy_is_a_view_when_one_dimension_out_of_order_is_one():
 def test_refusals_name_the_field():
     no_plan = NEW_TYPES["openai-gpt"]  # transformers has no base_model_tp_plan for it
     with pytest.raises(SymbolicError, match="base_model_tp_plan"):
-        _bytes(untyped_model(no_plan, "openai-gpt"), "traced", 2, 2, 8)
+        _bytes(untyped_model(no_plan, "openai-gpt"), "traced", 2, 2, 8, attention="eager")
     llama = CASES["llama-gqa"]  # 4 kv heads: the plan splits whole heads, tp = 8 would split one
     with pytest.raises(SymbolicError, match="num_key_value_heads") as err:
         _bytes(from_hf_config(llama), "traced", 8, 2, 8)

@@ -39,8 +39,9 @@ _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # the batch and sequence hints the general trace is taken at: any b >= 2, s >= 2 gives the same
 # formula inside the guards it records (the guards say where); odd values avoid divisibility luck
 BATCH_HINT = 3
-Split = tuple[bool, bool, "int | None"]  # a save under tensor parallelism: divided, a split input, a view at tp
 SEQ_HINT = 37
+# one save under tensor parallelism: divided, the whole input of a module splitting it, the tp at which a view
+TpSave = tuple[bool, bool, "int | None"]
 
 
 @dataclass
@@ -481,10 +482,10 @@ def run_step(
     excluded = {key(p) for p in model.parameters()} | {key(b) for b in model.buffers()} | {key(ids)}
     stack = _ModuleStack(model)
     # key, weakref, tensor info, module, seq nr, (divided, a split input, tp at which a view)
-    records: list[tuple[int, Any, Any, str, int, Split]] = []
+    records: list[tuple[int, Any, Any, str, int, TpSave]] = []
     splits = StorageSplit(model, tp_plan) if tp_plan else None
 
-    def divided(t: Any) -> Split:
+    def divided(t: Any) -> TpSave:
         if splits is None:
             return (False, False, None)
         return (splits.divided(t), splits.split_input(t), splits.view_at(t))
@@ -589,7 +590,7 @@ def _walk_graph(root: Any) -> dict[int, str]:
 
 
 def _alive(
-    records: list[tuple[int, Any, Any, str, int, Split]], names: dict[int, str], layers_path: str | None
+    records: list[tuple[int, Any, Any, str, int, TpSave]], names: dict[int, str], layers_path: str | None
 ) -> list[Saved]:
     """The saved storages still alive, each once (its first saver names it).
 
@@ -597,7 +598,7 @@ def _alive(
     when nothing else saved it; when something did, it stays whole and the module's ``1/tp`` slice
     is a storage of its own (``split_copy``), which only a tensor-parallel run makes.
     """
-    by_key: dict[int, list[tuple[Any, str, int, Split]]] = {}
+    by_key: dict[int, list[tuple[Any, str, int, TpSave]]] = {}
     for k, ref, info, module, seq_nr, flags in records:
         if ref() is not None:
             by_key.setdefault(k, []).append((info, module, seq_nr, flags))
@@ -613,7 +614,7 @@ def _alive(
 
 
 def _saved(
-    saves: list[tuple[Any, str, int, Split]],
+    saves: list[tuple[Any, str, int, TpSave]],
     names: dict[int, str],
     layers_path: str | None,
     divided: bool,

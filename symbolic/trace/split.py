@@ -21,8 +21,10 @@ view into a contiguous one (``transpose(1, 2).contiguous()`` of an attention out
 when one rank's share of the permuted dimension is 1: if only one dimension, of fixed size ``n``,
 puts the view's dimensions out of their storage order, the copy has no storage of its own at
 ``tp = n`` (:meth:`StorageSplit.view_at`). Each storage autograd saves is then divided or
-not (:func:`StorageSplit.divided`); a saved storage of the unsharded step is ``1/tp`` of one rank's
-when divided, the same when whole. torch is imported only when a tracker is made.
+whole (:meth:`StorageSplit.divided`): one rank holds ``1/tp`` of a divided storage of the
+unsharded step and all of a whole one. A plan with a style not listed here is not followed (the
+traced terms then say nothing about tensor parallelism, which is refused). torch is imported only
+when a tracker is made.
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["OUTPUT_DIVIDED", "OUTPUT_WHOLE", "INPUT_DIVIDED", "PASSING", "resolved_plan", "StorageSplit"]
+__all__ = [
+    "OUTPUT_DIVIDED",
+    "OUTPUT_WHOLE",
+    "INPUT_DIVIDED",
+    "PASSING",
+    "one_dimension_to_contiguous",
+    "resolved_plan",
+    "StorageSplit",
+]
 
 OUTPUT_DIVIDED = frozenset({"colwise", "packed_colwise"})
 OUTPUT_WHOLE = frozenset(
