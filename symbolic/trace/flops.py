@@ -92,8 +92,13 @@ def make_recorder(stack: Any) -> Any:
             if kind == "sdpa_backward":
                 return _sdpa_backward(_shape(args[1]), _shape(args[2]), _shape(args[3]))
             if kind == "grouped_mm":
-                # every output element is a dot product over mat_a's last dimension
-                return 2 * sp.Mul(*_shape(out)) * _shape(args[0])[-1]
+                # every output element is a dot product over mat_a's last dimension; where both
+                # operands are 2-D (the weight gradient, out: groups x K x N), that dimension (the
+                # tokens) is split among the groups, so each token counts in one group only
+                total = 2 * sp.Mul(*_shape(out)) * _shape(args[0])[-1]
+                if args[0].dim() == 2 and args[1].dim() == 2 and out.dim() == 3:
+                    total = total / _shape(out)[0]
+                return total
             packet = func._overloadpacket
             if packet not in flop_registry:
                 return None
