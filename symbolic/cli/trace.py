@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch", type=positive_int("--batch"), help="also evaluate at this batch (needs --seq)")
     p.add_argument("--seq", type=positive_int("--seq"), help="also evaluate at this sequence length (needs --batch)")
+    p.add_argument(
+        "--symbolic-sizes",
+        action="store_true",
+        help="keep the config's sizes (hidden_size, num_attention_heads, ...) as symbols too",
+    )
     p.add_argument("--diff", choices=("exact",), help="print the difference from a hand-written convention")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
@@ -52,6 +57,7 @@ def _trace(args: argparse.Namespace) -> tuple[str, dict[str, Any], Any]:
         experts=args.experts,
         at=at,
         autocast=args.autocast,
+        symbolic_sizes=args.symbolic_sizes,
     )
     return name, config, trace(config, options)
 
@@ -59,9 +65,11 @@ def _trace(args: argparse.Namespace) -> tuple[str, dict[str, Any], Any]:
 def report(args: argparse.Namespace) -> dict[str, Any]:
     """The trace answer as a plain dict (formulas as text; the totals with the layer count bound)."""
     from .. import symbols as S
+    from ..trace.sizes import field_symbol
 
     name, config, result = _trace(args)
     bind = {S.n_layers: result.sizes["n_layers"]}
+    at_config = {field_symbol(k): v for k, v in result.size_symbols.items()}
     out: dict[str, Any] = {
         "model": name,
         "model_type": result.model_type,
@@ -72,6 +80,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "layer_groups": [len(g) for g in result.layer_groups],
         "conditions": list(result.conditions),
         "notes": list(result.notes),
+        "size_symbols": result.size_symbols,
+        "size_conditions": [str(c) for c in result.size_conditions],
+        "fixed_sizes": result.fixed_sizes,
         "seconds": round(result.seconds, 3),
         "cached": result.cached,
     }
@@ -87,7 +98,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "terms": [term_json(t) for t in breakdown],
         }
         if args.batch is not None:
-            out[quantity]["value"] = int(total.subs({S.batch: args.batch, S.seq: args.seq}))
+            out[quantity]["value"] = int(total.subs({S.batch: args.batch, S.seq: args.seq, **at_config}))
     if args.diff:
         from ..errors import SymbolicError
         from ..trace.diff import difference
@@ -138,6 +149,15 @@ def run(args: argparse.Namespace) -> int:
         con.print(note)
     if out["conditions"]:
         con.print("holds where: " + "; ".join(out["conditions"]))
+    if out["size_symbols"]:
+        con.print("sizes as symbols: " + ", ".join(f"{k} (= {v})" for k, v in out["size_symbols"].items()))
+    if out["fixed_sizes"]:
+        con.print(
+            "read as numbers by the code (kept at the config's value): "
+            + ", ".join(f"{k} = {v}" for k, v in out["fixed_sizes"].items())
+        )
+    if out["size_conditions"]:
+        con.print("holds for sizes where: " + "; ".join(out["size_conditions"]))
     if "diff" in out:
         parts = out["diff"]["parts"]
         if not parts:

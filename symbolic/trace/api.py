@@ -12,6 +12,7 @@ guards that the general region still assumes.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,7 @@ from .. import symbols as S
 from ..errors import SymbolicError
 from ..terms import Breakdown, Quantity
 from .result import EXTRA_HINT, Trace, TraceOptions
+from .sizes import SizeSymbols, size_conditions
 from .split import resolved_plan
 from .terms import condition_of, merge_regions, parameter_terms, region_terms
 
@@ -88,7 +90,9 @@ def _with(result: Trace, **changes: Any) -> Trace:
 
 def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, versions: dict[str, str]) -> Trace:
     try:
-        model, fake, env = R.build_fake(config, options.dtype, options.attention, options.recompute, options.experts)
+        model, fake, env, size_symbols = R.build_fake(
+            config, options.dtype, options.attention, options.recompute, options.experts, options.symbolic_sizes
+        )
     except SymbolicError:
         raise
     except Exception as err:  # transformers rejects the config: its own words, one line
@@ -114,11 +118,13 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     if layers is not None and options.unrolled:  # every layer its own group of one
         layers = R.Layers(layers.path, layers.signatures, [[i] for i in range(len(layers.signatures))])
     n_layers = len(layers.signatures) if layers else 0
-    params = parameter_terms(model, layers, n_layers)
+    params = parameter_terms(model, layers, n_layers, size_symbols)
     sizes = {"n_layers": n_layers, **R.buffer_sizes(model)}
     if options.parameters_only:
         empty = (Breakdown(Quantity.BYTES), Breakdown(Quantity.FLOPS))
-        return Trace(model_type, params, *empty, sizes, _groups(layers), (), versions, options)
+        return _with_sizes(
+            Trace(model_type, params, *empty, sizes, _groups(layers), (), versions, options), size_symbols, env
+        )
     kept_first: set[int] = set()
     if layers is not None:
         R.select_layers(model, layers, options.unrolled)
@@ -129,7 +135,17 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     def step(batch: int | None, hint: int, flops: bool, fixed: bool = False) -> R.StepResult:
         try:
             return R.run_step(
-                model, fake, env, path, batch, hint, flops, seq_fixed=fixed, autocast=options.autocast, tp_plan=plan
+                model,
+                fake,
+                env,
+                path,
+                batch,
+                hint,
+                flops,
+                seq_fixed=fixed,
+                autocast=options.autocast,
+                sizes=size_symbols,
+                tp_plan=plan,
             )
         except Exception as err:
             raise _step_error(model_type, err, batch, hint) from None
@@ -169,7 +185,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
     split_copies = merge_regions(regions, "split_copies", Quantity.BYTES)
     flops = merge_regions([regions[-1]], "flops", Quantity.FLOPS)
     found = activations.total.free_symbols | flops.total.free_symbols
-    unbacked = {x for x in found if str(x).startswith("u")}  # torch names unbacked sizes u0, u1, ...
+    unbacked = {x for x in found if re.fullmatch(r"u\d+", str(x))}  # torch names unbacked sizes u0, u1, ...
     if unbacked:  # sizes read from tensor values (tokens per expert): no formula in b and s
         raise SymbolicError(
             "trace",
@@ -179,7 +195,7 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         )
     conditions = tuple(sorted({str(c) for c in _general_conditions(general)}))
     groups = _groups(layers)
-    return Trace(
+    traced = Trace(
         model_type=model_type,
         parameters=params,
         activations=activations,
@@ -191,6 +207,32 @@ def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, ve
         options=options,
         notes=notes,
         split_copies=split_copies,
+    )
+    return _with_sizes(traced, size_symbols, env)
+
+
+def _with_sizes(result: Trace, size_symbols: SizeSymbols | None, env: Any) -> Trace:
+    """``result`` with what the trace says of the model sizes it kept symbolic (if any). A field
+    the code fixed at a value late in the step (``range(num_experts)``) is that value everywhere."""
+    if size_symbols is None:
+        return result
+    fixed = size_symbols.fixed(env)
+    names = {field.name: value for field, value in size_symbols.symbols.values() if field.name not in fixed}
+    values = {field: sp.Integer(value) for field, value in size_symbols.symbols.values() if field.name in fixed}
+
+    def bind(breakdown: Breakdown) -> Breakdown:
+        return breakdown.map(lambda t: t.with_(expr=t.expr.xreplace(values), count=t.count.xreplace(values)))
+
+    bound = (c.xreplace(values) for c in size_conditions(env, size_symbols))
+    conditions = tuple(c for c in dict.fromkeys(bound) if c is not sp.true)
+    return _with(
+        result,
+        parameters=bind(result.parameters),
+        activations=bind(result.activations),
+        flops=bind(result.flops),
+        size_symbols=dict(sorted(names.items())),
+        size_conditions=conditions,
+        fixed_sizes=fixed,
     )
 
 

@@ -26,6 +26,7 @@ from .. import symbols as S
 from ..resultcache import cache_root
 from ..terms import Breakdown, Quantity, Term
 from .result import Trace, TraceOptions
+from .sizes import field_symbol, is_size_field
 
 __all__ = ["key_for", "load", "save", "encode", "decode", "trace_dir"]
 
@@ -103,6 +104,8 @@ def encode(expr: sp.Basic) -> Any:
         return ["I", str(int(expr))]
     if isinstance(expr, sp.Rational):
         return ["Q", str(expr.p), str(expr.q)]
+    if isinstance(expr, sp.Symbol) and is_size_field(expr.name) and expr == field_symbol(expr.name):
+        return ["F", expr.name]
     if isinstance(expr, sp.Symbol):
         if S.info(expr.name).symbol != expr:
             raise ValueError(f"not a registered symbol: {expr}")
@@ -128,6 +131,10 @@ def decode(tree: Any) -> sp.Basic:
         return sp.Rational(int(args[0]), int(args[1]))
     if head == "S":
         return S.symbol(str(args[0]))
+    if head == "F":
+        if not is_size_field(str(args[0])):
+            raise ValueError(f"not a size field: {args[0]!r}")
+        return field_symbol(str(args[0]))
     if head == "Piecewise":
         return sp.Piecewise(*[(decode(e), decode(c)) for e, c in args])
     if head not in _NODES:
@@ -197,6 +204,9 @@ def save(key: str, result: Trace) -> None:
         "options": result.options.key(),
         "seconds": result.seconds,
         "notes": list(result.notes),
+        "size_symbols": result.size_symbols,
+        "size_conditions": [encode(c) for c in result.size_conditions],
+        "fixed_sizes": result.fixed_sizes,
     }
     text = json.dumps(entry)
     folder = trace_dir()
@@ -233,6 +243,9 @@ def load(key: str) -> Trace | None:
             cached=True,
             notes=tuple(str(n) for n in entry["notes"]),
             split_copies=_decode_breakdown(entry["split_copies"]),
+            size_symbols={str(k): int(v) for k, v in entry.get("size_symbols", {}).items()},
+            size_conditions=tuple(decode(c) for c in entry.get("size_conditions", ())),
+            fixed_sizes={str(k): int(v) for k, v in entry.get("fixed_sizes", {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None

@@ -5,6 +5,13 @@ substituted (batch and sequence stay symbols), the traced one with its layer cou
 quantity is compared in total, inside the decoder layers (terms repeated per layer) and outside
 them; a part agrees when the difference simplifies to 0 and is 0 at sample sizes (b = 1, 2, 3;
 s on both sides of every window).
+
+A trace with symbolic sizes (``TraceOptions(symbolic_sizes=True)``) is compared in the model's
+sizes too: each hand-written size is written in the config fields it is read from (found by
+changing one field of the config and seeing which size follows), the layer count stays a symbol,
+and the difference must vanish as an expression, under the conditions the trace found on the
+sizes (``num_attention_heads = num_key_value_heads``, an even ``head_dim``): an equality between
+two fields is substituted, and ``x = c*floor(e)`` replaces ``floor(e)`` by ``x/c``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import sympy as sp
 from .. import symbols as S
 from ..terms import Breakdown
 from .api import Trace
+from .sizes import field_symbol
 
 __all__ = ["Difference", "difference", "hand_written"]
 
@@ -97,8 +105,98 @@ def _zero(expr: sp.Expr, seqs: list[int]) -> bool:
     return True
 
 
-def difference(config: Mapping[str, Any], trace: Trace, convention: str = "exact") -> list[Difference]:
-    """The parts where ``convention`` and the trace disagree (an empty list: they agree)."""
+def size_expressions(config: Mapping[str, Any], fields: Mapping[str, int]) -> dict[str, sp.Expr]:
+    """Each hand-written size of ``config``'s model written in the config ``fields`` it is read from,
+    as ``c * f1**e1 * f2**e2 ...`` (``head_dim``; ``4*n_embd``; ``hidden_size/num_attention_heads``):
+    each field is doubled (or halved, where doubling is not a valid config) on its own, and a size
+    that changes with it by the same factor has exponent 1, by the inverse factor -1. Sizes read
+    from no field keep their value; the layer count is left out (a symbol on both sides)."""
+    from ..errors import SymbolicError
+    from ..hf import from_hf_config
+
+    base = from_hf_config(dict(config)).sizes
+    exponents: dict[str, dict[str, int]] = {size: {} for size in base}
+    for field, value in fields.items():
+        for new in (2 * value, value // 2 if value % 2 == 0 else 0):
+            if not new:
+                continue
+            try:
+                changed = from_hf_config({**config, field: new}).sizes
+            except (SymbolicError, ValueError, TypeError, ZeroDivisionError):
+                continue
+            for size, old in base.items():
+                ratio = sp.Rational(changed.get(size, old), old)
+                if ratio != 1:
+                    step = sp.Rational(new, value)
+                    exponents[size][field] = 1 if ratio == step else -1 if ratio == 1 / step else 0
+            break
+    out: dict[str, sp.Expr] = {}
+    for size, value in base.items():
+        if size in ("n_layers", "batch", "seq"):
+            continue
+        powers = exponents[size]
+        if not powers or 0 in powers.values():
+            out[size] = sp.Integer(value)
+            continue
+        monomial = sp.Mul(*(field_symbol(f) ** e for f, e in powers.items()))
+        coefficient = sp.Rational(value) / monomial.xreplace({field_symbol(f): fields[f] for f in powers})
+        out[size] = coefficient * monomial
+    return out
+
+
+def _under(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
+    """``expr`` with the trace's size conditions applied: ``x = y`` between two fields substitutes
+    ``y`` by ``x``; ``x = m*floor(e)`` (any factor ``m``) replaces ``floor(e)`` by ``x/m``; and
+    ``Mod(x, y) = 0`` replaces ``floor(x/y)`` by ``x/y``."""
+    for cond in conditions:
+        if not isinstance(cond, sp.Equality):
+            continue
+        lhs, rhs = cond.lhs, cond.rhs
+        if isinstance(lhs, sp.Mod) and rhs == 0:
+            expr = expr.xreplace({sp.floor(lhs.args[0] / lhs.args[1]): lhs.args[0] / lhs.args[1]})
+            continue
+        if not isinstance(lhs, sp.Symbol):
+            lhs, rhs = rhs, lhs
+        if not isinstance(lhs, sp.Symbol):
+            continue
+        if isinstance(rhs, sp.Symbol):
+            expr = expr.xreplace({rhs: lhs})
+            continue
+        floors = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.floor)]
+        if len(floors) == 1:
+            expr = expr.xreplace({floors[0]: lhs / (rhs / floors[0])})
+    return sp.expand(expr)
+
+
+def _pieces_at_their_sizes(expr: sp.Expr) -> sp.Expr:
+    """A Piecewise with each piece evaluated at the sizes its condition fixes (``batch = 1``), so a
+    piece that vanishes there reads 0."""
+    if not isinstance(expr, sp.Piecewise):
+        return expr
+    pieces = [(sp.expand(e.xreplace(_fixed_by(c))), c) for e, c in expr.args]
+    if all(e == 0 for e, _ in pieces):
+        return sp.Integer(0)
+    return sp.Piecewise(*pieces)
+
+
+def _fixed_by(condition: sp.Basic) -> dict[sp.Basic, sp.Expr]:
+    parts = condition.args if isinstance(condition, sp.And) else (condition,)
+    return {p.lhs: p.rhs for p in parts if isinstance(p, sp.Equality) and isinstance(p.lhs, sp.Symbol)}
+
+
+def difference(
+    config: Mapping[str, Any],
+    trace: Trace,
+    convention: str = "exact",
+    quantities: tuple[str, ...] = ("parameters", "activations", "flops"),
+) -> list[Difference]:
+    """The parts where ``convention`` and the trace disagree (an empty list: they agree), for the
+    ``quantities`` named (a parameters-only trace: ``("parameters",)``).
+
+    With a trace of symbolic sizes the parts are compared as expressions in the config's size
+    fields (see the module doc); else at the config's sizes, in batch and sequence."""
+    if trace.size_symbols:
+        return _symbolic_difference(config, trace, convention, quantities)
     hand, model_sizes = hand_written(config, trace, convention)
     sizes = {S.symbol(k): v for k, v in model_sizes.items() if k not in ("batch", "seq")}
     bind_traced = {S.n_layers: trace.sizes["n_layers"]}
@@ -109,10 +207,50 @@ def difference(config: Mapping[str, Any], trace: Trace, convention: str = "exact
         ("activations", trace.activations),
         ("flops", trace.flops),
     ):
+        if quantity not in quantities:
+            continue
         mine = _parts(hand[quantity], sizes)
         theirs = _parts(traced, bind_traced)
         for part in ("total", "layers", "outside layers"):
             diff = sp.expand(mine[part] - theirs[part])
             if not _zero(diff, seqs):
                 out.append(Difference(quantity, part, mine[part], theirs[part], sp.simplify(sp.piecewise_fold(diff))))
+    return out
+
+
+def _symbolic_difference(
+    config: Mapping[str, Any], trace: Trace, convention: str, quantities: tuple[str, ...]
+) -> list[Difference]:
+    hand, _ = hand_written(config, trace, convention)
+    in_fields = {S.symbol(k): v for k, v in size_expressions(config, trace.size_symbols).items()}
+    fixed: dict[sp.Basic, sp.Expr] = {field_symbol(k): sp.Integer(v) for k, v in trace.fixed_sizes.items()}
+    # a size the hand-written model derives as a ratio (d_head = hidden/heads) requires that it
+    # divide exactly, so the trace's floor of that ratio is the ratio there
+    # a trace of one decoder layer cannot tell a per-layer storage from one shared by all layers
+    one_layer = {S.n_layers: sp.Integer(1)} if trace.sizes["n_layers"] == 1 else {}
+    at_config = {field_symbol(k): v for k, v in trace.size_symbols.items()}
+    for expr in in_fields.values():
+        if isinstance(expr, sp.Mul) and any(isinstance(f, sp.Pow) and f.exp == -1 for f in expr.args):
+            fixed[sp.floor(expr)] = expr
+        # the hand-written rules are those of the config's size case, an even rotary width among
+        # them (an odd one is a case of its own): there, half the width rounded either way is exact
+        if expr.free_symbols and int(expr.xreplace(at_config)) % 2 == 0:
+            fixed[sp.floor(expr / 2 + sp.Rational(1, 2))] = expr / 2
+            fixed[sp.floor(expr / 2)] = expr / 2
+    out: list[Difference] = []
+    for quantity, traced in (
+        ("parameters", trace.parameters),
+        ("activations", trace.activations),
+        ("flops", trace.flops),
+    ):
+        if quantity not in quantities:
+            continue
+        mine = {k: v.xreplace(fixed) for k, v in _parts(hand[quantity], {**in_fields, **one_layer}).items()}
+        theirs = _parts(traced, {**fixed, **one_layer})
+        for part in ("total", "layers", "outside layers"):
+            diff = _pieces_at_their_sizes(_under(sp.piecewise_fold(mine[part] - theirs[part]), trace.size_conditions))
+            if diff != 0:
+                out.append(Difference(quantity, part, mine[part], theirs[part], diff))
+            elif part == "total":  # the totals agree: a layer of its own (one dense layer) may sit
+                break  # inside the layers on one side and outside on the other
     return out

@@ -30,6 +30,7 @@ class TraceOptions:
     ``autocast``: run the step under ``torch.autocast("cpu")`` to this 16-bit dtype (``bf16`` or
     ``fp16``) over weights of ``dtype``, which must then be ``fp32`` (the amp recipes); ``None``: no
     autocast.
+    ``symbolic_sizes=True`` keeps the config's size fields as symbols too (:mod:`symbolic.trace.sizes`).
     """
 
     dtype: str = "fp32"
@@ -40,6 +41,7 @@ class TraceOptions:
     at: tuple[int, int] | None = None
     parameters_only: bool = False
     autocast: str | None = None
+    symbolic_sizes: bool = False
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -73,6 +75,7 @@ class TraceOptions:
             "at": list(self.at) if self.at else None,
             "parameters_only": self.parameters_only,
             "autocast": self.autocast,
+            "symbolic_sizes": self.symbolic_sizes,
         }
 
 
@@ -85,6 +88,10 @@ class Trace:
     the model's own plan says) carries ``shards = {tp}``; ``split_copies`` are the ``1/tp`` slices a
     module splitting a whole input saves besides it, which only a tensor-parallel run makes. ``conditions`` are the guards the general region
     assumes; ``versions`` the torch and transformers that answered; ``seconds`` the tracing time.
+    With symbolic sizes, ``size_symbols`` names the config fields the expressions are written in
+    (with the config's values),
+    ``size_conditions`` the branches the code took on them, and ``fixed_sizes`` the fields the code
+    read as numbers (kept at the config's value).
     """
 
     model_type: str
@@ -100,3 +107,6 @@ class Trace:
     cached: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
     split_copies: Breakdown = field(default_factory=lambda: Breakdown(Quantity.BYTES))
+    size_symbols: dict[str, int] = field(default_factory=dict)
+    size_conditions: tuple[Any, ...] = ()  # SymPy booleans in the size fields' symbols
+    fixed_sizes: dict[str, int] = field(default_factory=dict)

@@ -32,6 +32,7 @@ import sympy as sp
 
 from .flops import as_expr as _expr
 from .flops import make_recorder
+from .sizes import SizeSymbols, symbolise_sizes
 from .split import StorageSplit
 
 _LAYER_LIST = re.compile(r"^(?:.*\.)?(?:layers|h|blocks|layer|decoder_layers)$")
@@ -69,6 +70,7 @@ class StepResult:
     batch: sp.Expr
     seq: sp.Expr
     specialised: dict[str, int]
+    sizes: SizeSymbols | None = None  # the model sizes kept symbolic (None: the config's numbers)
 
 
 @dataclass
@@ -131,11 +133,20 @@ def buffer_sizes(model: Any) -> dict[str, int]:
         if key in seen:
             continue
         seen.add(key)
+        nbytes = _hint(tensor.untyped_storage().nbytes())
         if tensor.is_floating_point():
-            floats += int(tensor.untyped_storage().nbytes()) // tensor.element_size()
+            floats += nbytes // tensor.element_size()
         else:
-            other += int(tensor.untyped_storage().nbytes())
+            other += nbytes
     return {"buffer_float_elements": floats, "buffer_other_bytes": other}
+
+
+def _hint(value: Any) -> int:
+    """An int, or a symbolic size's example value (read without guarding, so no size is fixed)."""
+    node = getattr(value, "node", None)
+    if node is not None and node.hint is not None:
+        return int(node.hint)
+    return int(value)
 
 
 def _module_signature(module: Any) -> str:
@@ -349,15 +360,25 @@ def _real_branches() -> Iterator[None]:
 
 
 def build_fake(
-    config: Mapping[str, Any], dtype: str, attention: str, recompute: str, experts: str | None
-) -> tuple[Any, Any, Any]:
-    """(model, fake_mode, shape_env): the model built on fake tensors, in training mode."""
+    config: Mapping[str, Any],
+    dtype: str,
+    attention: str,
+    recompute: str,
+    experts: str | None,
+    symbolic_sizes: bool = False,
+) -> tuple[Any, Any, Any, SizeSymbols | None]:
+    """(model, fake_mode, shape_env, sizes): the model built on fake tensors, in training mode.
+
+    ``symbolic_sizes``: the config's size fields become symbols of the shape env (see
+    :mod:`symbolic.trace.sizes`), returned as ``sizes`` (else None). Weight initialisation is
+    skipped then (it reads sizes as floats, which would fix them); fake weights have no values."""
     torch, transformers = import_torch()
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
     cfg = hf_config(config)
-    shape_env = _quiet(ShapeEnv())
+    # no duck sizing when sizes are symbols: two fields of equal value stay two symbols
+    shape_env = _quiet(ShapeEnv(duck_shape=False) if symbolic_sizes else ShapeEnv())
     fake = FakeTensorMode(shape_env=shape_env, allow_non_fake_inputs=True)
     # the op cache pays off when the same op meets the same shapes again; in a trace almost every
     # op's sizes are new symbolic expressions, and rebuilding a hit's symbolic outputs costs more
@@ -367,15 +388,48 @@ def build_fake(
     if experts is not None:
         kw["experts_implementation"] = experts
     tdtype = getattr(torch, _DTYPES[dtype])
-    with fake:
+    sizes = None
+    with fake, _no_initialisation(symbolic_sizes):
+        if symbolic_sizes:
+            sizes = symbolise_sizes(cfg, shape_env)
         model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=tdtype, attn_implementation=attention, **kw)
+        if symbolic_sizes:  # skipping the initialisation skipped the tying that follows it
+            model.tie_weights()
         for tensor in [*model.parameters(), *model.buffers()]:
             if tensor.is_floating_point() and tensor.dtype != tdtype:  # as model.to(dtype) does
                 tensor.data = tensor.data.to(tdtype)
     model.train()
     if recompute == "full":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return model, fake, shape_env
+    return model, fake, shape_env, sizes
+
+
+@contextlib.contextmanager
+def _no_initialisation(skip: bool) -> Iterator[None]:
+    """Build with symbolic sizes when ``skip``; else nothing changes. Weight initialisation is
+    skipped (transformers' ``no_init_weights``, and the fan-in torch's layers read as a float in
+    ``reset_parameters``), and ``LayerNorm(size)`` takes a symbolic size as it takes an int (it
+    tests for ``numbers.Integral``, which a SymInt is not)."""
+    if not skip:
+        yield
+        return
+    import numbers
+    import types
+
+    torch, _ = import_torch()
+    import torch.nn.modules.normalization as normalization
+    from transformers.initialization import no_init_weights
+
+    original = torch.nn.init._calculate_fan_in_and_fan_out
+    original_numbers = normalization.numbers
+    torch.nn.init._calculate_fan_in_and_fan_out = lambda tensor: (1, 1)
+    normalization.numbers = types.SimpleNamespace(Integral=(numbers.Integral, torch.SymInt))  # type: ignore[assignment]
+    try:
+        with no_init_weights():
+            yield
+    finally:
+        torch.nn.init._calculate_fan_in_and_fan_out = original
+        normalization.numbers = original_numbers
 
 
 def _quiet(shape_env: Any) -> Any:
@@ -448,6 +502,7 @@ def run_step(
     seq_fixed: bool = False,
     autocast: str | None = None,
     tp_plan: Mapping[str, str] | None = None,
+    sizes: SizeSymbols | None = None,
 ) -> StepResult:
     """One training forward (and, with ``flops``, backward) on fake ids of symbolic sizes.
 
@@ -568,7 +623,7 @@ def run_step(
         value = shape_env.replace(expr)
         if expr.free_symbols and not value.free_symbols:
             specialised[label] = int(value)
-    return StepResult(saved, flop_counts, guards, b_expr, s_expr, specialised)
+    return StepResult(saved, flop_counts, guards, b_expr, s_expr, specialised, sizes)
 
 
 def _info(t: Any) -> tuple[sp.Expr, str, tuple[sp.Expr, ...]]:

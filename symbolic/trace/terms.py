@@ -19,7 +19,9 @@ import sympy as sp
 
 from .. import symbols as S
 from ..terms import Breakdown, Quantity, Term
+from .flops import as_expr
 from .run import Layers, Saved, StepResult
+from .sizes import SizeSymbols, to_sympy
 
 __all__ = ["Region", "group_label", "parameter_terms", "region_terms", "merge_regions"]
 
@@ -75,8 +77,21 @@ def _to_bs(step: StepResult) -> dict[sp.Symbol, sp.Expr]:
 
 
 def to_bs(expr: sp.Basic, step: StepResult) -> sp.Basic:
-    """An expression in the shape env's symbols rewritten in the project's ``batch`` and ``seq``."""
-    return sp.sympify(expr, strict=True).xreplace(_to_bs(step))
+    """An expression in the shape env's symbols rewritten in the project's ``batch`` and ``seq``
+    (and, where the trace kept model sizes symbolic, the config fields' symbols)."""
+    expr = sp.sympify(expr, strict=True).xreplace(_to_bs(step))
+    if step.sizes is None:
+        return expr
+    return to_sympy(expr.xreplace(step.sizes.rename()))
+
+
+def _condition_in_bs(guard: sp.Basic, step: StepResult) -> sp.Basic:
+    """A guard as a condition on ``batch`` and ``seq`` at the config's sizes (guards on the model
+    sizes alone are the trace's size conditions, kept apart)."""
+    expr = sp.sympify(guard, strict=True)
+    if step.sizes is not None:
+        expr = expr.xreplace(step.sizes.hints())
+    return expr.xreplace(_to_bs(step))
 
 
 def _shape_text(shape: Sequence[sp.Expr], step: StepResult) -> str:
@@ -192,8 +207,9 @@ def _fixed(condition: sp.Basic) -> dict[sp.Symbol, sp.Expr]:
     return {p.lhs: p.rhs for p in parts if isinstance(p, sp.Equality) and isinstance(p.lhs, sp.Symbol)}
 
 
-def parameter_terms(model: object, layers: Layers | None, n_layers: int) -> Breakdown:
-    """Parameter terms of a built model: each tensor once (tied ones once), layers by group."""
+def parameter_terms(model: object, layers: Layers | None, n_layers: int, sizes: SizeSymbols | None = None) -> Breakdown:
+    """Parameter terms of a built model: each tensor once (tied ones once), layers by group
+    (shapes in the config fields' symbols where ``sizes`` keeps them symbolic)."""
     terms: dict[str, Term] = {}
     seen: set[int] = set()
     for name, param in model.named_parameters():  # type: ignore[attr-defined]
@@ -207,13 +223,13 @@ def parameter_terms(model: object, layers: Layers | None, n_layers: int) -> Brea
             if index != layers.groups[group][0]:
                 continue
             count = group_count(layers, group, n_layers)
-        shape = tuple(sp.Integer(int(d)) for d in param.shape)
+        shape = tuple(_dimension(d, sizes) for d in param.shape)
         numel = sp.Mul(*shape) if shape else sp.Integer(1)
         terms[path] = Term(
             path,
             numel,
             Quantity.PARAMETERS,
-            f"{name} {list(param.shape)}",
+            f"{name} [{', '.join(map(str, shape))}]",
             count=count,
             source=TRACED,
             shape=shape,
@@ -222,11 +238,16 @@ def parameter_terms(model: object, layers: Layers | None, n_layers: int) -> Brea
     return Breakdown(Quantity.PARAMETERS, tuple(terms.values()))
 
 
+def _dimension(size: object, sizes: SizeSymbols | None) -> sp.Expr:
+    expr = as_expr(size)
+    return expr if sizes is None else to_sympy(expr.xreplace(sizes.rename()))
+
+
 def condition_of(guards: Sequence[sp.Expr], step: StepResult, fixed: Mapping[sp.Symbol, int]) -> sp.Basic:
     """The conjunction of a step's guards in b and s, plus the sizes it fixed (``b = 1``)."""
     parts = [sp.Eq(sym, value) for sym, value in fixed.items()]
     for guard in guards:
-        cond = to_bs(guard, step)
+        cond = _condition_in_bs(guard, step)
         if cond is sp.true or not cond.free_symbols & {S.batch, S.seq}:
             continue
         parts.append(cond)
