@@ -75,7 +75,7 @@ def trace(config: Mapping[str, Any], options: TraceOptions | None = None, use_ca
             return hit
     model_type = _check_model_type(config)
     started = time.perf_counter()
-    result = _trace(model_type, config, options, versions)
+    result = _trace_keeping_sizes(model_type, config, options, versions)
     result = _with(result, seconds=time.perf_counter() - started)
     if key is not None:
         trace_cache.save(key, result)
@@ -88,11 +88,44 @@ def _with(result: Trace, **changes: Any) -> Trace:
     return replace(result, **changes)
 
 
-def _trace(model_type: str, config: Mapping[str, Any], options: TraceOptions, versions: dict[str, str]) -> Trace:
+def _trace_keeping_sizes(
+    model_type: str, config: Mapping[str, Any], options: TraceOptions, versions: dict[str, str]
+) -> Trace:
+    """The trace; with symbolic sizes, a size whose symbol stops the step (a shape check torch cannot
+    prove for every value, such as ``s//2 + (s+1)//2 == s``) is left a number and the trace taken
+    again, so sizes stay symbols where the shapes allow."""
+    numeric: frozenset[str] = frozenset()
+    while True:
+        made: list[SizeSymbols] = []
+        try:
+            return _trace(model_type, config, options, versions, numeric, made)
+        except SymbolicError as err:
+            blamed = made[0].fields_named_in(err.message) - numeric if made and made[0] else set()
+            if not blamed:
+                raise
+            numeric |= blamed
+
+
+def _trace(
+    model_type: str,
+    config: Mapping[str, Any],
+    options: TraceOptions,
+    versions: dict[str, str],
+    numeric: frozenset[str] = frozenset(),
+    made: list[SizeSymbols] | None = None,
+) -> Trace:
     try:
         model, fake, env, size_symbols = R.build_fake(
-            config, options.dtype, options.attention, options.recompute, options.experts, options.symbolic_sizes
+            config,
+            options.dtype,
+            options.attention,
+            options.recompute,
+            options.experts,
+            options.symbolic_sizes,
+            numeric,
         )
+        if made is not None and size_symbols is not None:
+            made.append(size_symbols)
     except SymbolicError:
         raise
     except Exception as err:  # transformers rejects the config: its own words, one line

@@ -108,12 +108,15 @@ def _zero(expr: sp.Expr, seqs: list[int]) -> bool:
 def size_expressions(config: Mapping[str, Any], fields: Mapping[str, int]) -> dict[str, sp.Expr]:
     """Each hand-written size of ``config``'s model written in the config ``fields`` it is read from,
     as ``c * f1**e1 * f2**e2 ...`` (``head_dim``; ``4*n_embd``; ``hidden_size/num_attention_heads``):
-    each field is doubled (or halved, where doubling is not a valid config) on its own, and a size
+    each field of the config as transformers resolved it (``fields`` written into ``config``) is
+    doubled (or halved, where doubling is not a valid config) on its own, and a size
     that changes with it by the same factor has exponent 1, by the inverse factor -1. Sizes read
     from no field keep their value; the layer count is left out (a symbol on both sides)."""
     from ..errors import SymbolicError
     from ..hf import from_hf_config
 
+    # the fields as transformers resolved them (a head_dim it derived is a field the code reads)
+    config = {**config, **fields}
     base = from_hf_config(dict(config)).sizes
     exponents: dict[str, dict[str, int]] = {size: {} for size in base}
     for field, value in fields.items():
@@ -146,12 +149,15 @@ def size_expressions(config: Mapping[str, Any], fields: Mapping[str, int]) -> di
 
 def _under(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     """``expr`` with the trace's size conditions applied: ``x = y`` between two fields substitutes
-    ``y`` by ``x``; ``x = m*floor(e)`` (any factor ``m``) replaces ``floor(e)`` by ``x/m``; and
-    ``Mod(x, y) = 0`` replaces ``floor(x/y)`` by ``x/y``."""
+    ``y`` by ``x``; ``x = m*floor(e)`` (any factor ``m``) replaces ``floor(e)`` by ``x/m``;
+    ``Mod(x, y) = 0`` replaces ``floor(x/y)`` by ``x/y``; and ``floor(e) = n`` replaces it by ``n``."""
     for cond in conditions:
         if not isinstance(cond, sp.Equality):
             continue
         lhs, rhs = cond.lhs, cond.rhs
+        if isinstance(lhs, sp.floor) and rhs.is_Integer:  # a width the code fixed: floor(d/2 + 1/2) = 2
+            expr = expr.xreplace({lhs: rhs})
+            continue
         if isinstance(lhs, sp.Mod) and rhs == 0:
             expr = expr.xreplace({sp.floor(lhs.args[0] / lhs.args[1]): lhs.args[0] / lhs.args[1]})
             continue

@@ -366,11 +366,12 @@ def build_fake(
     recompute: str,
     experts: str | None,
     symbolic_sizes: bool = False,
+    numeric_sizes: frozenset[str] = frozenset(),
 ) -> tuple[Any, Any, Any, SizeSymbols | None]:
     """(model, fake_mode, shape_env, sizes): the model built on fake tensors, in training mode.
 
     ``symbolic_sizes``: the config's size fields become symbols of the shape env (see
-    :mod:`symbolic.trace.sizes`), returned as ``sizes`` (else None). Weight initialisation is
+    :mod:`symbolic.trace.sizes`), but those in ``numeric_sizes``, returned as ``sizes`` (else None). Weight initialisation is
     skipped then (it reads sizes as floats, which would fix them); fake weights have no values."""
     torch, transformers = import_torch()
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -389,12 +390,27 @@ def build_fake(
         kw["experts_implementation"] = experts
     tdtype = getattr(torch, _DTYPES[dtype])
     sizes = None
-    with fake, _no_initialisation(symbolic_sizes):
+
+    def build(skip_initialisation: bool) -> Any:
+        with _no_initialisation(skip_initialisation), _conversions_in_place():
+            model = transformers.AutoModelForCausalLM.from_config(
+                cfg, dtype=tdtype, attn_implementation=attention, **kw
+            )
+            if skip_initialisation:  # skipping the initialisation skipped the tying that follows it
+                model.tie_weights()
+        return model
+
+    with fake:
         if symbolic_sizes:
-            sizes = symbolise_sizes(cfg, shape_env)
-        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=tdtype, attn_implementation=attention, **kw)
-        if symbolic_sizes:  # skipping the initialisation skipped the tying that follows it
-            model.tie_weights()
+            sizes = symbolise_sizes(cfg, shape_env, numeric_sizes)
+        try:
+            model = build(symbolic_sizes)
+        except Exception as err:
+            # an initialisation that reads the values of fake weights (ModernBERT's): fake weights
+            # have none, and initialising them changes no size, so the model is built without it
+            if symbolic_sizes or not _raised_in(err, "transformers/initialization.py"):
+                raise
+            model = build(True)
         for tensor in [*model.parameters(), *model.buffers()]:
             if tensor.is_floating_point() and tensor.dtype != tdtype:  # as model.to(dtype) does
                 tensor.data = tensor.data.to(tdtype)
@@ -404,9 +420,42 @@ def build_fake(
     return model, fake, shape_env, sizes
 
 
+def _raised_in(err: BaseException, path: str) -> bool:
+    """Whether ``err`` passed through a file whose path ends in ``path``."""
+    import traceback
+
+    return any(frame.filename.endswith(path) for frame in traceback.extract_tb(err.__traceback__))
+
+
+@contextlib.contextmanager
+def _conversions_in_place() -> Iterator[None]:
+    """Let a model convert its fake parameters while it is built (``norm.to(torch.float32)`` in
+    ``__init__``): ``Module._apply`` swaps a fake parameter with its converted tensor, which fails
+    when the conversion returns the parameter itself or something else holds it; the parameter then
+    takes the converted tensor's data in place, as ``_apply`` does for real tensors."""
+    torch, _ = import_torch()
+    original = torch.utils.swap_tensors
+    fake_type = torch._subclasses.fake_tensor.FakeTensor
+
+    def swap(t1: Any, t2: Any) -> None:
+        try:
+            original(t1, t2)
+        except RuntimeError:
+            if not (isinstance(t1, fake_type) and isinstance(t2, fake_type)):
+                raise
+            if t2 is not t1 and t2.data is not t1.data:
+                t1.data = t2.data
+
+    torch.utils.swap_tensors = swap
+    try:
+        yield
+    finally:
+        torch.utils.swap_tensors = original
+
+
 @contextlib.contextmanager
 def _no_initialisation(skip: bool) -> Iterator[None]:
-    """Build with symbolic sizes when ``skip``; else nothing changes. Weight initialisation is
+    """Build without initialising the weights when ``skip``; else nothing changes. Weight initialisation is
     skipped (transformers' ``no_init_weights``, and the fan-in torch's layers read as a float in
     ``reset_parameters``), and ``LayerNorm(size)`` takes a symbolic size as it takes an int (it
     tests for ``numbers.Integral``, which a SymInt is not)."""

@@ -21,7 +21,7 @@ import math
 import operator
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
@@ -100,26 +100,34 @@ class SizeSymbols:
     """The sizes a trace keeps symbolic: shape-env symbol -> (field symbol, the config's value)."""
 
     symbols: Mapping[sp.Symbol, tuple[sp.Symbol, int]]
+    numeric: Mapping[str, int] = field(default_factory=dict)  # size fields left numbers on purpose
 
     def rename(self) -> dict[sp.Symbol, sp.Symbol]:
         """Shape-env symbol -> the field's symbol."""
         return {env: field for env, (field, _) in self.symbols.items()}
+
+    def fields_named_in(self, text: str) -> set[str]:
+        """The size fields whose shape-env symbols (``s82``) appear in ``text`` (an error message)."""
+        names = set(re.findall(r"\bs\d+\b", text))
+        return {field.name for env, (field, _) in self.symbols.items() if str(env) in names}
 
     def hints(self) -> dict[sp.Symbol, sp.Integer]:
         """Shape-env symbol -> the config's value."""
         return {env: sp.Integer(value) for env, (_, value) in self.symbols.items()}
 
     def fixed(self, shape_env: Any) -> dict[str, int]:
-        """The fields the code read as numbers (the shape env replaced their symbol by a value)."""
-        out: dict[str, int] = {}
-        for env, (field, value) in self.symbols.items():
+        """The fields the code read as numbers (the shape env replaced their symbol by a value),
+        and those left numbers because a symbol there stopped the step (``numeric``)."""
+        out: dict[str, int] = dict(self.numeric)
+        for env, (name, value) in self.symbols.items():
             if not shape_env.replace(env).free_symbols:
-                out[field.name] = value
+                out[name.name] = value
         return out
 
 
-def symbolise_sizes(config: Any, shape_env: Any) -> SizeSymbols:
-    """Give the size fields of a transformers ``config`` object symbolic values of ``shape_env``.
+def symbolise_sizes(config: Any, shape_env: Any, numeric: frozenset[str] = frozenset()) -> SizeSymbols:
+    """Give the size fields of a transformers ``config`` object symbolic values of ``shape_env``,
+    but those named in ``numeric``.
 
     Returns the :class:`SizeSymbols` made (the config is changed in place). The config class
     validates its fields as ints on assignment, so the values are set past that check.
@@ -128,13 +136,17 @@ def symbolise_sizes(config: Any, shape_env: Any) -> SizeSymbols:
     from torch.fx.experimental.symbolic_shapes import DimDynamic
 
     made: dict[sp.Symbol, tuple[sp.Symbol, int]] = {}
+    kept: dict[str, int] = {}
     for name, value in size_fields(config).items():
+        if name in numeric:
+            kept[name] = value
+            continue
         source = ConstantSource(f"config.{name}")
         env_symbol = shape_env.create_symbol(value, source, dynamic_dim=DimDynamic.DYNAMIC)
         node = shape_env.create_symintnode(env_symbol, hint=value, source=source)
         object.__setattr__(config, name, node)
         made[env_symbol] = (field_symbol(name), value)
-    return SizeSymbols(made)
+    return SizeSymbols(made, kept)
 
 
 def _torch_functions() -> dict[str, Any]:
