@@ -174,6 +174,38 @@ def _under(expr: sp.Expr, conditions: tuple[sp.Basic, ...]) -> sp.Expr:
     return sp.expand(expr)
 
 
+def _zero_in_sizes(
+    expr: sp.Expr, seqs: list[int], conditions: tuple[sp.Basic, ...], at_config: Mapping[sp.Symbol, int]
+) -> bool:
+    """Whether a difference whose pieces are chosen by batch and sequence vanishes, as an expression
+    in the model's sizes, at every sample batch (1, 2, 3) and sequence (``seqs``). A piece's
+    condition on the sizes (one head) is read at the config's sizes: the case the trace ran."""
+
+    def piece(*args: sp.Basic) -> sp.Expr:
+        for value, cond in args:
+            if cond.xreplace(at_config) is sp.true:
+                return value
+        return sp.nan
+
+    for b in (1, 2, 3):
+        for s in seqs:
+            at = expr.subs({S.batch: b, S.seq: s}).replace(sp.Piecewise, piece)
+            if at.has(sp.nan) or _under(sp.expand(at), conditions) != 0:
+                return False
+    return True
+
+
+def _bound(expr: sp.Expr, values: Mapping[sp.Basic, sp.Expr]) -> sp.Expr:
+    """``expr`` with ``values`` put in until nothing changes (a replaced inner floor can leave an
+    outer one that matches a key only then)."""
+    for _ in range(4):
+        new = expr.xreplace(values)
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
 def _pieces_at_their_sizes(expr: sp.Expr) -> sp.Expr:
     """A Piecewise with each piece evaluated at the sizes its condition fixes (``batch = 1``), so a
     piece that vanishes there reads 0."""
@@ -230,12 +262,15 @@ def _symbolic_difference(
     hand, _ = hand_written(config, trace, convention)
     in_fields = {S.symbol(k): v for k, v in size_expressions(config, trace.size_symbols).items()}
     fixed: dict[sp.Basic, sp.Expr] = {field_symbol(k): sp.Integer(v) for k, v in trace.fixed_sizes.items()}
-    # a size the hand-written model derives as a ratio (d_head = hidden/heads) requires that it
-    # divide exactly, so the trace's floor of that ratio is the ratio there
-    # a trace of one decoder layer cannot tell a per-layer storage from one shared by all layers
-    one_layer = {S.n_layers: sp.Integer(1)} if trace.sizes["n_layers"] == 1 else {}
+    seqs = sorted({*_SAMPLE_SEQS, *_windows(config)})
+    # the layer count is a number where the trace ran one layer (it cannot tell a per-layer storage
+    # from one shared by all layers) or where its layers form several groups (each counted apart)
+    one_group = len(trace.layer_groups) == 1 and trace.sizes["n_layers"] > 1
+    one_layer = {} if one_group else {S.n_layers: sp.Integer(trace.sizes["n_layers"])}
     at_config = {field_symbol(k): v for k, v in trace.size_symbols.items()}
     for expr in in_fields.values():
+        # a size the hand-written model derives as a ratio (d_head = hidden/heads) requires that it
+        # divide exactly, so the trace's floor of that ratio is the ratio there
         if isinstance(expr, sp.Mul) and any(isinstance(f, sp.Pow) and f.exp == -1 for f in expr.args):
             fixed[sp.floor(expr)] = expr
         # the hand-written rules are those of the config's size case, an even rotary width among
@@ -251,10 +286,12 @@ def _symbolic_difference(
     ):
         if quantity not in quantities:
             continue
-        mine = {k: v.xreplace(fixed) for k, v in _parts(hand[quantity], {**in_fields, **one_layer}).items()}
-        theirs = _parts(traced, {**fixed, **one_layer})
+        mine = {k: _bound(v, fixed) for k, v in _parts(hand[quantity], {**in_fields, **one_layer}).items()}
+        theirs = {k: _bound(v, fixed) for k, v in _parts(traced, one_layer).items()}
         for part in ("total", "layers", "outside layers"):
             diff = _pieces_at_their_sizes(_under(sp.piecewise_fold(mine[part] - theirs[part]), trace.size_conditions))
+            if diff != 0 and diff.has(sp.Piecewise) and _zero_in_sizes(diff, seqs, trace.size_conditions, at_config):
+                diff = sp.Integer(0)
             if diff != 0:
                 out.append(Difference(quantity, part, mine[part], theirs[part], diff))
             elif part == "total":  # the totals agree: a layer of its own (one dense layer) may sit
