@@ -126,7 +126,7 @@ class Attention:
     # multi-query attention): SDPA has no fused kernel for that and takes its math path
     kv_broadcast: bool = False
     # q, k and v are slices (views) of one fused projection output, not copies cut out by index (Falcon's
-    # original layout with as many key/value heads as heads)
+    # original layout without multi-query; multi-query cuts the key and value out by index even with one head)
     qkv_views: bool = False
 
 

@@ -79,6 +79,9 @@ class FamilyRules:
     router_sigmoid: bool = False  # router scores are a sigmoid (DeepSeek-V3), not a softmax; both saved in fp32
     router_fp32: bool = False  # the router casts input and weight to fp32 before its linear: fp32 copies saved
     routing_weights_fp32: bool = True  # top-k routing weights stay fp32 (Qwen2-MoE casts them to the dtype)
+    # the shared expert's MLP is built even when its width is 0 (DeepSeek-V3, Qwen2-MoE): under autocast its
+    # input linears still keep their 16-bit copies of the input
+    shared_mlp_always: bool = False
     # -- autocast --
     fused_qkv: bool = False  # one linear computes q, k, v: autocast casts its input once, not once per projection
     fused_gate_up: bool = False  # one linear computes gate and up: autocast casts the MLP's input once
@@ -94,7 +97,9 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
         "mistral": FamilyRules(),
         "mixtral": FamilyRules(),
         "qwen2": FamilyRules(sliding_layers="from_max_window"),
-        "qwen2_moe": FamilyRules(routing_weights_fp32=False, sliding_layers="even_below_max_window"),
+        "qwen2_moe": FamilyRules(
+            routing_weights_fp32=False, sliding_layers="even_below_max_window", shared_mlp_always=True
+        ),
         "qwen3": FamilyRules(sliding_layers="from_max_window"),
         "gemma": FamilyRules(rmsnorm_fp32_scale=True),
         "gemma2": FamilyRules(rmsnorm_fp32_scale=True, sdpa=False, alternating_sliding=True),
@@ -108,7 +113,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             odd_rotary_rounds_up=True,
         ),
         "olmo": FamilyRules(rotary_fp32=True, layernorm_fp32=True),
-        "deepseek_v3": FamilyRules(router_fp32=True, router_sigmoid=True),
+        "deepseek_v3": FamilyRules(router_fp32=True, router_sigmoid=True, shared_mlp_always=True),
         "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_query_cat=True),
         "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
         "gpt2": FamilyRules(

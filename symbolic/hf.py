@@ -362,10 +362,11 @@ def _gpt_neox(cfg: _Config) -> tuple[Arch, dict[str, int]]:
 def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     heads = cfg.size("num_attention_heads")
     new_arch = cfg.flag("new_decoder_architecture")
+    multi_query = not new_arch and cfg.flag("multi_query", True)
     if new_arch:
         kv = _kv_heads(cfg, heads, "num_kv_heads")
     else:
-        kv = 1 if cfg.flag("multi_query", True) else heads
+        kv = 1 if multi_query else heads
     sizes = _derived_heads(cfg, cfg.size("ffn_hidden_size", 4 * cfg.size("hidden_size")), kv)
     bias = cfg.flag("bias")
     parallel = cfg.flag("parallel_attn", True)
@@ -376,7 +377,11 @@ def _falcon(cfg: _Config) -> tuple[Arch, dict[str, int]]:
     arch = Arch(
         family=cfg.model_type,
         attention=Attention(
-            qkv_bias=bias, out_bias=bias, kv_broadcast=broadcast, qkv_views=not new_arch and kv == heads
+            # multi-query cuts the key and value out by index even with one head (``[-2]``, ``[-1]``)
+            qkv_bias=bias,
+            out_bias=bias,
+            kv_broadcast=broadcast,
+            qkv_views=not new_arch and not multi_query,
         ),
         mlp=MLP(MLPKind.STANDARD, bias=bias, activation=cfg.text("activation", "gelu")),
         norm=Norm(NormKind.LAYERNORM, bias=True),

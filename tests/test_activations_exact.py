@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -216,3 +218,73 @@ def test_autocast_bf16_to_the_byte(fam, batch, seq):
     opts = ActivationOptions(dtype="bf16", attention="sdpa", device="cpu", autocast=True)
     ours = activation_bytes(activation_terms(model, "exact", opts), model, {"batch": batch, "seq": seq})
     assert ours.total == measured_under_autocast(cfg, batch, seq)
+
+
+@st.composite
+def falcon_original_layout(draw):
+    """A Falcon config of the original layout (rotary, no new decoder architecture): one to four
+    heads, multi-query or not, serial or parallel block; and a dtype, a kernel, b and s."""
+    heads = draw(st.sampled_from([1, 1, 2, 4]))
+    cfg = {
+        "model_type": "falcon",
+        "vocab_size": draw(st.integers(20, 200)),
+        "hidden_size": heads * draw(st.sampled_from([4, 8])),
+        "num_hidden_layers": draw(st.integers(1, 2)),
+        "num_attention_heads": heads,
+        "new_decoder_architecture": False,
+        "multi_query": draw(st.booleans()),
+        "parallel_attn": draw(st.booleans()),
+        "bias": draw(st.booleans()),
+        "ffn_hidden_size": draw(st.sampled_from([12, 20])),
+        "attention_dropout": 0.0,
+        "hidden_dropout": 0.0,
+    }
+    setting = (draw(st.sampled_from(["fp32", "bf16", "fp16"])), draw(st.sampled_from(["sdpa", "eager"])))
+    return cfg, setting, draw(st.integers(1, 3)), draw(st.integers(2, 17))
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(falcon_original_layout())
+def test_falcon_original_layout_to_the_byte(case):
+    """Multi-query cuts the key and value out by index even with one head (two int64 index tensors a
+    layer); without multi-query the values are a view of the fused q/k/v output, which SDPA keeps whole,
+    and so does eager attention at every b when there is one head."""
+    cfg, (dtype, attention), batch, seq = case
+    model = from_hf_config(cfg)
+    opts = ActivationOptions(dtype=dtype, attention=attention, device="cpu")
+    ours = activation_bytes(activation_terms(model, "exact", opts), model, {"batch": batch, "seq": seq})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ours.total == measure_activations(cfg, batch, seq, dtype, attention)["total"]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"model_type": "deepseek_v3", "n_shared_experts": 0, "n_group": 2, "topk_group": 1, "n_routed_experts": 4},
+        {"model_type": "qwen2_moe", "shared_expert_intermediate_size": 0, "num_experts": 3},
+    ],
+    ids=["deepseek_v3", "qwen2_moe"],
+)
+def test_zero_width_shared_expert_under_autocast(cfg):
+    """transformers builds the shared expert's MLP at width 0 too: under autocast its input linears keep
+    their 16-bit copies of the input."""
+    common = {
+        "vocab_size": 60,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "intermediate_size": 24,
+        "moe_intermediate_size": 16,
+        "num_experts_per_tok": 2,
+    }
+    if cfg["model_type"] == "deepseek_v3":
+        common |= {"first_k_dense_replace": 0, "q_lora_rank": None, "kv_lora_rank": 16}
+        common |= {"qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 8}
+    cfg = {**common, **cfg}
+    model = from_hf_config(cfg)
+    opts = ActivationOptions(dtype="bf16", attention="sdpa", device="cpu", autocast=True)
+    for batch, seq in [(1, 5), (3, 7)]:
+        ours = activation_bytes(activation_terms(model, "exact", opts), model, {"batch": batch, "seq": seq})
+        assert ours.total == measured_under_autocast(cfg, batch, seq)

@@ -291,19 +291,27 @@ class _Builder:
         self.add(f"{pre}.attention.probs", kept * sq, "softmax output (math path, fp32)", n, shards=HEADS)
         self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n, shards=HEADS)
 
+    def values_view_of_fused(self) -> bool:
+        """Whether the attention's values are a view of the fused q/k/v projection output while the
+        queries and keys are fresh rotated tensors, so that the whole fused output stays alive where
+        the values are kept: Phi-3 and GPT-NeoX, and Falcon's original layout without multi-query
+        (its q/k/v are slices of the fused output; rotary makes q and k new tensors). True or False."""
+        rotary = self.arch.positions is Positions.ROTARY
+        return self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
+
     def eager_batch1_views(self, pre: str, n: sp.Expr) -> None:
         """With b = 1, the 4-D matmuls of eager attention keep views where b > 1 keeps copies.
 
         ``matmul`` folds ``[b, heads, s, d]`` to ``[b*heads, s, d]``: a copy when the keys and values
-        are not laid out batch-major (b > 1), a view when b = 1. ``repeat_kv`` copies them to all
+        are not laid out batch-major (b > 1), a view when b = 1 or when there is one head (read at the
+        model's own head count). ``repeat_kv`` copies them to all
         heads unless there is one key/value head (then a view: the keys and values stay ``kv``-wide)
         or as many as query heads (nothing to repeat). A view of the values keeps the storage they
         were cut from: the fused q/k/v projection output where there is one (Phi-3, GPT-NeoX), else
         the value projection's output; the keys are a fresh rotated tensor.
         """
         D = self.nbytes
-        rotary = self.arch.positions is Positions.ROTARY  # the rotated q and k are fresh tensors
-        fused = self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
+        fused = self.values_view_of_fused()
         # which case applies is read at the model's own head counts (a tensor-parallel split that leaves one
         # kv head per device is not followed: the formula stays in one line)
         one_kv, kv_is_heads, _, _ = self.model.size_cases
@@ -315,11 +323,15 @@ class _Builder:
             views = 2 * s * D * dh * g
         else:
             return
-        views = sp.Piecewise((views, sp.Eq(b, 1)), (0, True))
+        if self.model.sizes.get("n_heads") == 1:  # one head: the fold is a view at every b
+            views = b * views
+        else:
+            views = sp.Piecewise((views, sp.Eq(b, 1)), (0, True))
         self.add(
             f"{pre}.attention.batch1_views",
             views,
-            "b = 1 only: keys and values kept as views (kv-wide with one kv head; the values' whole source)",
+            "b = 1 (every b with one head): keys and values kept as views (kv-wide with one kv head; the "
+            "values' whole source)",
             n,
             shards=HEADS,
         )
@@ -409,7 +421,7 @@ class _Builder:
             )
         else:
             self.add(f"{pre}.attention.q", tokens * qd * D, "query (after rotary)", n, shards=HEADS)
-            if rules.sdpa_values_view:
+            if self.values_view_of_fused():
                 self.add(f"{pre}.attention.k", tokens * kv * D, "keys (after rotary, a fresh tensor)", n, shards=HEADS)
                 self.add(
                     f"{pre}.attention.qkv_output",
@@ -460,7 +472,7 @@ class _Builder:
         """
         D = self.nbytes
         # keys a heads wide instead of g; values a copy a heads wide instead of g (or of the whole fused output)
-        repeat = (D * b * s * dh * (a - 3 * g)) if self.rules.sdpa_values_view else (2 * D * b * s * dh * (a - g))
+        repeat = (D * b * s * dh * (a - 3 * g)) if self.values_view_of_fused() else (2 * D * b * s * dh * (a - g))
         one_kv, kv_is_heads, _, _ = self.model.size_cases
         if self.rules.sdpa_expand_kv or self.rules.sdpa_fused_qkv or one_kv or kv_is_heads:
             repeat = sp.Integer(0)  # nothing repeated, or a view (one kv head): read at the model's head counts
@@ -591,14 +603,16 @@ class _Builder:
             )
         if moe is not None and moe.shared_experts:
             self.mlp(f"{pre}.moe.shared_expert", S.d_shared, n)
-            if self.amp:  # each of the shared expert's input linears casts the fp32 input again
-                reads = 2 if (self.arch.mlp.kind.value == "gated" and not self.rules.fused_gate_up) else 1
-                self.add(
-                    f"{pre}.moe.shared_expert.input",
-                    reads * tokens * h * shared_bytes,
-                    f"{reads} autocast copies of the shared expert's input",
-                    n,
-                )
+        # each of the shared expert's input linears casts the fp32 input again, even at width 0
+        if self.amp and moe is not None and (moe.shared_experts or self.rules.shared_mlp_always):
+            reads = 2 if (self.arch.mlp.kind.value == "gated" and not self.rules.fused_gate_up) else 1
+            self.add(
+                f"{pre}.moe.shared_expert.input",
+                reads * tokens * h * shared_bytes,
+                f"{reads} autocast copies of the shared expert's input"
+                + ("" if moe.shared_experts else " (its MLP is built with width 0)"),
+                n,
+            )
         if moe is not None and moe.shared_expert_gate:  # Qwen2-MoE gates it even when its width is 0
             casts = 1 if self.amp else 0  # under autocast the gate's linear casts the input once more
             self.add(
