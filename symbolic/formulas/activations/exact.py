@@ -395,12 +395,13 @@ class _Builder:
                 if rules.fused_qkv and fp == D and not self.amp:
                     # with b = 1 the values P@V saves are a view of the fused projection's output, not a copy
                     # (not GPT-BigCode's multi-query values: one head, expanded)
+                    # (with one head the fold of [b, 1, s, d] to [b, s, d] is a view at every b)
                     mqa = rules.sdpa_fused_qkv and not self.model.size_cases[1]  # fewer kv heads than heads
-                    view = sp.false if mqa else sp.Eq(b, 1)
+                    view = sp.false if mqa else sp.Or(sp.Eq(b, 1), sp.Eq(a, 1))
                     self.add(
                         f"{pre}.attention.v_batch1_view",
-                        sp.Piecewise((2 * s * qd * D, view), (0, True)),
-                        "b = 1 only: P@V keeps the whole fused q/k/v output (its values are a view of it)",
+                        sp.Piecewise((2 * tokens * qd * D, view), (0, True)),
+                        "b = 1 or one head: P@V keeps the whole fused q/k/v output (its values are a view of it)",
                         n,
                     )
             else:
