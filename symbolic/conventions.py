@@ -53,13 +53,25 @@ from .formulas.params import parameter_terms
 from .formulas.transients import transient_terms
 from .terms import Breakdown, Term
 
-__all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT", "get_convention", "names_for", "for_untyped"]
+__all__ = [
+    "Convention",
+    "CONVENTIONS",
+    "PARALLEL_SPLITS",
+    "QUANTITIES",
+    "DEFAULT",
+    "get_convention",
+    "names_for",
+    "for_untyped",
+]
 
 # Arch -> Breakdown; a convention that ``reads_model`` takes the Model instead
 ParameterBuilder = Callable[[Any], Breakdown]
 TransientBuilder = Callable[
     [Model, ActivationRule, ActivationOptions, Layout, str, Callable[[Term], Term] | None], Breakdown
 ]
+
+# the parallel splits a convention's terms can say how they are divided by (Convention.parallel)
+PARALLEL_SPLITS = frozenset({"tp", "pp", "cp", "ep", "sequence_parallel", "vocab_multiple"})
 
 # what a convention can cover; ``memory`` needs activations (states come from the parameters)
 QUANTITIES = ("parameters", "activations", "memory", "flops")
@@ -74,8 +86,10 @@ class Convention:
     the model states with the default convention's parameters. ``reads_model``: the builders take
     the :class:`Model` (they read its config) rather than the Arch, and answer for models without
     hand-written rules too; ``extra``: the optional install its builders need (documents that list
-    every convention leave it out); ``parallel``: its terms say how tensor, pipeline, context and
-    expert parallelism split them (without it, one unsharded replica: only data parallelism and ZeRO).
+    every convention leave it out); ``parallel``: the splits its terms say how they are divided by,
+    of :data:`PARALLEL_SPLITS` (``tp``, ``pp``, ``cp``, ``ep``, ``sequence_parallel``,
+    ``vocab_multiple``); those left out are refused (empty: one unsharded replica, only data
+    parallelism and ZeRO apply).
     """
 
     name: str
@@ -88,7 +102,7 @@ class Convention:
     flops: FlopsRule | None = None
     reads_model: bool = False
     extra: str | None = None
-    parallel: bool = True
+    parallel: frozenset[str] = PARALLEL_SPLITS
 
     @property
     def quantities(self) -> frozenset[str]:
@@ -270,7 +284,8 @@ _TABLE: tuple[Convention, ...] = (
         "the model's own transformers modules (the pinned torch and transformers), run on fake tensors "
         "with a ShapeEnv; the storages autograd saves, torch.utils.flop_counter's formulas",
         "the backward pass's transient buffers; element-wise FLOPs (norms, activations, softmax); "
-        "tensor, pipeline, context and expert parallelism (one unsharded replica); CUDA kernels "
+        "pipeline, context, expert and sequence parallelism (tensor parallelism as transformers' own "
+        "plan splits); CUDA kernels "
         "(traced on CPU kernels; on CUDA their saved tensors are assumed the same)",
         parameters=_traced_parameters,
         activations=TRACED_ACTIVATIONS,
@@ -278,7 +293,7 @@ _TABLE: tuple[Convention, ...] = (
         flops=TRACED_FLOPS,
         reads_model=True,
         extra="trace",
-        parallel=False,
+        parallel=frozenset({"tp"}),
     ),
 )
 

@@ -239,7 +239,7 @@ class Parallelism:
         """Raise :class:`SymbolicError` where a degree does not divide what it must; return notes (words)."""
         sizes, arch = model.sizes, model.arch
         notes: list[str] = []
-        if self.tp > 1:
+        if self.tp > 1 and "n_heads" in sizes:  # a model known only through its config: see memory's head check
             heads = sizes["n_heads"]
             if heads % self.tp:
                 raise SymbolicError("tp", f"{self.tp} must divide n_heads ({heads}); allowed: {_divisors(heads)}")
@@ -251,6 +251,7 @@ class Parallelism:
                         f"{self.tp} must divide n_kv_heads ({kv}) or be a multiple of it (key/value heads replicated)",
                     )
                 notes.append(f"tp={self.tp} exceeds the {kv} key/value heads: each is replicated on {self.tp // kv}")
+        if self.tp > 1:
             for name in ("d_ffn", "d_expert", "d_shared"):
                 if name in sizes and sizes[name] % self.tp:
                     raise SymbolicError("tp", f"{self.tp} must divide {name} ({sizes[name]})")

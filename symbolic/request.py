@@ -67,21 +67,24 @@ def _parallel(options: Mapping[str, Any], sizes: Mapping[str, int]) -> tuple[Par
 
 
 def _check_unsharded(convention: str, parallel: Parallelism) -> None:
-    """Refuse degrees a convention without parallel rules cannot split its terms by (one line each)."""
+    """Refuse each parallel split a convention's terms do not say how they are divided by (one line each)."""
     from .conventions import get_convention
 
-    if get_convention(convention, "memory").parallel:
-        return
+    splits = get_convention(convention, "memory").parallel
+    how = (
+        f"splits its terms by {', '.join(sorted(splits))} only" if splits else "counts one unsharded replica"
+    ) + " (data parallelism and ZeRO apply)"
     for degree in ("tp", "pp", "cp", "ep"):
         value = getattr(parallel, degree)
-        if value > 1:
+        if value > 1 and degree not in splits:
             raise SymbolicError(
                 degree,
-                f"{value}: the {convention} convention counts one unsharded replica (data parallelism and "
-                f"ZeRO apply); allowed: 1, or a convention with parallel rules (exact)",
+                f"{value}: the {convention} convention {how}; allowed: 1, or a convention with parallel rules (exact)",
             )
-    if parallel.sequence_parallel:
-        raise SymbolicError("sequence_parallel", f"the {convention} convention counts one unsharded replica")
+    if parallel.sequence_parallel and "sequence_parallel" not in splits:
+        raise SymbolicError("sequence_parallel", f"the {convention} convention {how}")
+    if parallel.vocab_multiple is not None and "vocab_multiple" not in splits:
+        raise SymbolicError("vocab_multiple", f"the {convention} convention pads no vocabulary: it {how}")
 
 
 def request(

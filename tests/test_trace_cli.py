@@ -96,13 +96,17 @@ def test_convention_traced_on_a_hand_written_model(capsys):
 
 
 @pytest.mark.parametrize(
-    "option, value, flag",
-    [("--tp", "2", "--tp"), ("--pp", "2", "--pp"), ("--ep", "2", "--ep"), ("--cp", "2", "--cp")],
+    "option, flag",
+    [
+        (["--pp", "2"], "--pp"),
+        (["--ep", "2"], "--ep"),
+        (["--cp", "2"], "--cp"),
+        (["--tp", "2", "--sequence-parallel"], "--sequence-parallel"),
+        (["--tp", "2", "--vocab-multiple", "64"], "--vocab-multiple"),
+    ],
 )
-def test_convention_traced_refuses_parallel_degrees(capsys, option, value, flag):
-    code, out, err = run(
-        capsys, "memory", "llama2-7b", "--convention", "traced", "--batch", "1", "--seq", "8", option, value
-    )
+def test_convention_traced_refuses_parallel_degrees(capsys, option, flag):
+    code, out, err = run(capsys, "memory", "llama2-7b", "--convention", "traced", "--batch", "1", "--seq", "8", *option)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith(f"error: {flag}:")
 
 

@@ -175,7 +175,7 @@ def test_fit_finds_the_largest_batch_within_the_budget(capsys, configs):
 
 def test_fit_refuses_to_solve_for_a_degree(capsys, configs):
     code, out, err = run(
-        capsys, "fit", configs["phi"], "--convention", "traced", "--seq", 16, "--batch", 1, "--solve", "tp",
+        capsys, "fit", configs["phi"], "--convention", "traced", "--seq", 16, "--batch", 1, "--solve", "pp",
         "--budget", "2MB",
     )  # fmt: skip
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: --solve:")
@@ -224,9 +224,9 @@ def test_plot_memory_and_scaling(capsys, configs, tmp_path):
         assert path.stat().st_size > 0
         path.unlink()
     code, out, err = run(
-        capsys, "plot", configs["llama"], "--convention", "traced", "-o", tmp_path / "f.svg", "--setting", "tp=2"
+        capsys, "plot", configs["llama"], "--convention", "traced", "-o", tmp_path / "f.svg", "--setting", "pp=2"
     )
-    assert code == 2 and err.count("\n") == 1 and "tp" in err
+    assert code == 2 and err.count("\n") == 1 and "pp" in err
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,12 @@ configs of model types without hand-written rules (``tests/trace_configs.py``). 
     python tools/compare_parallel.py                       # every case
     python tools/compare_parallel.py --case mixtral --world 2
     python tools/compare_parallel.py --convention traced --mode tp --case qwen3_moe --world 2
+
+``--parameters`` compares the parameters each rank holds instead (``tests.harness.parallel_params``:
+the model split by transformers' own plan, each rank's local shards counted) with the convention's
+per-device parameter terms (``symbolic.parallel.Parallelism.device_terms``; tensor parallelism only)::
+
+    python tools/compare_parallel.py --parameters --convention traced --case olmo2 --world 2
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ from symbolic.formulas.activations import activation_bytes  # noqa: E402
 from symbolic.hf import from_hf_config  # noqa: E402
 from symbolic.memory import Workload  # noqa: E402
 from symbolic.memory import device_activation_terms as activation_terms  # noqa: E402
+from symbolic.model import parameters  # noqa: E402
+from symbolic.numeric.values import evaluate  # noqa: E402
 from symbolic.parallel import Parallelism  # noqa: E402
 from symbolic.registry import untyped_model  # noqa: E402
 from tests.harness.parallel import CASES, MODES, measure_parallel  # noqa: E402
+from tests.harness.parallel_params import measure_parameters  # noqa: E402
 from tests.trace_configs import NEW_TYPES  # noqa: E402
 
 # the layouts each case runs in (sequence parallelism and the pipeline chunks need llama-like layer names)
@@ -72,6 +81,22 @@ def ours(
     return out
 
 
+def ours_parameters(case: str, world: int, convention: str = "exact") -> int:
+    """The parameters one device holds under ``tp = world`` in ``convention`` (parameters; every rank alike)."""
+    cfg = config(case, world, "tp")
+    model = from_hf_config(cfg) if case in CASES else untyped_model(cfg, case)
+    parallel = Parallelism(tp=world)
+    device = parallel.device_terms(model.arch, parameters(model, convention), 0)
+    return int(evaluate(device.total, {**model.sizes, **parallel.values()}))
+
+
+def measured_parameters(case: str, world: int) -> list[int]:
+    """The parameter elements each rank of a real split holds (parameters, one per rank)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [r["numel"] for r in measure_parameters(config(case, world, "tp"), world)]
+
+
 def measured(case: str, world: int, mode: str, interleave: int = 1) -> list[int]:
     """Bytes saved for backward on each rank of a real run (bytes, one per rank)."""
     with warnings.catch_warnings():
@@ -109,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", type=int, action="append")
     parser.add_argument("--mode", action="append", choices=MODES)
     parser.add_argument("--convention", choices=("exact", "traced"), default="exact")
+    parser.add_argument("--parameters", action="store_true", help="compare the parameters per rank (tp only)")
     args = parser.parse_args(argv)
+    if args.parameters:
+        return _compare_parameters(args)
     if args.convention == "traced" and set(args.mode or MODES) - {"tp"}:
         parser.error("--convention traced compares tensor parallelism only: pass --mode tp")
     if args.convention == "exact" and set(args.case or ()) - set(CASES):
@@ -124,6 +152,22 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, diff)
         layout = mode + (f" interleave {interleave}" if interleave > 1 else "")
         print(f"| {case} | {world} | {layout} | {got} | {mine} | {diff} |", flush=True)
+    return 0 if worst == 0 else 1
+
+
+def _compare_parameters(args: argparse.Namespace) -> int:
+    print("| case | world | measured per rank (parameters) | ours per device (parameters) | difference |")
+    print("|---|---|---|---|---|")
+    worst = 0
+    names = args.case or sorted(CASES)
+    for case, world, _, _ in cases(names, args.world, ["tp"]):
+        if args.convention == "exact" and case not in CASES:
+            continue
+        got = measured_parameters(case, world)
+        mine = ours_parameters(case, world, args.convention)
+        diff = max(abs(m - mine) for m in got)
+        worst = max(worst, diff)
+        print(f"| {case} | {world} | {got} | {mine} | {diff} |", flush=True)
     return 0 if worst == 0 else 1
 
 

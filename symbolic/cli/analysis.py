@@ -348,10 +348,12 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.solve in ("tp", "pp", "cp", "ep"):
         from ..conventions import get_convention
 
-        if not get_convention(args.convention, "memory").parallel:
+        splits = get_convention(args.convention, "memory").parallel
+        if args.solve not in splits:
+            allowed = ", ".join(["batch", "seq", "dp", *(d for d in ("tp", "pp", "cp", "ep") if d in splits)])
             raise SymbolicError(
                 "--solve",
-                f"{args.solve}: the {args.convention} convention counts one unsharded replica; allowed: batch, seq, dp",
+                f"{args.solve}: the {args.convention} convention does not split its terms by it; allowed: {allowed}",
             )
     fixed = {k: v for k, v in memory_options(args).items() if k in ("dp", "tp", "pp", "cp", "ep", "zero")}
     fixed.update(hybrid_shard=args.hybrid_shard, vocab_multiple=args.vocab_multiple)

@@ -27,7 +27,7 @@ from ..errors import SymbolicError
 from ..terms import Breakdown, Quantity
 from .result import EXTRA_HINT, Trace, TraceOptions
 from .sizes import SizeSymbols, size_conditions
-from .split import resolved_plan
+from .split import parameter_splits, resolved_plan
 from .terms import condition_of, merge_regions, parameter_terms, region_terms
 
 __all__ = ["TraceOptions", "Trace", "trace", "EXTRA_HINT"]
@@ -151,7 +151,8 @@ def _trace(
     if layers is not None and options.unrolled:  # every layer its own group of one
         layers = R.Layers(layers.path, layers.signatures, [[i] for i in range(len(layers.signatures))])
     n_layers = len(layers.signatures) if layers else 0
-    params = parameter_terms(model, layers, n_layers, size_symbols)
+    plan, _ = resolved_plan(model)  # without a plan nothing says it is divided: tp > 1 is refused
+    params = parameter_terms(model, layers, n_layers, size_symbols, parameter_splits(model, plan))
     sizes = {"n_layers": n_layers, **R.buffer_sizes(model)}
     if options.parameters_only:
         empty = (Breakdown(Quantity.BYTES), Breakdown(Quantity.FLOPS))
@@ -163,7 +164,6 @@ def _trace(
         R.select_layers(model, layers, options.unrolled)
         kept_first = {g[0] for g in layers.groups} if not options.unrolled else set(range(n_layers))
     path = layers.path if layers else None
-    plan, _ = resolved_plan(model)  # without a plan no storage says it is divided: tp > 1 is refused
 
     def step(batch: int | None, hint: int, flops: bool, fixed: bool = False) -> R.StepResult:
         try:

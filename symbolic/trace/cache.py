@@ -24,7 +24,7 @@ import sympy as sp
 
 from .. import symbols as S
 from ..resultcache import cache_root
-from ..terms import Breakdown, Quantity, Term
+from ..terms import Breakdown, Quantity, Split, Term
 from .result import Trace, TraceOptions
 from .sizes import field_symbol, is_size_field
 
@@ -155,6 +155,7 @@ def _encode_breakdown(b: Breakdown) -> dict[str, Any]:
                 "shape": None if t.shape is None else [encode(d) for d in t.shape],
                 "trainable": t.trainable,
                 "shards": sorted(str(x) for x in t.shards),
+                "split": t.split.value,
                 "tags": sorted(t.tags),
             }
             for t in b.terms
@@ -175,6 +176,7 @@ def _decode_breakdown(data: Mapping[str, Any]) -> Breakdown:
             shape=None if t["shape"] is None else tuple(decode(d) for d in t["shape"]),
             trainable=bool(t["trainable"]),
             shards=frozenset(S.symbol(str(x)) for x in t.get("shards", ())),
+            split=Split(t.get("split", Split.NONE.value)),
             tags=frozenset(str(x) for x in t.get("tags", ())),
         )
         for t in data["terms"]

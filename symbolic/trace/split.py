@@ -15,6 +15,10 @@ to sizes, and nothing else is needed:
   ``gate_up_proj``) makes what it is multiplied into divided; one split along its input features
   (``rowwise``: the experts' ``down_proj``) makes the (partial, then summed) product whole.
 
+The parameters themselves are split as each style's ``shard_param`` splits them
+(:func:`parameter_splits`, :data:`PARAM_SHARDING`): weights, their gradients and optimizer states
+then follow the same :class:`~symbolic.terms.Split` the hand-written terms carry.
+
 Between those points the property is followed through the step op by op (a dispatch mode): an
 op's output is divided when one of its inputs is. A divided storage made by copying a permuted
 view into a contiguous one (``transpose(1, 2).contiguous()`` of an attention output) is a view
@@ -33,6 +37,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..terms import Split
+
 __all__ = [
     "OUTPUT_DIVIDED",
     "OUTPUT_WHOLE",
@@ -40,6 +46,7 @@ __all__ = [
     "PASSING",
     "one_dimension_to_contiguous",
     "resolved_plan",
+    "parameter_splits",
     "StorageSplit",
 ]
 
@@ -65,6 +72,17 @@ PASSING = frozenset(
 # parameter styles: split along the output features (a product with it is divided) or the input features (whole)
 PARAM_OUT = frozenset({"colwise", "packed_colwise"})
 PARAM_IN = frozenset({"rowwise", "packed_rowwise", "embedding_rowwise"})
+# what transformers' ``shard_param`` does to a parameter whose own entry or whose module's entry has a
+# style: (the split of a matrix, the split of a vector). Column styles shard the output features,
+# bias too (``Shard(ndim - 2)``); row styles the input features (``Shard(-1)``), the bias (a vector)
+# stays whole; the embedding styles shard the vocabulary rows (``Shard(0)``) or the hidden columns.
+# Every other style has no ``shard_param``: its parameters stay whole.
+PARAM_SHARDING: dict[str, tuple[Split, Split]] = {
+    **{s: (Split.COLUMN, Split.COLUMN) for s in ("colwise", "colwise_gather_output", "colwise_rep", "packed_colwise")},
+    **{s: (Split.ROW, Split.NONE) for s in ("rowwise", "rowwise_split_input", "rowwise_rep", "packed_rowwise")},
+    "embedding_rowwise": (Split.VOCAB, Split.VOCAB),
+    "embedding_colwise": (Split.COLUMN, Split.COLUMN),
+}
 
 
 def _pattern(name: str) -> re.Pattern[str]:
@@ -100,6 +118,36 @@ def one_dimension_to_contiguous(t: Any) -> int | None:
     return found[0] if len(found) == 1 else None
 
 
+def _style_lookup(plan: Mapping[str, str]) -> Any:
+    """A function giving the style of a module or parameter name in ``plan`` (None: no entry)."""
+    patterns = [(_pattern(name), style) for name, style in plan.items()]
+
+    def style_of(name: str) -> str | None:
+        return next((style for pattern, style in patterns if pattern.fullmatch(name)), None)
+
+    return style_of
+
+
+def parameter_splits(model: Any, plan: Mapping[str, str]) -> dict[str, Split]:
+    """How tensor parallelism splits each parameter of ``model`` under ``plan`` (by parameter name;
+    one rank holds ``1/tp`` of a split one, all of a whole one, :attr:`Split.NONE`).
+
+    A parameter takes its own entry's style, else its module's (as transformers'
+    ``_get_parameter_plan`` does), and that style's :data:`PARAM_SHARDING`: a vector is a matrix's
+    bias or scale (row styles leave it whole).
+    """
+    style_of = _style_lookup(plan)
+    out: dict[str, Split] = {}
+    for name, param in model.named_parameters():
+        style = style_of(name)
+        if style is None and "." in name:
+            style = style_of(name.rsplit(".", 1)[0])
+        if style in PARAM_SHARDING:
+            matrix, vector = PARAM_SHARDING[style]
+            out[name] = matrix if param.dim() >= 2 else vector
+    return out
+
+
 def resolved_plan(model: Any) -> tuple[dict[str, str], str | None]:
     """(the model's tensor-parallel plan with ``*`` patterns, why it cannot be followed or None).
 
@@ -112,7 +160,7 @@ def resolved_plan(model: Any) -> tuple[dict[str, str], str | None]:
     if not base:
         return {}, f"transformers has no tensor-parallel plan (base_model_tp_plan) for {model_type}"
     plan = dict(getattr(model, "tp_plan", None) or {})
-    known = OUTPUT_DIVIDED | OUTPUT_WHOLE | INPUT_DIVIDED | PASSING | PARAM_OUT | PARAM_IN
+    known = OUTPUT_DIVIDED | OUTPUT_WHOLE | INPUT_DIVIDED | PASSING | PARAM_OUT | PARAM_IN | set(PARAM_SHARDING)
     unknown = sorted({style for style in plan.values() if style not in known})
     if unknown:
         return {}, f"the {model_type} tensor-parallel plan uses styles not followed here: {', '.join(unknown)}"
@@ -137,11 +185,7 @@ class StorageSplit:
         self.views_at: dict[int, int] = {}  # divided copies -> the tp at which the copy is a view
         self.params: dict[int, bool] = {}  # parameter storage -> split along its output features
         self.handles: list[Any] = []
-        patterns = [(_pattern(name), style) for name, style in plan.items()]
-
-        def style_of(name: str) -> str | None:
-            return next((style for pattern, style in patterns if pattern.fullmatch(name)), None)
-
+        style_of = _style_lookup(plan)
         for name, param in model.named_parameters():
             style = style_of(name)
             if style in PARAM_OUT or style in PARAM_IN:  # an entry naming a parameter: a parameter style

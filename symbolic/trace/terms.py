@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .. import symbols as S
-from ..terms import Breakdown, Quantity, Term
+from ..terms import Breakdown, Quantity, Split, Term
 from .flops import as_expr
 from .run import Layers, Saved, StepResult
 from .sizes import SizeSymbols, to_sympy
@@ -207,9 +207,18 @@ def _fixed(condition: sp.Basic) -> dict[sp.Symbol, sp.Expr]:
     return {p.lhs: p.rhs for p in parts if isinstance(p, sp.Equality) and isinstance(p.lhs, sp.Symbol)}
 
 
-def parameter_terms(model: object, layers: Layers | None, n_layers: int, sizes: SizeSymbols | None = None) -> Breakdown:
+def parameter_terms(
+    model: object,
+    layers: Layers | None,
+    n_layers: int,
+    sizes: SizeSymbols | None = None,
+    splits: Mapping[str, Split] | None = None,
+) -> Breakdown:
     """Parameter terms of a built model: each tensor once (tied ones once), layers by group
-    (shapes in the config fields' symbols where ``sizes`` keeps them symbolic)."""
+    (shapes in the config fields' symbols where ``sizes`` keeps them symbolic); each carries the
+    tensor-parallel split ``splits`` gives its name (:func:`symbolic.trace.split.parameter_splits`;
+    unnamed: whole)."""
+    splits = splits or {}
     terms: dict[str, Term] = {}
     seen: set[int] = set()
     for name, param in model.named_parameters():  # type: ignore[attr-defined]
@@ -234,6 +243,7 @@ def parameter_terms(model: object, layers: Layers | None, n_layers: int, sizes: 
             source=TRACED,
             shape=shape,
             trainable=bool(param.requires_grad),
+            split=splits.get(name, Split.NONE),
         )
     return Breakdown(Quantity.PARAMETERS, tuple(terms.values()))
 
