@@ -72,7 +72,8 @@ class _Builder:
         self.rules = rules_for(model.arch.family)
         self.nbytes = options.nbytes
         self.amp = options.autocast
-        # norms, the residual stream and rotary tables stay fp32 under autocast
+        # the model's own dtype, fp32 under autocast: norms, the residual stream (a checkpointed layer's
+        # input), masks and biases built from it, and rotary tables
         self.nbytes_norm = FP32 if options.autocast else options.nbytes
         self.cuda = options.device == "cuda"
         self.p = dropout_probabilities(model, options)
@@ -654,7 +655,7 @@ class _Builder:
         if eager:
             self.add(
                 "shared.attention_mask",
-                kinds * b * s**2 * D,
+                kinds * b * s**2 * self.nbytes_norm,
                 "4-D causal mask(s) kept by the checkpoints (one per kind of layer: full, sliding)",
                 tags=("shared",),
             )
@@ -668,12 +669,12 @@ class _Builder:
                 tags=("shared",),
             )
         if self.arch.positions is Positions.ALIBI and self.rules.checkpoint_alibi:
-            self.add("shared.alibi", b * a * s * D, "ALiBi biases kept by the checkpoints", tags=("shared",))
+            self.add("shared.alibi", b * a * s * self.nbytes_norm, "ALiBi biases kept by the checkpoints", tags=("shared",))
 
     def checkpointed_layer(self, group: LayerGroup) -> None:
         self.add(
             f"{group.name}.checkpoint_input",
-            b * s * h * self.nbytes,
+            b * s * h * self.nbytes_norm,
             "the layer's input, saved by the checkpoint (everything else is recomputed)",
             group.count,
             shards=SEQ,
