@@ -50,6 +50,9 @@ class FamilyRules:
     # -- attention --
     softmax_fp32: bool = True  # eager attention upcasts the scores to fp32: softmax saves fp32 probabilities
     eager_qk_fp32: bool = False  # eager attention upcasts q and k to fp32 (GPT-J): QK^T saves fp32 copies
+    # the dtype eager attention casts its probabilities to before dropout: the query's ("query"; under autocast
+    # fp32 where the rotation promoted the query, so the dropout mask is fp32) or the values' ("value")
+    eager_probs_cast: str = "query"
     sdpa: bool = True  # the implementation offers SDPA (False: eager only, so no O(s) kernel)
     sdpa_expand_kv: bool = False  # keys/values repeated to all heads before SDPA: SDPA saves a*d_head wide k, v
     sdpa_mask: bool = False  # an explicit mask tensor is passed to SDPA (not is_causal): SDPA saves it
@@ -58,7 +61,9 @@ class FamilyRules:
     sdpa_values_view: bool = False  # SDPA's values are a view of the fused q/k/v output: the whole storage stays
     # -- positions --
     rotary: str = "shared"  # cos/sin computed once per forward ("shared"), per layer ("per_layer", GPT-J) or "none"
-    rotary_fp32: bool = False  # the cos/sin tables stay fp32 in a 16-bit model (OLMo): saved at 4 bytes
+    # the cos/sin tables stay fp32 in a 16-bit model (OLMo): saved at 4 bytes; the rotation casts q and k back
+    # to their dtype, so under autocast they stay 16-bit (elsewhere the fp32 tables promote them to fp32)
+    rotary_fp32: bool = False
     # an odd partial rotary width r: the tables hold ceil(r/2) frequencies twice, r + 1 wide
     odd_rotary_rounds_up: bool = False  # the forward rotates r + 1 dims (slices q by the table); else it fails
     positions: str = "none"  # int64 position ids the position embedding saves: "s", "bs" (OPT) or "none"
@@ -117,7 +122,13 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
         "stablelm": FamilyRules(resid_dropout="hidden_dropout", resid_sites=1, sdpa_query_cat=True),
         "starcoder2": FamilyRules(resid_dropout="residual_dropout", resid_sites=2, embd_dropout="embedding_dropout"),
         "gpt2": FamilyRules(
-            **_GPT, softmax_fp32=False, rotary="none", positions="s", ckpt_positions="none", fused_qkv=True
+            **_GPT,
+            softmax_fp32=False,
+            eager_probs_cast="value",
+            rotary="none",
+            positions="s",
+            ckpt_positions="none",
+            fused_qkv=True,
         ),
         "gpt_bigcode": FamilyRules(
             **_GPT,
@@ -128,7 +139,7 @@ FAMILY: MappingProxyType[str, FamilyRules] = MappingProxyType(
             fused_qkv=True,
             causal_mask_buffer=True,
         ),
-        "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True),
+        "gptj": FamilyRules(**_GPT, rotary="per_layer", eager_qk_fp32=True, eager_probs_cast="value"),
         "gpt_neox": FamilyRules(
             resid_dropout="hidden_dropout",
             resid_sites=2,

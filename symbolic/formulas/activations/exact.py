@@ -76,6 +76,10 @@ class _Builder:
         # input), masks and biases built from it, and rotary tables
         self.nbytes_norm = FP32 if options.autocast else options.nbytes
         self.cuda = options.device == "cuda"
+        # under autocast the rotation's fp32 tables promote q and k to fp32 (unless the family casts them back),
+        # as GPT-J's own upcast does: eager attention's QK^T then saves autocast copies of them in the dtype
+        rotated = model.arch.positions is Positions.ROTARY and not self.rules.rotary_fp32
+        self.qk_cast = options.autocast and (rotated or self.rules.eager_qk_fp32)
         self.p = dropout_probabilities(model, options)
         self.terms: list[Term] = []
 
@@ -99,6 +103,14 @@ class _Builder:
     def mask_bytes(self) -> int:
         """A dropout mask's element size: model dtype on CPU (mask*scale), bool on CUDA (native_dropout)."""
         return 1 if self.cuda else self.nbytes
+
+    @property
+    def probs_mask_bytes(self) -> int:
+        """The attention dropout mask's element size: the probabilities' dtype on CPU, fp32 under autocast where
+        they are cast to a query the rotation promoted to fp32; bool on CUDA."""
+        if self.cuda:
+            return 1
+        return FP32 if self.qk_cast and self.rules.eager_probs_cast == "query" else self.nbytes
 
     # ---- building blocks ----
     def norm(
@@ -239,9 +251,11 @@ class _Builder:
         )
 
     def probs(self, pre: str, n: sp.Expr, softcap: bool) -> None:
-        """Eager attention's s^2 tensors: scores (softcap), softmax, its cast, dropout mask and output."""
+        """Eager attention's s^2 tensors: scores (softcap), softmax, its cast, dropout mask and output. Under
+        autocast the softmax runs in fp32 in every family (the scores meet the fp32 mask or the softmax takes
+        the fp32 hidden states' dtype) and P@V saves an autocast copy of the probabilities in the dtype."""
         D, sq = self.nbytes, b * a * s**2
-        soft = FP32 if self.rules.softmax_fp32 else D
+        soft = FP32 if (self.rules.softmax_fp32 or self.amp) else D
         if softcap:
             self.add(f"{pre}.attention.softcap", sq * D, "tanh output of the score soft-capping", n, shards=HEADS)
         self.add(
@@ -254,7 +268,7 @@ class _Builder:
         if self.p["attention"] > 0:
             self.add(
                 f"{pre}.attention.dropout_mask",
-                sq * self.mask_bytes,
+                sq * self.probs_mask_bytes,
                 "attention dropout mask",
                 n,
                 cuda=True,
@@ -301,32 +315,34 @@ class _Builder:
         return self.rules.sdpa_values_view or (self.arch.attention.qkv_views and rotary)
 
     def eager_batch1_views(self, pre: str, n: sp.Expr) -> None:
-        """With b = 1, the 4-D matmuls of eager attention keep views where b > 1 keeps copies.
+        """With b = 1 (or one query head), the 4-D matmuls of eager attention keep views where b > 1 keeps copies.
 
         ``matmul`` folds ``[b, heads, s, d]`` to ``[b*heads, s, d]``: a copy when the keys and values
-        are not laid out batch-major (b > 1), a view when b = 1 or when there is one head (read at the
-        model's own head count). ``repeat_kv`` copies them to all
-        heads unless there is one key/value head (then a view: the keys and values stay ``kv``-wide)
-        or as many as query heads (nothing to repeat). A view of the values keeps the storage they
-        were cut from: the fused q/k/v projection output where there is one (Phi-3, GPT-NeoX), else
-        the value projection's output; the keys are a fresh rotated tensor.
+        are not laid out batch-major (b > 1 and more than one head), a view when b = 1 or there is one
+        head (read at the model's own head count). ``repeat_kv`` copies them to all heads unless there is one key/value head (then a view: the
+        keys and values stay ``kv``-wide) or as many as query heads (nothing to repeat). A view of the
+        values keeps the storage they were cut from: the fused q/k/v projection output where there is
+        one (Phi-3, GPT-NeoX), else the value projection's output; the keys are a fresh rotated tensor.
+        Under autocast, where the rotation promoted q and k to fp32, QK^T saves fresh copies of them
+        in the dtype, all heads wide: only the values are views.
         """
         D = self.nbytes
         fused = self.values_view_of_fused()
         # which case applies is read at the model's own head counts (a tensor-parallel split that leaves one
         # kv head per device is not followed: the formula stays in one line)
         one_kv, kv_is_heads, _, _ = self.model.size_cases
-        if one_kv and fused:  # the keys stay one head wide, the values' view keeps the whole fused output
-            views = s * D * dh * (3 * g - a)
-        elif one_kv:  # keys and values stay one head wide
-            views = 2 * s * D * dh * (g - a)
-        elif kv_is_heads and fused:  # the values' view keeps the whole fused output
-            views = 2 * s * D * dh * g
+        # widths (in head widths) kept beyond the all-heads copies counted with q, k and v
+        keys = g - a if one_kv and not self.qk_cast else 0  # the keys stay one head wide
+        if fused and (one_kv or kv_is_heads):  # the values' view keeps the whole fused output
+            values = 2 * g
+        elif one_kv:  # the values stay one head wide
+            values = g - a
         else:
+            values = 0
+        views = b * s * D * dh * (keys + values)
+        if views == 0:
             return
-        if self.model.sizes.get("n_heads") == 1:  # one head: the fold is a view at every b
-            views = b * views
-        else:
+        if self.model.sizes.get("n_heads") != 1:  # one head: the fold is a view at every b
             views = sp.Piecewise((views, sp.Eq(b, 1)), (0, True))
         self.add(
             f"{pre}.attention.batch1_views",
@@ -374,8 +390,8 @@ class _Builder:
             if o.attention == "eager" and rules.eager_qk_fp32:
                 self.add(
                     f"{pre}.attention.qk",
-                    2 * tokens * qd * FP32,
-                    "queries and keys upcast to fp32 (eager)",
+                    2 * tokens * qd * (D if self.amp else FP32),
+                    "queries and keys upcast to fp32 (eager; under autocast QK^T's copies in the dtype)",
                     n,
                     shards=HEADS,
                 )
@@ -407,8 +423,7 @@ class _Builder:
                     )
             else:
                 self.probs(pre, n, softcap=arch.attention.softcap)
-                if not self.amp:
-                    self.eager_batch1_views(pre, n)
+                self.eager_batch1_views(pre, n)
             self.add(f"{pre}.attention.output", tokens * qd * D, "output projection's input", n, shards=HEADS)
             return
         # SDPA (CPU flash kernel; CUDA flash / memory-efficient) and flash_attention_2 keep O(s) state
@@ -626,7 +641,7 @@ class _Builder:
 
     # ---- once per forward ----
     def shared(self) -> None:
-        rules, D = self.rules, self.nbytes
+        rules = self.rules
         rot_bytes = FP32 if rules.rotary_fp32 else self.nbytes_norm
         full = self.options.recompute == "full"
         if rules.rotary == "shared" and self.arch.positions is Positions.ROTARY:
@@ -669,7 +684,9 @@ class _Builder:
                 tags=("shared",),
             )
         if self.arch.positions is Positions.ALIBI and self.rules.checkpoint_alibi:
-            self.add("shared.alibi", b * a * s * self.nbytes_norm, "ALiBi biases kept by the checkpoints", tags=("shared",))
+            self.add(
+                "shared.alibi", b * a * s * self.nbytes_norm, "ALiBi biases kept by the checkpoints", tags=("shared",)
+            )
 
     def checkpointed_layer(self, group: LayerGroup) -> None:
         self.add(
