@@ -91,6 +91,93 @@ def test_exact_equals_traced_under_autocast(case: Case) -> None:
             "eager",
             points=((1, 5), (2, 5)),
         ),
+        # one head, eager, fused q/k/v: P@V keeps a view of the whole fused output at every batch
+        Case(
+            {
+                "model_type": "gpt_neox",
+                "vocab_size": 8,
+                "hidden_size": 4,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 1,
+                "intermediate_size": 4,
+            },
+            "eager",
+            "bf16",
+            points=((1, 5), (3, 7)),
+        ),
+        # autocast, gradient checkpointing: the checkpoints keep the fp32 layer input and the fp32 eager mask
+        Case(
+            {
+                "model_type": "opt",
+                "vocab_size": 61,
+                "hidden_size": 32,
+                "word_embed_proj_dim": 32,
+                "ffn_dim": 48,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 8,
+            },
+            "eager",
+            "bf16",
+            "full",
+            points=((1, 4), (3, 7)),
+            autocast=True,
+        ),
+        # autocast, eager with dropout, one kv head: fp32 dropout mask (the rotation promoted the query), the
+        # values kv-wide views at b = 1, the keys autocast copies
+        Case(
+            {
+                "model_type": "llama",
+                "vocab_size": 50,
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 1,
+                "intermediate_size": 24,
+                "attention_dropout": 0.1,
+            },
+            "eager",
+            "fp16",
+            points=((1, 5), (2, 5)),
+            autocast=True,
+        ),
+        # autocast, GPT-J eager with dropout: QK^T's autocast copies, probabilities cast to the values' dtype
+        Case(
+            {
+                "model_type": "gptj",
+                "vocab_size": 8,
+                "n_embd": 8,
+                "n_layer": 1,
+                "n_head": 2,
+                "rotary_dim": 2,
+                "attn_pdrop": 0.1,
+                "resid_pdrop": 0.1,
+                "embd_pdrop": 0.1,
+            },
+            "eager",
+            "bf16",
+            points=((1, 5), (3, 7)),
+            autocast=True,
+        ),
+        # autocast, Qwen2-MoE with a shared expert of width 0: its linears still keep autocast input copies
+        Case(
+            {
+                "model_type": "qwen2_moe",
+                "vocab_size": 116,
+                "hidden_size": 8,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "intermediate_size": 22,
+                "num_experts": 2,
+                "num_experts_per_tok": 2,
+                "moe_intermediate_size": 24,
+                "shared_expert_intermediate_size": 0,
+            },
+            "sdpa",
+            "fp16",
+            points=((1, 3), (2, 5)),
+            autocast=True,
+        ),
     ],
     ids=lambda case: case.describe(),
 )
