@@ -10,6 +10,7 @@ is transformers' plan.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ tool = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tool)
 
 STATES = ("weights", "gradients", "master", "optimizer")
+# CI runs one case of each real split and comparison; SYMBOLIC_ALL_PARALLEL_CASES=1 runs them all
+ALL_CASES = os.environ.get("SYMBOLIC_ALL_PARALLEL_CASES") == "1"
 
 
 def test_each_style_splits_the_parameters_as_transformers_shards_them():
@@ -69,7 +72,7 @@ def test_each_style_splits_the_parameters_as_transformers_shards_them():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, tp", [("llama-gqa", 2), ("mixtral", 2), ("qwen3_moe", 2)])
+@pytest.mark.parametrize("case, tp", [("qwen3_moe", 2), *([("llama-gqa", 2), ("mixtral", 2)] if ALL_CASES else [])])
 def test_traced_parameters_per_rank_match_a_real_split(case, tp):
     measured = tool.measured_parameters(case, tp)
     assert len(set(measured)) == 1
@@ -77,7 +80,7 @@ def test_traced_parameters_per_rank_match_a_real_split(case, tp):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["llama-gqa", "mixtral", "gpt_neox"])
+@pytest.mark.parametrize("case", ["mixtral", *(["llama-gqa", "gpt_neox"] if ALL_CASES else [])])
 def test_traced_states_equal_exact_under_tensor_parallelism(case):
     model = from_hf_config(CASES[case])
     opts = {"dtype": "fp32", "attention": "sdpa", "device": "cpu"}
