@@ -195,6 +195,12 @@ def _zero_in_sizes(
     return True
 
 
+def _traced(trace: Trace, quantities: tuple[str, ...]) -> list[tuple[str, Breakdown]]:
+    """The trace's Breakdowns of the ``quantities`` asked for, with their names."""
+    every = (("parameters", trace.parameters), ("activations", trace.activations), ("flops", trace.flops))
+    return [(name, breakdown) for name, breakdown in every if name in quantities]
+
+
 def _bound(expr: sp.Expr, values: Mapping[sp.Basic, sp.Expr]) -> sp.Expr:
     """``expr`` with ``values`` put in until nothing changes (a replaced inner floor can leave an
     outer one that matches a key only then)."""
@@ -240,13 +246,7 @@ def difference(
     bind_traced = {S.n_layers: trace.sizes["n_layers"]}
     seqs = sorted({*_SAMPLE_SEQS, *_windows(config)})
     out: list[Difference] = []
-    for quantity, traced in (
-        ("parameters", trace.parameters),
-        ("activations", trace.activations),
-        ("flops", trace.flops),
-    ):
-        if quantity not in quantities:
-            continue
+    for quantity, traced in _traced(trace, quantities):
         mine = _parts(hand[quantity], sizes)
         theirs = _parts(traced, bind_traced)
         for part in ("total", "layers", "outside layers"):
@@ -279,13 +279,7 @@ def _symbolic_difference(
             fixed[sp.floor(expr / 2 + sp.Rational(1, 2))] = expr / 2
             fixed[sp.floor(expr / 2)] = expr / 2
     out: list[Difference] = []
-    for quantity, traced in (
-        ("parameters", trace.parameters),
-        ("activations", trace.activations),
-        ("flops", trace.flops),
-    ):
-        if quantity not in quantities:
-            continue
+    for quantity, traced in _traced(trace, quantities):
         mine = {k: _bound(v, fixed) for k, v in _parts(hand[quantity], {**in_fields, **one_layer}).items()}
         theirs = {k: _bound(v, fixed) for k, v in _parts(traced, one_layer).items()}
         for part in ("total", "layers", "outside layers"):
