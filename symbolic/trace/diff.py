@@ -26,6 +26,7 @@ from .. import symbols as S
 from ..terms import Breakdown
 from .api import Trace
 from .sizes import field_symbol
+from .terms import fixed_by
 
 __all__ = ["Difference", "difference", "hand_written"]
 
@@ -217,15 +218,10 @@ def _pieces_at_their_sizes(expr: sp.Expr) -> sp.Expr:
     piece that vanishes there reads 0."""
     if not isinstance(expr, sp.Piecewise):
         return expr
-    pieces = [(sp.expand(e.xreplace(_fixed_by(c))), c) for e, c in expr.args]
+    pieces = [(sp.expand(e.xreplace(fixed_by(c))), c) for e, c in expr.args]
     if all(e == 0 for e, _ in pieces):
         return sp.Integer(0)
     return sp.Piecewise(*pieces)
-
-
-def _fixed_by(condition: sp.Basic) -> dict[sp.Basic, sp.Expr]:
-    parts = condition.args if isinstance(condition, sp.And) else (condition,)
-    return {p.lhs: p.rhs for p in parts if isinstance(p, sp.Equality) and isinstance(p.lhs, sp.Symbol)}
 
 
 def difference(

@@ -23,7 +23,7 @@ from .flops import as_expr
 from .run import Layers, Saved, StepResult
 from .sizes import SizeSymbols, to_sympy
 
-__all__ = ["Region", "group_label", "parameter_terms", "region_terms", "merge_regions"]
+__all__ = ["Region", "group_label", "parameter_terms", "region_terms", "merge_regions", "fixed_by"]
 
 TRACED = "traced (fake-tensor run of the transformers model)"
 VIEW_TAG = "tp_view:"  # + n: a divided copy that is a view, no storage of its own, at tp = n
@@ -188,7 +188,7 @@ def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> 
         pieces = [
             (v, r.condition)
             for v, r in zip(values[:-1], regions[:-1], strict=True)
-            if sp.expand(v - general.xreplace(_fixed(r.condition))) != 0
+            if sp.expand(v - general.xreplace(fixed_by(r.condition))) != 0
         ]
         expr = sp.Piecewise(*pieces, (general, True)) if pieces else general
         if expr == 0:
@@ -201,7 +201,7 @@ def merge_regions(regions: Sequence[Region], which: str, quantity: Quantity) -> 
     return Breakdown(quantity, tuple(terms))
 
 
-def _fixed(condition: sp.Basic) -> dict[sp.Symbol, sp.Expr]:
+def fixed_by(condition: sp.Basic) -> dict[sp.Symbol, sp.Expr]:
     """The sizes a region's condition fixes (``Eq(batch, 1)`` -> ``{batch: 1}``)."""
     parts = condition.args if isinstance(condition, sp.And) else (condition,)
     return {p.lhs: p.rhs for p in parts if isinstance(p, sp.Equality) and isinstance(p.lhs, sp.Symbol)}
