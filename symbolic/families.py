@@ -50,9 +50,8 @@ class FamilyRules:
     # -- attention --
     softmax_fp32: bool = True  # eager attention upcasts the scores to fp32: softmax saves fp32 probabilities
     eager_qk_fp32: bool = False  # eager attention upcasts q and k to fp32 (GPT-J): QK^T saves fp32 copies
-    # the dtype eager attention casts its probabilities to before dropout: the query's ("query"; under autocast
-    # fp32 where the rotation promoted the query, so the dropout mask is fp32) or the values' ("value")
-    eager_probs_cast: str = "query"
+    # "query": under autocast fp32 where the rotation promoted the query, so the dropout mask is fp32
+    eager_probs_cast: str = "query"  # eager attention casts its probabilities to the query's or the values' dtype
     sdpa: bool = True  # the implementation offers SDPA (False: eager only, so no O(s) kernel)
     sdpa_expand_kv: bool = False  # keys/values repeated to all heads before SDPA: SDPA saves a*d_head wide k, v
     sdpa_mask: bool = False  # an explicit mask tensor is passed to SDPA (not is_causal): SDPA saves it
@@ -61,9 +60,9 @@ class FamilyRules:
     sdpa_values_view: bool = False  # SDPA's values are a view of the fused q/k/v output: the whole storage stays
     # -- positions --
     rotary: str = "shared"  # cos/sin computed once per forward ("shared"), per layer ("per_layer", GPT-J) or "none"
-    # the cos/sin tables stay fp32 in a 16-bit model (OLMo): saved at 4 bytes; the rotation casts q and k back
-    # to their dtype, so under autocast they stay 16-bit (elsewhere the fp32 tables promote them to fp32)
-    rotary_fp32: bool = False
+    # the rotation casts q and k back to their dtype, so under autocast they stay 16-bit (elsewhere the fp32
+    # tables promote them to fp32)
+    rotary_fp32: bool = False  # the cos/sin tables stay fp32 in a 16-bit model (OLMo): saved at 4 bytes
     # an odd partial rotary width r: the tables hold ceil(r/2) frequencies twice, r + 1 wide
     odd_rotary_rounds_up: bool = False  # the forward rotates r + 1 dims (slices q by the table); else it fails
     positions: str = "none"  # int64 position ids the position embedding saves: "s", "bs" (OPT) or "none"
@@ -84,9 +83,8 @@ class FamilyRules:
     router_sigmoid: bool = False  # router scores are a sigmoid (DeepSeek-V3), not a softmax; both saved in fp32
     router_fp32: bool = False  # the router casts input and weight to fp32 before its linear: fp32 copies saved
     routing_weights_fp32: bool = True  # top-k routing weights stay fp32 (Qwen2-MoE casts them to the dtype)
-    # the shared expert's MLP is built even when its width is 0 (DeepSeek-V3, Qwen2-MoE): under autocast its
-    # input linears still keep their 16-bit copies of the input
-    shared_mlp_always: bool = False
+    # (DeepSeek-V3, Qwen2-MoE): under autocast its input linears still keep their 16-bit copies of the input
+    shared_mlp_always: bool = False  # the shared expert's MLP is built even when its width is 0
     # -- autocast --
     fused_qkv: bool = False  # one linear computes q, k, v: autocast casts its input once, not once per projection
     fused_gate_up: bool = False  # one linear computes gate and up: autocast casts the MLP's input once
