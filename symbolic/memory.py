@@ -258,6 +258,10 @@ class DeviceMemory:
     def bytes(self, name: str) -> int | None:
         """One per-device figure in bytes: a category, ``states``, ``transient`` or ``peak`` (None if
         unknown); the sum of its terms, each tensor rounded up to whole bytes (:func:`whole_bytes`)."""
+        if name == "peak" and self.activations is not None and self.timeline is not None:
+            # the largest point, each evaluated on its own: the value of Timeline.peak_expr (rounding up
+            # is monotone), without SymPy comparing every pair of symbolic points to build the Max
+            return max(self.evaluate(e) for p in self.timeline.points for e in p.candidates())
         expr = self.whole_expr(name)
         return None if expr is None else self.evaluate(expr)
 

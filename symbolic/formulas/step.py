@@ -185,6 +185,12 @@ class Point:
         """The largest value of this point over its layers (bytes), a closed form."""
         return max_over_layers(self.expr, self.layers) if self.layers is not None else self.expr
 
+    def candidates(self) -> tuple[sp.Expr, ...]:
+        """The expressions whose largest value is :meth:`peak` (bytes): the point itself, or its
+        values at a layer group's two ends (:func:`max_over_layers`), for a caller that evaluates
+        them at numbers and takes the largest without building a symbolic Max."""
+        return layer_ends(self.expr, self.layers) if self.layers is not None else (self.expr,)
+
 
 def max_over_layers(expr: sp.Expr, count: sp.Expr) -> sp.Expr:
     """``max(expr)`` over ``i = 0 .. count - 1`` for ``expr`` linear in ``i`` (bytes): the larger end.
@@ -194,10 +200,16 @@ def max_over_layers(expr: sp.Expr, count: sp.Expr) -> sp.Expr:
     >>> max_over_layers(100 + (LAYER + 1) * a + (L - 1 - LAYER) * g, L)
     Max(L*a + 100, a + g*(L - 1) + 100)
     """
+    return sp.Max(*layer_ends(expr, count))
+
+
+def layer_ends(expr: sp.Expr, count: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``expr`` (bytes, linear in the layer index ``i``) at the first and the last of ``count`` layers,
+    the two values the largest over the layers is one of (bytes)."""
     poly = sp.Poly(sp.expand(expr), LAYER)
     if poly.degree() > 1:
         raise SymbolicError("timeline", f"per-layer point is not linear in the layer index: {expr}")
-    return sp.Max(expr.subs(LAYER, 0), expr.subs(LAYER, count - 1))
+    return expr.subs(LAYER, 0), expr.subs(LAYER, count - 1)
 
 
 @dataclass(frozen=True)

@@ -134,9 +134,7 @@ def precompiled_memory(model: Model, batch: int, seq: int) -> dict[str, Any] | N
     c = [_whole(x) for x in exact]
     out = dict(module.MEMORY)
     out["model"] = model.name
-    out["per_device"] = {
-        k: None if i is None else c[i] for k, i in zip(out["per_device"], plan["per_device"], strict=True)
-    }
+    peak: int | None = None  # the largest timeline point, where the plan has a timeline
     out["terms"] = [{**row, "bytes": c[i]} for row, i in zip(out["terms"], plan["terms"], strict=True)]
     acts = plan["activations"]
     if acts is not None:
@@ -164,6 +162,11 @@ def precompiled_memory(model: Model, batch: int, seq: int) -> dict[str, Any] | N
             points.append({**row, "bytes": value, "layer": layer})
         out["timeline"] = points
         out["peak_point"] = dict(max(points, key=lambda p: p["bytes"]))
+        peak = out["peak_point"]["bytes"]
+    out["per_device"] = {
+        k: None if i is None else peak if i == "timeline" else c[i]
+        for k, i in zip(out["per_device"], plan["per_device"], strict=True)
+    }
     out["settings"] = {**out["settings"], "batch": batch, "seq": seq}
     out["values"] = values
     return out

@@ -52,7 +52,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'starcoder', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 31034912768, 'gradients': 31034912768, 'master': 62069825536, 'optimizer': 124139651072, 'states': 248279302144, 'activations': 7628640, 'transient': 294912, 'peak': 310416239128}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 4*d_model*n_ctx + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 8*d_model*n_ctx + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 16*d_model*n_ctx + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 100663296}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 100663296}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*n_ctx', 'bytes': 201326592}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*n_ctx', 'bytes': 402653184}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 62914560}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 62914560}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 125829120}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 10240}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 10240}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 20480}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 62914560}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 62914560}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 125829120}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 10240}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 10240}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 20480}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 3932160}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 7864320}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.qkv', 'category': 'activations', 'description': 'q, k, v: views of one projection output', 'formula': '2*batch*n_layers*seq*(d_head*n_heads + 2*d_head*n_kv_heads)', 'bytes': 512000}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 7680}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 3932160}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 6144}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 7628640, 'per_layer': {'block': 185032}, 'shared': 0, 'outside_layers': 227360, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.qkv', 'formula': '2*batch*n_layers*seq*(d_head*n_heads/tp + 2*d_head*Max(1, n_kv_heads/tp))', 'bytes': 512000, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 7680, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 3932160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 6144, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'embedding.position_ids', 'formula': '8*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 310416239128, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 217311500824, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 217318908256, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 217319424396, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 217319522668, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 247789755112, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 249554373144, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 310416239128, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 217311500824, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 6144, 'n_layers': 40, 'n_heads': 48, 'n_kv_heads': 1, 'd_head': 128, 'd_ffn': 24576, 'n_ctx': 8192, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107], 'activations': {'per_layer': [('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128)], 'shared': [], 'outside': [130, 132, 134, 136, 138, 140, 142, 144], 'terms': [109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145]}, 'timeline': [('fixed', 146), ('layers', 147, 148, 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106], 'activations': {'per_layer': [('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127)], 'shared': [], 'outside': [129, 131, 133, 135, 137, 139, 141, 143], 'terms': [108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144]}, 'timeline': [('fixed', 145), ('layers', 146, 147, 148), ('fixed', 149), ('fixed', 150), ('layers', 151, 152, 153), ('fixed', 154), ('fixed', 155), ('fixed', 156)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -138,51 +138,41 @@ def memory(v):
     _t67 = (_t66 + (5 * _t63))
     _t68 = (_t50 * n_vocab)
     _t69 = (6 * _t68)
-    _t70 = (40 * d_model)
-    _t71 = (d_model * n_ctx)
-    _t72 = (_t2 * n_layers)
-    _t73 = (_t11 * n_layers)
-    _t74 = (_t6 * n_layers)
-    _t75 = (_t19 * d_model)
-    _t76 = ((n_ctx * n_ctx) + (64 * n_layers))
-    _t77 = (16 + _t76)
-    _t78 = (_t65 + _t77)
-    _t79 = (_t78 + (20 * _t75))
-    _t80 = (_t70 + _t79 + (20 * _t71) + (20 * _t72) + (20 * _t74) + (40 * _t73) + (120 * _t24) + (_t70 * _t72) + (_t70 * _t73) + (_t70 * _t74))
-    _t81 = (_t50 * _t9)
-    _t82 = (_t49 + (16 * _t72) + (16 * _t74) + (32 * _t73) + (_t48 * _t72) + (_t48 * _t73) + (_t48 * _t74))
-    _t83 = (_t78 + _t81 + _t82)
-    _t84 = (_t83 + (18 * _t75))
-    _t85 = (_t19 * _t38)
-    _t86 = (_t64 + _t83 + _t85 + (_t9 * seq))
-    _t87 = (28 * d_model)
-    _t88 = ((14 * _t71) + (14 * _t72) + (14 * _t74) + (28 * _t73) + (84 * _t24) + (_t72 * _t87) + (_t73 * _t87) + (_t74 * _t87))
-    _t89 = (_t87 + (14 * _t75))
-    _t90 = (_t88 + _t89)
-    _t91 = (_t53 + _t55 + _t58 + _t60)
-    _t92 = (_t77 + _t91 + (16 * _t50))
-    _t93 = (_t64 + _t90 + _t92 + (11 * _t63))
-    _t94 = (n_layers * (_t65 + _t91 + (10 * _t63)))
-    _t95 = (_t78 + _t88)
-    _t96 = (_t89 + _t95)
-    _t97 = (_t63 + _t64 + _t94 + _t96)
-    _t98 = (12 * _t50)
-    _t99 = (_t53 * n_layers)
-    _t100 = (_t55 * n_layers)
-    _t101 = (_t57 * n_layers)
-    _t102 = (_t101 * _t5)
-    _t103 = (_t60 * n_layers)
-    _t104 = (_t100 + _t102 + _t103 + _t99)
-    _t105 = (24 + _t104 + _t67 + _t76 + _t90 + _t98)
-    _t106 = (_t105 + (_t98 * n_vocab))
-    _t107 = (_t105 + (10 * _t68) + (16 * _t51))
-    _t108 = (_t104 + _t48 + _t66 + _t85 + _max(_t81, (_t14 + _t63 + _t9 + (_t3 * _t50))))
-    _t109 = (_t108 + _t95 + (3 * _t63))
-    _t110 = (_t108 + _t88 + _t92 - _t94 + (13 * _t63) + ((-1 + n_layers) * (_t18 + _t28 + _t3 + _t30 + _t32 + _t34 + _t7)))
-    _t111 = (_t9 * n_layers)
-    _t112 = (_t0 * n_layers)
-    _t113 = (_t22 * n_layers)
-    _t114 = (_t111 * _t50)
+    _t70 = (_t9 * n_layers)
+    _t71 = (_t0 * n_layers)
+    _t72 = (_t22 * n_layers)
+    _t73 = (_t50 * _t70)
+    _t74 = (_t57 * n_layers)
+    _t75 = (_t50 * _t9)
+    _t76 = (_t53 * n_layers)
+    _t77 = (_t60 * n_layers)
+    _t78 = (_t5 * _t74)
+    _t79 = (_t55 * n_layers)
+    _t80 = (n_ctx * n_ctx)
+    _t81 = (64 * n_layers)
+    _t82 = (16 + _t65 + _t80 + _t81)
+    _t83 = (28 * d_model)
+    _t84 = (_t19 * d_model)
+    _t85 = (d_model * n_ctx)
+    _t86 = (_t2 * n_layers)
+    _t87 = (_t11 * n_layers)
+    _t88 = (_t6 * n_layers)
+    _t89 = ((14 * _t85) + (14 * _t86) + (14 * _t88) + (28 * _t87) + (84 * _t24) + (_t83 * _t86) + (_t83 * _t87) + (_t83 * _t88))
+    _t90 = (_t83 + _t89 + (14 * _t84))
+    _t91 = (_t82 + _t90)
+    _t92 = (_t80 + _t81 + _t90)
+    _t93 = (_t53 + _t55 + _t58 + _t60)
+    _t94 = (16 + _t93 + (16 * _t50))
+    _t95 = (n_layers * (_t65 + _t93 + (10 * _t63)))
+    _t96 = (12 * _t50)
+    _t97 = (_t76 + _t77 + _t78 + _t79)
+    _t98 = (24 + _t67 + _t92 + _t96 + _t97)
+    _t99 = (_t19 * _t38)
+    _t100 = (_t48 + _t66 + _t89 + _t97 + _t99 + _max(_t75, (_t14 + _t63 + _t9 + (_t3 * _t50))))
+    _t101 = (_t82 + (20 * _t84))
+    _t102 = (_t49 + (16 * _t86) + (16 * _t88) + (32 * _t87) + (_t48 * _t86) + (_t48 * _t87) + (_t48 * _t88))
+    _t103 = (_t102 + _t75 + _t82)
+    _t104 = (40 * d_model)
     return (
         _t21,
         _t21,
@@ -191,7 +181,6 @@ def memory(v):
         (_t37 + _t47 + _t49 + (2 * _t20) + (2 * _t4) + (2 * _t8) + (4 * _t13) + (4 * _t15) + (4 * _t16) + (4 * _t17)),
         (4 + _t52 + _t54 + _t56 + _t57 + _t59 + _t61 + _t62 + _t67),
         _t69,
-        _max(_t106, _t107, _t109, _t110, _t80, _t84, _t86, _t93, _t97),
         _t20,
         _t20,
         _t36,
@@ -200,22 +189,22 @@ def memory(v):
         _t10,
         _t23,
         _t39,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t17,
         _t17,
         _t35,
@@ -244,10 +233,10 @@ def memory(v):
         _t17,
         _t35,
         _t45,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t15,
         _t15,
         _t31,
@@ -260,10 +249,10 @@ def memory(v):
         _t15,
         _t31,
         _t43,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t9,
         _t9,
         _t0,
@@ -273,73 +262,73 @@ def memory(v):
         _t0,
         _t22,
         _t69,
-        _t114,
-        _t101,
-        _t114,
-        _t101,
-        _t114,
+        _t73,
+        _t74,
+        _t73,
+        _t74,
+        _t73,
         _t54,
         _t61,
         _t59,
-        _t114,
-        _t114,
+        _t73,
+        _t73,
         _t56,
         _t63,
         _t64,
-        _t81,
+        _t75,
         _t57,
-        _t81,
+        _t75,
         _t62,
         _t52,
         4,
-        _t81,
-        _t114,
+        _t75,
+        _t73,
         _t57,
-        _t101,
-        _t81,
-        _t114,
+        _t74,
+        _t75,
+        _t73,
         _t57,
-        _t101,
-        _t81,
-        _t114,
+        _t74,
+        _t75,
+        _t73,
         _t53,
-        _t99,
+        _t76,
         _t60,
-        _t103,
+        _t77,
         _t58,
-        _t102,
-        _t81,
-        _t114,
-        _t81,
-        _t114,
+        _t78,
+        _t75,
+        _t73,
+        _t75,
+        _t73,
         _t55,
-        _t100,
+        _t79,
         _t63,
         _t63,
         _t64,
         _t64,
-        _t81,
-        _t81,
+        _t75,
+        _t75,
         _t57,
         _t57,
-        _t81,
-        _t81,
+        _t75,
+        _t75,
         _t62,
         _t62,
         _t52,
         _t52,
         4,
         4,
-        _t96,
+        _t91,
         n_layers,
-        _t93,
-        _t97,
-        _t107,
-        _t106,
+        (_t64 + _t92 + _t94 + (11 * _t63)),
+        (_t63 + _t64 + _t91 + _t95),
+        (_t98 + (10 * _t68) + (16 * _t51)),
+        (_t98 + (_t96 * n_vocab)),
         n_layers,
-        _t110,
-        _t109,
-        _max(_t84, _t86, (_t79 + _t82)),
-        _t80,
-        _t96,
+        (_t100 + _t80 + _t81 + _t94 - _t95 + (13 * _t63) + ((-1 + n_layers) * (_t18 + _t28 + _t3 + _t30 + _t32 + _t34 + _t7))),
+        (_t100 + _t82 + (3 * _t63)),
+        _max((_t101 + _t102), (_t103 + (18 * _t84)), (_t103 + _t64 + _t99 + (_t9 * seq))),
+        (_t101 + _t104 + (20 * _t85) + (20 * _t86) + (20 * _t88) + (40 * _t87) + (120 * _t24) + (_t104 * _t86) + (_t104 * _t87) + (_t104 * _t88)),
+        _t91,
     )

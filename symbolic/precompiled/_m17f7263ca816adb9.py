@@ -52,7 +52,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'gpt-neox-20b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 41109135360, 'gradients': 41109135360, 'master': 82218270720, 'optimizer': 164436541440, 'states': 328873082880, 'activations': 22946264, 'transient': 302592, 'peak': 411091356488}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 8*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 16*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 32*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 619708416}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 619708416}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1239416832}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2478833664}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 2162688}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 2162688}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 2162688}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 2162688}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3321888768}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3321888768}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6643777536}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 13287555072}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 540672}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 540672}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 2162688}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 3321888768}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 3321888768}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 6643777536}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 13287555072}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 540672}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 540672}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 2162688}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 3321888768}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 3321888768}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 6643777536}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 13287555072}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 540672}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 540672}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 2162688}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3321888768}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3321888768}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6643777536}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 13287555072}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 2162688}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 13287555072}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 13287555072}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 26575110144}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 53150220288}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 2162688}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 2162688}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 4325376}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 8650752}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 13287555072}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 13287555072}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 26575110144}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 53150220288}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 540672}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 1081344}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 2162688}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 619708416}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 619708416}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 1239416832}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 2478833664}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 302592}, {'path': 'block.norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 540672}, {'path': 'block.norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 176}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 176}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 540672}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 540672}, {'path': 'block.attention.k', 'category': 'activations', 'description': 'keys (after rotary, a fresh tensor)', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 540672}, {'path': 'block.attention.qkv_output', 'category': 'activations', 'description': "fused q/k/v projection output, kept whole: SDPA's values are a view of it", 'formula': '2*batch*n_layers*seq*(d_head*n_heads + 2*d_head*n_kv_heads)', 'bytes': 1622016}, {'path': 'block.attention.output', 'category': 'activations', 'description': 'attention output', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 540672}, {'path': 'block.attention.output_copy', 'category': 'activations', 'description': "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query (none with one head)", 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads, 1)), (1, True))', 'bytes': 540672}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 11264}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 540672}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '8 b*s*f tensors (standard MLP, gelu_fast)', 'formula': '16*batch*d_ffn*n_layers*seq', 'bytes': 17301504}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': 'd_head*seq', 'bytes': 96}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201728}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 22946264, 'per_layer': {'block': 516360}, 'shared': 96, 'outside_layers': 226328, 'terms': [{'path': 'block.norm.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 176, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 176, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.qkv_output', 'formula': '2*batch*n_layers*seq*(d_head*n_heads/tp + 2*d_head*Max(1, n_kv_heads/tp))', 'bytes': 1622016, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output_copy', 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads/tp, 1)), (1, True))/tp', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 11264, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 540672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '16*batch*d_ffn*n_layers*seq/tp', 'bytes': 17301504, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': 'd_head*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201728, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 411091356488, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 287763950408, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 287786670344, 'layer': 43}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 287787199284, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 287787300116, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 327649877168, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 328873098056, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 411091356488, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 287763950408, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50432, 'd_model': 6144, 'n_layers': 44, 'n_heads': 64, 'n_kv_heads': 64, 'd_head': 96, 'd_ffn': 24576, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107], 'activations': {'per_layer': [('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130)], 'shared': [132], 'outside': [134, 136, 138, 140, 142, 144], 'terms': [109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145]}, 'timeline': [('fixed', 146), ('layers', 147, 148, 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106], 'activations': {'per_layer': [('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129)], 'shared': [131], 'outside': [133, 135, 137, 139, 141, 143], 'terms': [108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144]}, 'timeline': [('fixed', 145), ('layers', 146, 147, 148), ('fixed', 149), ('fixed', 150), ('layers', 151, 152, 153), ('fixed', 154), ('fixed', 155), ('fixed', 156)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -137,47 +137,39 @@ def memory(v):
     _t67 = (_t64 + (_t22 * _t66) + (_t65 * n_layers))
     _t68 = (_t67 + (_t4 * _t46))
     _t69 = (_t66 * n_vocab)
-    _t70 = (40 * d_model)
-    _t71 = (_t5 * n_layers)
-    _t72 = (_t12 * n_layers)
-    _t73 = (_t9 * n_layers)
-    _t74 = (_fdiv(d_head, 2) + (64 * n_layers))
-    _t75 = (16 + _t74)
-    _t76 = (_t65 + _t75)
-    _t77 = (_t70 + _t76 + (20 * _t71) + (20 * _t73) + (40 * _t72) + (120 * _t22) + (_t2 * _t70) + (_t70 * _t71) + (_t70 * _t72) + (_t70 * _t73))
-    _t78 = (_t0 * _t46)
-    _t79 = (_t45 + _t76 + _t78 + (16 * _t71) + (16 * _t73) + (32 * _t72) + (_t2 * _t44) + (_t44 * _t71) + (_t44 * _t72) + (_t44 * _t73))
-    _t80 = (_t49 + _t51 + _t54 + _t60 + (_t53 * _t9))
-    _t81 = (_t57 + _t80 + (_t66 * d_model))
-    _t82 = (28 * d_model)
-    _t83 = ((14 * _t71) + (14 * _t73) + (28 * _t72) + (84 * _t22) + (_t71 * _t82) + (_t72 * _t82) + (_t73 * _t82))
-    _t84 = (_t82 + (_t2 * _t82))
-    _t85 = (_t83 + _t84)
-    _t86 = (_t56 + _t75)
-    _t87 = (_t64 + _t81 + _t85 + _t86)
-    _t88 = (n_layers * (_t65 + _t81))
-    _t89 = (_t76 + _t83)
-    _t90 = (_t84 + _t89)
-    _t91 = (_t64 + _t88 + _t90)
-    _t92 = (12 * _t46)
-    _t93 = (_t49 * n_layers)
-    _t94 = (_t51 * n_layers)
-    _t95 = (_t53 * n_layers)
-    _t96 = (_t8 * _t95)
-    _t97 = (_t56 * _t71)
-    _t98 = (_t60 * n_layers)
-    _t99 = (_t93 + _t94 + _t96 + _t97 + _t98 + (_t9 * _t95))
-    _t100 = (24 + _t68 + _t74 + _t85 + _t92 + _t99)
-    _t101 = (_t100 + (_t92 * n_vocab))
-    _t102 = (_t15 + _t67 + _t99 + (34 * d_model) + (30 * _t2 * d_model))
-    _t103 = (_t102 + _t78 + _t89 + (_t24 * _t46))
-    _t104 = (_t100 + (16 * _t47) + (10 * _t46 * n_vocab))
-    _t105 = (_t102 + _t80 + _t83 + _t86 - _t88 + (_t21 * _t46) + ((-1 + n_layers) * (_t10 + _t19 + _t27 + _t29 + _t31 + _t33 + _t6)) + (20 * _t46 * _t5))
-    _t106 = (_t0 * n_layers)
-    _t107 = (_t4 * n_layers)
-    _t108 = (_t21 * n_layers)
-    _t109 = (_t106 * _t46)
-    _t110 = (_t59 * n_layers)
+    _t70 = (_t0 * n_layers)
+    _t71 = (_t4 * n_layers)
+    _t72 = (_t21 * n_layers)
+    _t73 = (_t46 * _t70)
+    _t74 = (_t53 * n_layers)
+    _t75 = (_t0 * _t46)
+    _t76 = (_t59 * n_layers)
+    _t77 = (_t51 * n_layers)
+    _t78 = (_t49 * n_layers)
+    _t79 = (_t60 * n_layers)
+    _t80 = (_t74 * _t8)
+    _t81 = (_t5 * n_layers)
+    _t82 = (_t56 * _t81)
+    _t83 = _fdiv(d_head, 2)
+    _t84 = (64 * n_layers)
+    _t85 = (16 + _t65 + _t83 + _t84)
+    _t86 = (28 * d_model)
+    _t87 = (_t12 * n_layers)
+    _t88 = (_t9 * n_layers)
+    _t89 = ((14 * _t81) + (14 * _t88) + (28 * _t87) + (84 * _t22) + (_t81 * _t86) + (_t86 * _t87) + (_t86 * _t88))
+    _t90 = (_t86 + _t89 + (_t2 * _t86))
+    _t91 = (_t85 + _t90)
+    _t92 = (_t49 + _t51 + _t54 + _t60 + (_t53 * _t9))
+    _t93 = (_t57 + _t92 + (_t66 * d_model))
+    _t94 = (_t83 + _t84 + _t90)
+    _t95 = (16 + _t56)
+    _t96 = (n_layers * (_t65 + _t93))
+    _t97 = (12 * _t46)
+    _t98 = (_t77 + _t78 + _t79 + _t80 + _t82 + (_t74 * _t9))
+    _t99 = (24 + _t68 + _t94 + _t97 + _t98)
+    _t100 = (_t15 + _t67 + _t89 + _t98 + (34 * d_model) + (30 * _t2 * d_model))
+    _t101 = (_t75 + _t85)
+    _t102 = (40 * d_model)
     return (
         _t20,
         _t20,
@@ -186,27 +178,26 @@ def memory(v):
         (_t35 + _t43 + _t45 + (2 * _t11) + (2 * _t7) + (4 * _t14) + (4 * _t16) + (4 * _t17) + (4 * _t18) + (4 * _t3)),
         (4 + _t48 + _t50 + _t52 + _t53 + _t55 + _t58 + _t61 + _t63 + _t68 + (2 * _t62)),
         _t69,
-        _max(_t101, _t103, _t104, _t105, _t77, _t79, _t87, _t91),
         _t3,
         _t3,
         _t23,
         _t36,
-        _t106,
-        _t106,
-        _t107,
-        _t108,
-        _t106,
-        _t106,
-        _t107,
-        _t108,
-        _t106,
-        _t106,
-        _t107,
-        _t108,
-        _t106,
-        _t106,
-        _t107,
-        _t108,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t18,
         _t18,
         _t34,
@@ -235,10 +226,10 @@ def memory(v):
         _t18,
         _t34,
         _t42,
-        _t106,
-        _t106,
-        _t107,
-        _t108,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t16,
         _t16,
         _t30,
@@ -251,10 +242,10 @@ def memory(v):
         _t16,
         _t30,
         _t40,
-        _t106,
-        _t106,
-        _t107,
-        _t108,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t0,
         _t0,
         _t4,
@@ -268,73 +259,73 @@ def memory(v):
         _t23,
         _t36,
         _t69,
-        _t109,
-        _t95,
-        _t95,
-        _t109,
+        _t73,
+        _t74,
+        _t74,
+        _t73,
         _t62,
         _t52,
         _t50,
         _t62,
         _t61,
         _t55,
-        _t109,
+        _t73,
         _t58,
         _t64,
-        _t78,
+        _t75,
         _t53,
-        _t78,
+        _t75,
         _t63,
         _t48,
         4,
-        _t78,
-        _t109,
+        _t75,
+        _t73,
         _t53,
-        _t95,
+        _t74,
         _t53,
-        _t95,
-        _t78,
-        _t109,
+        _t74,
+        _t75,
+        _t73,
         _t59,
-        _t110,
+        _t76,
         _t51,
-        _t94,
-        _t49,
-        _t93,
-        _t59,
-        _t110,
-        _t60,
-        _t98,
-        _t54,
-        _t96,
-        _t78,
-        _t109,
-        _t57,
-        _t97,
-        _t64,
-        _t64,
-        _t78,
-        _t78,
-        _t53,
-        _t53,
-        _t78,
-        _t78,
-        _t63,
-        _t63,
-        _t48,
-        _t48,
-        4,
-        4,
-        _t90,
-        n_layers,
-        _t87,
-        _t91,
-        _t104,
-        _t101,
-        n_layers,
-        _t105,
-        _t103,
-        _t79,
         _t77,
-        _t90,
+        _t49,
+        _t78,
+        _t59,
+        _t76,
+        _t60,
+        _t79,
+        _t54,
+        _t80,
+        _t75,
+        _t73,
+        _t57,
+        _t82,
+        _t64,
+        _t64,
+        _t75,
+        _t75,
+        _t53,
+        _t53,
+        _t75,
+        _t75,
+        _t63,
+        _t63,
+        _t48,
+        _t48,
+        4,
+        4,
+        _t91,
+        n_layers,
+        (_t64 + _t93 + _t94 + _t95),
+        (_t64 + _t91 + _t96),
+        (_t99 + (16 * _t47) + (10 * _t46 * n_vocab)),
+        (_t99 + (_t97 * n_vocab)),
+        n_layers,
+        (_t100 + _t83 + _t84 + _t92 + _t95 - _t96 + (_t21 * _t46) + ((-1 + n_layers) * (_t10 + _t19 + _t27 + _t29 + _t31 + _t33 + _t6)) + (20 * _t46 * _t5)),
+        (_t100 + _t101 + (_t24 * _t46)),
+        (_t101 + _t45 + (16 * _t81) + (16 * _t88) + (32 * _t87) + (_t2 * _t44) + (_t44 * _t81) + (_t44 * _t87) + (_t44 * _t88)),
+        (_t102 + _t85 + (20 * _t81) + (20 * _t88) + (40 * _t87) + (120 * _t22) + (_t102 * _t2) + (_t102 * _t81) + (_t102 * _t87) + (_t102 * _t88)),
+        _t91,
     )

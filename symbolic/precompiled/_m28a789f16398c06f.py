@@ -45,7 +45,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'mixtral-8x22b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 281260142592, 'gradients': 281260142592, 'master': 562520285184, 'optimizer': 1125040570368, 'states': 2250081140736, 'activations': 24743480, 'transient': 196608, 'peak': 2812601428436}, 'per_device_formula': {'weights': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_model*n_experts*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_model*n_experts*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_expert*d_model*n_experts*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_experts*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_expert*d_model*n_experts*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_experts*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_expert*d_model*n_experts*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_experts*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 402653184}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 402653184}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 805306368}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1610612736}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 688128}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 688128}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 1376256}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 2752512}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 688128}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 688128}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 1376256}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 2752512}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 4227858432}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 4227858432}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 8455716864}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 16911433728}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1409286144}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2818572288}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1409286144}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2818572288}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 4227858432}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 4227858432}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 8455716864}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 16911433728}, {'path': 'weights.block.moe.router.weight', 'category': 'weights', 'description': 'mixed weights of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 5505024}, {'path': 'gradients.block.moe.router.weight', 'category': 'gradients', 'description': 'gradients of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 5505024}, {'path': 'master.block.moe.router.weight', 'category': 'master', 'description': 'fp32 master weights of router (one score per expert)', 'formula': '4*d_model*n_experts*n_layers', 'bytes': 11010048}, {'path': 'optimizer.block.moe.router.weight', 'category': 'optimizer', 'description': 'adamw state of router (one score per expert)', 'formula': '8*d_model*n_experts*n_layers', 'bytes': 22020096}, {'path': 'weights.block.moe.experts.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 90194313216}, {'path': 'gradients.block.moe.experts.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 90194313216}, {'path': 'master.block.moe.experts.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert gate projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 180388626432}, {'path': 'optimizer.block.moe.experts.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert gate projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 360777252864}, {'path': 'weights.block.moe.experts.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 90194313216}, {'path': 'gradients.block.moe.experts.up_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 90194313216}, {'path': 'master.block.moe.experts.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert up projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 180388626432}, {'path': 'optimizer.block.moe.experts.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert up projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 360777252864}, {'path': 'weights.block.moe.experts.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 90194313216}, {'path': 'gradients.block.moe.experts.down_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 90194313216}, {'path': 'master.block.moe.experts.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert down projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 180388626432}, {'path': 'optimizer.block.moe.experts.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert down projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 360777252864}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 402653184}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 402653184}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 805306368}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1610612736}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 1376256}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 224}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 1376256}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 224}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 688128}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 229376}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 688128}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 10752}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128}, {'path': 'block.moe.router_probs', 'category': 'activations', 'description': 'router softmax output, fp32', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 1792}, {'path': 'block.moe.topk_indices', 'category': 'activations', 'description': 'top-k expert indices, int64', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 896}, {'path': 'block.moe.topk_normalize', 'category': 'activations', 'description': 'top-k weight normalisation: denominator and normalized weights, fp32', 'formula': 'n_layers*(4*batch*seq*top_k + 4*batch*seq)', 'bytes': 672}, {'path': 'block.moe.experts.offsets', 'category': 'activations', 'description': 'grouped_mm group offsets, int32', 'formula': '4*n_experts*n_layers', 'bytes': 1792}, {'path': 'block.moe.experts.permutation', 'category': 'activations', 'description': 'token permutation indices, int64', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 2688}, {'path': 'block.moe.experts.tokens', 'category': 'activations', 'description': 'gathered inputs and weighted outputs', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 2752512}, {'path': 'block.moe.experts.intermediates', 'category': 'activations', 'description': 'gate_up output, activation output, down_proj input', 'formula': '8*batch*d_expert*n_layers*seq*top_k', 'bytes': 14680064}, {'path': 'block.moe.experts.weights', 'category': 'activations', 'description': 'routing weight per token-slot', 'formula': '4*batch*n_layers*seq*top_k', 'bytes': 448}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 24576}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 131072}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 24743480, 'per_layer': {'block': 438620}, 'shared': 512, 'outside_layers': 180248, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 1376256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 224, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 1376256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 224, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 688128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 688128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 10752, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 688128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.router_probs', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 1792, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.topk_indices', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 896, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.topk_normalize', 'formula': 'n_layers*(4*batch*seq*top_k + 4*batch*seq)', 'bytes': 672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.offsets', 'formula': '4*n_experts*n_layers/ep', 'bytes': 1792, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.permutation', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 2688, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.tokens', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 2752512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.intermediates', 'formula': '8*batch*d_expert*n_layers*seq*top_k/tp', 'bytes': 14680064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.weights', 'formula': '4*batch*n_layers*seq*top_k', 'bytes': 448, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 24576, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 131072, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 2812601428436, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 1968821000660, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 1968845563892, 'layer': 55}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 1968845940768, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 1968846006272, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 1969248376820, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 2246281538848, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 2250081155540, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 2812601428436, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 1968821000660, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32768, 'd_model': 6144, 'n_layers': 56, 'n_heads': 48, 'n_kv_heads': 8, 'd_head': 128, 'n_experts': 8, 'top_k': 2, 'd_expert': 16384, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88], 'activations': {'per_layer': [('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127)], 'shared': [129], 'outside': [131, 133, 135, 137, 139, 141, 143], 'terms': [90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144]}, 'timeline': [('fixed', 145), ('layers', 146, 147, 148), ('fixed', 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87], 'activations': {'per_layer': [('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126)], 'shared': [128], 'outside': [130, 132, 134, 136, 138, 140, 142], 'terms': [89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143]}, 'timeline': [('fixed', 144), ('layers', 145, 146, 147), ('fixed', 148), ('fixed', 149), ('fixed', 150), ('layers', 151, 152, 153), ('fixed', 154), ('fixed', 155), ('fixed', 156)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -79,8 +79,8 @@ def memory(v):
     _t13 = (n_layers * _fceil(_t12))
     _t14 = (4 * d_model)
     _t15 = (_t14 * n_layers)
-    _t16 = (_t0 * n_experts)
-    _t17 = (_t16 * n_layers)
+    _t16 = (_t0 * n_layers)
+    _t17 = (_t16 * n_experts)
     _t18 = (_t0 + _t15 + _t17 + (2 * _t3) + (2 * _t5) + (2 * _t8) + (3 * _t13))
     _t19 = (8 * d_model)
     _t20 = (_t19 * n_layers)
@@ -126,69 +126,57 @@ def memory(v):
     _t60 = (_t41 + _t59)
     _t61 = (_t60 * n_layers)
     _t62 = (_t50 * n_layers)
-    _t63 = (n_experts * n_layers)
-    _t64 = (_t41 * _t63)
+    _t63 = (_t41 * n_layers)
+    _t64 = (_t63 * n_experts)
     _t65 = (_t40 * top_k)
     _t66 = (_t15 * _t65)
     _t67 = (_t58 + _t61 + _t62 + _t64 + _t66 + (_t30 * _t40) + (36 * _t65 * n_layers))
     _t68 = (_t67 + (_t19 * _t40))
     _t69 = (_t40 * n_vocab)
     _t70 = (6 * _t69)
-    _t71 = (20 * d_model)
-    _t72 = (40 * n_layers)
-    _t73 = (_t72 * d_model)
-    _t74 = (_t2 * d_model)
-    _t75 = (_t11 * _t37)
-    _t76 = (_t54 + _t72)
-    _t77 = (12 + _t76)
-    _t78 = (_t50 + _t77)
-    _t79 = (_t71 + _t73 + _t78 + (40 * _t74) + (60 * _t75) + (_t4 * _t73) + (_t63 * _t71) + (_t7 * _t73))
-    _t80 = (_t0 * _t40)
-    _t81 = (_t29 + _t80)
-    _t82 = (_t39 + _t78 + _t81 + (32 * _t74) + (48 * _t75) + (_t38 * _t4) + (_t38 * _t7))
-    _t83 = (_t41 * n_experts)
-    _t84 = (_t14 * _t65)
-    _t85 = (_t44 + _t46 + _t48 + _t52 + _t83 + _t84 + (40 * _t65) + (_t41 * _t7))
-    _t86 = (_t85 + (_t29 * _t40))
-    _t87 = (28 * _t37)
-    _t88 = (14 * d_model)
-    _t89 = (_t87 + (42 * _t75) + (_t4 * _t87) + (_t63 * _t88) + (_t7 * _t87))
-    _t90 = (_t88 + (28 * _t74))
-    _t91 = (_t89 + _t90)
-    _t92 = (_t77 + (20 * _t40))
-    _t93 = (_t58 + _t86 + _t91 + _t92)
-    _t94 = (12 * _t40)
-    _t95 = (n_layers * (_t86 + _t94))
-    _t96 = (_t78 + _t89)
-    _t97 = (_t90 + _t96)
-    _t98 = (_t58 + _t95 + _t97)
-    _t99 = (_t40 * d_model)
-    _t100 = (30 * _t74)
-    _t101 = (_t44 * n_layers)
-    _t102 = (_t41 * n_layers)
-    _t103 = (_t102 * _t4)
-    _t104 = (_t102 * _t6)
-    _t105 = (_t62 * top_k)
-    _t106 = (_t10 * _t105)
-    _t107 = (_t101 + _t103 + _t104 + _t106 + (_t102 * _t7))
-    _t108 = (_t100 + _t107 + _t67 + _t96)
-    _t109 = (_t108 + _t29 + (24 * _t99))
-    _t110 = (20 + _t107 + _t68 + _t76 + _t91 + _t94)
-    _t111 = (_t110 + (_t94 * n_vocab))
-    _t112 = (_t110 + (10 * _t69) + (16 * _t42))
-    _t113 = (6 * _t65)
-    _t114 = (_t12 - _t51)
-    _t115 = _max(_t84, (_t114 + (2 * _t10 * _t65)), (((-1) * _t113) + (_t113 * d_model)), (_t114 + (_t10 * _t59) - (_t80 * top_k)))
-    _t116 = (_t108 + _t115 + _t81)
-    _t117 = (_t100 + _t107 + _t115 + _t29 + _t67 + _t85 + _t89 + _t92 - _t95 + (18 * _t99) + ((-1 + n_layers) * (_t14 + _t16 + _t23 + _t25 + (6 * _t11 * d_model))))
-    _t118 = (_t0 * n_layers)
-    _t119 = (_t15 * _t40)
-    _t120 = (_t118 * _t40)
-    _t121 = (24 * _t65)
-    _t122 = (_t121 * n_layers)
-    _t123 = (_t59 * n_layers)
-    _t124 = (_t14 * _t40)
-    _t125 = (_t55 * n_layers)
+    _t71 = (_t15 * _t40)
+    _t72 = (_t16 * _t40)
+    _t73 = (_t62 * top_k)
+    _t74 = (24 * _t65)
+    _t75 = (_t74 * n_layers)
+    _t76 = (_t59 * n_layers)
+    _t77 = (_t14 * _t40)
+    _t78 = (_t0 * _t40)
+    _t79 = (_t55 * n_layers)
+    _t80 = (_t4 * _t63)
+    _t81 = (_t6 * _t63)
+    _t82 = (_t41 * n_experts)
+    _t83 = (_t44 * n_layers)
+    _t84 = (_t77 * top_k)
+    _t85 = (_t10 * _t73)
+    _t86 = (40 * n_layers)
+    _t87 = (12 + _t50 + _t54 + _t86)
+    _t88 = (28 * _t37)
+    _t89 = (14 * d_model)
+    _t90 = (n_experts * n_layers)
+    _t91 = (_t11 * _t37)
+    _t92 = (_t88 + (42 * _t91) + (_t4 * _t88) + (_t7 * _t88) + (_t89 * _t90))
+    _t93 = (_t87 + _t92)
+    _t94 = (_t2 * d_model)
+    _t95 = (_t89 + (28 * _t94))
+    _t96 = (_t93 + _t95)
+    _t97 = (_t44 + _t46 + _t48 + _t52 + _t82 + _t84 + (40 * _t65) + (_t41 * _t7))
+    _t98 = (_t97 + (_t29 * _t40))
+    _t99 = (_t54 + _t86 + _t92 + _t95)
+    _t100 = (12 + (20 * _t40))
+    _t101 = (12 * _t40)
+    _t102 = (n_layers * (_t101 + _t98))
+    _t103 = (_t80 + _t81 + _t83 + _t85 + (_t63 * _t7))
+    _t104 = (20 + _t101 + _t103 + _t68 + _t99)
+    _t105 = (_t40 * d_model)
+    _t106 = (30 * _t94)
+    _t107 = (_t103 + _t106 + _t67 + _t93)
+    _t108 = (6 * _t65)
+    _t109 = (_t12 - _t51)
+    _t110 = _max(_t84, (_t109 + (2 * _t10 * _t65)), (((-1) * _t108) + (_t108 * d_model)), (_t109 + (_t10 * _t59) - (_t78 * top_k)))
+    _t111 = (_t29 + _t78)
+    _t112 = (20 * d_model)
+    _t113 = (_t86 * d_model)
     return (
         _t18,
         _t18,
@@ -197,17 +185,16 @@ def memory(v):
         (_t28 + _t29 + _t36 + _t39 + (4 * _t3) + (4 * _t5) + (4 * _t8) + (6 * _t13)),
         (4 + _t41 + _t43 + _t45 + _t47 + _t49 + _t53 + _t57 + _t68 + (2 * _t56)),
         _t70,
-        _max(_t109, _t111, _t112, _t116, _t117, _t79, _t82, _t93, _t98),
         _t3,
         _t3,
         _t22,
         _t32,
-        _t118,
-        _t118,
+        _t16,
+        _t16,
         _t15,
         _t20,
-        _t118,
-        _t118,
+        _t16,
+        _t16,
         _t15,
         _t20,
         _t8,
@@ -251,101 +238,101 @@ def memory(v):
         _t22,
         _t32,
         _t70,
-        _t119,
-        _t102,
-        _t120,
-        _t119,
-        _t102,
-        _t120,
-        _t120,
+        _t71,
+        _t63,
+        _t72,
+        _t71,
+        _t63,
+        _t72,
+        _t72,
         _t56,
         _t47,
         _t56,
         _t49,
-        _t120,
+        _t72,
         _t64,
-        _t105,
+        _t73,
         _t61,
         _t45,
-        _t122,
+        _t75,
         _t66,
         _t53,
-        _t123,
+        _t76,
         _t58,
-        _t124,
+        _t77,
         _t41,
-        _t80,
-        _t80,
+        _t78,
+        _t78,
         _t57,
         _t43,
         4,
-        _t124,
-        _t119,
+        _t77,
+        _t71,
         _t41,
-        _t102,
-        _t80,
-        _t120,
-        _t124,
-        _t119,
+        _t63,
+        _t78,
+        _t72,
+        _t77,
+        _t71,
         _t41,
-        _t102,
-        _t80,
-        _t120,
-        _t80,
-        _t120,
+        _t63,
+        _t78,
+        _t72,
+        _t78,
+        _t72,
         _t55,
-        _t125,
+        _t79,
         _t46,
-        _t103,
-        _t55,
-        _t125,
-        _t48,
-        _t104,
         _t80,
-        _t120,
-        _t83,
+        _t55,
+        _t79,
+        _t48,
+        _t81,
+        _t78,
+        _t72,
+        _t82,
         _t64,
         _t51,
-        _t105,
+        _t73,
         _t60,
         _t61,
         _t44,
-        _t101,
-        _t121,
-        _t122,
+        _t83,
+        _t74,
+        _t75,
         _t84,
         _t66,
         _t52,
-        _t106,
+        _t85,
         _t59,
-        _t123,
+        _t76,
         _t58,
         _t58,
-        _t124,
-        _t124,
+        _t77,
+        _t77,
         _t41,
         _t41,
-        _t80,
-        _t80,
-        _t80,
-        _t80,
+        _t78,
+        _t78,
+        _t78,
+        _t78,
         _t57,
         _t57,
         _t43,
         _t43,
         4,
         4,
-        _t97,
+        _t96,
         n_layers,
-        _t93,
-        _t98,
-        _t112,
-        _t111,
-        _t109,
+        (_t100 + _t58 + _t98 + _t99),
+        (_t102 + _t58 + _t96),
+        (_t104 + (10 * _t69) + (16 * _t42)),
+        (_t104 + (_t101 * n_vocab)),
+        (_t107 + _t29 + (24 * _t105)),
         n_layers,
-        _t117,
-        _t116,
-        _t82,
-        _t79,
-        _t97,
+        (_t100 + _t103 + _t106 + _t110 + _t29 + _t54 + _t67 + _t86 + _t92 + _t97 - _t102 + (18 * _t105) + ((-1 + n_layers) * (_t14 + _t23 + _t25 + (_t0 * n_experts) + (6 * _t11 * d_model)))),
+        (_t107 + _t110 + _t111),
+        (_t111 + _t39 + _t87 + (32 * _t94) + (48 * _t91) + (_t38 * _t4) + (_t38 * _t7)),
+        (_t112 + _t113 + _t87 + (40 * _t94) + (60 * _t91) + (_t112 * _t90) + (_t113 * _t4) + (_t113 * _t7)),
+        _t96,
     )

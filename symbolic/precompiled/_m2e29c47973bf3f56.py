@@ -40,7 +40,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'gemma-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 17075361792, 'gradients': 17075361792, 'master': 34150723584, 'optimizer': 68301447168, 'states': 136602894336, 'activations': 9901048, 'transient': 1536000, 'peak': 170753619456}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 8*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 16*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1572864000}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1572864000}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 3145728000}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 6291456000}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 172032}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 172032}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 344064}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 688128}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 172032}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 172032}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 344064}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 688128}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 704643072}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 704643072}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1409286144}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2818572288}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1409286144}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2818572288}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 704643072}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1409286144}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2818572288}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 704643072}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 704643072}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1409286144}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2818572288}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 4227858432}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 4227858432}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 8455716864}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 16911433728}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 4227858432}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 4227858432}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 8455716864}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 16911433728}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 4227858432}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 4227858432}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 8455716864}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 16911433728}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 6144}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 6144}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 12288}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 24576}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 1536000}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064}, {'path': 'block.norm_1.one_plus_weight', 'category': 'activations', 'description': "Gemma's (1 + weight), fp32", 'formula': '4*d_model*n_layers', 'bytes': 344064}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064}, {'path': 'block.norm_2.one_plus_weight', 'category': 'activations', 'description': "Gemma's (1 + weight), fp32", 'formula': '4*d_model*n_layers', 'bytes': 344064}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 172032}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 229376}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 458752}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 229376}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 1792}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 172032}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, gelu_pytorch_tanh)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 5505024}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 1024}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '4*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.one_plus_weight', 'category': 'activations', 'description': "Gemma's (1 + weight), fp32", 'formula': '4*d_model', 'bytes': 12288}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 6144}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 1024000}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 9901048, 'per_layer': {'block': 315464}, 'shared': 1024, 'outside_layers': 1067032, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.one_plus_weight', 'formula': '4*d_model*n_layers', 'bytes': 344064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 344064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.one_plus_weight', 'formula': '4*d_model*n_layers', 'bytes': 344064, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 172032, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 458752, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 1792, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 172032, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 5505024, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 1024, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '4*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.one_plus_weight', 'formula': '4*d_model', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 6144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 1024000, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 170753619456, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 119527534080, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 119536368096, 'layer': 27}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 119538971148, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 119539483116, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 121109311968, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 136200651336, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 139748623872, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 170753619456, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 119527534080, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 256000, 'd_model': 3072, 'n_layers': 28, 'n_heads': 16, 'n_kv_heads': 16, 'd_head': 256, 'd_ffn': 24576, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76], 'activations': {'per_layer': [('block', 77), ('block', 79), ('block', 81), ('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105)], 'shared': [107], 'outside': [109, 111, 113, 115, 117, 119, 121, 123], 'terms': [78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124]}, 'timeline': [('fixed', 125), ('layers', 126, 127, 128), ('fixed', 129), ('fixed', 130), ('fixed', 131), ('layers', 132, 133, 134), ('fixed', 135), ('fixed', 136), ('fixed', 137)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75], 'activations': {'per_layer': [('block', 76), ('block', 78), ('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104)], 'shared': [106], 'outside': [108, 110, 112, 114, 116, 118, 120, 122], 'terms': [77, 79, 81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123]}, 'timeline': [('fixed', 124), ('layers', 125, 126, 127), ('fixed', 128), ('fixed', 129), ('fixed', 130), ('layers', 131, 132, 133), ('fixed', 134), ('fixed', 135), ('fixed', 136)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -114,54 +114,46 @@ def memory(v):
     _t56 = (_t52 + _t53 + (_t55 * n_layers))
     _t57 = (_t56 + (_t51 * d_model))
     _t58 = (6 * _t34 * n_vocab)
-    _t59 = (40 * _t31)
-    _t60 = (_t31 * _t44)
-    _t61 = (_t1 * _t5)
-    _t62 = (_t1 * n_vocab)
-    _t63 = (36 * n_layers)
-    _t64 = (_t47 + _t63)
-    _t65 = (8 + _t64)
-    _t66 = (_t43 + _t65)
-    _t67 = (_t66 + (_t54 * _t62))
-    _t68 = (_t54 + _t59 + _t67 + (60 * _t60) + (_t2 * _t59) + (_t59 * _t61))
-    _t69 = (_t0 * _t34)
-    _t70 = (18 * d_model)
-    _t71 = (_t33 + (48 * _t60) + (_t2 * _t32) + (_t32 * _t61))
-    _t72 = (_t66 + _t69 + _t71 + (_t62 * _t70))
-    _t73 = (22 * d_model)
-    _t74 = (_t38 + _t41 + (_t37 * _t61))
-    _t75 = (_t45 + _t55 + _t74)
-    _t76 = (28 * _t31)
-    _t77 = (14 * d_model)
-    _t78 = (_t62 * _t77)
-    _t79 = (_t76 + _t78)
-    _t80 = ((42 * _t60) + (_t2 * _t76) + (_t61 * _t76))
-    _t81 = (_t65 + _t80 + (16 * _t34))
-    _t82 = (_t52 + _t73 + _t75 + _t79 + _t81)
-    _t83 = (n_layers * (_t13 + _t43 + _t75))
-    _t84 = (_t66 + _t80)
-    _t85 = (_t77 + _t79 + _t84)
-    _t86 = (_t52 + _t83 + _t85)
-    _t87 = (24 * d_model)
-    _t88 = (_t37 * n_layers)
-    _t89 = (_t2 * _t88)
-    _t90 = (_t40 * _t88)
-    _t91 = (_t44 * _t53)
-    _t92 = (_t89 + _t90 + _t91 + (_t61 * _t88) + (_t63 * d_model))
-    _t93 = (_t56 + _t92 + (_t24 * _t62))
-    _t94 = (_t24 + _t84 + _t93)
-    _t95 = (_t94 + (_t34 * _t87))
-    _t96 = (12 * _t34)
-    _t97 = (16 + _t57 + _t64 + _t70 + _t78 + _t80 + _t92 + _t96)
-    _t98 = (_t97 + (_t96 * n_vocab))
-    _t99 = (_t69 + _t7 + _t94 + (_t37 * _t44))
-    _t100 = (_t97 + (16 * _t35) + (_t51 * n_vocab))
-    _t101 = (_t7 + _t74 + _t81 + _t87 + _t93 - _t83 + (_t34 * _t73) + (_t44 * _t96) + ((-1 + n_layers) * (_t16 + _t19 + _t9 + (6 * _t44 * d_model))))
-    _t102 = (_t0 * n_layers)
-    _t103 = (_t10 * _t34)
-    _t104 = (_t102 * _t34)
-    _t105 = (_t34 * _t9)
-    _t106 = (_t48 * n_layers)
+    _t59 = (_t0 * n_layers)
+    _t60 = (_t10 * _t34)
+    _t61 = (_t37 * n_layers)
+    _t62 = (_t34 * _t59)
+    _t63 = (_t34 * _t9)
+    _t64 = (_t0 * _t34)
+    _t65 = (_t48 * n_layers)
+    _t66 = (_t2 * _t61)
+    _t67 = (_t40 * _t61)
+    _t68 = (_t44 * _t53)
+    _t69 = (14 * d_model)
+    _t70 = (36 * n_layers)
+    _t71 = (8 + _t43 + _t47 + _t70)
+    _t72 = (28 * _t31)
+    _t73 = (_t1 * n_vocab)
+    _t74 = (_t2 * _t72)
+    _t75 = (_t31 * _t44)
+    _t76 = (42 * _t75)
+    _t77 = (_t1 * _t5)
+    _t78 = (_t72 * _t77)
+    _t79 = (_t74 + _t76 + _t78 + (_t69 * _t73))
+    _t80 = (_t72 + _t79)
+    _t81 = (_t69 + _t71 + _t80)
+    _t82 = (22 * d_model)
+    _t83 = (_t38 + _t41 + (_t37 * _t77))
+    _t84 = (_t45 + _t55 + _t83)
+    _t85 = (_t47 + _t70)
+    _t86 = (8 + _t85 + (16 * _t34))
+    _t87 = (n_layers * (_t13 + _t43 + _t84))
+    _t88 = (18 * d_model)
+    _t89 = (12 * _t34)
+    _t90 = (_t66 + _t67 + _t68 + (_t61 * _t77) + (_t70 * d_model))
+    _t91 = (16 + _t57 + _t79 + _t85 + _t88 + _t89 + _t90)
+    _t92 = (24 * d_model)
+    _t93 = (_t56 + _t74 + _t76 + _t78 + _t90 + (_t24 * _t73))
+    _t94 = (_t24 + _t93)
+    _t95 = (_t64 + _t71)
+    _t96 = (_t71 + (_t54 * _t73))
+    _t97 = (_t33 + (48 * _t75) + (_t2 * _t32) + (_t32 * _t77))
+    _t98 = (40 * _t31)
     return (
         _t12,
         _t12,
@@ -170,17 +162,16 @@ def memory(v):
         (_t23 + _t30 + _t33 + (2 * _t11) + (4 * _t3) + (4 * _t6) + (6 * _t8)),
         (4 + _t15 + _t36 + _t37 + _t39 + _t42 + _t46 + _t50 + _t57 + (2 * _t49)),
         _t58,
-        _max(_t100, _t101, _t68, _t72, _t82, _t86, _t95, _t98, _t99),
         _t11,
         _t11,
         _t22,
         _t29,
-        _t102,
-        _t102,
+        _t59,
+        _t59,
         _t10,
         _t14,
-        _t102,
-        _t102,
+        _t59,
+        _t59,
         _t10,
         _t14,
         _t6,
@@ -216,89 +207,89 @@ def memory(v):
         _t9,
         _t13,
         _t58,
-        _t103,
-        _t88,
-        _t103,
+        _t60,
+        _t61,
+        _t60,
         _t10,
-        _t103,
-        _t88,
-        _t103,
+        _t60,
+        _t61,
+        _t60,
         _t10,
-        _t104,
+        _t62,
         _t49,
         _t39,
         _t49,
         _t42,
-        _t104,
+        _t62,
         _t46,
         _t52,
-        _t105,
+        _t63,
         _t37,
-        _t105,
+        _t63,
         _t9,
-        _t69,
+        _t64,
         _t50,
         _t36,
         4,
-        _t105,
-        _t103,
+        _t63,
+        _t60,
         _t37,
-        _t88,
-        _t105,
-        _t103,
+        _t61,
+        _t63,
+        _t60,
         _t9,
         _t10,
-        _t105,
-        _t103,
+        _t63,
+        _t60,
         _t37,
-        _t88,
-        _t105,
-        _t103,
+        _t61,
+        _t63,
+        _t60,
         _t9,
         _t10,
-        _t69,
-        _t104,
+        _t64,
+        _t62,
         _t48,
-        _t106,
+        _t65,
         _t38,
-        _t89,
+        _t66,
         _t48,
-        _t106,
+        _t65,
         _t41,
-        _t90,
-        _t69,
-        _t104,
+        _t67,
+        _t64,
+        _t62,
         _t45,
-        _t91,
-        _t52,
-        _t52,
-        _t105,
-        _t105,
-        _t37,
-        _t37,
-        _t105,
-        _t105,
-        _t9,
-        _t9,
-        _t69,
-        _t69,
-        _t50,
-        _t50,
-        _t36,
-        _t36,
-        4,
-        4,
-        _t85,
-        n_layers,
-        _t82,
-        _t86,
-        _t100,
-        _t98,
-        _t95,
-        n_layers,
-        _t101,
-        _t99,
-        _max(_t72, (_t67 + _t71)),
         _t68,
-        _t85,
+        _t52,
+        _t52,
+        _t63,
+        _t63,
+        _t37,
+        _t37,
+        _t63,
+        _t63,
+        _t9,
+        _t9,
+        _t64,
+        _t64,
+        _t50,
+        _t50,
+        _t36,
+        _t36,
+        4,
+        4,
+        _t81,
+        n_layers,
+        (_t52 + _t80 + _t82 + _t84 + _t86),
+        (_t52 + _t81 + _t87),
+        (_t91 + (16 * _t35) + (_t51 * n_vocab)),
+        (_t91 + (_t89 * n_vocab)),
+        (_t71 + _t94 + (_t34 * _t92)),
+        n_layers,
+        (_t7 + _t83 + _t86 + _t92 + _t93 - _t87 + (_t34 * _t82) + (_t44 * _t89) + ((-1 + n_layers) * (_t16 + _t19 + _t9 + (6 * _t44 * d_model)))),
+        (_t7 + _t94 + _t95 + (_t37 * _t44)),
+        _max((_t96 + _t97), (_t95 + _t97 + (_t73 * _t88))),
+        (_t54 + _t96 + _t98 + (60 * _t75) + (_t2 * _t98) + (_t77 * _t98)),
+        _t81,
     )

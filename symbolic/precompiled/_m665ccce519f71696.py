@@ -39,7 +39,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'olmo-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 13776191488, 'gradients': 13776191488, 'master': 27552382976, 'optimizer': 55104765952, 'states': 110209531904, 'activations': 5670940, 'transient': 301824, 'peak': 137761916048}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_vocab', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_vocab', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_vocab', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_vocab', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_vocab'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 824180736}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1648361472}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 2885681152}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 5771362304}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 11542724608}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412090368}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 824180736}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1648361472}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301824}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*n_layers*seq', 'bytes': 256}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*n_layers*seq', 'bytes': 256}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 524288}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 2818048}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '8*d_head*seq', 'bytes': 1024}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201216}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 5670940, 'per_layer': {'block': 170128}, 'shared': 1024, 'outside_layers': 225820, 'terms': [{'path': 'block.norm_1.input', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '8*batch*n_layers*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '8*batch*n_layers*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 2818048, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '8*d_head*seq', 'bytes': 1024, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 137761916048, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 96433341584, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 96438786704, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 96439314368, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 96439414944, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 109483093280, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 110209541264, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 137761916048, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 96433341584, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50304, 'd_model': 4096, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 128, 'd_ffn': 11008, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62], 'activations': {'per_layer': [('block', 63), ('block', 65), ('block', 67), ('block', 69), ('block', 71), ('block', 73), ('block', 75), ('block', 77), ('block', 79), ('block', 81), ('block', 83)], 'shared': [85], 'outside': [87, 89, 91, 93, 95, 97], 'terms': [64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98]}, 'timeline': [('fixed', 99), ('layers', 100, 101, 102), ('fixed', 103), ('fixed', 104), ('layers', 105, 106, 107), ('fixed', 108), ('fixed', 109), ('fixed', 110)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61], 'activations': {'per_layer': [('block', 62), ('block', 64), ('block', 66), ('block', 68), ('block', 70), ('block', 72), ('block', 74), ('block', 76), ('block', 78), ('block', 80), ('block', 82)], 'shared': [84], 'outside': [86, 88, 90, 92, 94, 96], 'terms': [63, 65, 67, 69, 71, 73, 75, 77, 79, 81, 83, 85, 87, 89, 91, 93, 95, 97]}, 'timeline': [('fixed', 98), ('layers', 99, 100, 101), ('fixed', 102), ('fixed', 103), ('layers', 104, 105, 106), ('fixed', 107), ('fixed', 108), ('fixed', 109)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -108,46 +108,39 @@ def memory(v):
     _t51 = (_t48 + (_t49 * n_layers) + (_t50 * n_layers))
     _t52 = (_t51 + (6 * _t47))
     _t53 = (6 * _t45)
-    _t54 = (_t1 * n_vocab)
-    _t55 = (_t6 * d_head)
-    _t56 = (_t55 * n_layers)
-    _t57 = (_t1 * d_ffn)
+    _t54 = (4 * _t47)
+    _t55 = (_t54 * n_layers)
+    _t56 = (_t30 * n_layers)
+    _t57 = (2 * _t47)
     _t58 = (_t57 * n_layers)
-    _t59 = (_t8 * d_head)
-    _t60 = (_t59 * n_layers)
-    _t61 = (28 * n_layers)
-    _t62 = (_t4 + _t61)
-    _t63 = (8 + _t62)
-    _t64 = (_t30 + _t63)
-    _t65 = (_t64 + (40 * _t54) + (40 * _t56) + (40 * _t60) + (60 * _t58))
-    _t66 = (2 * _t47)
-    _t67 = (_t64 + _t66)
-    _t68 = (_t67 + (32 * _t54) + (32 * _t56) + (32 * _t60) + (48 * _t58))
-    _t69 = (_t0 * _t33 * n_heads)
-    _t70 = (_t34 + _t38 + _t69)
-    _t71 = (_t41 + _t50 + _t70)
-    _t72 = ((42 * _t58) + (_t55 * _t61) + (_t59 * _t61))
-    _t73 = (_t72 + (28 * _t54))
-    _t74 = (_t63 + (24 * _t29))
-    _t75 = (_t48 + _t71 + _t73 + _t74)
-    _t76 = (n_layers * (_t49 + _t71))
-    _t77 = (_t64 + _t73)
-    _t78 = (_t48 + _t76 + _t77)
-    _t79 = (_t34 * n_layers)
-    _t80 = (_t38 * n_layers)
-    _t81 = (_t30 * n_layers)
-    _t82 = (_t40 * _t81)
-    _t83 = (_t79 + _t80 + _t82 + (_t69 * n_layers))
-    _t84 = (16 + _t49 + _t52 + _t62 + _t73 + _t83)
-    _t85 = (_t84 + (12 * _t45))
-    _t86 = (_t10 + _t51 + _t72 + _t83 + (30 * _t54))
-    _t87 = (_t67 + _t86 + (_t37 * d_ffn))
-    _t88 = (_t84 + (10 * _t45) + (16 * _t31))
-    _t89 = (_t70 + _t74 + _t86 - _t76 + (14 * _t47) + ((-1 + n_layers) * (_t16 + _t18 + (6 * _t57))) + (12 * _t36 * d_ffn))
-    _t90 = (4 * _t47)
-    _t91 = (_t90 * n_layers)
-    _t92 = (_t66 * n_layers)
-    _t93 = (_t43 * n_layers)
+    _t59 = (_t43 * n_layers)
+    _t60 = (_t34 * n_layers)
+    _t61 = (_t38 * n_layers)
+    _t62 = (_t40 * _t56)
+    _t63 = (28 * n_layers)
+    _t64 = (8 + _t30 + _t4 + _t63)
+    _t65 = (_t1 * n_vocab)
+    _t66 = (_t6 * d_head)
+    _t67 = (_t63 * _t66)
+    _t68 = (_t1 * d_ffn)
+    _t69 = (_t68 * n_layers)
+    _t70 = (42 * _t69)
+    _t71 = (_t8 * d_head)
+    _t72 = (_t63 * _t71)
+    _t73 = (_t67 + _t70 + _t72 + (28 * _t65))
+    _t74 = (_t64 + _t73)
+    _t75 = (_t0 * _t33 * n_heads)
+    _t76 = (_t34 + _t38 + _t75)
+    _t77 = (_t41 + _t50 + _t76)
+    _t78 = (_t4 + _t63 + _t73)
+    _t79 = (8 + (24 * _t29))
+    _t80 = (n_layers * (_t49 + _t77))
+    _t81 = (_t60 + _t61 + _t62 + (_t75 * n_layers))
+    _t82 = (16 + _t49 + _t52 + _t78 + _t81)
+    _t83 = (_t10 + _t51 + _t67 + _t70 + _t72 + _t81 + (30 * _t65))
+    _t84 = (_t57 + _t64)
+    _t85 = (_t66 * n_layers)
+    _t86 = (_t71 * n_layers)
     return (
         _t12,
         _t12,
@@ -156,7 +149,6 @@ def memory(v):
         (_t21 + _t28 + (4 * _t3) + (4 * _t7) + (4 * _t9) + (6 * _t11)),
         (4 + _t30 + _t32 + _t35 + _t39 + _t42 + _t46 + _t52 + (2 * _t44)),
         _t53,
-        _max(_t65, _t68, _t75, _t78, _t85, _t87, _t88, _t89),
         _t3,
         _t3,
         _t14,
@@ -194,70 +186,70 @@ def memory(v):
         _t14,
         _t23,
         _t53,
-        _t91,
-        _t81,
-        _t91,
-        _t81,
-        _t92,
+        _t55,
+        _t56,
+        _t55,
+        _t56,
+        _t58,
         _t44,
         _t35,
         _t44,
         _t39,
-        _t92,
+        _t58,
         _t42,
         _t48,
-        _t90,
+        _t54,
         _t30,
-        _t66,
+        _t57,
         _t46,
         _t32,
         4,
-        _t90,
-        _t91,
+        _t54,
+        _t55,
         _t30,
-        _t81,
-        _t90,
-        _t91,
+        _t56,
+        _t54,
+        _t55,
         _t30,
-        _t81,
-        _t66,
-        _t92,
+        _t56,
+        _t57,
+        _t58,
         _t43,
-        _t93,
+        _t59,
         _t34,
-        _t79,
+        _t60,
         _t43,
-        _t93,
+        _t59,
         _t38,
-        _t80,
-        _t66,
-        _t92,
+        _t61,
+        _t57,
+        _t58,
         _t41,
-        _t82,
+        _t62,
         _t48,
         _t48,
-        _t90,
-        _t90,
+        _t54,
+        _t54,
         _t30,
         _t30,
-        _t66,
-        _t66,
+        _t57,
+        _t57,
         _t46,
         _t46,
         _t32,
         _t32,
         4,
         4,
-        _t77,
+        _t74,
         n_layers,
-        _t75,
-        _t78,
-        _t88,
-        _t85,
+        (_t48 + _t77 + _t78 + _t79),
+        (_t48 + _t74 + _t80),
+        (_t82 + (10 * _t45) + (16 * _t31)),
+        (_t82 + (12 * _t45)),
         n_layers,
-        _t89,
-        _t87,
-        _t68,
-        _t65,
-        _t77,
+        (_t4 + _t63 + _t76 + _t79 + _t83 - _t80 + (14 * _t47) + ((-1 + n_layers) * (_t16 + _t18 + (6 * _t68))) + (12 * _t36 * d_ffn)),
+        (_t83 + _t84 + (_t37 * d_ffn)),
+        (_t84 + (32 * _t65) + (32 * _t85) + (32 * _t86) + (48 * _t69)),
+        (_t64 + (40 * _t65) + (40 * _t85) + (40 * _t86) + (60 * _t69)),
+        _t74,
     )

@@ -52,7 +52,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'opt-1.3b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 2631516160, 'gradients': 2631516160, 'master': 5263032320, 'optimizer': 10526064640, 'states': 21052129280, 'activations': 1490528, 'transient': 301632, 'peak': 26315163160}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 2*d_model*(n_ctx + 2) + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 2*d_model*(n_ctx + 2) + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 4*d_model*n_vocab + 4*d_model*(n_ctx + 2) + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 8*d_model*n_vocab + 8*d_model*(n_ctx + 2) + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 16*d_model*n_vocab + 16*d_model*(n_ctx + 2) + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 205914112}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 205914112}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 411828224}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 823656448}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*(n_ctx + 2)', 'bytes': 8396800}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*(n_ctx + 2)', 'bytes': 8396800}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*(n_ctx + 2)', 'bytes': 16793600}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*(n_ctx + 2)', 'bytes': 33587200}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 393216}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 393216}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 786432}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 1572864}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 805306368}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301632}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3072}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '1 b*s*f tensors (standard MLP, relu)', 'formula': '2*batch*d_ffn*n_layers*seq', 'bytes': 393216}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*batch*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201088}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 1490528, 'per_layer': {'block': 53384}, 'shared': 0, 'outside_layers': 209312, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3072, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '2*batch*d_ffn*n_layers*seq/tp', 'bytes': 393216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.position_ids', 'formula': '8*batch*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 26315163160, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 18420614680, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 18421895904, 'layer': 23}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 18422406860, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 18422507372, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 20976651944, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 21463959064, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 26315163160, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 18420614680, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50272, 'd_model': 2048, 'n_layers': 24, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 64, 'd_ffn': 8192, 'n_ctx': 2048, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107], 'activations': {'per_layer': [('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130)], 'shared': [], 'outside': [132, 134, 136, 138, 140, 142, 144], 'terms': [109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145]}, 'timeline': [('fixed', 146), ('layers', 147, 148, 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106], 'activations': {'per_layer': [('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129)], 'shared': [], 'outside': [131, 133, 135, 137, 139, 141, 143], 'terms': [108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144]}, 'timeline': [('fixed', 145), ('layers', 146, 147, 148), ('fixed', 149), ('fixed', 150), ('layers', 151, 152, 153), ('fixed', 154), ('fixed', 155), ('fixed', 156)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -136,52 +136,43 @@ def memory(v):
     _t65 = (_t64 + (_t0 * _t49))
     _t66 = (_t49 * n_vocab)
     _t67 = (6 * _t66)
-    _t68 = (40 * d_model)
-    _t69 = (_t9 * d_model)
-    _t70 = (_t2 * n_layers)
-    _t71 = (_t12 * n_layers)
-    _t72 = (_t6 * n_layers)
-    _t73 = (_t19 * d_model)
-    _t74 = (64 * n_layers)
-    _t75 = (16 + _t74)
-    _t76 = (_t63 + _t75)
-    _t77 = (_t76 + (20 * _t73))
-    _t78 = (_t68 + _t77 + (20 * _t69) + (20 * _t70) + (20 * _t72) + (40 * _t71) + (120 * _t24) + (_t68 * _t70) + (_t68 * _t71) + (_t68 * _t72))
-    _t79 = (_t10 * _t49)
-    _t80 = (_t48 + (16 * _t70) + (16 * _t72) + (32 * _t71) + (_t47 * _t70) + (_t47 * _t71) + (_t47 * _t72))
-    _t81 = (_t79 + _t80)
-    _t82 = (_t76 + _t81 + (18 * _t73))
-    _t83 = (_t19 * _t37)
-    _t84 = (_t75 + (16 * _t49))
-    _t85 = (_t83 + _t84)
-    _t86 = (_t81 + _t85 + (_t10 * seq))
-    _t87 = (_t49 * d_model)
-    _t88 = (_t52 + _t54 + _t57 + (_t56 * _t6))
-    _t89 = (_t88 + (10 * _t87))
-    _t90 = (28 * d_model)
-    _t91 = ((14 * _t69) + (14 * _t70) + (14 * _t72) + (28 * _t71) + (84 * _t24) + (_t70 * _t90) + (_t71 * _t90) + (_t72 * _t90))
-    _t92 = (_t90 + _t91 + (14 * _t73))
-    _t93 = (_t75 + (24 * _t49))
-    _t94 = (_t89 + _t92 + _t93)
-    _t95 = (n_layers * (_t63 + _t89))
-    _t96 = (_t84 + _t92 + _t95)
-    _t97 = (_t52 * n_layers)
-    _t98 = (_t54 * n_layers)
-    _t99 = (_t56 * n_layers)
-    _t100 = (_t5 * _t99)
-    _t101 = (_t100 + _t97 + _t98 + (_t6 * _t99))
-    _t102 = (24 + _t101 + _t65 + _t74 + _t92 + (20 * _t49))
-    _t103 = (_t102 + (_t61 * n_vocab))
-    _t104 = (_t102 + (10 * _t66) + (16 * _t50))
-    _t105 = (_t101 + _t47 + _t64 + _t91 + _max(_t79, (_t10 + _t14 + _t52 + _t87)))
-    _t106 = (_t105 + _t79 + _t85)
-    _t107 = (_t105 + _t83 + _t88 + _t93 - _t95 + (_t18 * _t49) + ((-1 + n_layers) * (_t18 + _t27 + _t29 + _t3 + _t31 + _t33 + _t7)))
-    _t108 = (_t10 * n_layers)
-    _t109 = (_t0 * n_layers)
-    _t110 = (_t22 * n_layers)
-    _t111 = (_t108 * _t49)
-    _t112 = (_t59 * n_layers)
-    _t113 = (_t76 + _t92)
+    _t68 = (_t10 * n_layers)
+    _t69 = (_t0 * n_layers)
+    _t70 = (_t22 * n_layers)
+    _t71 = (_t49 * _t68)
+    _t72 = (_t56 * n_layers)
+    _t73 = (_t10 * _t49)
+    _t74 = (_t59 * n_layers)
+    _t75 = (_t54 * n_layers)
+    _t76 = (_t5 * _t72)
+    _t77 = (_t52 * n_layers)
+    _t78 = (64 * n_layers)
+    _t79 = (16 + _t78)
+    _t80 = (_t63 + _t79)
+    _t81 = (28 * d_model)
+    _t82 = (_t19 * d_model)
+    _t83 = (_t9 * d_model)
+    _t84 = (_t2 * n_layers)
+    _t85 = (_t12 * n_layers)
+    _t86 = (_t6 * n_layers)
+    _t87 = ((14 * _t83) + (14 * _t84) + (14 * _t86) + (28 * _t85) + (84 * _t24) + (_t81 * _t84) + (_t81 * _t85) + (_t81 * _t86))
+    _t88 = (_t81 + _t87 + (14 * _t82))
+    _t89 = (_t80 + _t88)
+    _t90 = (_t49 * d_model)
+    _t91 = (_t52 + _t54 + _t57 + (_t56 * _t6))
+    _t92 = (_t91 + (10 * _t90))
+    _t93 = (_t79 + (24 * _t49))
+    _t94 = (n_layers * (_t63 + _t92))
+    _t95 = (_t79 + (16 * _t49))
+    _t96 = (_t75 + _t76 + _t77 + (_t6 * _t72))
+    _t97 = (24 + _t65 + _t78 + _t88 + _t96 + (20 * _t49))
+    _t98 = (_t19 * _t37)
+    _t99 = (_t47 + _t64 + _t87 + _t96 + _max(_t73, (_t10 + _t14 + _t52 + _t90)))
+    _t100 = (_t95 + _t98)
+    _t101 = (_t80 + (20 * _t82))
+    _t102 = (_t48 + (16 * _t84) + (16 * _t86) + (32 * _t85) + (_t47 * _t84) + (_t47 * _t85) + (_t47 * _t86))
+    _t103 = (_t102 + _t73)
+    _t104 = (40 * d_model)
     return (
         _t21,
         _t21,
@@ -190,7 +181,6 @@ def memory(v):
         (_t36 + _t46 + _t48 + (2 * _t20) + (2 * _t4) + (2 * _t8) + (4 * _t13) + (4 * _t15) + (4 * _t16) + (4 * _t17)),
         (4 + _t51 + _t53 + _t55 + _t58 + _t61 + _t62 + _t65 + (2 * _t60)),
         _t67,
-        _max(_t103, _t104, _t106, _t107, _t78, _t82, _t86, _t94, _t96),
         _t20,
         _t20,
         _t35,
@@ -199,22 +189,22 @@ def memory(v):
         _t11,
         _t23,
         _t38,
-        _t108,
-        _t108,
-        _t109,
-        _t110,
-        _t108,
-        _t108,
-        _t109,
-        _t110,
-        _t108,
-        _t108,
-        _t109,
-        _t110,
-        _t108,
-        _t108,
-        _t109,
-        _t110,
+        _t68,
+        _t68,
+        _t69,
+        _t70,
+        _t68,
+        _t68,
+        _t69,
+        _t70,
+        _t68,
+        _t68,
+        _t69,
+        _t70,
+        _t68,
+        _t68,
+        _t69,
+        _t70,
         _t17,
         _t17,
         _t34,
@@ -243,10 +233,10 @@ def memory(v):
         _t17,
         _t34,
         _t44,
-        _t108,
-        _t108,
-        _t109,
-        _t110,
+        _t68,
+        _t68,
+        _t69,
+        _t70,
         _t15,
         _t15,
         _t30,
@@ -259,10 +249,10 @@ def memory(v):
         _t15,
         _t30,
         _t42,
-        _t108,
-        _t108,
-        _t109,
-        _t110,
+        _t68,
+        _t68,
+        _t69,
+        _t70,
         _t10,
         _t10,
         _t0,
@@ -272,73 +262,73 @@ def memory(v):
         _t0,
         _t22,
         _t67,
-        _t111,
-        _t99,
-        _t111,
-        _t99,
-        _t111,
+        _t71,
+        _t72,
+        _t71,
+        _t72,
+        _t71,
         _t60,
         _t55,
         _t60,
         _t58,
-        _t111,
-        _t111,
+        _t71,
+        _t71,
         _t53,
         _t63,
-        _t79,
+        _t73,
         _t56,
-        _t79,
+        _t73,
         _t62,
         _t51,
         4,
-        _t79,
-        _t111,
+        _t73,
+        _t71,
         _t56,
-        _t99,
-        _t79,
-        _t111,
+        _t72,
+        _t73,
+        _t71,
         _t56,
-        _t99,
-        _t79,
-        _t111,
+        _t72,
+        _t73,
+        _t71,
         _t59,
-        _t112,
+        _t74,
         _t54,
-        _t98,
+        _t75,
         _t59,
-        _t112,
+        _t74,
         _t57,
-        _t100,
-        _t79,
-        _t111,
-        _t79,
-        _t111,
+        _t76,
+        _t73,
+        _t71,
+        _t73,
+        _t71,
         _t52,
-        _t97,
+        _t77,
         _t63,
         _t63,
-        _t79,
-        _t79,
+        _t73,
+        _t73,
         _t56,
         _t56,
-        _t79,
-        _t79,
+        _t73,
+        _t73,
         _t62,
         _t62,
         _t51,
         _t51,
         4,
         4,
-        _t113,
+        _t89,
         n_layers,
-        _t94,
-        _t96,
-        _t104,
-        _t103,
+        (_t88 + _t92 + _t93),
+        (_t88 + _t94 + _t95),
+        (_t97 + (10 * _t66) + (16 * _t50)),
+        (_t97 + (_t61 * n_vocab)),
         n_layers,
-        _t107,
-        _t106,
-        _max(_t82, _t86, (_t77 + _t80)),
-        _t78,
-        _t113,
+        (_t91 + _t93 + _t98 + _t99 - _t94 + (_t18 * _t49) + ((-1 + n_layers) * (_t18 + _t27 + _t29 + _t3 + _t31 + _t33 + _t7))),
+        (_t100 + _t73 + _t99),
+        _max((_t101 + _t102), (_t103 + _t80 + (18 * _t82)), (_t100 + _t103 + (_t10 * seq))),
+        (_t101 + _t104 + (20 * _t83) + (20 * _t84) + (20 * _t86) + (40 * _t85) + (120 * _t24) + (_t104 * _t84) + (_t104 * _t85) + (_t104 * _t86)),
+        _t89,
     )

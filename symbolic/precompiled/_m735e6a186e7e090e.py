@@ -42,7 +42,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'falcon-40b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 82606587904, 'gradients': 82606587904, 'master': 165213175808, 'optimizer': 330426351616, 'states': 660852703232, 'activations': 15071024, 'transient': 390144, 'peak': 826065881588}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 64*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1065353216}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1065353216}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2130706432}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4261412864}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 1966080}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 3932160}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 1966080}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 3932160}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 1966080}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 3932160}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 983040}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 1966080}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 3932160}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 8053063680}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 8053063680}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 16106127360}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 32212254720}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2013265920}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2013265920}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 8053063680}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 8053063680}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 16106127360}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 32212254720}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 32212254720}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 32212254720}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 64424509440}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 128849018880}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 32212254720}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 32212254720}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 64424509440}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 128849018880}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 16384}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 16384}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 32768}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 65536}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 16384}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 16384}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 32768}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 65536}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 390144}, {'path': 'block.norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 983040}, {'path': 'block.norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 240}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 240}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 983040}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 983040}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 1966080}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 983040}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 30720}, {'path': 'block.attention.mask', 'category': 'activations', 'description': 'explicit attention mask passed to SDPA', 'formula': '2*batch*n_layers*seq**2', 'bytes': 120}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 983040}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 7864320}, {'path': 'block.index_scalars', 'category': 'activations', 'description': 'int64 index scalars', 'formula': '16*n_layers', 'bytes': 960}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 256}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 16384}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 260096}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 15071024, 'per_layer': {'block': 246298}, 'shared': 256, 'outside_layers': 292888, 'terms': [{'path': 'block.norm.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 983040, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 983040, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 983040, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 1966080, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 983040, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 30720, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.mask', 'formula': '2*batch*n_layers*seq**2', 'bytes': 120, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 983040, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 7864320, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.index_scalars', 'formula': '16*n_layers', 'bytes': 960, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 260096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 826065881588, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 578246117876, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 578260896012, 'layer': 59}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 578261579064, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 578261709080, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 660030885134, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 662983412212, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 826065881588, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 578246117876, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 65024, 'd_model': 8192, 'n_layers': 60, 'n_heads': 128, 'n_kv_heads': 8, 'd_head': 64, 'd_ffn': 32768, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79], 'activations': {'per_layer': [('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102)], 'shared': [104], 'outside': [106, 108, 110, 112, 114, 116], 'terms': [81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117]}, 'timeline': [('fixed', 118), ('layers', 119, 120, 121), ('fixed', 122), ('fixed', 123), ('layers', 124, 125, 126), ('fixed', 127), ('fixed', 128), ('fixed', 129)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78], 'activations': {'per_layer': [('block', 79), ('block', 81), ('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101)], 'shared': [103], 'outside': [105, 107, 109, 111, 113, 115], 'terms': [80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116]}, 'timeline': [('fixed', 117), ('layers', 118, 119, 120), ('fixed', 121), ('fixed', 122), ('layers', 123, 124, 125), ('fixed', 126), ('fixed', 127), ('fixed', 128)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -63,231 +63,220 @@ def memory(v):
     _t3 = (_t1 * _t2)
     _t4 = (_t3 * d_ffn)
     _t5 = (n_layers * _fceil(_t4))
-    _t6 = _max(1, (_t1 * n_kv_heads))
-    _t7 = (2 * d_head)
-    _t8 = (_t7 * d_model)
-    _t9 = (n_layers * _fceil((_t6 * _t8)))
-    _t10 = (_t1 * n_heads)
-    _t11 = (n_layers * _fceil((_t10 * _t8)))
-    _t12 = (8 * d_model)
-    _t13 = (_t12 * n_layers)
-    _t14 = _fceil((_t3 * n_vocab))
-    _t15 = (_t0 + _t13 + _t14 + (2 * _t11) + (2 * _t5) + (2 * _t9))
-    _t16 = (16 * d_model)
-    _t17 = (_t0 * _t1)
-    _t18 = (_t17 * d_ffn)
+    _t6 = (d_head * _max(1, (_t1 * n_kv_heads)))
+    _t7 = (n_layers * _fceil((_t2 * _t6)))
+    _t8 = (d_head * n_heads)
+    _t9 = (n_layers * _fceil((_t3 * _t8)))
+    _t10 = (8 * d_model)
+    _t11 = (_t10 * n_layers)
+    _t12 = _fceil((_t3 * n_vocab))
+    _t13 = (_t0 + _t11 + _t12 + (2 * _t5) + (2 * _t7) + (2 * _t9))
+    _t14 = (16 * d_model)
+    _t15 = (_t0 * _t1)
+    _t16 = (_t15 * d_ffn)
+    _t17 = (n_layers * _fceil(_t16))
+    _t18 = (_t0 * _t6)
     _t19 = (n_layers * _fceil(_t18))
-    _t20 = (_t6 * d_head)
-    _t21 = (_t0 * _t20)
-    _t22 = (n_layers * _fceil(_t21))
-    _t23 = (d_head * n_heads)
-    _t24 = (_t17 * _t23)
-    _t25 = (n_layers * _fceil(_t24))
-    _t26 = _fceil((_t17 * n_vocab))
-    _t27 = (_t26 + (2 * _t19) + (2 * _t22) + (2 * _t25))
-    _t28 = (32 * d_model)
-    _t29 = (_t28 * n_layers)
-    _t30 = (_t1 * _t12)
-    _t31 = (n_layers * _fceil((_t30 * d_ffn)))
-    _t32 = (n_layers * _fceil((_t12 * _t20)))
-    _t33 = (n_layers * _fceil((_t23 * _t30)))
-    _t34 = _fceil((_t30 * n_vocab))
-    _t35 = (_t34 + (2 * _t31) + (2 * _t32) + (2 * _t33))
-    _t36 = (d_model * n_layers)
-    _t37 = (_t28 + (64 * _t36))
-    _t38 = (batch * seq)
-    _t39 = _where((batch == 1), (1 + seq), _t38)
-    _t40 = (8 * _t39)
-    _t41 = (16 * n_layers)
-    _t42 = (4 * _t38)
-    _t43 = (_t1 * d_ffn)
-    _t44 = (_t42 * _t43)
+    _t20 = (_t15 * _t8)
+    _t21 = (n_layers * _fceil(_t20))
+    _t22 = _fceil((_t15 * n_vocab))
+    _t23 = (_t22 + (2 * _t17) + (2 * _t19) + (2 * _t21))
+    _t24 = (32 * d_model)
+    _t25 = (_t24 * n_layers)
+    _t26 = (_t1 * _t10)
+    _t27 = (n_layers * _fceil((_t26 * d_ffn)))
+    _t28 = (n_layers * _fceil((_t10 * _t6)))
+    _t29 = (n_layers * _fceil((_t26 * _t8)))
+    _t30 = _fceil((_t26 * n_vocab))
+    _t31 = (_t30 + (2 * _t27) + (2 * _t28) + (2 * _t29))
+    _t32 = (d_model * n_layers)
+    _t33 = (_t24 + (64 * _t32))
+    _t34 = (batch * seq)
+    _t35 = _where((batch == 1), (1 + seq), _t34)
+    _t36 = (8 * _t35)
+    _t37 = (16 * n_layers)
+    _t38 = (4 * _t34)
+    _t39 = (_t1 * _t38)
+    _t40 = (_t39 * d_ffn)
+    _t41 = (n_layers * _fceil(_t40))
+    _t42 = (_t39 * n_heads)
+    _t43 = (n_layers * _fceil(_t42))
+    _t44 = (_t39 * _t8)
     _t45 = (n_layers * _fceil(_t44))
-    _t46 = (_t10 * _t42)
-    _t47 = (n_layers * _fceil(_t46))
-    _t48 = (_t46 * d_head)
+    _t46 = (2 * d_head)
+    _t47 = (_t1 * n_heads)
+    _t48 = (_t34 * _t46 * _t47)
     _t49 = (n_layers * _fceil(_t48))
-    _t50 = (_t10 * _t38 * _t7)
-    _t51 = (n_layers * _fceil(_t50))
-    _t52 = (_t42 * n_vocab)
-    _t53 = (4 * d_head * seq)
-    _t54 = (2 * batch * (seq * seq))
+    _t50 = (_t38 * n_vocab)
+    _t51 = (4 * d_head * seq)
+    _t52 = (2 * batch * (seq * seq))
+    _t53 = (_t52 * n_layers)
+    _t54 = (8 * _t34)
     _t55 = (_t54 * n_layers)
-    _t56 = (8 * _t38)
-    _t57 = (_t56 * n_layers)
-    _t58 = (6 * _t38)
-    _t59 = (_t53 + _t55 + _t57 + (_t36 * _t58))
-    _t60 = (_t59 + (_t0 * _t38))
-    _t61 = (_t58 * n_vocab)
-    _t62 = (40 * d_model)
-    _t63 = (_t62 * n_layers)
-    _t64 = (_t10 * d_head)
-    _t65 = (_t1 * n_vocab)
-    _t66 = (_t65 * d_model)
-    _t67 = (_t7 + (40 * n_layers))
-    _t68 = (12 + _t56)
-    _t69 = (_t67 + _t68)
-    _t70 = (_t69 + (20 * _t66))
-    _t71 = (_t62 + _t70 + (80 * _t36) + (_t20 * _t63) + (_t43 * _t63) + (_t63 * _t64))
-    _t72 = (_t2 * _t38)
-    _t73 = (_t37 + (_t20 * _t29) + (_t29 * _t43) + (_t29 * _t64))
-    _t74 = (_t69 + _t72 + _t73 + (18 * _t66))
-    _t75 = (_t46 + _t54 + (_t56 * _t64))
-    _t76 = (_t44 + _t75 + (_t58 * d_model))
-    _t77 = (28 * d_model)
-    _t78 = (56 * n_layers)
-    _t79 = (_t77 * n_layers)
-    _t80 = ((_t20 * _t79) + (_t43 * _t79) + (_t64 * _t79) + (_t78 * d_model))
-    _t81 = (_t77 + _t80 + (14 * _t66))
-    _t82 = (28 + (16 * _t38))
-    _t83 = (_t53 + _t67 + _t76 + _t81 + _t82)
-    _t84 = (n_layers * (16 + _t56 + _t76))
-    _t85 = (_t69 + _t81)
-    _t86 = (_t53 + _t84 + _t85)
-    _t87 = (12 * _t38)
-    _t88 = (_t42 * n_layers)
-    _t89 = (_t43 * _t88)
-    _t90 = (_t10 * _t88)
-    _t91 = (_t7 + _t78 + _t89 + _t90 + (_t57 * _t64))
-    _t92 = (20 + _t60 + _t81 + _t87 + _t91)
-    _t93 = (_t92 + (_t87 * n_vocab))
-    _t94 = (_t28 + _t4 + _t59 + _t80 + _t91 + (_t16 * _t65))
-    _t95 = (_t68 + _t72 + _t94 + (2 * _t38 * _t43))
-    _t96 = (_t92 + (16 * _t39) + (10 * _t38 * n_vocab))
-    _t97 = (_t75 + _t82 + _t94 - _t84 + (_t12 * _t38) + (_t43 * _t58) + ((-1 + n_layers) * (_t12 + _t18 + _t21 + _t24)))
-    _t98 = (_t2 * n_layers)
-    _t99 = (_t0 * n_layers)
-    _t100 = (_t38 * _t98)
-    _t101 = (_t50 * n_layers)
+    _t56 = (6 * _t34)
+    _t57 = (_t51 + _t53 + _t55 + (_t32 * _t56))
+    _t58 = (_t57 + (_t0 * _t34))
+    _t59 = (_t56 * n_vocab)
+    _t60 = (_t2 * n_layers)
+    _t61 = (_t0 * n_layers)
+    _t62 = (_t34 * _t60)
+    _t63 = (_t38 * n_layers)
+    _t64 = (_t2 * _t34)
+    _t65 = (_t48 * n_layers)
+    _t66 = (_t1 * _t8)
+    _t67 = (_t47 * _t63)
+    _t68 = (_t1 * d_ffn)
+    _t69 = (_t63 * _t68)
+    _t70 = (40 * n_layers)
+    _t71 = (12 + _t46 + _t54 + _t70)
+    _t72 = (28 * d_model)
+    _t73 = (_t1 * n_vocab)
+    _t74 = (_t73 * d_model)
+    _t75 = (56 * n_layers)
+    _t76 = (_t72 * n_layers)
+    _t77 = ((_t6 * _t76) + (_t66 * _t76) + (_t68 * _t76) + (_t75 * d_model))
+    _t78 = (_t72 + _t77 + (14 * _t74))
+    _t79 = (_t71 + _t78)
+    _t80 = (_t42 + _t52 + (_t54 * _t66))
+    _t81 = (_t40 + _t80 + (_t56 * d_model))
+    _t82 = (_t46 + _t78)
+    _t83 = (28 + (16 * _t34))
+    _t84 = (n_layers * (16 + _t54 + _t81))
+    _t85 = (12 * _t34)
+    _t86 = (_t67 + _t69 + _t75 + (_t55 * _t66))
+    _t87 = (20 + _t58 + _t82 + _t85 + _t86)
+    _t88 = (_t24 + _t4 + _t46 + _t57 + _t77 + _t86 + (_t14 * _t73))
+    _t89 = (_t71 + (20 * _t74))
+    _t90 = (_t33 + (_t25 * _t6) + (_t25 * _t66) + (_t25 * _t68))
+    _t91 = (_t70 * d_model)
     return (
-        _t15,
-        _t15,
-        (_t12 + _t27 + (_t16 * n_layers)),
-        (_t16 + _t29 + _t35),
-        (_t27 + _t35 + _t37 + (2 * _t14) + (4 * _t11) + (4 * _t5) + (4 * _t9)),
-        (4 + _t40 + _t41 + _t42 + _t45 + _t47 + _t49 + _t52 + _t60 + (2 * _t51)),
+        _t13,
+        _t13,
+        (_t10 + _t23 + (_t14 * n_layers)),
+        (_t14 + _t25 + _t31),
+        (_t23 + _t31 + _t33 + (2 * _t12) + (4 * _t5) + (4 * _t7) + (4 * _t9)),
+        (4 + _t36 + _t37 + _t38 + _t41 + _t43 + _t45 + _t50 + _t58 + (2 * _t49)),
+        _t59,
+        _t12,
+        _t12,
+        _t22,
+        _t30,
+        _t60,
+        _t60,
         _t61,
-        _max(_t71, _t74, _t83, _t86, _t93, _t95, _t96, _t97),
-        _t14,
-        _t14,
-        _t26,
-        _t34,
-        _t98,
-        _t98,
-        _t99,
-        _t13,
-        _t98,
-        _t98,
-        _t99,
-        _t13,
-        _t98,
-        _t98,
-        _t99,
-        _t13,
-        _t98,
-        _t98,
-        _t99,
-        _t13,
         _t11,
+        _t60,
+        _t60,
+        _t61,
         _t11,
-        _t25,
-        _t33,
+        _t60,
+        _t60,
+        _t61,
+        _t11,
+        _t60,
+        _t60,
+        _t61,
+        _t11,
         _t9,
         _t9,
-        _t22,
-        _t32,
-        _t9,
-        _t9,
-        _t22,
-        _t32,
-        _t11,
-        _t11,
-        _t25,
-        _t33,
-        _t5,
-        _t5,
+        _t21,
+        _t29,
+        _t7,
+        _t7,
         _t19,
-        _t31,
-        _t5,
-        _t5,
+        _t28,
+        _t7,
+        _t7,
         _t19,
-        _t31,
+        _t28,
+        _t9,
+        _t9,
+        _t21,
+        _t29,
+        _t5,
+        _t5,
+        _t17,
+        _t27,
+        _t5,
+        _t5,
+        _t17,
+        _t27,
         _t2,
         _t2,
         _t0,
-        _t12,
+        _t10,
         _t2,
         _t2,
         _t0,
-        _t12,
-        _t61,
-        _t100,
-        _t88,
-        _t88,
-        _t100,
-        _t51,
+        _t10,
+        _t59,
+        _t62,
+        _t63,
+        _t63,
+        _t62,
         _t49,
-        _t51,
-        _t47,
-        _t55,
-        _t100,
         _t45,
-        _t41,
+        _t49,
+        _t43,
         _t53,
-        _t72,
-        _t42,
-        _t72,
-        _t52,
-        _t40,
-        4,
-        _t72,
-        _t100,
-        _t42,
-        _t88,
-        _t42,
-        _t88,
-        _t72,
-        _t100,
+        _t62,
+        _t41,
+        _t37,
+        _t51,
+        _t64,
+        _t38,
+        _t64,
         _t50,
-        _t101,
+        _t36,
+        4,
+        _t64,
+        _t62,
+        _t38,
+        _t63,
+        _t38,
+        _t63,
+        _t64,
+        _t62,
         _t48,
-        (_t64 * _t88),
-        _t50,
-        _t101,
-        _t46,
-        _t90,
-        _t54,
-        _t55,
-        _t72,
-        _t100,
+        _t65,
         _t44,
-        _t89,
+        (_t63 * _t66),
+        _t48,
+        _t65,
+        _t42,
+        _t67,
+        _t52,
+        _t53,
+        _t64,
+        _t62,
+        _t40,
+        _t69,
         16,
-        _t41,
-        _t53,
-        _t53,
-        _t72,
-        _t72,
-        _t42,
-        _t42,
-        _t72,
-        _t72,
-        _t52,
-        _t52,
-        _t40,
-        _t40,
+        _t37,
+        _t51,
+        _t51,
+        _t64,
+        _t64,
+        _t38,
+        _t38,
+        _t64,
+        _t64,
+        _t50,
+        _t50,
+        _t36,
+        _t36,
         4,
         4,
-        _t85,
+        _t79,
         n_layers,
-        _t83,
-        _t86,
-        _t96,
-        _t93,
+        (_t51 + _t70 + _t81 + _t82 + _t83),
+        (_t51 + _t79 + _t84),
+        (_t87 + (16 * _t35) + (10 * _t34 * n_vocab)),
+        (_t87 + (_t85 * n_vocab)),
         n_layers,
-        _t97,
-        _t95,
-        _max(_t74, (_t70 + _t73)),
-        _t71,
-        _t85,
+        (_t80 + _t83 + _t88 - _t84 + (_t10 * _t34) + (_t56 * _t68) + ((-1 + n_layers) * (_t10 + _t16 + _t18 + _t20))),
+        (12 + _t54 + _t64 + _t88 + (2 * _t34 * _t68)),
+        _max((_t89 + _t90), (_t64 + _t71 + _t90 + (18 * _t74))),
+        (_t89 + (40 * d_model) + (80 * _t32) + (_t6 * _t91) + (_t66 * _t91) + (_t68 * _t91)),
+        _t79,
     )

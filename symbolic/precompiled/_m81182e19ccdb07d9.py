@@ -40,7 +40,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'falcon-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 13843441408, 'gradients': 13843441408, 'master': 27686882816, 'optimizer': 55373765632, 'states': 110747531264, 'activations': 4085272, 'transient': 390144, 'peak': 138434415252}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 590938112}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 590938112}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1181876224}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2363752448}, {'path': 'weights.block.norm.weight', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'gradients.block.norm.weight', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'master.block.norm.weight', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) scale', 'formula': '4*d_model*n_layers', 'bytes': 581632}, {'path': 'optimizer.block.norm.weight', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) scale', 'formula': '8*d_model*n_layers', 'bytes': 1163264}, {'path': 'weights.block.norm.bias', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'gradients.block.norm.bias', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 290816}, {'path': 'master.block.norm.bias', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) shift', 'formula': '4*d_model*n_layers', 'bytes': 581632}, {'path': 'optimizer.block.norm.bias', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) shift', 'formula': '8*d_model*n_layers', 'bytes': 1163264}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2642935808}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5285871616}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 37224448}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 74448896}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 18612224}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 37224448}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 74448896}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1321467904}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2642935808}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5285871616}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10571743232}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21143486464}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5285871616}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10571743232}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21143486464}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 18176}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 36352}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 9088}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 18176}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 36352}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 390144}, {'path': 'block.norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816}, {'path': 'block.norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (SDPA math path, fp32)', 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 581632}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values broadcast to all heads (math path, fp32; with b = 1 a view of the one head)', 'formula': '8*n_layers*Piecewise((d_head*n_kv_heads*seq, Eq(batch, 1)), (batch*d_head*n_heads*seq, True))', 'bytes': 16384}, {'path': 'block.attention.probs', 'category': 'activations', 'description': 'softmax output (math path, fp32)', 'formula': '4*batch*n_heads*n_layers*seq**2', 'bytes': 9088}, {'path': 'block.attention.output', 'category': 'activations', 'description': "output projection's input", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 290816}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 2326528}, {'path': 'block.index_scalars', 'category': 'activations', 'description': 'int64 index scalars', 'formula': '16*n_layers', 'bytes': 512}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 256}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 9088}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 9088}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 260096}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 4085272, 'per_layer': {'block': 118960}, 'shared': 256, 'outside_layers': 278296, 'terms': [{'path': 'block.norm.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 581632, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '8*n_layers*Piecewise((d_head*seq*Max(1, n_kv_heads/tp), Eq(batch, 1)), (batch*d_head*n_heads*seq/tp, True))', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.probs', 'formula': '4*batch*n_heads*n_layers*seq**2/tp', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 290816, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 2326528, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.index_scalars', 'formula': '16*n_layers', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 9088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 260096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 138434415252, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 96904091028, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 96907898004, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 96908566464, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 96908696480, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 110498740420, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 111929408660, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 138434415252, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 96904091028, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 65024, 'd_model': 4544, 'n_layers': 32, 'n_heads': 71, 'n_kv_heads': 1, 'd_head': 64, 'd_ffn': 18176, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68], 'activations': {'per_layer': [('block', 69), ('block', 71), ('block', 73), ('block', 75), ('block', 77), ('block', 79), ('block', 81), ('block', 83), ('block', 85)], 'shared': [87], 'outside': [89, 91, 93, 95, 97, 99], 'terms': [70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100]}, 'timeline': [('fixed', 101), ('layers', 102, 103, 104), ('fixed', 105), ('fixed', 106), ('layers', 107, 108, 109), ('fixed', 110), ('fixed', 111), ('fixed', 112)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67], 'activations': {'per_layer': [('block', 68), ('block', 70), ('block', 72), ('block', 74), ('block', 76), ('block', 78), ('block', 80), ('block', 82), ('block', 84)], 'shared': [86], 'outside': [88, 90, 92, 94, 96, 98], 'terms': [69, 71, 73, 75, 77, 79, 81, 83, 85, 87, 89, 91, 93, 95, 97, 99]}, 'timeline': [('fixed', 100), ('layers', 101, 102, 103), ('fixed', 104), ('fixed', 105), ('layers', 106, 107, 108), ('fixed', 109), ('fixed', 110), ('fixed', 111)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -62,216 +62,206 @@ def memory(v):
     _t4 = (_t3 * d_ffn)
     _t5 = (n_layers * _fceil(_t4))
     _t6 = _max(1, (_t1 * n_kv_heads))
-    _t7 = (2 * d_head)
-    _t8 = (_t7 * d_model)
-    _t9 = (n_layers * _fceil((_t6 * _t8)))
-    _t10 = (_t1 * n_heads)
-    _t11 = (n_layers * _fceil((_t10 * _t8)))
-    _t12 = (_t0 * n_layers)
-    _t13 = _fceil((_t3 * n_vocab))
-    _t14 = (_t0 + _t12 + _t13 + (2 * _t11) + (2 * _t5) + (2 * _t9))
-    _t15 = (8 * d_model)
-    _t16 = (_t15 * n_layers)
-    _t17 = (_t0 * _t1)
-    _t18 = (_t17 * d_ffn)
-    _t19 = (n_layers * _fceil(_t18))
-    _t20 = (_t6 * d_head)
-    _t21 = (_t0 * _t20)
+    _t7 = (_t6 * d_head)
+    _t8 = (n_layers * _fceil((_t2 * _t7)))
+    _t9 = (d_head * n_heads)
+    _t10 = (n_layers * _fceil((_t3 * _t9)))
+    _t11 = (_t0 * n_layers)
+    _t12 = _fceil((_t3 * n_vocab))
+    _t13 = (_t0 + _t11 + _t12 + (2 * _t10) + (2 * _t5) + (2 * _t8))
+    _t14 = (8 * d_model)
+    _t15 = (_t14 * n_layers)
+    _t16 = (_t0 * _t1)
+    _t17 = (_t16 * d_ffn)
+    _t18 = (n_layers * _fceil(_t17))
+    _t19 = (_t0 * _t7)
+    _t20 = (n_layers * _fceil(_t19))
+    _t21 = (_t16 * _t9)
     _t22 = (n_layers * _fceil(_t21))
-    _t23 = (d_head * n_heads)
-    _t24 = (_t17 * _t23)
-    _t25 = (n_layers * _fceil(_t24))
-    _t26 = _fceil((_t17 * n_vocab))
-    _t27 = (_t26 + (2 * _t19) + (2 * _t22) + (2 * _t25))
-    _t28 = (16 * d_model)
-    _t29 = (_t1 * _t15)
-    _t30 = (n_layers * _fceil((_t29 * d_ffn)))
-    _t31 = (n_layers * _fceil((_t15 * _t20)))
-    _t32 = (n_layers * _fceil((_t23 * _t29)))
-    _t33 = _fceil((_t29 * n_vocab))
-    _t34 = (_t33 + (2 * _t30) + (2 * _t31) + (2 * _t32))
-    _t35 = (32 * d_model)
-    _t36 = (_t35 * n_layers)
-    _t37 = (_t35 + _t36)
-    _t38 = (batch == 1)
-    _t39 = (batch * seq)
-    _t40 = _where(_t38, (1 + seq), _t39)
-    _t41 = (8 * _t40)
-    _t42 = (16 * n_layers)
-    _t43 = (d_head * seq)
-    _t44 = (_t10 * _t39)
-    _t45 = (8 * _where(_t38, (_t43 * _t6), (_t44 * d_head)))
-    _t46 = (n_layers * _fceil(_t45))
-    _t47 = (4 * _t39)
-    _t48 = (_t1 * d_ffn)
-    _t49 = (_t47 * _t48)
-    _t50 = (n_layers * _fceil(_t49))
-    _t51 = (4 * _t10 * batch * (seq * seq))
+    _t23 = _fceil((_t16 * n_vocab))
+    _t24 = (_t23 + (2 * _t18) + (2 * _t20) + (2 * _t22))
+    _t25 = (16 * d_model)
+    _t26 = (_t1 * _t14)
+    _t27 = (n_layers * _fceil((_t26 * d_ffn)))
+    _t28 = (n_layers * _fceil((_t14 * _t7)))
+    _t29 = (n_layers * _fceil((_t26 * _t9)))
+    _t30 = _fceil((_t26 * n_vocab))
+    _t31 = (_t30 + (2 * _t27) + (2 * _t28) + (2 * _t29))
+    _t32 = (32 * d_model)
+    _t33 = (_t32 * n_layers)
+    _t34 = (_t32 + _t33)
+    _t35 = (batch == 1)
+    _t36 = (batch * seq)
+    _t37 = _where(_t35, (1 + seq), _t36)
+    _t38 = (8 * _t37)
+    _t39 = (16 * n_layers)
+    _t40 = (d_head * seq)
+    _t41 = (_t1 * _t36)
+    _t42 = (8 * _where(_t35, (_t40 * _t6), (_t41 * _t9)))
+    _t43 = (n_layers * _fceil(_t42))
+    _t44 = (4 * _t36)
+    _t45 = (_t1 * d_ffn)
+    _t46 = (_t44 * _t45)
+    _t47 = (n_layers * _fceil(_t46))
+    _t48 = (4 * _t1 * batch * n_heads * (seq * seq))
+    _t49 = (n_layers * _fceil(_t48))
+    _t50 = (2 * d_head)
+    _t51 = (_t41 * _t50 * n_heads)
     _t52 = (n_layers * _fceil(_t51))
-    _t53 = (_t44 * _t7)
-    _t54 = (n_layers * _fceil(_t53))
-    _t55 = (_t10 * d_head)
-    _t56 = (_t47 * _t55)
-    _t57 = (n_layers * _fceil(_t56))
-    _t58 = (_t47 * n_vocab)
-    _t59 = (_t0 * _t39)
-    _t60 = (_t47 + _t59)
-    _t61 = (4 * _t43)
-    _t62 = (_t47 * n_layers)
-    _t63 = (_t61 + _t62 + (_t12 * _t39))
-    _t64 = (_t39 * n_vocab)
-    _t65 = (6 * _t64)
-    _t66 = (40 * d_model)
-    _t67 = (_t66 * n_layers)
-    _t68 = (_t1 * n_vocab)
-    _t69 = (_t68 * d_model)
-    _t70 = (_t7 + (32 * n_layers))
-    _t71 = (12 + (8 * _t39))
-    _t72 = (_t70 + _t71)
-    _t73 = (_t72 + (20 * _t69))
-    _t74 = (_t66 + _t67 + _t73 + (_t20 * _t67) + (_t48 * _t67) + (_t55 * _t67))
-    _t75 = (_t2 * _t39)
-    _t76 = (_t37 + (_t20 * _t36) + (_t36 * _t48) + (_t36 * _t55))
-    _t77 = (_t72 + _t75 + _t76 + (18 * _t69))
-    _t78 = (6 * _t39)
-    _t79 = (_t55 * _t78)
-    _t80 = (_t45 + _t51 + _t79)
-    _t81 = (_t49 + _t80)
-    _t82 = (12 * _t39)
-    _t83 = (28 + _t82)
-    _t84 = (28 * d_model)
-    _t85 = (_t84 * n_layers)
-    _t86 = (_t85 + (_t20 * _t85) + (_t48 * _t85) + (_t55 * _t85))
-    _t87 = (_t84 + _t86 + (14 * _t69))
-    _t88 = (_t59 + _t87)
-    _t89 = (_t61 + _t70 + _t81 + _t83 + _t88)
-    _t90 = (n_layers * (16 + _t60 + _t81))
-    _t91 = (_t72 + _t87)
-    _t92 = (_t61 + _t90 + _t91)
-    _t93 = (_t45 * n_layers)
-    _t94 = (_t48 * _t62)
-    _t95 = (_t51 * n_layers)
-    _t96 = (_t63 + _t7 + _t93 + _t94 + _t95 + (48 * n_layers) + (_t79 * n_layers))
-    _t97 = (20 + _t82 + _t88 + _t96)
-    _t98 = (_t97 + (_t82 * n_vocab))
-    _t99 = (_t35 + _t4 + _t86 + _t96 + (_t28 * _t68))
-    _t100 = (_t71 + _t75 + _t99 + (2 * _t39 * _t48))
-    _t101 = (_t97 + (10 * _t64) + (16 * _t40))
-    _t102 = (_t80 + _t83 + _t99 - _t90 + (_t48 * _t78) + (_t78 * d_model) + ((-1 + n_layers) * (_t0 + _t18 + _t21 + _t24)))
-    _t103 = (_t2 * n_layers)
-    _t104 = (_t103 * _t39)
+    _t53 = (_t1 * _t9)
+    _t54 = (_t44 * _t53)
+    _t55 = (n_layers * _fceil(_t54))
+    _t56 = (_t44 * n_vocab)
+    _t57 = (_t0 * _t36)
+    _t58 = (_t44 + _t57)
+    _t59 = (4 * _t40)
+    _t60 = (_t44 * n_layers)
+    _t61 = (_t59 + _t60 + (_t11 * _t36))
+    _t62 = (_t36 * n_vocab)
+    _t63 = (6 * _t62)
+    _t64 = (_t2 * n_layers)
+    _t65 = (_t36 * _t64)
+    _t66 = (_t2 * _t36)
+    _t67 = (_t42 * n_layers)
+    _t68 = (_t48 * n_layers)
+    _t69 = (_t45 * _t60)
+    _t70 = (32 * n_layers)
+    _t71 = (8 * _t36)
+    _t72 = (12 + _t50 + _t70 + _t71)
+    _t73 = (28 * d_model)
+    _t74 = (_t1 * n_vocab)
+    _t75 = (_t74 * d_model)
+    _t76 = (_t73 * n_layers)
+    _t77 = (_t76 + (_t45 * _t76) + (_t53 * _t76) + (_t7 * _t76))
+    _t78 = (_t73 + _t77 + (14 * _t75))
+    _t79 = (_t72 + _t78)
+    _t80 = (6 * _t36)
+    _t81 = (_t53 * _t80)
+    _t82 = (_t42 + _t48 + _t81)
+    _t83 = (_t46 + _t82)
+    _t84 = (12 * _t36)
+    _t85 = (28 + _t50 + _t84)
+    _t86 = (_t57 + _t78)
+    _t87 = (n_layers * (16 + _t58 + _t83))
+    _t88 = (_t61 + _t67 + _t68 + _t69 + (48 * n_layers) + (_t81 * n_layers))
+    _t89 = (_t50 + _t88)
+    _t90 = (20 + _t84 + _t86 + _t89)
+    _t91 = (_t32 + _t4 + _t77 + (_t25 * _t74))
+    _t92 = (_t72 + (20 * _t75))
+    _t93 = (_t34 + (_t33 * _t45) + (_t33 * _t53) + (_t33 * _t7))
+    _t94 = (40 * d_model)
+    _t95 = (_t94 * n_layers)
     return (
-        _t14,
-        _t14,
-        (_t15 + _t16 + _t27),
-        (_t28 + _t34 + (_t28 * n_layers)),
-        (_t27 + _t34 + _t37 + (2 * _t13) + (4 * _t11) + (4 * _t5) + (4 * _t9)),
-        (4 + _t41 + _t42 + _t46 + _t50 + _t52 + _t54 + _t57 + _t58 + _t60 + _t63),
-        _t65,
-        _max(_t100, _t101, _t102, _t74, _t77, _t89, _t92, _t98),
         _t13,
         _t13,
-        _t26,
-        _t33,
-        _t103,
-        _t103,
+        (_t14 + _t15 + _t24),
+        (_t25 + _t31 + (_t25 * n_layers)),
+        (_t24 + _t31 + _t34 + (2 * _t12) + (4 * _t10) + (4 * _t5) + (4 * _t8)),
+        (4 + _t38 + _t39 + _t43 + _t47 + _t49 + _t52 + _t55 + _t56 + _t58 + _t61),
+        _t63,
         _t12,
-        _t16,
-        _t103,
-        _t103,
         _t12,
-        _t16,
-        _t11,
-        _t11,
-        _t25,
-        _t32,
-        _t9,
-        _t9,
-        _t22,
-        _t31,
-        _t9,
-        _t9,
-        _t22,
-        _t31,
-        _t11,
-        _t11,
-        _t25,
-        _t32,
-        _t5,
-        _t5,
-        _t19,
+        _t23,
         _t30,
+        _t64,
+        _t64,
+        _t11,
+        _t15,
+        _t64,
+        _t64,
+        _t11,
+        _t15,
+        _t10,
+        _t10,
+        _t22,
+        _t29,
+        _t8,
+        _t8,
+        _t20,
+        _t28,
+        _t8,
+        _t8,
+        _t20,
+        _t28,
+        _t10,
+        _t10,
+        _t22,
+        _t29,
         _t5,
         _t5,
-        _t19,
-        _t30,
+        _t18,
+        _t27,
+        _t5,
+        _t5,
+        _t18,
+        _t27,
         _t2,
         _t2,
         _t0,
-        _t15,
+        _t14,
         _t2,
         _t2,
         _t0,
-        _t15,
+        _t14,
+        _t63,
         _t65,
-        _t104,
-        _t62,
-        _t104,
-        _t57,
-        _t46,
-        _t52,
-        _t54,
-        _t50,
-        _t42,
-        _t61,
-        _t75,
-        _t47,
-        _t75,
-        _t58,
-        _t41,
-        4,
-        _t75,
-        _t104,
-        _t47,
-        _t62,
-        _t75,
-        _t104,
-        _t56,
-        (_t55 * _t62),
-        _t45,
-        _t93,
-        _t51,
-        _t95,
-        _t53,
-        (_t53 * n_layers),
+        _t60,
+        _t65,
+        _t55,
+        _t43,
         _t49,
-        _t94,
-        16,
+        _t52,
+        _t47,
+        _t39,
+        _t59,
+        _t66,
+        _t44,
+        _t66,
+        _t56,
+        _t38,
+        4,
+        _t66,
+        _t65,
+        _t44,
+        _t60,
+        _t66,
+        _t65,
+        _t54,
+        (_t53 * _t60),
         _t42,
-        _t61,
-        _t61,
-        _t75,
-        _t75,
-        _t47,
-        _t47,
-        _t75,
-        _t75,
-        _t58,
-        _t58,
-        _t41,
-        _t41,
+        _t67,
+        _t48,
+        _t68,
+        _t51,
+        (_t51 * n_layers),
+        _t46,
+        _t69,
+        16,
+        _t39,
+        _t59,
+        _t59,
+        _t66,
+        _t66,
+        _t44,
+        _t44,
+        _t66,
+        _t66,
+        _t56,
+        _t56,
+        _t38,
+        _t38,
         4,
         4,
-        _t91,
+        _t79,
         n_layers,
-        _t89,
-        _t92,
-        _t101,
-        _t98,
+        (_t59 + _t70 + _t83 + _t85 + _t86),
+        (_t59 + _t79 + _t87),
+        (_t90 + (10 * _t62) + (16 * _t37)),
+        (_t90 + (_t84 * n_vocab)),
         n_layers,
-        _t102,
-        _t100,
-        _max(_t77, (_t73 + _t76)),
-        _t74,
-        _t91,
+        (_t82 + _t85 + _t88 + _t91 - _t87 + (_t45 * _t80) + (_t80 * d_model) + ((-1 + n_layers) * (_t0 + _t17 + _t19 + _t21))),
+        (12 + _t66 + _t71 + _t89 + _t91 + (2 * _t41 * d_ffn)),
+        _max((_t92 + _t93), (_t66 + _t72 + _t93 + (18 * _t75))),
+        (_t92 + _t94 + _t95 + (_t45 * _t95) + (_t53 * _t95) + (_t7 * _t95)),
+        _t79,
     )

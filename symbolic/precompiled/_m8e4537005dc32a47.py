@@ -45,7 +45,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'gpt-j-6b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 12101765568, 'gradients': 12101765568, 'master': 24203531136, 'optimizer': 48407062272, 'states': 96814124544, 'activations': 6198024, 'transient': 302400, 'peak': 121017918972}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 4*d_model + 2*n_vocab', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 4*d_model + 2*n_vocab', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 12*d_model*n_layers + 8*d_model*n_vocab + 8*d_model + 4*n_vocab', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 24*d_model*n_layers + 16*d_model*n_vocab + 16*d_model + 8*n_vocab', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 48*d_model*n_layers + 32*d_model*n_vocab + 32*d_model + 16*n_vocab'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412876800}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 412876800}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 825753600}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1651507200}, {'path': 'weights.block.norm.weight', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 229376}, {'path': 'gradients.block.norm.weight', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) scale', 'formula': '2*d_model*n_layers', 'bytes': 229376}, {'path': 'master.block.norm.weight', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) scale', 'formula': '4*d_model*n_layers', 'bytes': 458752}, {'path': 'optimizer.block.norm.weight', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) scale', 'formula': '8*d_model*n_layers', 'bytes': 917504}, {'path': 'weights.block.norm.bias', 'category': 'weights', 'description': 'mixed weights of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 229376}, {'path': 'gradients.block.norm.bias', 'category': 'gradients', 'description': 'gradients of block norm (shared by attention and MLP) shift', 'formula': '2*d_model*n_layers', 'bytes': 229376}, {'path': 'master.block.norm.bias', 'category': 'master', 'description': 'fp32 master weights of block norm (shared by attention and MLP) shift', 'formula': '4*d_model*n_layers', 'bytes': 458752}, {'path': 'optimizer.block.norm.bias', 'category': 'optimizer', 'description': 'adamw state of block norm (shared by attention and MLP) shift', 'formula': '8*d_model*n_layers', 'bytes': 917504}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 939524096}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 939524096}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1879048192}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 3758096384}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 939524096}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 939524096}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1879048192}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 3758096384}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 939524096}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 939524096}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1879048192}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 3758096384}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 939524096}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 939524096}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1879048192}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 3758096384}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 917504}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 917504}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 1835008}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 3670016}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 229376}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 229376}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 458752}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 917504}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412876800}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 412876800}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 825753600}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1651507200}, {'path': 'weights.lm_head.bias', 'category': 'weights', 'description': 'mixed weights of output bias', 'formula': '2*n_vocab', 'bytes': 100800}, {'path': 'gradients.lm_head.bias', 'category': 'gradients', 'description': 'gradients of output bias', 'formula': '2*n_vocab', 'bytes': 100800}, {'path': 'master.lm_head.bias', 'category': 'master', 'description': 'fp32 master weights of output bias', 'formula': '4*n_vocab', 'bytes': 201600}, {'path': 'optimizer.lm_head.bias', 'category': 'optimizer', 'description': 'adamw state of output bias', 'formula': '8*n_vocab', 'bytes': 403200}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 302400}, {'path': 'block.norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 229376}, {'path': 'block.norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 229376}, {'path': 'block.attention.rotary', 'category': 'activations', 'description': "GPT-J's sin/cos, per layer", 'formula': '2*d_head*n_layers*seq', 'bytes': 14336}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 229376}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 458752}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 229376}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 1792}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '5 b*s*f tensors (standard MLP, gelu_new)', 'formula': '10*batch*d_ffn*n_layers*seq', 'bytes': 4587520}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201600}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 6198024, 'per_layer': {'block': 213572}, 'shared': 0, 'outside_layers': 218008, 'terms': [{'path': 'block.norm.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.rotary', 'formula': '2*d_head*n_layers*seq', 'bytes': 14336, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 458752, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 229376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 1792, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.intermediates', 'formula': '10*batch*d_ffn*n_layers*seq/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 121017918972, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 84712622268, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 84718602284, 'layer': 27}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 84719122712, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 84719223480, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 96133313728, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 96814396028, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 121017918972, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 84712622268, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50400, 'd_model': 4096, 'n_layers': 28, 'n_heads': 16, 'n_kv_heads': 16, 'd_head': 256, 'd_ffn': 16384, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83], 'activations': {'per_layer': [('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100)], 'shared': [], 'outside': [102, 104, 106, 108, 110, 112], 'terms': [85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113]}, 'timeline': [('fixed', 114), ('layers', 115, 116, 117), ('fixed', 118), ('fixed', 119), ('layers', 120, 121, 122), ('fixed', 123), ('fixed', 124), ('fixed', 125)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82], 'activations': {'per_layer': [('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99)], 'shared': [], 'outside': [101, 103, 105, 107, 109, 111], 'terms': [84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112]}, 'timeline': [('fixed', 113), ('layers', 114, 115, 116), ('fixed', 117), ('fixed', 118), ('layers', 119, 120, 121), ('fixed', 122), ('fixed', 123), ('fixed', 124)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -127,46 +127,39 @@ def memory(v):
     _t64 = (_t61 + _t62 + (_t43 * _t63))
     _t65 = (_t43 * n_vocab)
     _t66 = (6 * _t65)
-    _t67 = (40 * d_model)
-    _t68 = (_t8 * n_layers)
-    _t69 = (_t11 * n_layers)
-    _t70 = (_t14 * n_layers)
-    _t71 = ((40 * n_layers) + (1024 * d_head))
-    _t72 = (20 + _t71)
-    _t73 = (_t72 + (8 * _t43))
-    _t74 = (_t67 + _t73 + (20 * _t2) + (20 * _t68) + (60 * _t20) + (_t2 * _t67) + (_t67 * _t68) + (_t67 * _t69) + (_t67 * _t70))
-    _t75 = (16 * _t2)
-    _t76 = (_t0 * _t43)
-    _t77 = (_t75 + _t76)
-    _t78 = (_t42 + _t73 + _t77 + (16 * _t68) + (_t2 * _t41) + (_t41 * _t68) + (_t41 * _t69) + (_t41 * _t70))
-    _t79 = (_t13 * _t49)
-    _t80 = (_t47 + _t50 + _t60 + _t79)
-    _t81 = (_t53 + _t80)
-    _t82 = (12 * _t43)
-    _t83 = (28 * d_model)
-    _t84 = ((14 * _t68) + (42 * _t20) + (_t68 * _t83) + (_t69 * _t83) + (_t70 * _t83))
-    _t85 = (_t72 + _t82 + _t84)
-    _t86 = (_t83 + (14 * _t2) + (_t2 * _t83))
-    _t87 = (_t58 + _t86)
-    _t88 = (_t81 + _t85 + _t87)
-    _t89 = (n_layers * (_t59 + _t81))
-    _t90 = (_t73 + _t84)
-    _t91 = (_t86 + _t90)
-    _t92 = (_t89 + _t91)
-    _t93 = (_t11 * _t62)
-    _t94 = (_t50 * n_layers)
-    _t95 = (10 * _t43 * _t68)
-    _t96 = (_t64 + _t93 + _t94 + _t95 + (_t79 * n_layers))
-    _t97 = (28 + _t71 + _t82 + _t84 + _t87 + _t96)
-    _t98 = (_t97 + (_t82 * n_vocab))
-    _t99 = (_t9 + _t96 + (34 * d_model) + (30 * _t2 * d_model))
-    _t100 = (_t77 + _t90 + _t99 + (_t23 * _t43))
-    _t101 = (_t97 + (10 * _t65) + (16 * _t44))
-    _t102 = (_t75 + _t80 + _t85 + _t99 - _t89 + (14 * _t52) + (_t16 * _t43) + ((-1 + n_layers) * (_t16 + _t25 + _t27 + _t29 + _t6)))
-    _t103 = (_t0 * n_layers)
-    _t104 = (_t19 * n_layers)
-    _t105 = (_t103 * _t43)
-    _t106 = (_t55 * n_layers)
+    _t67 = (_t0 * n_layers)
+    _t68 = (_t19 * n_layers)
+    _t69 = (_t43 * _t67)
+    _t70 = (_t0 * _t43)
+    _t71 = (_t55 * n_layers)
+    _t72 = (_t11 * _t62)
+    _t73 = (_t50 * n_layers)
+    _t74 = (_t8 * n_layers)
+    _t75 = (10 * _t43 * _t74)
+    _t76 = (40 * n_layers)
+    _t77 = (1024 * d_head)
+    _t78 = (20 + _t76 + _t77 + (8 * _t43))
+    _t79 = (28 * d_model)
+    _t80 = (_t11 * n_layers)
+    _t81 = (_t14 * n_layers)
+    _t82 = ((14 * _t74) + (42 * _t20) + (_t74 * _t79) + (_t79 * _t80) + (_t79 * _t81))
+    _t83 = (_t78 + _t82)
+    _t84 = (_t79 + (14 * _t2) + (_t2 * _t79))
+    _t85 = (_t83 + _t84)
+    _t86 = (_t13 * _t49)
+    _t87 = (_t47 + _t50 + _t60 + _t86)
+    _t88 = (_t53 + _t87)
+    _t89 = (12 * _t43)
+    _t90 = (20 + _t76 + _t77 + _t82 + _t89)
+    _t91 = (_t58 + _t84)
+    _t92 = (n_layers * (_t59 + _t88))
+    _t93 = (_t64 + _t72 + _t73 + _t75 + (_t86 * n_layers))
+    _t94 = (28 + _t76 + _t77 + _t82 + _t89 + _t91 + _t93)
+    _t95 = (16 * _t2)
+    _t96 = (_t9 + _t93 + (34 * d_model) + (30 * _t2 * d_model))
+    _t97 = (_t70 + _t95)
+    _t98 = (40 * d_model)
+    _t99 = (_t76 * d_model)
     return (
         _t18,
         _t18,
@@ -175,19 +168,18 @@ def memory(v):
         (_t32 + _t40 + _t42 + (2 * _t17) + (2 * _t7) + (4 * _t10) + (4 * _t12) + (4 * _t15) + (4 * _t3)),
         (4 + _t45 + _t48 + _t51 + _t54 + _t57 + _t59 + _t64 + (2 * _t56)),
         _t66,
-        _max(_t100, _t101, _t102, _t74, _t78, _t88, _t92, _t98),
         _t3,
         _t3,
         _t21,
         _t33,
-        _t103,
-        _t103,
+        _t67,
+        _t67,
         _t63,
-        _t104,
-        _t103,
-        _t103,
+        _t68,
+        _t67,
+        _t67,
         _t63,
-        _t104,
+        _t68,
         _t15,
         _t15,
         _t30,
@@ -216,10 +208,10 @@ def memory(v):
         _t10,
         _t26,
         _t36,
-        _t103,
-        _t103,
+        _t67,
+        _t67,
         _t63,
-        _t104,
+        _t68,
         _t0,
         _t0,
         _t4,
@@ -237,61 +229,61 @@ def memory(v):
         _t31,
         _t39,
         _t66,
-        _t105,
+        _t69,
         _t62,
-        _t105,
+        _t69,
         _t61,
         _t56,
         _t48,
         _t56,
         _t51,
         _t54,
-        _t76,
+        _t70,
         _t46,
-        _t76,
+        _t70,
         _t57,
         _t45,
         4,
-        _t76,
-        _t105,
+        _t70,
+        _t69,
         _t46,
         _t62,
-        _t76,
-        _t105,
+        _t70,
+        _t69,
         _t60,
         _t61,
         _t55,
-        _t106,
+        _t71,
         _t47,
-        _t93,
+        _t72,
         _t55,
-        _t106,
+        _t71,
         _t50,
-        _t94,
+        _t73,
         _t53,
-        _t95,
-        _t76,
-        _t76,
+        _t75,
+        _t70,
+        _t70,
         _t46,
         _t46,
-        _t76,
-        _t76,
+        _t70,
+        _t70,
         _t57,
         _t57,
         _t45,
         _t45,
         4,
         4,
-        _t91,
+        _t85,
         n_layers,
-        _t88,
-        _t92,
-        _t101,
-        _t98,
+        (_t88 + _t90 + _t91),
+        (_t85 + _t92),
+        (_t94 + (10 * _t65) + (16 * _t44)),
+        (_t94 + (_t89 * n_vocab)),
         n_layers,
-        _t102,
-        _t100,
-        _t78,
-        _t74,
-        _t91,
+        (_t87 + _t90 + _t95 + _t96 - _t92 + (14 * _t52) + (_t16 * _t43) + ((-1 + n_layers) * (_t16 + _t25 + _t27 + _t29 + _t6))),
+        (_t83 + _t96 + _t97 + (_t23 * _t43)),
+        (_t42 + _t78 + _t97 + (16 * _t74) + (_t2 * _t41) + (_t41 * _t74) + (_t41 * _t80) + (_t41 * _t81)),
+        (_t78 + _t98 + (20 * _t2) + (20 * _t74) + (60 * _t20) + (_t11 * _t99) + (_t14 * _t99) + (_t2 * _t98) + (_t8 * _t99)),
+        _t85,
     )

@@ -42,7 +42,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'mistral-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 14483464192, 'gradients': 14483464192, 'master': 28966928384, 'optimizer': 57933856768, 'states': 115867713536, 'activations': 6588184, 'transient': 192000, 'peak': 144834643348}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 524288000}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1048576000}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 524288}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1048576}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 262144}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 524288}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1048576}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 536870912}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 268435456}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 536870912}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1073741824}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1073741824}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2147483648}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4294967296}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3758096384}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7516192768}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 15032385536}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 262144000}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 524288000}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1048576000}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192000}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 131072}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 262144}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.attention.sliding_mask', 'category': 'activations', 'description': 'sliding window, s >= window: the additive mask SDPA keeps (b*s^2, dtype)', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.attention.sliding_repeat_kv', 'category': 'activations', 'description': 'sliding window, s >= window: keys and values repeated to all heads (a copy unless kv = 1)', 'formula': 'n_layers*Piecewise((4*batch*d_head*seq*(n_heads - n_kv_heads), seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 3670016}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128000}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 6588184, 'per_layer': {'block': 200840}, 'shared': 512, 'outside_layers': 160792, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 524288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 131072, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.sliding_mask', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.sliding_repeat_kv', 'formula': 'n_layers*Piecewise((4*batch*d_head*seq*(n_heads/tp - Max(1, n_kv_heads/tp)), seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 262144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 3670016, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128000, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 144834643348, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 101384250772, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 101390678164, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 101391030976, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 101391094944, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 101652928660, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 115287054364, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 115867723156, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 144834643348, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 101384250772, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32000, 'd_model': 4096, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 14336, 'window': 4096, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79], 'activations': {'per_layer': [('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108)], 'shared': [110], 'outside': [112, 114, 116, 118, 120, 122, 124], 'terms': [81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125]}, 'timeline': [('fixed', 126), ('layers', 127, 128, 129), ('fixed', 130), ('fixed', 131), ('fixed', 132), ('layers', 133, 134, 135), ('fixed', 136), ('fixed', 137), ('fixed', 138)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78], 'activations': {'per_layer': [('block', 79), ('block', 81), ('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107)], 'shared': [109], 'outside': [111, 113, 115, 117, 119, 121, 123], 'terms': [80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124]}, 'timeline': [('fixed', 125), ('layers', 126, 127, 128), ('fixed', 129), ('fixed', 130), ('fixed', 131), ('layers', 132, 133, 134), ('fixed', 135), ('fixed', 136), ('fixed', 137)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -121,49 +121,39 @@ def memory(v):
     _t60 = (_t59 + (_t15 * _t36))
     _t61 = (_t36 * n_vocab)
     _t62 = (6 * _t61)
-    _t63 = (40 * _t33)
-    _t64 = (_t1 * d_model)
-    _t65 = (_t64 * n_vocab)
-    _t66 = (_t33 * _t45)
-    _t67 = (_t51 + (36 * n_layers))
-    _t68 = (12 + _t67)
-    _t69 = (_t44 + _t68)
-    _t70 = (_t63 + _t69 + (20 * d_model) + (40 * _t65) + (60 * _t66) + (_t5 * _t63) + (_t63 * _t8))
-    _t71 = (_t0 * _t36)
-    _t72 = (_t35 + _t69 + _t71 + (32 * _t65) + (48 * _t66) + (_t34 * _t5) + (_t34 * _t8))
-    _t73 = (_t40 + _t42 + _t49 + _t56 + (_t39 * _t8))
-    _t74 = (_t46 + _t73 + (_t25 * _t36))
-    _t75 = (28 * _t33)
-    _t76 = (_t75 + (42 * _t66) + (_t5 * _t75) + (_t75 * _t8))
-    _t77 = ((14 * d_model) + (28 * _t65))
-    _t78 = (_t76 + _t77)
-    _t79 = (_t68 + (16 * _t36))
-    _t80 = (_t55 + _t74 + _t78 + _t79)
-    _t81 = (n_layers * (_t44 + _t74))
-    _t82 = (_t69 + _t76)
-    _t83 = (_t77 + _t82)
-    _t84 = (_t55 + _t81 + _t83)
-    _t85 = (_t36 * d_model)
-    _t86 = (_t49 * n_layers)
-    _t87 = (_t39 * n_layers)
-    _t88 = (_t5 * _t87)
-    _t89 = (_t7 * _t87)
-    _t90 = (_t45 * _t58)
-    _t91 = (_t86 + _t88 + _t89 + _t90 + (_t8 * _t87))
-    _t92 = (_t25 + _t59 + _t91 + (30 * _t65))
-    _t93 = (_t82 + _t92)
-    _t94 = (_t93 + (24 * _t85))
-    _t95 = (12 * _t36)
-    _t96 = (20 + _t60 + _t67 + _t78 + _t91 + _t95)
-    _t97 = (_t96 + (_t95 * n_vocab))
-    _t98 = (_t10 + _t71 + _t93 + (_t39 * _t45))
-    _t99 = (_t96 + (10 * _t61) + (16 * _t37))
-    _t100 = (_t10 + _t73 + _t76 + _t79 + _t92 - _t81 + (18 * _t85) + (_t45 * _t95) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t64 * d_ffn))))
-    _t101 = (_t0 * n_layers)
-    _t102 = (_t13 * _t36)
-    _t103 = (_t101 * _t36)
-    _t104 = (_t12 * _t36)
-    _t105 = (_t52 * n_layers)
+    _t63 = (_t0 * n_layers)
+    _t64 = (_t13 * _t36)
+    _t65 = (_t39 * n_layers)
+    _t66 = (_t36 * _t63)
+    _t67 = (_t12 * _t36)
+    _t68 = (_t0 * _t36)
+    _t69 = (_t52 * n_layers)
+    _t70 = (_t5 * _t65)
+    _t71 = (_t65 * _t7)
+    _t72 = (_t49 * n_layers)
+    _t73 = (_t45 * _t58)
+    _t74 = (36 * n_layers)
+    _t75 = (12 + _t44 + _t51 + _t74)
+    _t76 = (28 * _t33)
+    _t77 = (_t33 * _t45)
+    _t78 = (_t76 + (42 * _t77) + (_t5 * _t76) + (_t76 * _t8))
+    _t79 = (_t75 + _t78)
+    _t80 = (_t1 * d_model)
+    _t81 = (_t80 * n_vocab)
+    _t82 = ((14 * d_model) + (28 * _t81))
+    _t83 = (_t79 + _t82)
+    _t84 = (_t40 + _t42 + _t49 + _t56 + (_t39 * _t8))
+    _t85 = (_t46 + _t84 + (_t25 * _t36))
+    _t86 = (_t51 + _t74 + _t78 + _t82)
+    _t87 = (12 + (16 * _t36))
+    _t88 = (n_layers * (_t44 + _t85))
+    _t89 = (12 * _t36)
+    _t90 = (_t70 + _t71 + _t72 + _t73 + (_t65 * _t8))
+    _t91 = (20 + _t60 + _t86 + _t89 + _t90)
+    _t92 = (_t36 * d_model)
+    _t93 = (_t25 + _t59 + _t90 + (30 * _t81))
+    _t94 = (_t79 + _t93)
+    _t95 = (40 * _t33)
     return (
         _t14,
         _t14,
@@ -172,17 +162,16 @@ def memory(v):
         (_t24 + _t32 + _t35 + (4 * _t3) + (4 * _t6) + (4 * _t9) + (6 * _t11)),
         (4 + _t38 + _t39 + _t41 + _t43 + _t47 + _t50 + _t54 + _t60 + (2 * _t53)),
         _t62,
-        _max(_t100, _t70, _t72, _t80, _t84, _t94, _t97, _t98, _t99),
         _t3,
         _t3,
         _t18,
         _t28,
-        _t101,
-        _t101,
+        _t63,
+        _t63,
         _t13,
         _t16,
-        _t101,
-        _t101,
+        _t63,
+        _t63,
         _t13,
         _t16,
         _t9,
@@ -222,69 +211,69 @@ def memory(v):
         _t18,
         _t28,
         _t62,
-        _t102,
-        _t87,
-        _t103,
-        _t102,
-        _t87,
-        _t103,
-        _t103,
+        _t64,
+        _t65,
+        _t66,
+        _t64,
+        _t65,
+        _t66,
+        _t66,
         _t53,
         _t41,
         _t53,
         _t43,
         _t57,
         _t50,
-        _t103,
+        _t66,
         _t47,
         _t55,
-        _t104,
+        _t67,
         _t39,
-        _t71,
-        _t71,
+        _t68,
+        _t68,
         _t54,
         _t38,
         4,
-        _t104,
-        _t102,
+        _t67,
+        _t64,
         _t39,
-        _t87,
-        _t71,
-        _t103,
-        _t104,
-        _t102,
+        _t65,
+        _t68,
+        _t66,
+        _t67,
+        _t64,
         _t39,
-        _t87,
-        _t71,
-        _t103,
-        _t71,
-        _t103,
+        _t65,
+        _t68,
+        _t66,
+        _t68,
+        _t66,
         _t52,
-        _t105,
+        _t69,
         _t40,
-        _t88,
+        _t70,
         _t52,
-        _t105,
+        _t69,
         _t42,
-        _t89,
+        _t71,
         _t56,
         _t57,
         _t49,
-        _t86,
-        _t71,
-        _t103,
+        _t72,
+        _t68,
+        _t66,
         _t46,
-        _t90,
+        _t73,
         _t55,
         _t55,
-        _t104,
-        _t104,
+        _t67,
+        _t67,
         _t39,
         _t39,
-        _t71,
-        _t71,
-        _t71,
-        _t71,
+        _t68,
+        _t68,
+        _t68,
+        _t68,
         _t54,
         _t54,
         _t38,
@@ -293,15 +282,15 @@ def memory(v):
         4,
         _t83,
         n_layers,
-        _t80,
-        _t84,
-        _t99,
-        _t97,
-        _t94,
+        (_t55 + _t85 + _t86 + _t87),
+        (_t55 + _t83 + _t88),
+        (_t91 + (10 * _t61) + (16 * _t37)),
+        (_t91 + (_t89 * n_vocab)),
+        (_t94 + (24 * _t92)),
         n_layers,
-        _t100,
-        _t98,
-        _t72,
-        _t70,
+        (_t10 + _t51 + _t74 + _t78 + _t84 + _t87 + _t93 - _t88 + (18 * _t92) + (_t45 * _t89) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t80 * d_ffn)))),
+        (_t10 + _t68 + _t94 + (_t39 * _t45)),
+        (_t35 + _t68 + _t75 + (32 * _t81) + (48 * _t77) + (_t34 * _t5) + (_t34 * _t8)),
+        (_t75 + _t95 + (20 * d_model) + (40 * _t81) + (60 * _t77) + (_t5 * _t95) + (_t8 * _t95)),
         _t83,
     )

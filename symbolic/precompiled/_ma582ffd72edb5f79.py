@@ -42,7 +42,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'phi3-medium', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 27920476160, 'gradients': 27920476160, 'master': 55840952320, 'optimizer': 111681904640, 'states': 223363809280, 'activations': 11133272, 'transient': 192384, 'peak': 279204763316}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 656670720}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1313341440}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1048576000}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 524288000}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1048576000}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 7340032000}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 14680064000}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 29360128000}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 20480}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 40960}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 328335360}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 656670720}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1313341440}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192384}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.k', 'category': 'activations', 'description': 'keys (after rotary, a fresh tensor)', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 102400}, {'path': 'block.attention.qkv_output', 'category': 'activations', 'description': "fused q/k/v projection output, kept whole: SDPA's values are a view of it", 'formula': '2*batch*n_layers*seq*(d_head*n_heads + 2*d_head*n_kv_heads)', 'bytes': 614400}, {'path': 'block.attention.output', 'category': 'activations', 'description': 'attention output', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.output_copy', 'category': 'activations', 'description': "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query (none with one head)", 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads, 1)), (1, True))', 'bytes': 409600}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 6400}, {'path': 'block.attention.sliding_mask', 'category': 'activations', 'description': 'sliding window, s >= window: the additive mask SDPA keeps (b*s^2, dtype)', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.attention.sliding_repeat_kv', 'category': 'activations', 'description': 'sliding window, s >= window: keys and values repeated to all heads (a copy unless kv = 1)', 'formula': 'n_layers*Piecewise((2*batch*d_head*seq*(n_heads - 3*n_kv_heads), seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 5734400}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 20480}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128256}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 11133272, 'per_layer': {'block': 274088}, 'shared': 512, 'outside_layers': 169240, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 102400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.qkv_output', 'formula': '2*batch*n_layers*seq*(d_head*n_heads/tp + 2*d_head*Max(1, n_kv_heads/tp))', 'bytes': 614400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output_copy', 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads/tp, 1)), (1, True))/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 6400, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.sliding_mask', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.sliding_repeat_kv', 'formula': 'n_layers*Piecewise((2*batch*d_head*seq*(n_heads/tp - 3*Max(1, n_kv_heads/tp)), seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 5734400, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 20480, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 279204763316, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 195443334836, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 195454298868, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 195454660512, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 195454724608, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 195782767348, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 222537738076, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 223363821236, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 279204763316, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 195443334836, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32064, 'd_model': 5120, 'n_layers': 40, 'n_heads': 40, 'n_kv_heads': 10, 'd_head': 128, 'd_ffn': 17920, 'window': 2047, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81], 'activations': {'per_layer': [('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114)], 'shared': [116], 'outside': [118, 120, 122, 124, 126, 128, 130], 'terms': [83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131]}, 'timeline': [('fixed', 132), ('layers', 133, 134, 135), ('fixed', 136), ('fixed', 137), ('fixed', 138), ('layers', 139, 140, 141), ('fixed', 142), ('fixed', 143), ('fixed', 144)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80], 'activations': {'per_layer': [('block', 81), ('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107), ('block', 109), ('block', 111), ('block', 113)], 'shared': [115], 'outside': [117, 119, 121, 123, 125, 127, 129], 'terms': [82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130]}, 'timeline': [('fixed', 131), ('layers', 132, 133, 134), ('fixed', 135), ('fixed', 136), ('fixed', 137), ('layers', 138, 139, 140), ('fixed', 141), ('fixed', 142), ('fixed', 143)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -127,51 +127,41 @@ def memory(v):
     _t66 = (_t65 + (_t15 * _t36))
     _t67 = (_t36 * n_vocab)
     _t68 = (6 * _t67)
-    _t69 = (40 * _t33)
-    _t70 = (_t1 * d_model)
-    _t71 = (_t70 * n_vocab)
-    _t72 = (_t33 * _t49)
-    _t73 = (_t39 + (36 * n_layers))
-    _t74 = (12 + _t73)
-    _t75 = (_t48 + _t74)
-    _t76 = (_t69 + _t75 + (20 * d_model) + (40 * _t71) + (60 * _t72) + (_t5 * _t69) + (_t69 * _t8))
-    _t77 = (_t0 * _t36)
-    _t78 = (_t35 + _t75 + _t77 + (32 * _t71) + (48 * _t72) + (_t34 * _t5) + (_t34 * _t8))
-    _t79 = (_t41 + _t43 + _t46 + _t54 + _t57 + _t62 + (_t45 * _t8))
-    _t80 = (_t50 + _t79 + (_t25 * _t36))
-    _t81 = (28 * _t33)
-    _t82 = (_t81 + (42 * _t72) + (_t5 * _t81) + (_t8 * _t81))
-    _t83 = ((14 * d_model) + (28 * _t71))
-    _t84 = (_t82 + _t83)
-    _t85 = (_t74 + (16 * _t36))
-    _t86 = (_t61 + _t80 + _t84 + _t85)
-    _t87 = (n_layers * (_t48 + _t80))
-    _t88 = (_t75 + _t82)
-    _t89 = (_t83 + _t88)
-    _t90 = (_t61 + _t87 + _t89)
-    _t91 = (_t36 * d_model)
-    _t92 = (_t57 * n_layers)
-    _t93 = (_t41 * n_layers)
-    _t94 = (_t43 * n_layers)
-    _t95 = (_t45 * n_layers)
-    _t96 = (_t7 * _t95)
-    _t97 = (_t49 * _t64)
-    _t98 = (_t54 * n_layers)
-    _t99 = (_t92 + _t93 + _t94 + _t96 + _t97 + _t98 + (_t8 * _t95))
-    _t100 = (_t25 + _t65 + _t99 + (30 * _t71))
-    _t101 = (_t100 + _t88)
-    _t102 = (_t101 + (24 * _t91))
-    _t103 = (12 * _t36)
-    _t104 = (20 + _t103 + _t66 + _t73 + _t84 + _t99)
-    _t105 = (_t104 + (_t103 * n_vocab))
-    _t106 = (_t10 + _t101 + _t77 + (_t45 * _t49))
-    _t107 = (_t104 + (10 * _t67) + (16 * _t37))
-    _t108 = (_t10 + _t100 + _t79 + _t82 + _t85 - _t87 + (18 * _t91) + (_t103 * _t49) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t70 * d_ffn))))
-    _t109 = (_t0 * n_layers)
-    _t110 = (_t13 * _t36)
-    _t111 = (_t109 * _t36)
-    _t112 = (_t12 * _t36)
-    _t113 = (_t53 * n_layers)
+    _t69 = (_t0 * n_layers)
+    _t70 = (_t13 * _t36)
+    _t71 = (_t45 * n_layers)
+    _t72 = (_t36 * _t69)
+    _t73 = (_t12 * _t36)
+    _t74 = (_t0 * _t36)
+    _t75 = (_t53 * n_layers)
+    _t76 = (_t43 * n_layers)
+    _t77 = (_t41 * n_layers)
+    _t78 = (_t54 * n_layers)
+    _t79 = (_t7 * _t71)
+    _t80 = (_t57 * n_layers)
+    _t81 = (_t49 * _t64)
+    _t82 = (36 * n_layers)
+    _t83 = (12 + _t39 + _t48 + _t82)
+    _t84 = (28 * _t33)
+    _t85 = (_t33 * _t49)
+    _t86 = (_t84 + (42 * _t85) + (_t5 * _t84) + (_t8 * _t84))
+    _t87 = (_t83 + _t86)
+    _t88 = (_t1 * d_model)
+    _t89 = (_t88 * n_vocab)
+    _t90 = ((14 * d_model) + (28 * _t89))
+    _t91 = (_t87 + _t90)
+    _t92 = (_t41 + _t43 + _t46 + _t54 + _t57 + _t62 + (_t45 * _t8))
+    _t93 = (_t50 + _t92 + (_t25 * _t36))
+    _t94 = (_t39 + _t82 + _t86 + _t90)
+    _t95 = (12 + (16 * _t36))
+    _t96 = (n_layers * (_t48 + _t93))
+    _t97 = (12 * _t36)
+    _t98 = (_t76 + _t77 + _t78 + _t79 + _t80 + _t81 + (_t71 * _t8))
+    _t99 = (20 + _t66 + _t94 + _t97 + _t98)
+    _t100 = (_t36 * d_model)
+    _t101 = (_t25 + _t65 + _t98 + (30 * _t89))
+    _t102 = (_t101 + _t87)
+    _t103 = (40 * _t33)
     return (
         _t14,
         _t14,
@@ -180,17 +170,16 @@ def memory(v):
         (_t24 + _t32 + _t35 + (4 * _t3) + (4 * _t6) + (4 * _t9) + (6 * _t11)),
         (4 + _t38 + _t42 + _t44 + _t45 + _t47 + _t51 + _t55 + _t58 + _t60 + _t66 + (2 * _t59)),
         _t68,
-        _max(_t102, _t105, _t106, _t107, _t108, _t76, _t78, _t86, _t90),
         _t3,
         _t3,
         _t18,
         _t28,
-        _t109,
-        _t109,
+        _t69,
+        _t69,
         _t13,
         _t16,
-        _t109,
-        _t109,
+        _t69,
+        _t69,
         _t13,
         _t16,
         _t9,
@@ -230,13 +219,13 @@ def memory(v):
         _t18,
         _t28,
         _t68,
-        _t110,
-        _t95,
-        _t111,
-        _t110,
-        _t95,
-        _t111,
-        _t111,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t71,
+        _t72,
+        _t72,
         _t59,
         _t44,
         _t42,
@@ -245,77 +234,77 @@ def memory(v):
         _t47,
         _t63,
         _t58,
-        _t111,
+        _t72,
         _t51,
         _t61,
-        _t112,
+        _t73,
         _t45,
-        _t77,
-        _t77,
+        _t74,
+        _t74,
         _t60,
         _t38,
         4,
-        _t112,
-        _t110,
+        _t73,
+        _t70,
         _t45,
-        _t95,
-        _t77,
-        _t111,
-        _t112,
-        _t110,
+        _t71,
+        _t74,
+        _t72,
+        _t73,
+        _t70,
         _t45,
-        _t95,
-        _t77,
-        _t111,
-        _t77,
-        _t111,
+        _t71,
+        _t74,
+        _t72,
+        _t74,
+        _t72,
         _t53,
-        _t113,
+        _t75,
         _t43,
-        _t94,
+        _t76,
         _t41,
-        _t93,
+        _t77,
         _t53,
-        _t113,
+        _t75,
         _t54,
-        _t98,
+        _t78,
         _t46,
-        _t96,
+        _t79,
         _t62,
         _t63,
         _t57,
-        _t92,
-        _t77,
-        _t111,
+        _t80,
+        _t74,
+        _t72,
         _t50,
-        _t97,
+        _t81,
         _t61,
         _t61,
-        _t112,
-        _t112,
+        _t73,
+        _t73,
         _t45,
         _t45,
-        _t77,
-        _t77,
-        _t77,
-        _t77,
+        _t74,
+        _t74,
+        _t74,
+        _t74,
         _t60,
         _t60,
         _t38,
         _t38,
         4,
         4,
-        _t89,
+        _t91,
         n_layers,
-        _t86,
-        _t90,
-        _t107,
-        _t105,
-        _t102,
+        (_t61 + _t93 + _t94 + _t95),
+        (_t61 + _t91 + _t96),
+        (_t99 + (10 * _t67) + (16 * _t37)),
+        (_t99 + (_t97 * n_vocab)),
+        (_t102 + (24 * _t100)),
         n_layers,
-        _t108,
-        _t106,
-        _t78,
-        _t76,
-        _t89,
+        (_t10 + _t101 + _t39 + _t82 + _t86 + _t92 + _t95 - _t96 + (18 * _t100) + (_t49 * _t97) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t88 * d_ffn)))),
+        (_t10 + _t102 + _t74 + (_t45 * _t49)),
+        (_t35 + _t74 + _t83 + (32 * _t89) + (48 * _t85) + (_t34 * _t5) + (_t34 * _t8)),
+        (_t103 + _t83 + (20 * d_model) + (40 * _t89) + (60 * _t85) + (_t103 * _t5) + (_t103 * _t8)),
+        _t91,
     )

@@ -77,7 +77,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'deepseek-v3', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 1342052808704, 'gradients': 1342052808704, 'master': 2684105617408, 'optimizer': 5368211234816, 'states': 10736422469632, 'activations': 476413008, 'transient': 775680, 'peak': 13420528091044}, 'per_device_formula': {'weights': '6*d_expert*d_model*n_experts*n_moe_layers + 6*d_ffn*d_model*n_dense_layers + 6*d_model*d_shared*n_moe_layers + 2*d_model*d_v*n_dense_layers*n_heads + 2*d_model*d_v*n_heads*n_moe_layers + 2*d_model*n_dense_layers*q_lora_rank + 2*d_model*n_dense_layers*(d_rope + kv_lora_rank) + 4*d_model*n_dense_layers + 2*d_model*n_experts*n_moe_layers + 2*d_model*n_moe_layers*q_lora_rank + 2*d_model*n_moe_layers*(d_rope + kv_lora_rank) + 4*d_model*n_moe_layers + 4*d_model*n_vocab + 2*d_model + 2*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v) + 2*kv_lora_rank*n_dense_layers + 2*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v) + 2*kv_lora_rank*n_moe_layers + 2*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope) + 2*n_dense_layers*q_lora_rank + 2*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope) + 2*n_moe_layers*q_lora_rank', 'gradients': '6*d_expert*d_model*n_experts*n_moe_layers + 6*d_ffn*d_model*n_dense_layers + 6*d_model*d_shared*n_moe_layers + 2*d_model*d_v*n_dense_layers*n_heads + 2*d_model*d_v*n_heads*n_moe_layers + 2*d_model*n_dense_layers*q_lora_rank + 2*d_model*n_dense_layers*(d_rope + kv_lora_rank) + 4*d_model*n_dense_layers + 2*d_model*n_experts*n_moe_layers + 2*d_model*n_moe_layers*q_lora_rank + 2*d_model*n_moe_layers*(d_rope + kv_lora_rank) + 4*d_model*n_moe_layers + 4*d_model*n_vocab + 2*d_model + 2*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v) + 2*kv_lora_rank*n_dense_layers + 2*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v) + 2*kv_lora_rank*n_moe_layers + 2*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope) + 2*n_dense_layers*q_lora_rank + 2*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope) + 2*n_moe_layers*q_lora_rank', 'master': '12*d_expert*d_model*n_experts*n_moe_layers + 12*d_ffn*d_model*n_dense_layers + 12*d_model*d_shared*n_moe_layers + 4*d_model*d_v*n_dense_layers*n_heads + 4*d_model*d_v*n_heads*n_moe_layers + 4*d_model*n_dense_layers*q_lora_rank + 4*d_model*n_dense_layers*(d_rope + kv_lora_rank) + 8*d_model*n_dense_layers + 4*d_model*n_experts*n_moe_layers + 4*d_model*n_moe_layers*q_lora_rank + 4*d_model*n_moe_layers*(d_rope + kv_lora_rank) + 8*d_model*n_moe_layers + 8*d_model*n_vocab + 4*d_model + 4*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v) + 4*kv_lora_rank*n_dense_layers + 4*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v) + 4*kv_lora_rank*n_moe_layers + 4*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope) + 4*n_dense_layers*q_lora_rank + 4*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope) + 4*n_moe_layers*q_lora_rank', 'optimizer': '24*d_expert*d_model*n_experts*n_moe_layers + 24*d_ffn*d_model*n_dense_layers + 24*d_model*d_shared*n_moe_layers + 8*d_model*d_v*n_dense_layers*n_heads + 8*d_model*d_v*n_heads*n_moe_layers + 8*d_model*n_dense_layers*q_lora_rank + 8*d_model*n_dense_layers*(d_rope + kv_lora_rank) + 16*d_model*n_dense_layers + 8*d_model*n_experts*n_moe_layers + 8*d_model*n_moe_layers*q_lora_rank + 8*d_model*n_moe_layers*(d_rope + kv_lora_rank) + 16*d_model*n_moe_layers + 16*d_model*n_vocab + 8*d_model + 8*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v) + 8*kv_lora_rank*n_dense_layers + 8*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v) + 8*kv_lora_rank*n_moe_layers + 8*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope) + 8*n_dense_layers*q_lora_rank + 8*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope) + 8*n_moe_layers*q_lora_rank', 'states': '48*d_expert*d_model*n_experts*n_moe_layers + 48*d_ffn*d_model*n_dense_layers + 48*d_model*d_shared*n_moe_layers + 16*d_model*d_v*n_dense_layers*n_heads + 16*d_model*d_v*n_heads*n_moe_layers + 16*d_model*n_dense_layers*q_lora_rank + 16*d_model*n_dense_layers*(d_rope + kv_lora_rank) + 32*d_model*n_dense_layers + 16*d_model*n_experts*n_moe_layers + 16*d_model*n_moe_layers*q_lora_rank + 16*d_model*n_moe_layers*(d_rope + kv_lora_rank) + 32*d_model*n_moe_layers + 32*d_model*n_vocab + 16*d_model + 16*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v) + 16*kv_lora_rank*n_dense_layers + 16*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v) + 16*kv_lora_rank*n_moe_layers + 16*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope) + 16*n_dense_layers*q_lora_rank + 16*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope) + 16*n_moe_layers*q_lora_rank'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1853358080}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1853358080}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 3706716160}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 7413432320}, {'path': 'weights.dense_block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_dense_layers', 'bytes': 43008}, {'path': 'gradients.dense_block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_dense_layers', 'bytes': 43008}, {'path': 'master.dense_block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_dense_layers', 'bytes': 86016}, {'path': 'optimizer.dense_block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_dense_layers', 'bytes': 172032}, {'path': 'weights.dense_block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_dense_layers', 'bytes': 43008}, {'path': 'gradients.dense_block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_dense_layers', 'bytes': 43008}, {'path': 'master.dense_block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_dense_layers', 'bytes': 86016}, {'path': 'optimizer.dense_block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_dense_layers', 'bytes': 172032}, {'path': 'weights.dense_block.attention.q_a_proj.weight', 'category': 'weights', 'description': 'mixed weights of query down-projection', 'formula': '2*d_model*n_dense_layers*q_lora_rank', 'bytes': 66060288}, {'path': 'gradients.dense_block.attention.q_a_proj.weight', 'category': 'gradients', 'description': 'gradients of query down-projection', 'formula': '2*d_model*n_dense_layers*q_lora_rank', 'bytes': 66060288}, {'path': 'master.dense_block.attention.q_a_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query down-projection', 'formula': '4*d_model*n_dense_layers*q_lora_rank', 'bytes': 132120576}, {'path': 'optimizer.dense_block.attention.q_a_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query down-projection', 'formula': '8*d_model*n_dense_layers*q_lora_rank', 'bytes': 264241152}, {'path': 'weights.dense_block.attention.q_a_norm.weight', 'category': 'weights', 'description': 'mixed weights of query latent norm scale', 'formula': '2*n_dense_layers*q_lora_rank', 'bytes': 9216}, {'path': 'gradients.dense_block.attention.q_a_norm.weight', 'category': 'gradients', 'description': 'gradients of query latent norm scale', 'formula': '2*n_dense_layers*q_lora_rank', 'bytes': 9216}, {'path': 'master.dense_block.attention.q_a_norm.weight', 'category': 'master', 'description': 'fp32 master weights of query latent norm scale', 'formula': '4*n_dense_layers*q_lora_rank', 'bytes': 18432}, {'path': 'optimizer.dense_block.attention.q_a_norm.weight', 'category': 'optimizer', 'description': 'adamw state of query latent norm scale', 'formula': '8*n_dense_layers*q_lora_rank', 'bytes': 36864}, {'path': 'weights.dense_block.attention.q_b_proj.weight', 'category': 'weights', 'description': 'mixed weights of query up-projection', 'formula': '2*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope)', 'bytes': 226492416}, {'path': 'gradients.dense_block.attention.q_b_proj.weight', 'category': 'gradients', 'description': 'gradients of query up-projection', 'formula': '2*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope)', 'bytes': 226492416}, {'path': 'master.dense_block.attention.q_b_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query up-projection', 'formula': '4*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope)', 'bytes': 452984832}, {'path': 'optimizer.dense_block.attention.q_b_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query up-projection', 'formula': '8*n_dense_layers*n_heads*q_lora_rank*(d_nope + d_rope)', 'bytes': 905969664}, {'path': 'weights.dense_block.attention.kv_a_proj.weight', 'category': 'weights', 'description': 'mixed weights of key/value down-projection with the shared rotary key', 'formula': '2*d_model*n_dense_layers*(d_rope + kv_lora_rank)', 'bytes': 24772608}, {'path': 'gradients.dense_block.attention.kv_a_proj.weight', 'category': 'gradients', 'description': 'gradients of key/value down-projection with the shared rotary key', 'formula': '2*d_model*n_dense_layers*(d_rope + kv_lora_rank)', 'bytes': 24772608}, {'path': 'master.dense_block.attention.kv_a_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key/value down-projection with the shared rotary key', 'formula': '4*d_model*n_dense_layers*(d_rope + kv_lora_rank)', 'bytes': 49545216}, {'path': 'optimizer.dense_block.attention.kv_a_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key/value down-projection with the shared rotary key', 'formula': '8*d_model*n_dense_layers*(d_rope + kv_lora_rank)', 'bytes': 99090432}, {'path': 'weights.dense_block.attention.kv_a_norm.weight', 'category': 'weights', 'description': 'mixed weights of key/value latent norm scale', 'formula': '2*kv_lora_rank*n_dense_layers', 'bytes': 3072}, {'path': 'gradients.dense_block.attention.kv_a_norm.weight', 'category': 'gradients', 'description': 'gradients of key/value latent norm scale', 'formula': '2*kv_lora_rank*n_dense_layers', 'bytes': 3072}, {'path': 'master.dense_block.attention.kv_a_norm.weight', 'category': 'master', 'description': 'fp32 master weights of key/value latent norm scale', 'formula': '4*kv_lora_rank*n_dense_layers', 'bytes': 6144}, {'path': 'optimizer.dense_block.attention.kv_a_norm.weight', 'category': 'optimizer', 'description': 'adamw state of key/value latent norm scale', 'formula': '8*kv_lora_rank*n_dense_layers', 'bytes': 12288}, {'path': 'weights.dense_block.attention.kv_b_proj.weight', 'category': 'weights', 'description': 'mixed weights of key/value up-projection', 'formula': '2*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v)', 'bytes': 100663296}, {'path': 'gradients.dense_block.attention.kv_b_proj.weight', 'category': 'gradients', 'description': 'gradients of key/value up-projection', 'formula': '2*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v)', 'bytes': 100663296}, {'path': 'master.dense_block.attention.kv_b_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key/value up-projection', 'formula': '4*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v)', 'bytes': 201326592}, {'path': 'optimizer.dense_block.attention.kv_b_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key/value up-projection', 'formula': '8*kv_lora_rank*n_dense_layers*n_heads*(d_nope + d_v)', 'bytes': 402653184}, {'path': 'weights.dense_block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_model*d_v*n_dense_layers*n_heads', 'bytes': 704643072}, {'path': 'gradients.dense_block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_model*d_v*n_dense_layers*n_heads', 'bytes': 704643072}, {'path': 'master.dense_block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_model*d_v*n_dense_layers*n_heads', 'bytes': 1409286144}, {'path': 'optimizer.dense_block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_model*d_v*n_dense_layers*n_heads', 'bytes': 2818572288}, {'path': 'weights.dense_block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_dense_layers', 'bytes': 792723456}, {'path': 'gradients.dense_block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_dense_layers', 'bytes': 792723456}, {'path': 'master.dense_block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_dense_layers', 'bytes': 1585446912}, {'path': 'optimizer.dense_block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_dense_layers', 'bytes': 3170893824}, {'path': 'weights.dense_block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_dense_layers', 'bytes': 792723456}, {'path': 'gradients.dense_block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_dense_layers', 'bytes': 792723456}, {'path': 'master.dense_block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_dense_layers', 'bytes': 1585446912}, {'path': 'optimizer.dense_block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_dense_layers', 'bytes': 3170893824}, {'path': 'weights.dense_block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_dense_layers', 'bytes': 792723456}, {'path': 'gradients.dense_block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_dense_layers', 'bytes': 792723456}, {'path': 'master.dense_block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_dense_layers', 'bytes': 1585446912}, {'path': 'optimizer.dense_block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_dense_layers', 'bytes': 3170893824}, {'path': 'weights.moe_block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_moe_layers', 'bytes': 831488}, {'path': 'gradients.moe_block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_moe_layers', 'bytes': 831488}, {'path': 'master.moe_block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_moe_layers', 'bytes': 1662976}, {'path': 'optimizer.moe_block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_moe_layers', 'bytes': 3325952}, {'path': 'weights.moe_block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_moe_layers', 'bytes': 831488}, {'path': 'gradients.moe_block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_moe_layers', 'bytes': 831488}, {'path': 'master.moe_block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_moe_layers', 'bytes': 1662976}, {'path': 'optimizer.moe_block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_moe_layers', 'bytes': 3325952}, {'path': 'weights.moe_block.attention.q_a_proj.weight', 'category': 'weights', 'description': 'mixed weights of query down-projection', 'formula': '2*d_model*n_moe_layers*q_lora_rank', 'bytes': 1277165568}, {'path': 'gradients.moe_block.attention.q_a_proj.weight', 'category': 'gradients', 'description': 'gradients of query down-projection', 'formula': '2*d_model*n_moe_layers*q_lora_rank', 'bytes': 1277165568}, {'path': 'master.moe_block.attention.q_a_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query down-projection', 'formula': '4*d_model*n_moe_layers*q_lora_rank', 'bytes': 2554331136}, {'path': 'optimizer.moe_block.attention.q_a_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query down-projection', 'formula': '8*d_model*n_moe_layers*q_lora_rank', 'bytes': 5108662272}, {'path': 'weights.moe_block.attention.q_a_norm.weight', 'category': 'weights', 'description': 'mixed weights of query latent norm scale', 'formula': '2*n_moe_layers*q_lora_rank', 'bytes': 178176}, {'path': 'gradients.moe_block.attention.q_a_norm.weight', 'category': 'gradients', 'description': 'gradients of query latent norm scale', 'formula': '2*n_moe_layers*q_lora_rank', 'bytes': 178176}, {'path': 'master.moe_block.attention.q_a_norm.weight', 'category': 'master', 'description': 'fp32 master weights of query latent norm scale', 'formula': '4*n_moe_layers*q_lora_rank', 'bytes': 356352}, {'path': 'optimizer.moe_block.attention.q_a_norm.weight', 'category': 'optimizer', 'description': 'adamw state of query latent norm scale', 'formula': '8*n_moe_layers*q_lora_rank', 'bytes': 712704}, {'path': 'weights.moe_block.attention.q_b_proj.weight', 'category': 'weights', 'description': 'mixed weights of query up-projection', 'formula': '2*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope)', 'bytes': 4378853376}, {'path': 'gradients.moe_block.attention.q_b_proj.weight', 'category': 'gradients', 'description': 'gradients of query up-projection', 'formula': '2*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope)', 'bytes': 4378853376}, {'path': 'master.moe_block.attention.q_b_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query up-projection', 'formula': '4*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope)', 'bytes': 8757706752}, {'path': 'optimizer.moe_block.attention.q_b_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query up-projection', 'formula': '8*n_heads*n_moe_layers*q_lora_rank*(d_nope + d_rope)', 'bytes': 17515413504}, {'path': 'weights.moe_block.attention.kv_a_proj.weight', 'category': 'weights', 'description': 'mixed weights of key/value down-projection with the shared rotary key', 'formula': '2*d_model*n_moe_layers*(d_rope + kv_lora_rank)', 'bytes': 478937088}, {'path': 'gradients.moe_block.attention.kv_a_proj.weight', 'category': 'gradients', 'description': 'gradients of key/value down-projection with the shared rotary key', 'formula': '2*d_model*n_moe_layers*(d_rope + kv_lora_rank)', 'bytes': 478937088}, {'path': 'master.moe_block.attention.kv_a_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key/value down-projection with the shared rotary key', 'formula': '4*d_model*n_moe_layers*(d_rope + kv_lora_rank)', 'bytes': 957874176}, {'path': 'optimizer.moe_block.attention.kv_a_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key/value down-projection with the shared rotary key', 'formula': '8*d_model*n_moe_layers*(d_rope + kv_lora_rank)', 'bytes': 1915748352}, {'path': 'weights.moe_block.attention.kv_a_norm.weight', 'category': 'weights', 'description': 'mixed weights of key/value latent norm scale', 'formula': '2*kv_lora_rank*n_moe_layers', 'bytes': 59392}, {'path': 'gradients.moe_block.attention.kv_a_norm.weight', 'category': 'gradients', 'description': 'gradients of key/value latent norm scale', 'formula': '2*kv_lora_rank*n_moe_layers', 'bytes': 59392}, {'path': 'master.moe_block.attention.kv_a_norm.weight', 'category': 'master', 'description': 'fp32 master weights of key/value latent norm scale', 'formula': '4*kv_lora_rank*n_moe_layers', 'bytes': 118784}, {'path': 'optimizer.moe_block.attention.kv_a_norm.weight', 'category': 'optimizer', 'description': 'adamw state of key/value latent norm scale', 'formula': '8*kv_lora_rank*n_moe_layers', 'bytes': 237568}, {'path': 'weights.moe_block.attention.kv_b_proj.weight', 'category': 'weights', 'description': 'mixed weights of key/value up-projection', 'formula': '2*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v)', 'bytes': 1946157056}, {'path': 'gradients.moe_block.attention.kv_b_proj.weight', 'category': 'gradients', 'description': 'gradients of key/value up-projection', 'formula': '2*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v)', 'bytes': 1946157056}, {'path': 'master.moe_block.attention.kv_b_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key/value up-projection', 'formula': '4*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v)', 'bytes': 3892314112}, {'path': 'optimizer.moe_block.attention.kv_b_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key/value up-projection', 'formula': '8*kv_lora_rank*n_heads*n_moe_layers*(d_nope + d_v)', 'bytes': 7784628224}, {'path': 'weights.moe_block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_model*d_v*n_heads*n_moe_layers', 'bytes': 13623099392}, {'path': 'gradients.moe_block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_model*d_v*n_heads*n_moe_layers', 'bytes': 13623099392}, {'path': 'master.moe_block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_model*d_v*n_heads*n_moe_layers', 'bytes': 27246198784}, {'path': 'optimizer.moe_block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_model*d_v*n_heads*n_moe_layers', 'bytes': 54492397568}, {'path': 'weights.moe_block.moe.router.weight', 'category': 'weights', 'description': 'mixed weights of router (one score per expert)', 'formula': '2*d_model*n_experts*n_moe_layers', 'bytes': 212860928}, {'path': 'gradients.moe_block.moe.router.weight', 'category': 'gradients', 'description': 'gradients of router (one score per expert)', 'formula': '2*d_model*n_experts*n_moe_layers', 'bytes': 212860928}, {'path': 'master.moe_block.moe.router.weight', 'category': 'master', 'description': 'fp32 master weights of router (one score per expert)', 'formula': '4*d_model*n_experts*n_moe_layers', 'bytes': 425721856}, {'path': 'optimizer.moe_block.moe.router.weight', 'category': 'optimizer', 'description': 'adamw state of router (one score per expert)', 'formula': '8*d_model*n_experts*n_moe_layers', 'bytes': 851443712}, {'path': 'weights.moe_block.moe.experts.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 435939180544}, {'path': 'gradients.moe_block.moe.experts.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 435939180544}, {'path': 'master.moe_block.moe.experts.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert gate projection', 'formula': '4*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 871878361088}, {'path': 'optimizer.moe_block.moe.experts.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert gate projection', 'formula': '8*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 1743756722176}, {'path': 'weights.moe_block.moe.experts.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 435939180544}, {'path': 'gradients.moe_block.moe.experts.up_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 435939180544}, {'path': 'master.moe_block.moe.experts.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert up projection', 'formula': '4*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 871878361088}, {'path': 'optimizer.moe_block.moe.experts.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert up projection', 'formula': '8*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 1743756722176}, {'path': 'weights.moe_block.moe.experts.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 435939180544}, {'path': 'gradients.moe_block.moe.experts.down_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 435939180544}, {'path': 'master.moe_block.moe.experts.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert down projection', 'formula': '4*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 871878361088}, {'path': 'optimizer.moe_block.moe.experts.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert down projection', 'formula': '8*d_expert*d_model*n_experts*n_moe_layers', 'bytes': 1743756722176}, {'path': 'weights.moe_block.moe.shared.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate projection', 'formula': '2*d_model*d_shared*n_moe_layers', 'bytes': 1702887424}, {'path': 'gradients.moe_block.moe.shared.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate projection', 'formula': '2*d_model*d_shared*n_moe_layers', 'bytes': 1702887424}, {'path': 'master.moe_block.moe.shared.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate projection', 'formula': '4*d_model*d_shared*n_moe_layers', 'bytes': 3405774848}, {'path': 'optimizer.moe_block.moe.shared.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate projection', 'formula': '8*d_model*d_shared*n_moe_layers', 'bytes': 6811549696}, {'path': 'weights.moe_block.moe.shared.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert up projection', 'formula': '2*d_model*d_shared*n_moe_layers', 'bytes': 1702887424}, {'path': 'gradients.moe_block.moe.shared.up_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert up projection', 'formula': '2*d_model*d_shared*n_moe_layers', 'bytes': 1702887424}, {'path': 'master.moe_block.moe.shared.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert up projection', 'formula': '4*d_model*d_shared*n_moe_layers', 'bytes': 3405774848}, {'path': 'optimizer.moe_block.moe.shared.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert up projection', 'formula': '8*d_model*d_shared*n_moe_layers', 'bytes': 6811549696}, {'path': 'weights.moe_block.moe.shared.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert down projection', 'formula': '2*d_model*d_shared*n_moe_layers', 'bytes': 1702887424}, {'path': 'gradients.moe_block.moe.shared.down_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert down projection', 'formula': '2*d_model*d_shared*n_moe_layers', 'bytes': 1702887424}, {'path': 'master.moe_block.moe.shared.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert down projection', 'formula': '4*d_model*d_shared*n_moe_layers', 'bytes': 3405774848}, {'path': 'optimizer.moe_block.moe.shared.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert down projection', 'formula': '8*d_model*d_shared*n_moe_layers', 'bytes': 6811549696}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 14336}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 14336}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 28672}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 57344}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1853358080}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1853358080}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 3706716160}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 7413432320}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 775680}, {'path': 'dense_block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_dense_layers*seq', 'bytes': 86016}, {'path': 'dense_block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12}, {'path': 'dense_block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008}, {'path': 'dense_block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_dense_layers*seq', 'bytes': 86016}, {'path': 'dense_block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12}, {'path': 'dense_block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008}, {'path': 'dense_block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008}, {'path': 'dense_block.attention.q_a_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*n_dense_layers*q_lora_rank*seq', 'bytes': 18432}, {'path': 'dense_block.attention.q_a_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12}, {'path': 'dense_block.attention.q_a_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*n_dense_layers*q_lora_rank*seq', 'bytes': 9216}, {'path': 'dense_block.attention.q_b_input', 'category': 'activations', 'description': 'q_b_proj input', 'formula': '2*batch*n_dense_layers*q_lora_rank*seq', 'bytes': 9216}, {'path': 'dense_block.attention.kv_a_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*kv_lora_rank*n_dense_layers*seq', 'bytes': 6144}, {'path': 'dense_block.attention.kv_a_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12}, {'path': 'dense_block.attention.kv_a_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*kv_lora_rank*n_dense_layers*seq', 'bytes': 3072}, {'path': 'dense_block.attention.kv_b_input', 'category': 'activations', 'description': 'kv_b_proj input', 'formula': '2*batch*kv_lora_rank*n_dense_layers*seq', 'bytes': 3072}, {'path': 'dense_block.attention.qk', 'category': 'activations', 'description': 'queries and keys (nope + rope), math path fp32', 'formula': '8*batch*n_dense_layers*n_heads*seq*(d_nope + d_rope)', 'bytes': 589824}, {'path': 'dense_block.attention.probs', 'category': 'activations', 'description': 'softmax output (math path, fp32; P@V reads it)', 'formula': '4*batch*n_dense_layers*n_heads*seq**2', 'bytes': 1536}, {'path': 'dense_block.attention.v', 'category': 'activations', 'description': 'values, math path fp32', 'formula': '4*batch*d_v*n_dense_layers*n_heads*seq', 'bytes': 196608}, {'path': 'dense_block.attention.output', 'category': 'activations', 'description': 'attention output (o_proj input)', 'formula': '2*batch*d_v*n_dense_layers*n_heads*seq', 'bytes': 98304}, {'path': 'dense_block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008}, {'path': 'dense_block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_dense_layers*seq', 'bytes': 442368}, {'path': 'moe_block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_moe_layers*seq', 'bytes': 1662976}, {'path': 'moe_block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232}, {'path': 'moe_block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488}, {'path': 'moe_block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_moe_layers*seq', 'bytes': 1662976}, {'path': 'moe_block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232}, {'path': 'moe_block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488}, {'path': 'moe_block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488}, {'path': 'moe_block.attention.q_a_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*n_moe_layers*q_lora_rank*seq', 'bytes': 356352}, {'path': 'moe_block.attention.q_a_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232}, {'path': 'moe_block.attention.q_a_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*n_moe_layers*q_lora_rank*seq', 'bytes': 178176}, {'path': 'moe_block.attention.q_b_input', 'category': 'activations', 'description': 'q_b_proj input', 'formula': '2*batch*n_moe_layers*q_lora_rank*seq', 'bytes': 178176}, {'path': 'moe_block.attention.kv_a_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*kv_lora_rank*n_moe_layers*seq', 'bytes': 118784}, {'path': 'moe_block.attention.kv_a_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232}, {'path': 'moe_block.attention.kv_a_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*kv_lora_rank*n_moe_layers*seq', 'bytes': 59392}, {'path': 'moe_block.attention.kv_b_input', 'category': 'activations', 'description': 'kv_b_proj input', 'formula': '2*batch*kv_lora_rank*n_moe_layers*seq', 'bytes': 59392}, {'path': 'moe_block.attention.qk', 'category': 'activations', 'description': 'queries and keys (nope + rope), math path fp32', 'formula': '8*batch*n_heads*n_moe_layers*seq*(d_nope + d_rope)', 'bytes': 11403264}, {'path': 'moe_block.attention.probs', 'category': 'activations', 'description': 'softmax output (math path, fp32; P@V reads it)', 'formula': '4*batch*n_heads*n_moe_layers*seq**2', 'bytes': 29696}, {'path': 'moe_block.attention.v', 'category': 'activations', 'description': 'values, math path fp32', 'formula': '4*batch*d_v*n_heads*n_moe_layers*seq', 'bytes': 3801088}, {'path': 'moe_block.attention.output', 'category': 'activations', 'description': 'attention output (o_proj input)', 'formula': '2*batch*d_v*n_heads*n_moe_layers*seq', 'bytes': 1900544}, {'path': 'moe_block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488}, {'path': 'moe_block.moe.router_fp32_copies', 'category': 'activations', 'description': "router's fp32 copies of its input and weight (saved by the fp32 linear)", 'formula': 'n_moe_layers*(4*batch*d_model*seq + 4*d_model*n_experts)', 'bytes': 427384832}, {'path': 'moe_block.moe.router_probs', 'category': 'activations', 'description': 'router sigmoid output, fp32', 'formula': '4*batch*n_experts*n_moe_layers*seq', 'bytes': 59392}, {'path': 'moe_block.moe.topk_indices', 'category': 'activations', 'description': 'top-k expert indices, int64', 'formula': '8*batch*n_moe_layers*seq*top_k', 'bytes': 3712}, {'path': 'moe_block.moe.topk_normalize', 'category': 'activations', 'description': 'top-k weight normalisation: denominator and normalized weights, fp32', 'formula': 'n_moe_layers*(4*batch*seq*top_k + 4*batch*seq)', 'bytes': 2088}, {'path': 'moe_block.moe.experts.offsets', 'category': 'activations', 'description': 'grouped_mm group offsets, int32', 'formula': '4*n_experts*n_moe_layers', 'bytes': 59392}, {'path': 'moe_block.moe.experts.permutation', 'category': 'activations', 'description': 'token permutation indices, int64', 'formula': '24*batch*n_moe_layers*seq*top_k', 'bytes': 11136}, {'path': 'moe_block.moe.experts.tokens', 'category': 'activations', 'description': 'gathered inputs and weighted outputs', 'formula': '4*batch*d_model*n_moe_layers*seq*top_k', 'bytes': 13303808}, {'path': 'moe_block.moe.experts.intermediates', 'category': 'activations', 'description': 'gate_up output, activation output, down_proj input', 'formula': '8*batch*d_expert*n_moe_layers*seq*top_k', 'bytes': 7602176}, {'path': 'moe_block.moe.experts.weights', 'category': 'activations', 'description': 'routing weight per token-slot', 'formula': '4*batch*n_moe_layers*seq*top_k', 'bytes': 1856}, {'path': 'moe_block.moe.shared_expert.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_shared*n_moe_layers*seq', 'bytes': 950272}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_rope*seq', 'bytes': 256}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 28672}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 14336}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 14336}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 517120}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 476413008, 'per_layer': {'dense_block': 573968, 'moe_block': 8174420}, 'shared': 256, 'outside_layers': 574488, 'terms': [{'path': 'dense_block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_dense_layers*seq', 'bytes': 86016, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.norm_1.rstd', 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.norm_1.normalized', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_dense_layers*seq', 'bytes': 86016, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.norm_2.rstd', 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.norm_2.normalized', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.input', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.q_a_norm.input_fp32', 'formula': '4*batch*n_dense_layers*q_lora_rank*seq', 'bytes': 18432, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.q_a_norm.rstd', 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.q_a_norm.normalized', 'formula': '2*batch*n_dense_layers*q_lora_rank*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.q_b_input', 'formula': '2*batch*n_dense_layers*q_lora_rank*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.kv_a_norm.input_fp32', 'formula': '4*batch*kv_lora_rank*n_dense_layers*seq', 'bytes': 6144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.kv_a_norm.rstd', 'formula': '4*batch*n_dense_layers*seq', 'bytes': 12, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.kv_a_norm.normalized', 'formula': '2*batch*kv_lora_rank*n_dense_layers*seq', 'bytes': 3072, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.kv_b_input', 'formula': '2*batch*kv_lora_rank*n_dense_layers*seq', 'bytes': 3072, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.qk', 'formula': '8*batch*n_dense_layers*n_heads*seq*(d_nope + d_rope)/tp', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.probs', 'formula': '4*batch*n_dense_layers*n_heads*seq**2/tp', 'bytes': 1536, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.v', 'formula': '4*batch*d_v*n_dense_layers*n_heads*seq/tp', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.attention.output', 'formula': '2*batch*d_v*n_dense_layers*n_heads*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.mlp.input', 'formula': '2*batch*d_model*n_dense_layers*seq', 'bytes': 43008, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'dense_block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_dense_layers*seq/tp', 'bytes': 442368, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_moe_layers*seq', 'bytes': 1662976, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.norm_1.rstd', 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.norm_1.normalized', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_moe_layers*seq', 'bytes': 1662976, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.norm_2.rstd', 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.norm_2.normalized', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.input', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.q_a_norm.input_fp32', 'formula': '4*batch*n_moe_layers*q_lora_rank*seq', 'bytes': 356352, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.q_a_norm.rstd', 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.q_a_norm.normalized', 'formula': '2*batch*n_moe_layers*q_lora_rank*seq', 'bytes': 178176, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.q_b_input', 'formula': '2*batch*n_moe_layers*q_lora_rank*seq', 'bytes': 178176, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.kv_a_norm.input_fp32', 'formula': '4*batch*kv_lora_rank*n_moe_layers*seq', 'bytes': 118784, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.kv_a_norm.rstd', 'formula': '4*batch*n_moe_layers*seq', 'bytes': 232, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.kv_a_norm.normalized', 'formula': '2*batch*kv_lora_rank*n_moe_layers*seq', 'bytes': 59392, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.kv_b_input', 'formula': '2*batch*kv_lora_rank*n_moe_layers*seq', 'bytes': 59392, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.qk', 'formula': '8*batch*n_heads*n_moe_layers*seq*(d_nope + d_rope)/tp', 'bytes': 11403264, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.probs', 'formula': '4*batch*n_heads*n_moe_layers*seq**2/tp', 'bytes': 29696, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.v', 'formula': '4*batch*d_v*n_heads*n_moe_layers*seq/tp', 'bytes': 3801088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.attention.output', 'formula': '2*batch*d_v*n_heads*n_moe_layers*seq/tp', 'bytes': 1900544, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.mlp.input', 'formula': '2*batch*d_model*n_moe_layers*seq', 'bytes': 831488, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.router_fp32_copies', 'formula': 'n_moe_layers*(4*batch*d_model*seq + 4*d_model*n_experts)', 'bytes': 427384832, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.router_probs', 'formula': '4*batch*n_experts*n_moe_layers*seq', 'bytes': 59392, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.topk_indices', 'formula': '8*batch*n_moe_layers*seq*top_k', 'bytes': 3712, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.topk_normalize', 'formula': 'n_moe_layers*(4*batch*seq*top_k + 4*batch*seq)', 'bytes': 2088, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.experts.offsets', 'formula': '4*n_experts*n_moe_layers/ep', 'bytes': 59392, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.experts.permutation', 'formula': '24*batch*n_moe_layers*seq*top_k', 'bytes': 11136, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.experts.tokens', 'formula': '4*batch*d_model*n_moe_layers*seq*top_k', 'bytes': 13303808, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.experts.intermediates', 'formula': '8*batch*d_expert*n_moe_layers*seq*top_k/tp', 'bytes': 7602176, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.experts.weights', 'formula': '4*batch*n_moe_layers*seq*top_k', 'bytes': 1856, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'moe_block.moe.shared_expert.intermediates', 'formula': '8*batch*d_shared*n_moe_layers*seq/tp', 'bytes': 950272, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_rope*seq', 'bytes': 256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 28672, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 14336, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 14336, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 517120, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 13420528091044, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 9394369664932, 'layer': None}, {'phase': 'forward', 'label': "after dense_block layer i's forward", 'bytes': 9394371387092, 'layer': 2}, {'phase': 'forward', 'label': "after moe_block layer i's forward", 'bytes': 9394845503452, 'layer': 57}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 9394846853640, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 9394847112168, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 9396699047900, 'layer': None}, {'phase': 'backward', 'label': "moe_block layer i's backward", 'bytes': 10730931071371, 'layer': 0}, {'phase': 'backward', 'label': "dense_block layer i's backward", 'bytes': 10734430249819, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 10736422487972, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 13420528091044, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 9394369664932, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 129280, 'd_model': 7168, 'n_heads': 128, 'kv_lora_rank': 512, 'd_rope': 64, 'd_nope': 128, 'd_v': 128, 'n_experts': 256, 'top_k': 8, 'd_expert': 2048, 'q_lora_rank': 1536, 'd_shared': 2048, 'd_ffn': 18432, 'n_dense_layers': 3, 'n_moe_layers': 58, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191], 'activations': {'per_layer': [('dense_block', 192), ('dense_block', 194), ('dense_block', 196), ('dense_block', 198), ('dense_block', 200), ('dense_block', 202), ('dense_block', 204), ('dense_block', 206), ('dense_block', 208), ('dense_block', 210), ('dense_block', 212), ('dense_block', 214), ('dense_block', 216), ('dense_block', 218), ('dense_block', 220), ('dense_block', 222), ('dense_block', 224), ('dense_block', 226), ('dense_block', 228), ('dense_block', 230), ('dense_block', 232), ('moe_block', 234), ('moe_block', 236), ('moe_block', 238), ('moe_block', 240), ('moe_block', 242), ('moe_block', 244), ('moe_block', 246), ('moe_block', 248), ('moe_block', 250), ('moe_block', 252), ('moe_block', 254), ('moe_block', 256), ('moe_block', 258), ('moe_block', 260), ('moe_block', 262), ('moe_block', 264), ('moe_block', 266), ('moe_block', 268), ('moe_block', 270), ('moe_block', 272), ('moe_block', 274), ('moe_block', 276), ('moe_block', 278), ('moe_block', 280), ('moe_block', 282), ('moe_block', 284), ('moe_block', 286), ('moe_block', 288), ('moe_block', 290), ('moe_block', 292)], 'shared': [294], 'outside': [296, 298, 300, 302, 304, 306, 308], 'terms': [193, 195, 197, 199, 201, 203, 205, 207, 209, 211, 213, 215, 217, 219, 221, 223, 225, 227, 229, 231, 233, 235, 237, 239, 241, 243, 245, 247, 249, 251, 253, 255, 257, 259, 261, 263, 265, 267, 269, 271, 273, 275, 277, 279, 281, 283, 285, 287, 289, 291, 293, 295, 297, 299, 301, 303, 305, 307, 309]}, 'timeline': [('fixed', 310), ('layers', 311, 312, 313), ('layers', 314, 315, 316), ('fixed', 317), ('fixed', 318), ('fixed', 319), ('layers', 320, 321, 322), ('layers', 323, 324, 325), ('fixed', 326), ('fixed', 327), ('fixed', 328)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175, 176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190], 'activations': {'per_layer': [('dense_block', 191), ('dense_block', 193), ('dense_block', 195), ('dense_block', 197), ('dense_block', 199), ('dense_block', 201), ('dense_block', 203), ('dense_block', 205), ('dense_block', 207), ('dense_block', 209), ('dense_block', 211), ('dense_block', 213), ('dense_block', 215), ('dense_block', 217), ('dense_block', 219), ('dense_block', 221), ('dense_block', 223), ('dense_block', 225), ('dense_block', 227), ('dense_block', 229), ('dense_block', 231), ('moe_block', 233), ('moe_block', 235), ('moe_block', 237), ('moe_block', 239), ('moe_block', 241), ('moe_block', 243), ('moe_block', 245), ('moe_block', 247), ('moe_block', 249), ('moe_block', 251), ('moe_block', 253), ('moe_block', 255), ('moe_block', 257), ('moe_block', 259), ('moe_block', 261), ('moe_block', 263), ('moe_block', 265), ('moe_block', 267), ('moe_block', 269), ('moe_block', 271), ('moe_block', 273), ('moe_block', 275), ('moe_block', 277), ('moe_block', 279), ('moe_block', 281), ('moe_block', 283), ('moe_block', 285), ('moe_block', 287), ('moe_block', 289), ('moe_block', 291)], 'shared': [293], 'outside': [295, 297, 299, 301, 303, 305, 307], 'terms': [192, 194, 196, 198, 200, 202, 204, 206, 208, 210, 212, 214, 216, 218, 220, 222, 224, 226, 228, 230, 232, 234, 236, 238, 240, 242, 244, 246, 248, 250, 252, 254, 256, 258, 260, 262, 264, 266, 268, 270, 272, 274, 276, 278, 280, 282, 284, 286, 288, 290, 292, 294, 296, 298, 300, 302, 304, 306, 308]}, 'timeline': [('fixed', 309), ('layers', 310, 311, 312), ('layers', 313, 314, 315), ('fixed', 316), ('fixed', 317), ('fixed', 318), ('layers', 319, 320, 321), ('layers', 322, 323, 324), ('fixed', 325), ('fixed', 326), ('fixed', 327)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -138,581 +138,565 @@ def memory(v):
     _t34 = (4 * d_model)
     _t35 = (_t34 * n_dense_layers)
     _t36 = (_t34 * n_moe_layers)
-    _t37 = (_t0 * q_lora_rank)
-    _t38 = (_t37 * n_dense_layers)
+    _t37 = (_t0 * n_dense_layers)
+    _t38 = (_t37 * q_lora_rank)
     _t39 = (d_rope + kv_lora_rank)
-    _t40 = (_t0 * _t39)
-    _t41 = (_t40 * n_dense_layers)
-    _t42 = (_t0 * n_experts)
-    _t43 = (_t42 * n_moe_layers)
-    _t44 = (_t37 * n_moe_layers)
-    _t45 = (_t40 * n_moe_layers)
-    _t46 = (_t0 + _t13 + _t18 + _t19 + _t20 + _t21 + _t22 + _t23 + _t24 + _t25 + _t35 + _t36 + _t38 + _t41 + _t43 + _t44 + _t45 + _t7 + (2 * _t3) + (3 * _t27) + (3 * _t28) + (3 * _t33))
-    _t47 = (4 * kv_lora_rank)
-    _t48 = (_t47 * n_dense_layers)
-    _t49 = (_t47 * n_moe_layers)
-    _t50 = (4 * q_lora_rank)
-    _t51 = (_t50 * n_dense_layers)
-    _t52 = (_t50 * n_moe_layers)
-    _t53 = (8 * d_model)
-    _t54 = (_t53 * n_dense_layers)
-    _t55 = (_t53 * n_moe_layers)
-    _t56 = (_t35 * q_lora_rank)
-    _t57 = (_t35 * _t39)
-    _t58 = (_t36 * n_experts)
-    _t59 = (_t36 * q_lora_rank)
-    _t60 = (_t36 * _t39)
-    _t61 = (_t1 * _t34)
-    _t62 = _fceil((_t61 * n_vocab))
-    _t63 = _fceil((_t4 * _t61))
-    _t64 = (_t63 * n_dense_layers)
-    _t65 = _fceil((_t10 * _t47))
-    _t66 = (_t65 * n_dense_layers)
-    _t67 = _fceil((_t15 * _t50))
-    _t68 = (_t67 * n_dense_layers)
-    _t69 = (_t63 * n_moe_layers)
-    _t70 = (_t65 * n_moe_layers)
-    _t71 = (_t67 * n_moe_layers)
-    _t72 = (n_dense_layers * _fceil((_t61 * d_ffn)))
-    _t73 = (n_moe_layers * _fceil((_t61 * d_shared)))
-    _t74 = (_t34 * n_experts)
-    _t75 = (_t1 * d_expert)
-    _t76 = (n_moe_layers * _fceil((_t29 * _t74 * _t75)))
-    _t77 = (_t64 + _t66 + _t68 + _t69 + _t70 + _t71 + (2 * _t62) + (3 * _t72) + (3 * _t73) + (3 * _t76))
-    _t78 = (8 * kv_lora_rank)
-    _t79 = (_t78 * n_dense_layers)
-    _t80 = (_t78 * n_moe_layers)
-    _t81 = (8 * q_lora_rank)
-    _t82 = (_t81 * n_dense_layers)
-    _t83 = (_t81 * n_moe_layers)
-    _t84 = (16 * d_model)
-    _t85 = (_t84 * n_dense_layers)
-    _t86 = (_t84 * n_moe_layers)
-    _t87 = (_t54 * q_lora_rank)
-    _t88 = (_t39 * _t54)
-    _t89 = (_t55 * n_experts)
-    _t90 = (_t55 * q_lora_rank)
-    _t91 = (_t39 * _t55)
-    _t92 = (_t1 * _t53)
-    _t93 = _fceil((_t92 * n_vocab))
-    _t94 = _fceil((_t4 * _t92))
-    _t95 = (_t94 * n_dense_layers)
-    _t96 = _fceil((_t10 * _t78))
-    _t97 = (_t96 * n_dense_layers)
-    _t98 = _fceil((_t15 * _t81))
-    _t99 = (_t98 * n_dense_layers)
-    _t100 = (_t94 * n_moe_layers)
-    _t101 = (_t96 * n_moe_layers)
-    _t102 = (_t98 * n_moe_layers)
-    _t103 = (n_dense_layers * _fceil((_t92 * d_ffn)))
-    _t104 = (n_moe_layers * _fceil((_t92 * d_shared)))
-    _t105 = (n_moe_layers * _fceil((_t31 * _t92)))
-    _t106 = (_t100 + _t101 + _t102 + _t95 + _t97 + _t99 + (2 * _t93) + (3 * _t103) + (3 * _t104) + (3 * _t105))
-    _t107 = (16 * kv_lora_rank)
-    _t108 = (_t107 * n_dense_layers)
-    _t109 = (_t107 * n_moe_layers)
-    _t110 = (16 * q_lora_rank)
-    _t111 = (_t110 * n_dense_layers)
-    _t112 = (_t110 * n_moe_layers)
-    _t113 = (32 * d_model)
-    _t114 = (_t108 + _t109 + _t111 + _t112 + (_t113 * n_dense_layers) + (_t113 * n_moe_layers) + (_t39 * _t85) + (_t39 * _t86) + (_t85 * q_lora_rank) + (_t86 * n_experts) + (_t86 * q_lora_rank))
-    _t115 = (batch * seq)
-    _t116 = (4 * _t115)
-    _t117 = _where((batch == 1), (1 + seq), _t115)
-    _t118 = (8 * _t117)
-    _t119 = (seq * seq)
-    _t120 = (_t119 * _t9 * batch)
-    _t121 = (4 * _t120)
-    _t122 = _fceil(_t121)
-    _t123 = (_t122 * n_dense_layers)
-    _t124 = (8 * _t115)
-    _t125 = (_t1 * d_ffn)
-    _t126 = (_t124 * _t125)
-    _t127 = (n_dense_layers * _fceil(_t126))
-    _t128 = (_t1 * _t4)
-    _t129 = (_t115 * _t128)
-    _t130 = (2 * _t129)
-    _t131 = _fceil(_t130)
-    _t132 = (_t131 * n_dense_layers)
-    _t133 = (_t116 * _t128)
-    _t134 = _fceil(_t133)
-    _t135 = (_t134 * n_dense_layers)
-    _t136 = (_t124 * _t15)
-    _t137 = _fceil(_t136)
-    _t138 = (_t137 * n_dense_layers)
-    _t139 = (4 * _t30)
-    _t140 = (n_moe_layers * _fceil(_t139))
-    _t141 = (_t122 * n_moe_layers)
-    _t142 = (_t1 * d_shared)
-    _t143 = (_t124 * _t142)
-    _t144 = (n_moe_layers * _fceil(_t143))
-    _t145 = (_t131 * n_moe_layers)
-    _t146 = (_t134 * n_moe_layers)
-    _t147 = (_t124 * top_k)
-    _t148 = (_t147 * _t75)
-    _t149 = (n_moe_layers * _fceil(_t148))
-    _t150 = (_t137 * n_moe_layers)
-    _t151 = (_t116 * n_vocab)
-    _t152 = (_t115 * _t53)
-    _t153 = (4 * d_rope * seq)
-    _t154 = (_t116 * top_k)
-    _t155 = (_t116 + _t154)
-    _t156 = (_t155 * n_moe_layers)
-    _t157 = (_t115 * _t34)
-    _t158 = (_t157 + _t74)
-    _t159 = (_t158 * n_moe_layers)
-    _t160 = (16 * _t115)
-    _t161 = (_t116 * n_experts)
-    _t162 = (_t161 * n_moe_layers)
-    _t163 = (_t115 * top_k)
-    _t164 = (_t163 * _t36)
-    _t165 = (_t153 + _t156 + _t159 + _t162 + _t164 + (_t115 * _t79) + (_t115 * _t80) + (_t115 * _t82) + (_t115 * _t83) + (_t115 * _t85) + (_t115 * _t86) + (_t160 * n_dense_layers) + (_t160 * n_moe_layers) + (36 * _t163 * n_moe_layers))
-    _t166 = (_t152 + _t165)
-    _t167 = (_t115 * n_vocab)
-    _t168 = (6 * _t167)
-    _t169 = (20 * d_model)
-    _t170 = (20 * kv_lora_rank)
-    _t171 = (_t170 * n_dense_layers)
-    _t172 = (_t170 * n_moe_layers)
-    _t173 = (20 * q_lora_rank)
-    _t174 = (_t173 * n_dense_layers)
-    _t175 = (_t173 * n_moe_layers)
-    _t176 = (40 * d_model)
-    _t177 = (_t169 * n_dense_layers)
-    _t178 = (_t169 * n_moe_layers)
-    _t179 = (_t1 * n_vocab)
-    _t180 = (60 * d_model)
-    _t181 = (_t125 * n_dense_layers)
-    _t182 = (_t142 * n_moe_layers)
-    _t183 = (_t1 * _t31)
+    _t40 = (_t37 * _t39)
+    _t41 = (_t0 * n_moe_layers)
+    _t42 = (_t41 * n_experts)
+    _t43 = (_t41 * q_lora_rank)
+    _t44 = (_t39 * _t41)
+    _t45 = (_t0 + _t13 + _t18 + _t19 + _t20 + _t21 + _t22 + _t23 + _t24 + _t25 + _t35 + _t36 + _t38 + _t40 + _t42 + _t43 + _t44 + _t7 + (2 * _t3) + (3 * _t27) + (3 * _t28) + (3 * _t33))
+    _t46 = (4 * kv_lora_rank)
+    _t47 = (_t46 * n_dense_layers)
+    _t48 = (_t46 * n_moe_layers)
+    _t49 = (4 * q_lora_rank)
+    _t50 = (_t49 * n_dense_layers)
+    _t51 = (_t49 * n_moe_layers)
+    _t52 = (8 * d_model)
+    _t53 = (_t52 * n_dense_layers)
+    _t54 = (_t52 * n_moe_layers)
+    _t55 = (_t35 * q_lora_rank)
+    _t56 = (_t35 * _t39)
+    _t57 = (_t36 * n_experts)
+    _t58 = (_t36 * q_lora_rank)
+    _t59 = (_t36 * _t39)
+    _t60 = (_t1 * _t34)
+    _t61 = _fceil((_t60 * n_vocab))
+    _t62 = _fceil((_t4 * _t60))
+    _t63 = (_t62 * n_dense_layers)
+    _t64 = _fceil((_t10 * _t46))
+    _t65 = (_t64 * n_dense_layers)
+    _t66 = _fceil((_t15 * _t49))
+    _t67 = (_t66 * n_dense_layers)
+    _t68 = (_t62 * n_moe_layers)
+    _t69 = (_t64 * n_moe_layers)
+    _t70 = (_t66 * n_moe_layers)
+    _t71 = (n_dense_layers * _fceil((_t60 * d_ffn)))
+    _t72 = (n_moe_layers * _fceil((_t60 * d_shared)))
+    _t73 = (_t34 * n_experts)
+    _t74 = (_t1 * d_expert)
+    _t75 = (n_moe_layers * _fceil((_t29 * _t73 * _t74)))
+    _t76 = (_t63 + _t65 + _t67 + _t68 + _t69 + _t70 + (2 * _t61) + (3 * _t71) + (3 * _t72) + (3 * _t75))
+    _t77 = (8 * kv_lora_rank)
+    _t78 = (_t77 * n_dense_layers)
+    _t79 = (_t77 * n_moe_layers)
+    _t80 = (8 * q_lora_rank)
+    _t81 = (_t80 * n_dense_layers)
+    _t82 = (_t80 * n_moe_layers)
+    _t83 = (16 * d_model)
+    _t84 = (_t83 * n_dense_layers)
+    _t85 = (_t83 * n_moe_layers)
+    _t86 = (_t53 * q_lora_rank)
+    _t87 = (_t39 * _t53)
+    _t88 = (_t54 * n_experts)
+    _t89 = (_t54 * q_lora_rank)
+    _t90 = (_t39 * _t54)
+    _t91 = (_t1 * _t52)
+    _t92 = _fceil((_t91 * n_vocab))
+    _t93 = _fceil((_t4 * _t91))
+    _t94 = (_t93 * n_dense_layers)
+    _t95 = _fceil((_t10 * _t77))
+    _t96 = (_t95 * n_dense_layers)
+    _t97 = _fceil((_t15 * _t80))
+    _t98 = (_t97 * n_dense_layers)
+    _t99 = (_t93 * n_moe_layers)
+    _t100 = (_t95 * n_moe_layers)
+    _t101 = (_t97 * n_moe_layers)
+    _t102 = (n_dense_layers * _fceil((_t91 * d_ffn)))
+    _t103 = (n_moe_layers * _fceil((_t91 * d_shared)))
+    _t104 = (n_moe_layers * _fceil((_t31 * _t91)))
+    _t105 = (_t100 + _t101 + _t94 + _t96 + _t98 + _t99 + (2 * _t92) + (3 * _t102) + (3 * _t103) + (3 * _t104))
+    _t106 = (16 * kv_lora_rank)
+    _t107 = (_t106 * n_dense_layers)
+    _t108 = (_t106 * n_moe_layers)
+    _t109 = (16 * q_lora_rank)
+    _t110 = (_t109 * n_dense_layers)
+    _t111 = (_t109 * n_moe_layers)
+    _t112 = (32 * d_model)
+    _t113 = (_t107 + _t108 + _t110 + _t111 + (_t112 * n_dense_layers) + (_t112 * n_moe_layers) + (_t39 * _t84) + (_t39 * _t85) + (_t84 * q_lora_rank) + (_t85 * n_experts) + (_t85 * q_lora_rank))
+    _t114 = (batch * seq)
+    _t115 = (4 * _t114)
+    _t116 = _where((batch == 1), (1 + seq), _t114)
+    _t117 = (8 * _t116)
+    _t118 = (seq * seq)
+    _t119 = (_t118 * _t9 * batch)
+    _t120 = (4 * _t119)
+    _t121 = _fceil(_t120)
+    _t122 = (_t121 * n_dense_layers)
+    _t123 = (8 * _t114)
+    _t124 = (_t1 * d_ffn)
+    _t125 = (_t123 * _t124)
+    _t126 = (n_dense_layers * _fceil(_t125))
+    _t127 = (_t1 * _t4)
+    _t128 = (_t114 * _t127)
+    _t129 = (2 * _t128)
+    _t130 = _fceil(_t129)
+    _t131 = (_t130 * n_dense_layers)
+    _t132 = (_t115 * _t127)
+    _t133 = _fceil(_t132)
+    _t134 = (_t133 * n_dense_layers)
+    _t135 = (_t123 * _t15)
+    _t136 = _fceil(_t135)
+    _t137 = (_t136 * n_dense_layers)
+    _t138 = (4 * _t30)
+    _t139 = (n_moe_layers * _fceil(_t138))
+    _t140 = (_t121 * n_moe_layers)
+    _t141 = (_t1 * d_shared)
+    _t142 = (_t123 * _t141)
+    _t143 = (n_moe_layers * _fceil(_t142))
+    _t144 = (_t130 * n_moe_layers)
+    _t145 = (_t133 * n_moe_layers)
+    _t146 = (_t123 * top_k)
+    _t147 = (_t146 * _t74)
+    _t148 = (n_moe_layers * _fceil(_t147))
+    _t149 = (_t136 * n_moe_layers)
+    _t150 = (_t115 * n_vocab)
+    _t151 = (_t114 * _t52)
+    _t152 = (4 * d_rope * seq)
+    _t153 = (_t115 * top_k)
+    _t154 = (_t115 + _t153)
+    _t155 = (_t154 * n_moe_layers)
+    _t156 = (_t114 * _t34)
+    _t157 = (_t156 + _t73)
+    _t158 = (_t157 * n_moe_layers)
+    _t159 = (16 * _t114)
+    _t160 = (_t115 * n_moe_layers)
+    _t161 = (_t160 * n_experts)
+    _t162 = (_t114 * top_k)
+    _t163 = (_t162 * _t36)
+    _t164 = (_t152 + _t155 + _t158 + _t161 + _t163 + (_t114 * _t78) + (_t114 * _t79) + (_t114 * _t81) + (_t114 * _t82) + (_t114 * _t84) + (_t114 * _t85) + (_t159 * n_dense_layers) + (_t159 * n_moe_layers) + (36 * _t162 * n_moe_layers))
+    _t165 = (_t151 + _t164)
+    _t166 = (_t114 * n_vocab)
+    _t167 = (6 * _t166)
+    _t168 = (_t114 * _t35)
+    _t169 = (_t115 * n_dense_layers)
+    _t170 = (_t114 * _t37)
+    _t171 = (_t114 * _t50)
+    _t172 = (_t114 * _t24)
+    _t173 = (_t114 * _t47)
+    _t174 = (_t114 * _t22)
+    _t175 = (_t114 * _t36)
+    _t176 = (_t114 * _t41)
+    _t177 = (_t114 * _t51)
+    _t178 = (_t114 * _t25)
+    _t179 = (_t114 * _t48)
+    _t180 = (_t114 * _t23)
+    _t181 = (_t146 * n_moe_layers)
+    _t182 = (24 * _t114)
+    _t183 = (_t182 * top_k)
     _t184 = (_t183 * n_moe_layers)
-    _t185 = (48 * n_dense_layers)
-    _t186 = (_t185 + (2 * d_rope) + (64 * n_moe_layers))
-    _t187 = (12 + _t186)
-    _t188 = (_t124 + _t187)
-    _t189 = (_t169 + _t171 + _t172 + _t174 + _t175 + _t188 + (_t10 * _t171) + (_t10 * _t172) + (_t128 * _t177) + (_t128 * _t178) + (_t15 * _t174) + (_t15 * _t175) + (_t176 * _t179) + (_t176 * n_dense_layers) + (_t176 * n_moe_layers) + (_t177 * _t39) + (_t177 * q_lora_rank) + (_t178 * _t39) + (_t178 * n_experts) + (_t178 * q_lora_rank) + (_t180 * _t181) + (_t180 * _t182) + (_t180 * _t184))
-    _t190 = (_t182 * d_model)
-    _t191 = (_t0 * _t115)
-    _t192 = (_t191 + _t84)
-    _t193 = (_t114 + _t188 + _t192 + (48 * _t190) + (_t10 * _t108) + (_t10 * _t109) + (_t111 * _t15) + (_t112 * _t15) + (_t113 * _t179) + (_t128 * _t85) + (_t128 * _t86) + (48 * _t184 * d_model) + (_t125 * _t185 * d_model))
-    _t194 = (24 * _t115)
-    _t195 = (6 * _t129)
-    _t196 = (_t121 + _t136 + _t195 + (_t115 * _t78) + (_t115 * _t81))
-    _t197 = (_t126 + _t196)
-    _t198 = (_t197 + (_t115 * _t84))
-    _t199 = (14 * kv_lora_rank)
-    _t200 = (_t199 * n_dense_layers)
-    _t201 = (_t199 * n_moe_layers)
-    _t202 = (14 * q_lora_rank)
-    _t203 = (_t202 * n_dense_layers)
-    _t204 = (_t202 * n_moe_layers)
-    _t205 = (28 * d_model)
-    _t206 = (14 * d_model)
-    _t207 = (_t206 * n_dense_layers)
-    _t208 = (_t206 * n_moe_layers)
-    _t209 = (42 * d_model)
-    _t210 = (_t200 + _t201 + _t203 + _t204 + (42 * _t190) + (_t10 * _t200) + (_t10 * _t201) + (_t128 * _t207) + (_t128 * _t208) + (_t15 * _t203) + (_t15 * _t204) + (_t181 * _t209) + (_t184 * _t209) + (_t205 * n_dense_layers) + (_t205 * n_moe_layers) + (_t207 * _t39) + (_t207 * q_lora_rank) + (_t208 * _t39) + (_t208 * n_experts) + (_t208 * q_lora_rank))
-    _t211 = (_t206 + (_t179 * _t205))
-    _t212 = (_t210 + _t211)
-    _t213 = (_t187 + _t212)
-    _t214 = (_t153 + _t194 + _t198 + _t213)
-    _t215 = (28 * _t115)
-    _t216 = (_t157 * top_k)
-    _t217 = (_t139 + _t143 + _t148 + _t161 + _t216 + (40 * _t163))
-    _t218 = (_t196 + _t217 + _t74)
-    _t219 = (_t218 + (_t115 * _t169))
-    _t220 = (n_dense_layers * (_t160 + _t198))
-    _t221 = (_t153 + _t220)
-    _t222 = (_t213 + _t215 + _t219 + _t221)
-    _t223 = (n_moe_layers * (_t219 + (20 * _t115)))
-    _t224 = (_t188 + _t210)
-    _t225 = (_t211 + _t224)
-    _t226 = (_t221 + _t225)
-    _t227 = (_t223 + _t226)
-    _t228 = (30 * _t179 * d_model)
-    _t229 = (_t139 * n_moe_layers)
-    _t230 = (_t121 * n_dense_layers)
-    _t231 = (_t121 * n_moe_layers)
-    _t232 = (_t126 * n_dense_layers)
-    _t233 = (_t143 * n_moe_layers)
-    _t234 = (_t147 * n_moe_layers)
-    _t235 = (_t234 * _t75)
-    _t236 = (_t136 * n_dense_layers)
-    _t237 = (_t136 * n_moe_layers)
-    _t238 = (_t229 + _t230 + _t231 + _t232 + _t233 + _t235 + _t236 + _t237 + (_t195 * n_dense_layers) + (_t195 * n_moe_layers))
-    _t239 = (_t165 + _t224 + _t228 + _t238)
-    _t240 = (_t239 + _t84 + (_t194 * d_model))
-    _t241 = (12 * _t115)
-    _t242 = (20 + _t166 + _t186 + _t212 + _t238 + _t241)
-    _t243 = (_t242 + (_t241 * n_vocab))
-    _t244 = (_t242 + (10 * _t167) + (16 * _t117))
-    _t245 = (6 * _t163)
-    _t246 = (_t32 - _t147)
-    _t247 = _max(_t216, (_t246 + (2 * _t163 * _t75)), (((-1) * _t245) + (_t245 * d_model)), (_t246 + (_t154 * _t75) - (_t191 * top_k)), (((-1) * _t124) - _t217 - _t42 + (2 * d_model) - (_t241 * d_model) + (6 * _t1 * d_model * d_shared) + (2 * _t1 * d_model * d_v * n_heads) + _fdiv(4 * _t1 * _t119 * batch * n_heads, 3) + (6 * _t1 * _t29 * d_expert * d_model * n_experts) + (6 * _t1 * batch * d_v * n_heads * seq)))
-    _t248 = (_t192 + _t239)
-    _t249 = (_t247 + _t248)
-    _t250 = (6 * d_model)
-    _t251 = (_t11 + _t14 + _t16 + _t34 + _t37 + _t40 + _t8)
-    _t252 = (_t251 + _t42 + _t5 + (_t142 * _t250) + (_t183 * _t250))
-    _t253 = ((-1) * _t223)
-    _t254 = (_t5 + (_t125 * _t250))
-    _t255 = (_t253 + (_t252 * n_moe_layers) + _max((_t26 + (_t116 * _t125)), (_t0 + _t195 + _t254 - _t116 - _t126 - _t152 + _fdiv(4 * _t120, 3))))
-    _t256 = (_t248 + _t255)
-    _t257 = (_t115 * d_model)
-    _t258 = (_t165 + _t187 + _t210 + _t228 + _t238 + _t84)
-    _t259 = (_t194 + _t197 + _t255 + _t258 - _t220 + (18 * _t257) + ((-1 + n_dense_layers) * (_t251 + _t254)))
-    _t260 = (_t215 + _t218 + _t247 + _t253 + _t258 + (22 * _t257) + (_t252 * (-1 + n_moe_layers)))
-    _t261 = (_t0 * n_dense_layers)
-    _t262 = (_t0 * n_moe_layers)
-    _t263 = (_t115 * _t35)
-    _t264 = (_t116 * n_dense_layers)
-    _t265 = (_t115 * _t261)
-    _t266 = (_t115 * _t51)
-    _t267 = (_t115 * _t24)
-    _t268 = (_t115 * _t48)
-    _t269 = (_t115 * _t22)
-    _t270 = (_t115 * _t36)
-    _t271 = (_t116 * n_moe_layers)
-    _t272 = (_t115 * _t262)
-    _t273 = (_t115 * _t52)
-    _t274 = (_t115 * _t25)
-    _t275 = (_t115 * _t49)
-    _t276 = (_t115 * _t23)
-    _t277 = (_t194 * top_k)
-    _t278 = (_t277 * n_moe_layers)
-    _t279 = (_t154 * n_moe_layers)
-    _t280 = (_t115 * _t50)
-    _t281 = (_t115 * _t14)
-    _t282 = (_t115 * _t47)
-    _t283 = (_t115 * _t8)
+    _t185 = (_t153 * n_moe_layers)
+    _t186 = (_t0 * _t114)
+    _t187 = (_t114 * _t49)
+    _t188 = (_t114 * _t14)
+    _t189 = (_t114 * _t46)
+    _t190 = (_t114 * _t8)
+    _t191 = (_t135 * n_dense_layers)
+    _t192 = (_t120 * n_dense_layers)
+    _t193 = (_t125 * n_dense_layers)
+    _t194 = (_t135 * n_moe_layers)
+    _t195 = (_t120 * n_moe_layers)
+    _t196 = (_t115 * n_experts)
+    _t197 = (_t138 * n_moe_layers)
+    _t198 = (_t156 * top_k)
+    _t199 = (_t181 * _t74)
+    _t200 = (_t142 * n_moe_layers)
+    _t201 = (2 * d_rope)
+    _t202 = (48 * n_dense_layers)
+    _t203 = (64 * n_moe_layers)
+    _t204 = (12 + _t123 + _t201 + _t202 + _t203)
+    _t205 = (14 * kv_lora_rank)
+    _t206 = (_t205 * n_dense_layers)
+    _t207 = (_t205 * n_moe_layers)
+    _t208 = (14 * q_lora_rank)
+    _t209 = (_t208 * n_dense_layers)
+    _t210 = (_t208 * n_moe_layers)
+    _t211 = (28 * d_model)
+    _t212 = (14 * d_model)
+    _t213 = (_t212 * n_dense_layers)
+    _t214 = (_t212 * n_moe_layers)
+    _t215 = (42 * d_model)
+    _t216 = (_t124 * n_dense_layers)
+    _t217 = (_t141 * n_moe_layers)
+    _t218 = (_t1 * _t31)
+    _t219 = (_t218 * n_moe_layers)
+    _t220 = (_t206 + _t207 + _t209 + _t210 + (_t10 * _t206) + (_t10 * _t207) + (_t127 * _t213) + (_t127 * _t214) + (_t15 * _t209) + (_t15 * _t210) + (_t211 * n_dense_layers) + (_t211 * n_moe_layers) + (_t213 * _t39) + (_t213 * q_lora_rank) + (_t214 * _t39) + (_t214 * n_experts) + (_t214 * q_lora_rank) + (_t215 * _t216) + (_t215 * _t217) + (_t215 * _t219))
+    _t221 = (_t204 + _t220)
+    _t222 = (_t1 * n_vocab)
+    _t223 = (_t212 + (_t211 * _t222))
+    _t224 = (_t221 + _t223)
+    _t225 = (6 * _t128)
+    _t226 = (_t120 + _t135 + _t225 + (_t114 * _t77) + (_t114 * _t80))
+    _t227 = (_t125 + _t226)
+    _t228 = (_t227 + (_t114 * _t83))
+    _t229 = (_t201 + _t202 + _t203 + _t220 + _t223)
+    _t230 = (12 + _t229)
+    _t231 = (n_dense_layers * (_t159 + _t228))
+    _t232 = (_t152 + _t231)
+    _t233 = (_t224 + _t232)
+    _t234 = (28 * _t114)
+    _t235 = (20 * d_model)
+    _t236 = (_t138 + _t142 + _t147 + _t196 + _t198 + (40 * _t162))
+    _t237 = (_t226 + _t236 + _t73)
+    _t238 = (_t237 + (_t114 * _t235))
+    _t239 = (n_moe_layers * (_t238 + (20 * _t114)))
+    _t240 = (12 * _t114)
+    _t241 = (_t191 + _t192 + _t193 + _t194 + _t195 + _t197 + _t199 + _t200 + (_t225 * n_dense_layers) + (_t225 * n_moe_layers))
+    _t242 = (20 + _t165 + _t229 + _t240 + _t241)
+    _t243 = (30 * _t222 * d_model)
+    _t244 = (_t164 + _t221 + _t241 + _t243)
+    _t245 = (6 * d_model)
+    _t246 = (_t32 - _t146)
+    _t247 = (_t0 * n_experts)
+    _t248 = _max(_t198, (_t246 + (2 * _t162 * _t74)), (((-6) * _t162) + (_t162 * _t245)), (_t246 + (_t153 * _t74) - (_t186 * top_k)), (((-1) * _t123) - _t236 - _t247 + (2 * d_model) - (_t240 * d_model) + (6 * _t1 * d_model * d_shared) + (2 * _t1 * d_model * d_v * n_heads) + _fdiv(4 * _t1 * _t118 * batch * n_heads, 3) + (6 * _t1 * _t29 * d_expert * d_model * n_experts) + (6 * _t1 * batch * d_v * n_heads * seq)))
+    _t249 = ((-1) * _t239)
+    _t250 = (_t11 + _t14 + _t16 + _t34 + _t8 + (_t0 * _t39) + (_t0 * q_lora_rank))
+    _t251 = (_t247 + _t250 + _t5 + (_t141 * _t245) + (_t218 * _t245))
+    _t252 = (_t114 * d_model)
+    _t253 = (12 + _t164 + _t201 + _t202 + _t203 + _t220 + _t241 + _t243 + _t83)
+    _t254 = (_t186 + _t83)
+    _t255 = (_t244 + _t254)
+    _t256 = (_t5 + (_t124 * _t245))
+    _t257 = (_t249 + (_t251 * n_moe_layers) + _max((_t26 + (_t115 * _t124)), (_t0 + _t225 + _t256 - _t115 - _t125 - _t151 + _fdiv(4 * _t119, 3))))
+    _t258 = (_t217 * d_model)
+    _t259 = (20 * kv_lora_rank)
+    _t260 = (_t259 * n_dense_layers)
+    _t261 = (_t259 * n_moe_layers)
+    _t262 = (20 * q_lora_rank)
+    _t263 = (_t262 * n_dense_layers)
+    _t264 = (_t262 * n_moe_layers)
+    _t265 = (40 * d_model)
+    _t266 = (_t235 * n_dense_layers)
+    _t267 = (_t235 * n_moe_layers)
+    _t268 = (60 * d_model)
     return (
-        _t46,
-        _t46,
-        (_t34 + _t48 + _t49 + _t51 + _t52 + _t54 + _t55 + _t56 + _t57 + _t58 + _t59 + _t60 + _t77),
-        (_t106 + _t53 + _t79 + _t80 + _t82 + _t83 + _t85 + _t86 + _t87 + _t88 + _t89 + _t90 + _t91),
-        (_t106 + _t114 + _t77 + _t84 + (2 * _t13) + (2 * _t18) + (2 * _t19) + (2 * _t20) + (2 * _t21) + (2 * _t7) + (4 * _t3) + (6 * _t27) + (6 * _t28) + (6 * _t33)),
-        (4 + _t116 + _t118 + _t123 + _t127 + _t132 + _t135 + _t138 + _t140 + _t141 + _t144 + _t145 + _t146 + _t149 + _t150 + _t151 + _t166),
-        _t168,
-        _max(_t189, _t193, _t214, _t222, _t227, _t240, _t243, _t244, _t249, _t256, _t259, _t260),
+        _t45,
+        _t45,
+        (_t34 + _t47 + _t48 + _t50 + _t51 + _t53 + _t54 + _t55 + _t56 + _t57 + _t58 + _t59 + _t76),
+        (_t105 + _t52 + _t78 + _t79 + _t81 + _t82 + _t84 + _t85 + _t86 + _t87 + _t88 + _t89 + _t90),
+        (_t105 + _t113 + _t76 + _t83 + (2 * _t13) + (2 * _t18) + (2 * _t19) + (2 * _t20) + (2 * _t21) + (2 * _t7) + (4 * _t3) + (6 * _t27) + (6 * _t28) + (6 * _t33)),
+        (4 + _t115 + _t117 + _t122 + _t126 + _t131 + _t134 + _t137 + _t139 + _t140 + _t143 + _t144 + _t145 + _t148 + _t149 + _t150 + _t165),
+        _t167,
         _t3,
         _t3,
-        _t62,
-        _t93,
-        _t261,
-        _t261,
+        _t61,
+        _t92,
+        _t37,
+        _t37,
         _t35,
-        _t54,
-        _t261,
-        _t261,
+        _t53,
+        _t37,
+        _t37,
         _t35,
-        _t54,
+        _t53,
         _t38,
         _t38,
+        _t55,
+        _t86,
+        _t24,
+        _t24,
+        _t50,
+        _t81,
+        _t18,
+        _t18,
+        _t67,
+        _t98,
+        _t40,
+        _t40,
         _t56,
         _t87,
-        _t24,
-        _t24,
-        _t51,
-        _t82,
-        _t18,
-        _t18,
-        _t68,
-        _t99,
-        _t41,
-        _t41,
-        _t57,
-        _t88,
         _t22,
         _t22,
-        _t48,
-        _t79,
+        _t47,
+        _t78,
         _t13,
         _t13,
-        _t66,
-        _t97,
+        _t65,
+        _t96,
         _t7,
         _t7,
-        _t64,
-        _t95,
+        _t63,
+        _t94,
         _t27,
         _t27,
-        _t72,
-        _t103,
-        _t27,
-        _t27,
-        _t72,
-        _t103,
-        _t27,
-        _t27,
-        _t72,
-        _t103,
-        _t262,
-        _t262,
-        _t36,
-        _t55,
-        _t262,
-        _t262,
-        _t36,
-        _t55,
-        _t44,
-        _t44,
-        _t59,
-        _t90,
-        _t25,
-        _t25,
-        _t52,
-        _t83,
-        _t21,
-        _t21,
         _t71,
         _t102,
-        _t45,
-        _t45,
-        _t60,
-        _t91,
-        _t23,
-        _t23,
-        _t49,
-        _t80,
-        _t20,
-        _t20,
-        _t70,
-        _t101,
-        _t19,
-        _t19,
-        _t69,
-        _t100,
+        _t27,
+        _t27,
+        _t71,
+        _t102,
+        _t27,
+        _t27,
+        _t71,
+        _t102,
+        _t41,
+        _t41,
+        _t36,
+        _t54,
+        _t41,
+        _t41,
+        _t36,
+        _t54,
         _t43,
         _t43,
         _t58,
         _t89,
+        _t25,
+        _t25,
+        _t51,
+        _t82,
+        _t21,
+        _t21,
+        _t70,
+        _t101,
+        _t44,
+        _t44,
+        _t59,
+        _t90,
+        _t23,
+        _t23,
+        _t48,
+        _t79,
+        _t20,
+        _t20,
+        _t69,
+        _t100,
+        _t19,
+        _t19,
+        _t68,
+        _t99,
+        _t42,
+        _t42,
+        _t57,
+        _t88,
         _t33,
         _t33,
-        _t76,
-        _t105,
+        _t75,
+        _t104,
         _t33,
         _t33,
-        _t76,
-        _t105,
+        _t75,
+        _t104,
         _t33,
         _t33,
-        _t76,
-        _t105,
-        _t28,
-        _t28,
-        _t73,
+        _t75,
         _t104,
         _t28,
         _t28,
-        _t73,
-        _t104,
+        _t72,
+        _t103,
         _t28,
         _t28,
-        _t73,
-        _t104,
+        _t72,
+        _t103,
+        _t28,
+        _t28,
+        _t72,
+        _t103,
         _t0,
         _t0,
         _t34,
-        _t53,
+        _t52,
         _t3,
         _t3,
-        _t62,
-        _t93,
+        _t61,
+        _t92,
+        _t167,
         _t168,
-        _t263,
-        _t264,
-        _t265,
-        _t263,
-        _t264,
-        _t265,
-        _t265,
-        _t266,
-        _t264,
-        _t267,
-        _t267,
-        _t268,
-        _t264,
-        _t269,
-        _t269,
-        _t138,
-        _t123,
-        _t135,
-        _t132,
-        _t265,
-        _t127,
-        _t270,
-        _t271,
-        _t272,
-        _t270,
-        _t271,
-        _t272,
-        _t272,
-        _t273,
-        _t271,
-        _t274,
-        _t274,
-        _t275,
-        _t271,
-        _t276,
-        _t276,
-        _t150,
-        _t141,
-        _t146,
-        _t145,
-        _t272,
-        _t159,
-        _t162,
-        _t234,
-        _t156,
-        _t140,
-        _t278,
-        _t164,
-        _t149,
-        _t279,
-        _t144,
-        _t153,
-        _t157,
-        _t116,
-        _t191,
-        _t191,
-        _t151,
-        _t118,
-        4,
-        _t157,
-        _t263,
-        _t116,
-        _t264,
-        _t191,
-        _t265,
-        _t157,
-        _t263,
-        _t116,
-        _t264,
-        _t191,
-        _t265,
-        _t191,
-        _t265,
-        _t280,
-        _t266,
-        _t116,
-        _t264,
-        _t281,
-        _t267,
-        _t281,
-        _t267,
-        _t282,
-        _t268,
-        _t116,
-        _t264,
-        _t283,
-        _t269,
-        _t283,
-        _t269,
-        _t136,
-        _t236,
-        _t121,
-        _t230,
-        _t133,
-        (_t128 * _t264),
-        _t130,
-        (_t130 * n_dense_layers),
-        _t191,
-        _t265,
+        _t169,
+        _t170,
+        _t168,
+        _t169,
+        _t170,
+        _t170,
+        _t171,
+        _t169,
+        _t172,
+        _t172,
+        _t173,
+        _t169,
+        _t174,
+        _t174,
+        _t137,
+        _t122,
+        _t134,
+        _t131,
+        _t170,
         _t126,
-        _t232,
-        _t157,
-        _t270,
-        _t116,
-        _t271,
-        _t191,
-        _t272,
-        _t157,
-        _t270,
-        _t116,
-        _t271,
-        _t191,
-        _t272,
-        _t191,
-        _t272,
-        _t280,
-        _t273,
-        _t116,
-        _t271,
-        _t281,
-        _t274,
-        _t281,
-        _t274,
-        _t282,
-        _t275,
-        _t116,
-        _t271,
-        _t283,
-        _t276,
-        _t283,
-        _t276,
-        _t136,
-        _t237,
-        _t121,
-        _t231,
-        _t133,
-        (_t128 * _t271),
-        _t130,
-        (_t130 * n_moe_layers),
-        _t191,
-        _t272,
+        _t175,
+        _t160,
+        _t176,
+        _t175,
+        _t160,
+        _t176,
+        _t176,
+        _t177,
+        _t160,
+        _t178,
+        _t178,
+        _t179,
+        _t160,
+        _t180,
+        _t180,
+        _t149,
+        _t140,
+        _t145,
+        _t144,
+        _t176,
         _t158,
-        _t159,
         _t161,
-        _t162,
-        _t147,
-        _t234,
+        _t181,
         _t155,
-        _t156,
         _t139,
-        _t229,
-        _t277,
-        _t278,
-        _t216,
-        _t164,
+        _t184,
+        _t163,
         _t148,
-        _t235,
-        _t154,
-        _t279,
+        _t185,
         _t143,
-        _t233,
-        _t153,
-        _t153,
-        _t157,
-        _t157,
-        _t116,
-        _t116,
-        _t191,
-        _t191,
-        _t191,
-        _t191,
-        _t151,
-        _t151,
-        _t118,
-        _t118,
+        _t152,
+        _t156,
+        _t115,
+        _t186,
+        _t186,
+        _t150,
+        _t117,
         4,
-        4,
-        _t225,
-        n_dense_layers,
-        _t214,
-        _t226,
-        n_moe_layers,
-        _t222,
-        _t227,
-        _t244,
-        _t243,
-        _t240,
-        n_moe_layers,
-        _t260,
-        _t249,
-        n_dense_layers,
-        _t259,
-        _t256,
-        _t193,
+        _t156,
+        _t168,
+        _t115,
+        _t169,
+        _t186,
+        _t170,
+        _t156,
+        _t168,
+        _t115,
+        _t169,
+        _t186,
+        _t170,
+        _t186,
+        _t170,
+        _t187,
+        _t171,
+        _t115,
+        _t169,
+        _t188,
+        _t172,
+        _t188,
+        _t172,
         _t189,
-        _t225,
+        _t173,
+        _t115,
+        _t169,
+        _t190,
+        _t174,
+        _t190,
+        _t174,
+        _t135,
+        _t191,
+        _t120,
+        _t192,
+        _t132,
+        (_t127 * _t169),
+        _t129,
+        (_t129 * n_dense_layers),
+        _t186,
+        _t170,
+        _t125,
+        _t193,
+        _t156,
+        _t175,
+        _t115,
+        _t160,
+        _t186,
+        _t176,
+        _t156,
+        _t175,
+        _t115,
+        _t160,
+        _t186,
+        _t176,
+        _t186,
+        _t176,
+        _t187,
+        _t177,
+        _t115,
+        _t160,
+        _t188,
+        _t178,
+        _t188,
+        _t178,
+        _t189,
+        _t179,
+        _t115,
+        _t160,
+        _t190,
+        _t180,
+        _t190,
+        _t180,
+        _t135,
+        _t194,
+        _t120,
+        _t195,
+        _t132,
+        (_t127 * _t160),
+        _t129,
+        (_t129 * n_moe_layers),
+        _t186,
+        _t176,
+        _t157,
+        _t158,
+        _t196,
+        _t161,
+        _t146,
+        _t181,
+        _t154,
+        _t155,
+        _t138,
+        _t197,
+        _t183,
+        _t184,
+        _t198,
+        _t163,
+        _t147,
+        _t199,
+        _t153,
+        _t185,
+        _t142,
+        _t200,
+        _t152,
+        _t152,
+        _t156,
+        _t156,
+        _t115,
+        _t115,
+        _t186,
+        _t186,
+        _t186,
+        _t186,
+        _t150,
+        _t150,
+        _t117,
+        _t117,
+        4,
+        4,
+        _t224,
+        n_dense_layers,
+        (_t152 + _t182 + _t228 + _t230),
+        _t233,
+        n_moe_layers,
+        (_t230 + _t232 + _t234 + _t238),
+        (_t233 + _t239),
+        (_t242 + (10 * _t166) + (16 * _t116)),
+        (_t242 + (_t240 * n_vocab)),
+        (_t244 + _t83 + (_t182 * d_model)),
+        n_moe_layers,
+        (_t234 + _t237 + _t248 + _t249 + _t253 + (22 * _t252) + (_t251 * (-1 + n_moe_layers))),
+        (_t248 + _t255),
+        n_dense_layers,
+        (_t182 + _t227 + _t253 + _t257 - _t231 + (18 * _t252) + ((-1 + n_dense_layers) * (_t250 + _t256))),
+        (_t255 + _t257),
+        (_t113 + _t204 + _t254 + (48 * _t258) + (_t10 * _t107) + (_t10 * _t108) + (_t110 * _t15) + (_t111 * _t15) + (_t112 * _t222) + (_t127 * _t84) + (_t127 * _t85) + (48 * _t219 * d_model) + (_t124 * _t202 * d_model)),
+        (_t204 + _t235 + _t260 + _t261 + _t263 + _t264 + (60 * _t258) + (_t10 * _t260) + (_t10 * _t261) + (_t127 * _t266) + (_t127 * _t267) + (_t15 * _t263) + (_t15 * _t264) + (_t216 * _t268) + (_t219 * _t268) + (_t222 * _t265) + (_t265 * n_dense_layers) + (_t265 * n_moe_layers) + (_t266 * _t39) + (_t266 * q_lora_rank) + (_t267 * _t39) + (_t267 * n_experts) + (_t267 * q_lora_rank)),
+        _t224,
     )

@@ -50,7 +50,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'starcoder2-7b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 14347847680, 'gradients': 14347847680, 'master': 28695695360, 'optimizer': 57391390720, 'states': 114782781440, 'activations': 4714264, 'transient': 294912, 'peak': 143478479124}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 452984832}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 452984832}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 905969664}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1811939328}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2717908992}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5435817984}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 294912}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 294912}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 65536}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 131072}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 150994944}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 32768}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 65536}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 131072}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1358954496}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2717908992}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 5435817984}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10871635968}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21743271936}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1179648}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1179648}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 2359296}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 4718592}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5435817984}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 10871635968}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 21743271936}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 18432}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 36864}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 9216}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 18432}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 36864}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 65536}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.attention.sliding_mask', 'category': 'activations', 'description': 'sliding window, s >= window: the additive mask SDPA keeps (b*s^2, dtype)', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.attention.sliding_repeat_kv', 'category': 'activations', 'description': 'sliding window, s >= window: keys and values repeated to all heads (a copy unless kv = 1)', 'formula': 'n_layers*Piecewise((4*batch*d_head*seq*(n_heads - n_kv_heads), seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 2359296}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 4608}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 9216}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 9216}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 4714264, 'per_layer': {'block': 140440}, 'shared': 512, 'outside_layers': 219672, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 65536, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.sliding_mask', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.sliding_repeat_kv', 'formula': 'n_layers*Piecewise((4*batch*d_head*seq*(n_heads/tp - Max(1, n_kv_heads/tp)), seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 2359296, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 9216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 143478479124, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 100434936084, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 100439435284, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 100439945280, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 100440043552, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 114518644652, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 115688753428, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 143478479124, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 100434936084, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 4608, 'n_layers': 32, 'n_heads': 36, 'n_kv_heads': 4, 'd_head': 128, 'd_ffn': 18432, 'window': 4096, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106], 'activations': {'per_layer': [('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129), ('block', 131), ('block', 133)], 'shared': [135], 'outside': [137, 139, 141, 143, 145, 147, 149], 'terms': [108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144, 146, 148, 150]}, 'timeline': [('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('layers', 157, 158, 159), ('fixed', 160), ('fixed', 161), ('fixed', 162)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105], 'activations': {'per_layer': [('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130), ('block', 132)], 'shared': [134], 'outside': [136, 138, 140, 142, 144, 146, 148], 'terms': [107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147, 149]}, 'timeline': [('fixed', 150), ('layers', 151, 152, 153), ('fixed', 154), ('fixed', 155), ('layers', 156, 157, 158), ('fixed', 159), ('fixed', 160), ('fixed', 161)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -76,275 +76,263 @@ def memory(v):
     _t7 = (_t5 * _t6)
     _t8 = (n_layers * _fceil(_t7))
     _t9 = _max(1, (_t1 * n_kv_heads))
-    _t10 = (_t6 * _t9)
-    _t11 = (n_layers * _fceil(_t10))
-    _t12 = (2 * d_model)
-    _t13 = (_t12 * _t2)
-    _t14 = (n_layers * _fceil(_t13))
-    _t15 = (n_layers * _fceil((_t10 * d_model)))
-    _t16 = (n_layers * _fceil((_t7 * d_model)))
-    _t17 = (12 * d_model)
-    _t18 = (_t1 * n_vocab)
-    _t19 = _fceil((_t12 * _t18))
-    _t20 = (_t0 + _t19 + _t4 + _t8 + (2 * _t11) + (2 * _t14) + (2 * _t15) + (2 * _t16) + (_t17 * n_layers))
-    _t21 = (8 * d_model)
-    _t22 = (d_model * n_layers)
-    _t23 = (4 * _t2)
-    _t24 = (n_layers * _fceil(_t23))
-    _t25 = (4 * d_head)
-    _t26 = (n_layers * _fceil((_t25 * _t5)))
-    _t27 = (_t9 * d_head)
-    _t28 = (4 * _t27)
+    _t10 = (n_layers * _fceil((_t6 * _t9)))
+    _t11 = (2 * d_model)
+    _t12 = (_t11 * _t2)
+    _t13 = (n_layers * _fceil(_t12))
+    _t14 = (_t9 * d_head)
+    _t15 = (n_layers * _fceil((_t11 * _t14)))
+    _t16 = (_t5 * d_head)
+    _t17 = (n_layers * _fceil((_t11 * _t16)))
+    _t18 = (12 * d_model)
+    _t19 = (_t1 * n_vocab)
+    _t20 = _fceil((_t11 * _t19))
+    _t21 = (_t0 + _t20 + _t4 + _t8 + (2 * _t10) + (2 * _t13) + (2 * _t15) + (2 * _t17) + (_t18 * n_layers))
+    _t22 = (8 * d_model)
+    _t23 = (d_model * n_layers)
+    _t24 = (4 * _t2)
+    _t25 = (n_layers * _fceil(_t24))
+    _t26 = (4 * d_head)
+    _t27 = (n_layers * _fceil((_t26 * _t5)))
+    _t28 = (4 * _t14)
     _t29 = (n_layers * _fceil(_t28))
     _t30 = (_t0 * _t2)
     _t31 = (n_layers * _fceil(_t30))
-    _t32 = (_t0 * _t27)
+    _t32 = (_t0 * _t14)
     _t33 = (n_layers * _fceil(_t32))
-    _t34 = (_t5 * d_head)
-    _t35 = (_t0 * _t34)
-    _t36 = (n_layers * _fceil(_t35))
-    _t37 = _fceil((_t0 * _t18))
-    _t38 = (_t24 + _t26 + _t37 + (2 * _t29) + (2 * _t31) + (2 * _t33) + (2 * _t36))
-    _t39 = (16 * d_model)
-    _t40 = (n_layers * _fceil((8 * _t2)))
-    _t41 = (n_layers * _fceil((8 * _t34)))
-    _t42 = (n_layers * _fceil((8 * _t27)))
-    _t43 = (n_layers * _fceil((_t2 * _t21)))
-    _t44 = (n_layers * _fceil((_t21 * _t27)))
-    _t45 = (n_layers * _fceil((_t21 * _t34)))
-    _t46 = _fceil((_t18 * _t21))
-    _t47 = (_t40 + _t41 + _t46 + (2 * _t42) + (2 * _t43) + (2 * _t44) + (2 * _t45))
-    _t48 = (32 * d_model)
-    _t49 = (_t48 + (96 * _t22))
-    _t50 = (batch * seq)
-    _t51 = _where((batch == 1), (1 + seq), _t50)
-    _t52 = (8 * _t51)
-    _t53 = (_t23 * _t50)
-    _t54 = (n_layers * _fceil(_t53))
-    _t55 = (_t28 * _t50)
-    _t56 = (n_layers * _fceil(_t55))
-    _t57 = (4 * _t50)
-    _t58 = (_t5 * _t57)
-    _t59 = (n_layers * _fceil(_t58))
-    _t60 = (seq >= window)
-    _t61 = _where(_t60, (_t57 * d_head * (_t5 - _t9)), 0)
-    _t62 = (n_layers * _fceil(_t61))
-    _t63 = (_t50 * _t7)
-    _t64 = (n_layers * _fceil(_t63))
-    _t65 = (_t57 * n_vocab)
-    _t66 = (_t50 * d_model)
-    _t67 = _where(_t60, (2 * batch * (seq * seq)), 0)
-    _t68 = (_t67 * n_layers)
-    _t69 = (_t25 * seq)
-    _t70 = (8 * _t50)
-    _t71 = (_t68 + _t69 + (_t70 * n_layers) + (10 * _t22 * _t50))
-    _t72 = (_t71 + (5 * _t66))
-    _t73 = (_t50 * n_vocab)
-    _t74 = (6 * _t73)
-    _t75 = (40 * d_model)
-    _t76 = (_t2 * n_layers)
-    _t77 = (_t27 * n_layers)
-    _t78 = (_t34 * n_layers)
-    _t79 = (_t18 * d_model)
-    _t80 = (_t6 + (64 * n_layers))
-    _t81 = (12 + _t80)
-    _t82 = (_t70 + _t81)
-    _t83 = (_t82 + (20 * _t79))
-    _t84 = (_t75 + _t83 + (20 * _t76) + (20 * _t78) + (40 * _t77) + (120 * _t22) + (_t75 * _t76) + (_t75 * _t77) + (_t75 * _t78))
-    _t85 = (_t12 * _t50)
-    _t86 = (_t49 + (16 * _t76) + (16 * _t78) + (32 * _t77) + (_t48 * _t76) + (_t48 * _t77) + (_t48 * _t78))
-    _t87 = (_t82 + _t85 + _t86 + (18 * _t79))
-    _t88 = (28 * d_model)
-    _t89 = ((14 * _t76) + (14 * _t78) + (28 * _t77) + (84 * _t22) + (_t76 * _t88) + (_t77 * _t88) + (_t78 * _t88))
-    _t90 = (_t88 + (14 * _t79))
-    _t91 = (_t89 + _t90)
-    _t92 = (_t53 + _t55 + _t58 + _t61 + _t67 + (_t34 * _t57))
-    _t93 = (_t81 + _t92 + (16 * _t50))
-    _t94 = (_t69 + _t91 + _t93 + (11 * _t66))
-    _t95 = (n_layers * (_t70 + _t92 + (10 * _t66)))
-    _t96 = (_t82 + _t89)
-    _t97 = (_t90 + _t96)
-    _t98 = (_t66 + _t69 + _t95 + _t97)
-    _t99 = (12 * _t50)
-    _t100 = (_t61 * n_layers)
-    _t101 = (_t53 * n_layers)
-    _t102 = (_t55 * n_layers)
-    _t103 = (_t57 * n_layers)
-    _t104 = (_t103 * _t5)
-    _t105 = (_t100 + _t101 + _t102 + _t104 + (_t103 * _t34))
-    _t106 = (20 + _t105 + _t72 + _t80 + _t91 + _t99)
-    _t107 = (_t106 + (_t99 * n_vocab))
-    _t108 = (_t106 + (10 * _t73) + (16 * _t51))
-    _t109 = (_t105 + _t48 + _t71 + (_t18 * _t39) + _max(_t85, (_t12 + _t13 + _t66 + (_t3 * _t50))))
-    _t110 = (_t109 + _t96 + (3 * _t66))
-    _t111 = (_t109 + _t89 + _t93 - _t95 + (13 * _t66) + ((-1 + n_layers) * (_t17 + _t28 + _t3 + _t30 + _t32 + _t35 + _t7)))
-    _t112 = (_t12 * n_layers)
-    _t113 = (_t0 * n_layers)
-    _t114 = (_t21 * n_layers)
-    _t115 = (_t112 * _t50)
-    _t116 = (_t63 * n_layers)
+    _t34 = (_t0 * _t16)
+    _t35 = (n_layers * _fceil(_t34))
+    _t36 = _fceil((_t0 * _t19))
+    _t37 = (_t25 + _t27 + _t36 + (2 * _t29) + (2 * _t31) + (2 * _t33) + (2 * _t35))
+    _t38 = (16 * d_model)
+    _t39 = (n_layers * _fceil((8 * _t2)))
+    _t40 = (n_layers * _fceil((8 * _t16)))
+    _t41 = (n_layers * _fceil((8 * _t14)))
+    _t42 = (n_layers * _fceil((_t2 * _t22)))
+    _t43 = (n_layers * _fceil((_t14 * _t22)))
+    _t44 = (n_layers * _fceil((_t16 * _t22)))
+    _t45 = _fceil((_t19 * _t22))
+    _t46 = (_t39 + _t40 + _t45 + (2 * _t41) + (2 * _t42) + (2 * _t43) + (2 * _t44))
+    _t47 = (32 * d_model)
+    _t48 = (_t47 + (96 * _t23))
+    _t49 = (batch * seq)
+    _t50 = _where((batch == 1), (1 + seq), _t49)
+    _t51 = (8 * _t50)
+    _t52 = (_t24 * _t49)
+    _t53 = (n_layers * _fceil(_t52))
+    _t54 = (_t28 * _t49)
+    _t55 = (n_layers * _fceil(_t54))
+    _t56 = (4 * _t49)
+    _t57 = (_t5 * _t56)
+    _t58 = (n_layers * _fceil(_t57))
+    _t59 = (seq >= window)
+    _t60 = _where(_t59, (_t56 * d_head * (_t5 - _t9)), 0)
+    _t61 = (n_layers * _fceil(_t60))
+    _t62 = (_t49 * _t7)
+    _t63 = (n_layers * _fceil(_t62))
+    _t64 = (_t56 * n_vocab)
+    _t65 = (_t49 * d_model)
+    _t66 = _where(_t59, (2 * batch * (seq * seq)), 0)
+    _t67 = (_t66 * n_layers)
+    _t68 = (_t26 * seq)
+    _t69 = (8 * _t49)
+    _t70 = (_t67 + _t68 + (_t69 * n_layers) + (10 * _t23 * _t49))
+    _t71 = (_t70 + (5 * _t65))
+    _t72 = (_t49 * n_vocab)
+    _t73 = (6 * _t72)
+    _t74 = (_t11 * n_layers)
+    _t75 = (_t0 * n_layers)
+    _t76 = (_t22 * n_layers)
+    _t77 = (_t49 * _t74)
+    _t78 = (_t56 * n_layers)
+    _t79 = (_t11 * _t49)
+    _t80 = (_t62 * n_layers)
+    _t81 = (_t54 * n_layers)
+    _t82 = (_t5 * _t78)
+    _t83 = (_t60 * n_layers)
+    _t84 = (_t52 * n_layers)
+    _t85 = (64 * n_layers)
+    _t86 = (12 + _t6 + _t69 + _t85)
+    _t87 = (28 * d_model)
+    _t88 = (_t19 * d_model)
+    _t89 = (_t2 * n_layers)
+    _t90 = (_t14 * n_layers)
+    _t91 = (_t16 * n_layers)
+    _t92 = ((14 * _t89) + (14 * _t91) + (28 * _t90) + (84 * _t23) + (_t87 * _t89) + (_t87 * _t90) + (_t87 * _t91))
+    _t93 = (_t87 + _t92 + (14 * _t88))
+    _t94 = (_t86 + _t93)
+    _t95 = (_t6 + _t85 + _t93)
+    _t96 = (_t52 + _t54 + _t57 + _t60 + _t66 + (_t16 * _t56))
+    _t97 = (12 + _t96 + (16 * _t49))
+    _t98 = (n_layers * (_t69 + _t96 + (10 * _t65)))
+    _t99 = (12 * _t49)
+    _t100 = (_t81 + _t82 + _t83 + _t84 + (_t16 * _t78))
+    _t101 = (20 + _t100 + _t71 + _t95 + _t99)
+    _t102 = (_t100 + _t47 + _t70 + _t92 + (_t19 * _t38) + _max(_t79, (_t11 + _t12 + _t65 + (_t3 * _t49))))
+    _t103 = (_t86 + (20 * _t88))
+    _t104 = (_t48 + (16 * _t89) + (16 * _t91) + (32 * _t90) + (_t47 * _t89) + (_t47 * _t90) + (_t47 * _t91))
+    _t105 = (40 * d_model)
     return (
+        _t21,
+        _t21,
+        (_t22 + _t37 + (24 * _t23)),
+        (_t38 + _t46 + (48 * _t23)),
+        (_t37 + _t46 + _t48 + (2 * _t20) + (2 * _t4) + (2 * _t8) + (4 * _t10) + (4 * _t13) + (4 * _t15) + (4 * _t17)),
+        (4 + _t51 + _t53 + _t55 + _t56 + _t58 + _t61 + _t64 + _t71 + (2 * _t63)),
+        _t73,
         _t20,
         _t20,
-        (_t21 + _t38 + (24 * _t22)),
-        (_t39 + _t47 + (48 * _t22)),
-        (_t38 + _t47 + _t49 + (2 * _t19) + (2 * _t4) + (2 * _t8) + (4 * _t11) + (4 * _t14) + (4 * _t15) + (4 * _t16)),
-        (4 + _t52 + _t54 + _t56 + _t57 + _t59 + _t62 + _t65 + _t72 + (2 * _t64)),
-        _t74,
-        _max(_t107, _t108, _t110, _t111, _t84, _t87, _t94, _t98),
-        _t19,
-        _t19,
-        _t37,
-        _t46,
-        _t112,
-        _t112,
-        _t113,
-        _t114,
-        _t112,
-        _t112,
-        _t113,
-        _t114,
-        _t112,
-        _t112,
-        _t113,
-        _t114,
-        _t112,
-        _t112,
-        _t113,
-        _t114,
-        _t16,
-        _t16,
         _t36,
         _t45,
+        _t74,
+        _t74,
+        _t75,
+        _t76,
+        _t74,
+        _t74,
+        _t75,
+        _t76,
+        _t74,
+        _t74,
+        _t75,
+        _t76,
+        _t74,
+        _t74,
+        _t75,
+        _t76,
+        _t17,
+        _t17,
+        _t35,
+        _t44,
         _t8,
         _t8,
-        _t26,
+        _t27,
+        _t40,
+        _t15,
+        _t15,
+        _t33,
+        _t43,
+        _t10,
+        _t10,
+        _t29,
         _t41,
         _t15,
         _t15,
         _t33,
-        _t44,
-        _t11,
-        _t11,
-        _t29,
-        _t42,
-        _t15,
-        _t15,
-        _t33,
-        _t44,
-        _t11,
-        _t11,
-        _t29,
-        _t42,
-        _t16,
-        _t16,
-        _t36,
-        _t45,
-        _t112,
-        _t112,
-        _t113,
-        _t114,
-        _t14,
-        _t14,
-        _t31,
         _t43,
-        _t4,
-        _t4,
-        _t24,
-        _t40,
-        _t14,
-        _t14,
-        _t31,
-        _t43,
-        _t112,
-        _t112,
-        _t113,
-        _t114,
-        _t12,
-        _t12,
-        _t0,
-        _t21,
-        _t12,
-        _t12,
-        _t0,
-        _t21,
+        _t10,
+        _t10,
+        _t29,
+        _t41,
+        _t17,
+        _t17,
+        _t35,
+        _t44,
         _t74,
-        _t115,
-        _t103,
-        _t115,
-        _t103,
-        _t115,
-        _t64,
-        _t56,
-        _t64,
-        _t59,
-        _t68,
-        _t62,
-        _t115,
-        _t115,
-        _t54,
-        _t69,
-        _t66,
-        _t85,
-        _t57,
-        _t85,
-        _t65,
-        _t52,
-        4,
-        _t85,
-        _t115,
-        _t57,
-        _t103,
-        _t85,
-        _t115,
-        _t57,
-        _t103,
-        _t85,
-        _t115,
+        _t74,
+        _t75,
+        _t76,
+        _t13,
+        _t13,
+        _t31,
+        _t42,
+        _t4,
+        _t4,
+        _t25,
+        _t39,
+        _t13,
+        _t13,
+        _t31,
+        _t42,
+        _t74,
+        _t74,
+        _t75,
+        _t76,
+        _t11,
+        _t11,
+        _t0,
+        _t22,
+        _t11,
+        _t11,
+        _t0,
+        _t22,
+        _t73,
+        _t77,
+        _t78,
+        _t77,
+        _t78,
+        _t77,
         _t63,
-        _t116,
         _t55,
-        _t102,
         _t63,
-        _t116,
         _t58,
-        _t104,
         _t67,
-        _t68,
         _t61,
-        _t100,
-        _t85,
-        _t115,
-        _t85,
-        _t115,
+        _t77,
+        _t77,
         _t53,
-        _t101,
-        _t69,
-        _t69,
-        _t66,
-        _t66,
-        _t85,
-        _t85,
-        _t57,
-        _t57,
-        _t85,
-        _t85,
+        _t68,
         _t65,
-        _t65,
-        _t52,
-        _t52,
+        _t79,
+        _t56,
+        _t79,
+        _t64,
+        _t51,
         4,
-        4,
-        _t97,
-        n_layers,
-        _t94,
-        _t98,
-        _t108,
-        _t107,
-        n_layers,
-        _t111,
-        _t110,
-        _max(_t87, (_t83 + _t86)),
+        _t79,
+        _t77,
+        _t56,
+        _t78,
+        _t79,
+        _t77,
+        _t56,
+        _t78,
+        _t79,
+        _t77,
+        _t62,
+        _t80,
+        _t54,
+        _t81,
+        _t62,
+        _t80,
+        _t57,
+        _t82,
+        _t66,
+        _t67,
+        _t60,
+        _t83,
+        _t79,
+        _t77,
+        _t79,
+        _t77,
+        _t52,
         _t84,
-        _t97,
+        _t68,
+        _t68,
+        _t65,
+        _t65,
+        _t79,
+        _t79,
+        _t56,
+        _t56,
+        _t79,
+        _t79,
+        _t64,
+        _t64,
+        _t51,
+        _t51,
+        4,
+        4,
+        _t94,
+        n_layers,
+        (_t68 + _t95 + _t97 + (11 * _t65)),
+        (_t65 + _t68 + _t94 + _t98),
+        (_t101 + (10 * _t72) + (16 * _t50)),
+        (_t101 + (_t99 * n_vocab)),
+        n_layers,
+        (_t102 + _t6 + _t85 + _t97 - _t98 + (13 * _t65) + ((-1 + n_layers) * (_t18 + _t28 + _t3 + _t30 + _t32 + _t34 + _t7))),
+        (_t102 + _t86 + (3 * _t65)),
+        _max((_t103 + _t104), (_t104 + _t79 + _t86 + (18 * _t88))),
+        (_t103 + _t105 + (20 * _t89) + (20 * _t91) + (40 * _t90) + (120 * _t23) + (_t105 * _t89) + (_t105 * _t90) + (_t105 * _t91)),
+        _t94,
     )

@@ -52,7 +52,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'starcoder2-15b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 31915778048, 'gradients': 31915778048, 'master': 63831556096, 'optimizer': 127663112192, 'states': 255326224384, 'activations': 7192920, 'transient': 294912, 'peak': 319157783320}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 12*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 24*d_model*n_layers + 8*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 48*d_model*n_layers + 16*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 96*d_model*n_layers + 32*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 1966080}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 81920}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 251658240}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 503316480}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1006632960}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 40960}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 81920}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 3019898880}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 6039797760}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 12079595520}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 1966080}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 3932160}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 7864320}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 12079595520}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 24159191040}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 48318382080}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 491520}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 983040}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 1966080}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 12288}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 24576}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 49152}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 603979776}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 1207959552}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 2415919104}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 294912}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 81920}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 491520}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 7680}, {'path': 'block.attention.sliding_mask', 'category': 'activations', 'description': 'sliding window, s >= window: the additive mask SDPA keeps (b*s^2, dtype)', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.attention.sliding_repeat_kv', 'category': 'activations', 'description': 'sliding window, s >= window: keys and values repeated to all heads (a copy unless kv = 1)', 'formula': 'n_layers*Piecewise((4*batch*d_head*seq*(n_heads - n_kv_heads), seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '2 b*s*f tensors (standard MLP, gelu_pytorch_tanh)', 'formula': '4*batch*d_ffn*n_layers*seq', 'bytes': 3932160}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 12288}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 196608}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 7192920, 'per_layer': {'block': 174280}, 'shared': 512, 'outside_layers': 221208, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 81920, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 7680, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.sliding_mask', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.sliding_repeat_kv', 'formula': 'n_layers*Piecewise((4*batch*d_head*seq*(n_heads/tp - Max(1, n_kv_heads/tp)), seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 491520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '4*batch*d_ffn*n_layers*seq/tp', 'bytes': 3932160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 319157783320, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 223410449176, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 223417420888, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 223417937028, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 223418035300, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 254256791008, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 255326239512, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 319157783320, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 223410449176, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 49152, 'd_model': 6144, 'n_layers': 40, 'n_heads': 48, 'n_kv_heads': 4, 'd_head': 128, 'd_ffn': 24576, 'window': 4096, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108], 'activations': {'per_layer': [('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129), ('block', 131), ('block', 133)], 'shared': [135], 'outside': [137, 139, 141, 143, 145, 147], 'terms': [110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144, 146, 148]}, 'timeline': [('fixed', 149), ('layers', 150, 151, 152), ('fixed', 153), ('fixed', 154), ('layers', 155, 156, 157), ('fixed', 158), ('fixed', 159), ('fixed', 160)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107], 'activations': {'per_layer': [('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130), ('block', 132)], 'shared': [134], 'outside': [136, 138, 140, 142, 144, 146], 'terms': [109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147]}, 'timeline': [('fixed', 148), ('layers', 149, 150, 151), ('fixed', 152), ('fixed', 153), ('layers', 154, 155, 156), ('fixed', 157), ('fixed', 158), ('fixed', 159)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -81,266 +81,255 @@ def memory(v):
     _t10 = (_t8 * _t9)
     _t11 = (n_layers * _fceil(_t10))
     _t12 = _max(1, (_t1 * n_kv_heads))
-    _t13 = (_t12 * _t9)
-    _t14 = (n_layers * _fceil(_t13))
-    _t15 = (_t0 * _t5)
-    _t16 = (n_layers * _fceil(_t15))
-    _t17 = (n_layers * _fceil((_t13 * d_model)))
-    _t18 = (n_layers * _fceil((_t10 * d_model)))
-    _t19 = (12 * d_model)
-    _t20 = (_t11 + _t4 + _t7 + (2 * _t14) + (2 * _t16) + (2 * _t17) + (2 * _t18) + (2 * _t3) + (_t19 * n_layers))
-    _t21 = (8 * d_model)
-    _t22 = (d_model * n_layers)
-    _t23 = _fceil((_t2 * _t4))
-    _t24 = (4 * _t5)
-    _t25 = (n_layers * _fceil(_t24))
-    _t26 = (4 * d_head)
-    _t27 = (n_layers * _fceil((_t26 * _t8)))
-    _t28 = (_t12 * d_head)
-    _t29 = (4 * _t28)
+    _t13 = (n_layers * _fceil((_t12 * _t9)))
+    _t14 = (_t0 * _t5)
+    _t15 = (n_layers * _fceil(_t14))
+    _t16 = (_t12 * d_head)
+    _t17 = (n_layers * _fceil((_t0 * _t16)))
+    _t18 = (_t8 * d_head)
+    _t19 = (n_layers * _fceil((_t0 * _t18)))
+    _t20 = (12 * d_model)
+    _t21 = (_t11 + _t4 + _t7 + (2 * _t13) + (2 * _t15) + (2 * _t17) + (2 * _t19) + (2 * _t3) + (_t20 * n_layers))
+    _t22 = (8 * d_model)
+    _t23 = (d_model * n_layers)
+    _t24 = _fceil((_t2 * _t4))
+    _t25 = (4 * _t5)
+    _t26 = (n_layers * _fceil(_t25))
+    _t27 = (4 * d_head)
+    _t28 = (n_layers * _fceil((_t27 * _t8)))
+    _t29 = (4 * _t16)
     _t30 = (n_layers * _fceil(_t29))
     _t31 = (_t4 * _t5)
     _t32 = (n_layers * _fceil(_t31))
-    _t33 = (_t28 * _t4)
+    _t33 = (_t16 * _t4)
     _t34 = (n_layers * _fceil(_t33))
-    _t35 = (_t8 * d_head)
-    _t36 = (_t35 * _t4)
-    _t37 = (n_layers * _fceil(_t36))
-    _t38 = (_t25 + _t27 + (2 * _t23) + (2 * _t30) + (2 * _t32) + (2 * _t34) + (2 * _t37))
-    _t39 = _fceil((_t2 * _t21))
-    _t40 = (n_layers * _fceil((8 * _t5)))
-    _t41 = (n_layers * _fceil((8 * _t35)))
-    _t42 = (n_layers * _fceil((8 * _t28)))
-    _t43 = (n_layers * _fceil((_t21 * _t5)))
-    _t44 = (n_layers * _fceil((_t21 * _t28)))
-    _t45 = (n_layers * _fceil((_t21 * _t35)))
-    _t46 = (_t40 + _t41 + (2 * _t39) + (2 * _t42) + (2 * _t43) + (2 * _t44) + (2 * _t45))
-    _t47 = (32 * d_model)
-    _t48 = (_t47 + (96 * _t22))
-    _t49 = (batch * seq)
-    _t50 = _where((batch == 1), (1 + seq), _t49)
-    _t51 = (8 * _t50)
-    _t52 = (_t24 * _t49)
-    _t53 = (n_layers * _fceil(_t52))
-    _t54 = (_t29 * _t49)
-    _t55 = (n_layers * _fceil(_t54))
-    _t56 = (4 * _t49)
-    _t57 = (_t56 * _t8)
-    _t58 = (n_layers * _fceil(_t57))
-    _t59 = (seq >= window)
-    _t60 = _where(_t59, (_t56 * d_head * (_t8 - _t12)), 0)
-    _t61 = (n_layers * _fceil(_t60))
-    _t62 = (_t10 * _t49)
-    _t63 = (n_layers * _fceil(_t62))
-    _t64 = (_t56 * n_vocab)
-    _t65 = _where(_t59, (2 * batch * (seq * seq)), 0)
-    _t66 = (_t65 * n_layers)
-    _t67 = (_t26 * seq)
-    _t68 = (8 * _t49)
-    _t69 = (_t21 * n_layers)
-    _t70 = (_t66 + _t67 + (_t49 * _t69) + (_t68 * n_layers))
-    _t71 = (_t70 + (_t4 * _t49))
-    _t72 = (_t49 * n_vocab)
-    _t73 = (6 * _t72)
-    _t74 = (40 * d_model)
-    _t75 = (_t5 * n_layers)
-    _t76 = (_t28 * n_layers)
-    _t77 = (_t35 * n_layers)
-    _t78 = (_t9 + (64 * n_layers))
-    _t79 = (16 + _t78)
-    _t80 = (_t68 + _t79)
-    _t81 = (_t74 + _t80 + (20 * _t75) + (20 * _t77) + (40 * _t76) + (120 * _t22) + (_t2 * _t74) + (_t74 * _t75) + (_t74 * _t76) + (_t74 * _t77))
-    _t82 = (_t0 * _t49)
-    _t83 = (_t48 + _t80 + _t82 + (16 * _t75) + (16 * _t77) + (32 * _t76) + (_t2 * _t47) + (_t47 * _t75) + (_t47 * _t76) + (_t47 * _t77))
-    _t84 = (_t54 + _t57 + _t60 + _t65 + (_t35 * _t56))
-    _t85 = (_t52 + _t84 + (_t21 * _t49))
-    _t86 = (28 * d_model)
-    _t87 = ((14 * _t75) + (14 * _t77) + (28 * _t76) + (84 * _t22) + (_t75 * _t86) + (_t76 * _t86) + (_t77 * _t86))
-    _t88 = (_t86 + (_t2 * _t86))
-    _t89 = (_t87 + _t88)
-    _t90 = (_t79 + (16 * _t49))
-    _t91 = (_t67 + _t85 + _t89 + _t90)
-    _t92 = (n_layers * (_t68 + _t85))
-    _t93 = (_t80 + _t87)
-    _t94 = (_t88 + _t93)
-    _t95 = (_t67 + _t92 + _t94)
-    _t96 = (12 * _t49)
-    _t97 = (_t60 * n_layers)
-    _t98 = (_t52 * n_layers)
-    _t99 = (_t54 * n_layers)
-    _t100 = (_t56 * n_layers)
-    _t101 = (_t100 * _t8)
-    _t102 = (_t101 + _t97 + _t98 + _t99 + (_t100 * _t35))
-    _t103 = (24 + _t102 + _t71 + _t78 + _t89 + _t96)
-    _t104 = (_t103 + (_t96 * n_vocab))
-    _t105 = (_t102 + _t15 + _t70 + (34 * d_model) + (30 * _t2 * d_model))
-    _t106 = (_t105 + _t82 + _t93 + (_t49 * _t6))
-    _t107 = (_t103 + (10 * _t72) + (16 * _t50))
-    _t108 = (_t105 + _t84 + _t87 + _t90 - _t92 + ((-1 + n_layers) * (_t10 + _t19 + _t29 + _t31 + _t33 + _t36 + _t6)) + (6 * _t49 * _t5) + (10 * _t49 * d_model))
-    _t109 = (_t0 * n_layers)
-    _t110 = (_t4 * n_layers)
-    _t111 = (_t109 * _t49)
-    _t112 = (_t62 * n_layers)
+    _t35 = (_t18 * _t4)
+    _t36 = (n_layers * _fceil(_t35))
+    _t37 = (_t26 + _t28 + (2 * _t24) + (2 * _t30) + (2 * _t32) + (2 * _t34) + (2 * _t36))
+    _t38 = _fceil((_t2 * _t22))
+    _t39 = (n_layers * _fceil((8 * _t5)))
+    _t40 = (n_layers * _fceil((8 * _t18)))
+    _t41 = (n_layers * _fceil((8 * _t16)))
+    _t42 = (n_layers * _fceil((_t22 * _t5)))
+    _t43 = (n_layers * _fceil((_t16 * _t22)))
+    _t44 = (n_layers * _fceil((_t18 * _t22)))
+    _t45 = (_t39 + _t40 + (2 * _t38) + (2 * _t41) + (2 * _t42) + (2 * _t43) + (2 * _t44))
+    _t46 = (32 * d_model)
+    _t47 = (_t46 + (96 * _t23))
+    _t48 = (batch * seq)
+    _t49 = _where((batch == 1), (1 + seq), _t48)
+    _t50 = (8 * _t49)
+    _t51 = (_t25 * _t48)
+    _t52 = (n_layers * _fceil(_t51))
+    _t53 = (_t29 * _t48)
+    _t54 = (n_layers * _fceil(_t53))
+    _t55 = (4 * _t48)
+    _t56 = (_t55 * _t8)
+    _t57 = (n_layers * _fceil(_t56))
+    _t58 = (seq >= window)
+    _t59 = _where(_t58, (_t55 * d_head * (_t8 - _t12)), 0)
+    _t60 = (n_layers * _fceil(_t59))
+    _t61 = (_t10 * _t48)
+    _t62 = (n_layers * _fceil(_t61))
+    _t63 = (_t55 * n_vocab)
+    _t64 = _where(_t58, (2 * batch * (seq * seq)), 0)
+    _t65 = (_t64 * n_layers)
+    _t66 = (_t27 * seq)
+    _t67 = (8 * _t48)
+    _t68 = (_t22 * n_layers)
+    _t69 = (_t65 + _t66 + (_t48 * _t68) + (_t67 * n_layers))
+    _t70 = (_t69 + (_t4 * _t48))
+    _t71 = (_t48 * n_vocab)
+    _t72 = (6 * _t71)
+    _t73 = (_t0 * n_layers)
+    _t74 = (_t4 * n_layers)
+    _t75 = (_t48 * _t73)
+    _t76 = (_t55 * n_layers)
+    _t77 = (_t0 * _t48)
+    _t78 = (_t61 * n_layers)
+    _t79 = (_t53 * n_layers)
+    _t80 = (_t76 * _t8)
+    _t81 = (_t59 * n_layers)
+    _t82 = (_t51 * n_layers)
+    _t83 = (64 * n_layers)
+    _t84 = (16 + _t67 + _t83 + _t9)
+    _t85 = (28 * d_model)
+    _t86 = (_t5 * n_layers)
+    _t87 = (_t16 * n_layers)
+    _t88 = (_t18 * n_layers)
+    _t89 = ((14 * _t86) + (14 * _t88) + (28 * _t87) + (84 * _t23) + (_t85 * _t86) + (_t85 * _t87) + (_t85 * _t88))
+    _t90 = (_t85 + _t89 + (_t2 * _t85))
+    _t91 = (_t84 + _t90)
+    _t92 = (_t53 + _t56 + _t59 + _t64 + (_t18 * _t55))
+    _t93 = (_t51 + _t92 + (_t22 * _t48))
+    _t94 = (_t83 + _t9 + _t90)
+    _t95 = (16 + (16 * _t48))
+    _t96 = (n_layers * (_t67 + _t93))
+    _t97 = (12 * _t48)
+    _t98 = (_t79 + _t80 + _t81 + _t82 + (_t18 * _t76))
+    _t99 = (24 + _t70 + _t94 + _t97 + _t98)
+    _t100 = (_t14 + _t69 + _t89 + _t98 + (34 * d_model) + (30 * _t2 * d_model))
+    _t101 = (_t77 + _t84)
+    _t102 = (40 * d_model)
     return (
-        _t20,
-        _t20,
-        (_t21 + _t38 + (24 * _t22)),
-        (_t46 + (16 * d_model) + (48 * _t22)),
-        (_t38 + _t46 + _t48 + (2 * _t11) + (2 * _t7) + (4 * _t14) + (4 * _t16) + (4 * _t17) + (4 * _t18) + (4 * _t3)),
-        (4 + _t51 + _t53 + _t55 + _t56 + _t58 + _t61 + _t64 + _t71 + (2 * _t63)),
+        _t21,
+        _t21,
+        (_t22 + _t37 + (24 * _t23)),
+        (_t45 + (16 * d_model) + (48 * _t23)),
+        (_t37 + _t45 + _t47 + (2 * _t11) + (2 * _t7) + (4 * _t13) + (4 * _t15) + (4 * _t17) + (4 * _t19) + (4 * _t3)),
+        (4 + _t50 + _t52 + _t54 + _t55 + _t57 + _t60 + _t63 + _t70 + (2 * _t62)),
+        _t72,
+        _t3,
+        _t3,
+        _t24,
+        _t38,
         _t73,
-        _max(_t104, _t106, _t107, _t108, _t81, _t83, _t91, _t95),
-        _t3,
-        _t3,
-        _t23,
-        _t39,
-        _t109,
-        _t109,
-        _t110,
-        _t69,
-        _t109,
-        _t109,
-        _t110,
-        _t69,
-        _t109,
-        _t109,
-        _t110,
-        _t69,
-        _t109,
-        _t109,
-        _t110,
-        _t69,
-        _t18,
-        _t18,
-        _t37,
-        _t45,
+        _t73,
+        _t74,
+        _t68,
+        _t73,
+        _t73,
+        _t74,
+        _t68,
+        _t73,
+        _t73,
+        _t74,
+        _t68,
+        _t73,
+        _t73,
+        _t74,
+        _t68,
+        _t19,
+        _t19,
+        _t36,
+        _t44,
         _t11,
         _t11,
-        _t27,
+        _t28,
+        _t40,
+        _t17,
+        _t17,
+        _t34,
+        _t43,
+        _t13,
+        _t13,
+        _t30,
         _t41,
         _t17,
         _t17,
         _t34,
-        _t44,
-        _t14,
-        _t14,
-        _t30,
-        _t42,
-        _t17,
-        _t17,
-        _t34,
-        _t44,
-        _t14,
-        _t14,
-        _t30,
-        _t42,
-        _t18,
-        _t18,
-        _t37,
-        _t45,
-        _t109,
-        _t109,
-        _t110,
-        _t69,
-        _t16,
-        _t16,
-        _t32,
         _t43,
-        _t7,
-        _t7,
-        _t25,
-        _t40,
-        _t16,
-        _t16,
-        _t32,
-        _t43,
-        _t109,
-        _t109,
-        _t110,
-        _t69,
-        _t0,
-        _t0,
-        _t4,
-        _t21,
-        _t0,
-        _t0,
-        _t4,
-        _t21,
-        _t3,
-        _t3,
-        _t23,
-        _t39,
+        _t13,
+        _t13,
+        _t30,
+        _t41,
+        _t19,
+        _t19,
+        _t36,
+        _t44,
         _t73,
-        _t111,
-        _t100,
-        _t111,
-        _t100,
-        _t111,
-        _t63,
-        _t55,
-        _t63,
-        _t58,
-        _t66,
-        _t61,
-        _t111,
-        _t53,
-        _t67,
-        _t82,
-        _t56,
-        _t82,
-        _t64,
-        _t51,
-        4,
-        _t82,
-        _t111,
-        _t56,
-        _t100,
-        _t82,
-        _t111,
-        _t56,
-        _t100,
-        _t82,
-        _t111,
+        _t73,
+        _t74,
+        _t68,
+        _t15,
+        _t15,
+        _t32,
+        _t42,
+        _t7,
+        _t7,
+        _t26,
+        _t39,
+        _t15,
+        _t15,
+        _t32,
+        _t42,
+        _t73,
+        _t73,
+        _t74,
+        _t68,
+        _t0,
+        _t0,
+        _t4,
+        _t22,
+        _t0,
+        _t0,
+        _t4,
+        _t22,
+        _t3,
+        _t3,
+        _t24,
+        _t38,
+        _t72,
+        _t75,
+        _t76,
+        _t75,
+        _t76,
+        _t75,
         _t62,
-        _t112,
         _t54,
-        _t99,
         _t62,
-        _t112,
         _t57,
-        _t101,
         _t65,
-        _t66,
         _t60,
-        _t97,
-        _t82,
-        _t111,
+        _t75,
         _t52,
-        _t98,
-        _t67,
-        _t67,
-        _t82,
-        _t82,
-        _t56,
-        _t56,
-        _t82,
-        _t82,
-        _t64,
-        _t64,
-        _t51,
-        _t51,
+        _t66,
+        _t77,
+        _t55,
+        _t77,
+        _t63,
+        _t50,
         4,
-        4,
-        _t94,
-        n_layers,
-        _t91,
-        _t95,
-        _t107,
-        _t104,
-        n_layers,
-        _t108,
-        _t106,
-        _t83,
+        _t77,
+        _t75,
+        _t55,
+        _t76,
+        _t77,
+        _t75,
+        _t55,
+        _t76,
+        _t77,
+        _t75,
+        _t61,
+        _t78,
+        _t53,
+        _t79,
+        _t61,
+        _t78,
+        _t56,
+        _t80,
+        _t64,
+        _t65,
+        _t59,
         _t81,
-        _t94,
+        _t77,
+        _t75,
+        _t51,
+        _t82,
+        _t66,
+        _t66,
+        _t77,
+        _t77,
+        _t55,
+        _t55,
+        _t77,
+        _t77,
+        _t63,
+        _t63,
+        _t50,
+        _t50,
+        4,
+        4,
+        _t91,
+        n_layers,
+        (_t66 + _t93 + _t94 + _t95),
+        (_t66 + _t91 + _t96),
+        (_t99 + (10 * _t71) + (16 * _t49)),
+        (_t99 + (_t97 * n_vocab)),
+        n_layers,
+        (_t100 + _t83 + _t9 + _t92 + _t95 - _t96 + ((-1 + n_layers) * (_t10 + _t20 + _t29 + _t31 + _t33 + _t35 + _t6)) + (6 * _t48 * _t5) + (10 * _t48 * d_model)),
+        (_t100 + _t101 + (_t48 * _t6)),
+        (_t101 + _t47 + (16 * _t86) + (16 * _t88) + (32 * _t87) + (_t2 * _t46) + (_t46 * _t86) + (_t46 * _t87) + (_t46 * _t88)),
+        (_t102 + _t84 + (20 * _t86) + (20 * _t88) + (40 * _t87) + (120 * _t23) + (_t102 * _t2) + (_t102 * _t86) + (_t102 * _t87) + (_t102 * _t88)),
+        _t91,
     )

@@ -42,7 +42,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'phi3-mini', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 7642159104, 'gradients': 7642159104, 'master': 15284318208, 'optimizer': 30568636416, 'states': 61137272832, 'activations': 5203864, 'transient': 192384, 'peak': 76421592404}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 197001216}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 197001216}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 394002432}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 788004864}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 196608}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 196608}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 393216}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 786432}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 196608}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 196608}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 393216}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 786432}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 603979776}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 603979776}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2415919104}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2415919104}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 603979776}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 603979776}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 6442450944}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 6442450944}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 1610612736}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 3221225472}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 6442450944}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 6144}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 6144}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 12288}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 24576}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 197001216}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 197001216}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 394002432}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 788004864}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192384}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 393216}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 393216}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 128}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.k', 'category': 'activations', 'description': 'keys (after rotary, a fresh tensor)', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.qkv_output', 'category': 'activations', 'description': "fused q/k/v projection output, kept whole: SDPA's values are a view of it", 'formula': '2*batch*n_layers*seq*(d_head*n_heads + 2*d_head*n_kv_heads)', 'bytes': 589824}, {'path': 'block.attention.output', 'category': 'activations', 'description': 'attention output', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.output_copy', 'category': 'activations', 'description': "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query (none with one head)", 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads, 1)), (1, True))', 'bytes': 196608}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4096}, {'path': 'block.attention.sliding_mask', 'category': 'activations', 'description': 'sliding window, s >= window: the additive mask SDPA keeps (b*s^2, dtype)', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 2097152}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 384}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 12288}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 6144}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 6144}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128256}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 5203864, 'per_layer': {'block': 157832}, 'shared': 384, 'outside_layers': 152856, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 393216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 393216, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 128, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.qkv_output', 'formula': '2*batch*n_layers*seq*(d_head*n_heads/tp + 2*d_head*Max(1, n_kv_heads/tp))', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output_copy', 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads/tp, 1)), (1, True))/tp', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4096, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.attention.sliding_mask', 'formula': 'n_layers*Piecewise((2*batch*seq**2, seq >= window), (0, True))', 'bytes': 0, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 2097152, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 12288, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 6144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 6144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 76421592404, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 53495115092, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 53500166100, 'layer': 31}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 53500511360, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 53500575456, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 53697247188, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 60764297052, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 61137280340, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 76421592404, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 53495115092, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32064, 'd_model': 3072, 'n_layers': 32, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 96, 'd_ffn': 8192, 'window': 2047, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80], 'activations': {'per_layer': [('block', 81), ('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107), ('block', 109), ('block', 111)], 'shared': [113], 'outside': [115, 117, 119, 121, 123, 125, 127], 'terms': [82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128]}, 'timeline': [('fixed', 129), ('layers', 130, 131, 132), ('fixed', 133), ('fixed', 134), ('fixed', 135), ('layers', 136, 137, 138), ('fixed', 139), ('fixed', 140), ('fixed', 141)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79], 'activations': {'per_layer': [('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110)], 'shared': [112], 'outside': [114, 116, 118, 120, 122, 124, 126], 'terms': [81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127]}, 'timeline': [('fixed', 128), ('layers', 129, 130, 131), ('fixed', 132), ('fixed', 133), ('fixed', 134), ('layers', 135, 136, 137), ('fixed', 138), ('fixed', 139), ('fixed', 140)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -123,50 +123,40 @@ def memory(v):
     _t62 = (_t61 + (_t15 * _t36))
     _t63 = (_t36 * n_vocab)
     _t64 = (6 * _t63)
-    _t65 = (40 * _t33)
-    _t66 = (_t1 * d_model)
-    _t67 = (_t66 * n_vocab)
-    _t68 = (_t33 * _t49)
-    _t69 = (_t39 + (36 * n_layers))
-    _t70 = (12 + _t69)
-    _t71 = (_t48 + _t70)
-    _t72 = (_t65 + _t71 + (20 * d_model) + (40 * _t67) + (60 * _t68) + (_t5 * _t65) + (_t65 * _t8))
-    _t73 = (_t0 * _t36)
-    _t74 = (_t35 + _t71 + _t73 + (32 * _t67) + (48 * _t68) + (_t34 * _t5) + (_t34 * _t8))
-    _t75 = (_t41 + _t43 + _t46 + _t53 + _t58 + (_t45 * _t8))
-    _t76 = (_t50 + _t75 + (_t25 * _t36))
-    _t77 = (28 * _t33)
-    _t78 = (_t77 + (42 * _t68) + (_t5 * _t77) + (_t77 * _t8))
-    _t79 = ((14 * d_model) + (28 * _t67))
-    _t80 = (_t78 + _t79)
-    _t81 = (_t70 + (16 * _t36))
-    _t82 = (_t57 + _t76 + _t80 + _t81)
-    _t83 = (n_layers * (_t48 + _t76))
-    _t84 = (_t71 + _t78)
-    _t85 = (_t79 + _t84)
-    _t86 = (_t57 + _t83 + _t85)
-    _t87 = (_t36 * d_model)
-    _t88 = (_t41 * n_layers)
-    _t89 = (_t43 * n_layers)
-    _t90 = (_t45 * n_layers)
-    _t91 = (_t7 * _t90)
-    _t92 = (_t49 * _t60)
-    _t93 = (_t53 * n_layers)
-    _t94 = (_t88 + _t89 + _t91 + _t92 + _t93 + (_t8 * _t90))
-    _t95 = (_t25 + _t61 + _t94 + (30 * _t67))
-    _t96 = (_t84 + _t95)
-    _t97 = (_t96 + (24 * _t87))
-    _t98 = (12 * _t36)
-    _t99 = (20 + _t62 + _t69 + _t80 + _t94 + _t98)
-    _t100 = (_t99 + (_t98 * n_vocab))
-    _t101 = (_t10 + _t73 + _t96 + (_t45 * _t49))
-    _t102 = (_t99 + (10 * _t63) + (16 * _t37))
-    _t103 = (_t10 + _t75 + _t78 + _t81 + _t95 - _t83 + (18 * _t87) + (_t49 * _t98) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t66 * d_ffn))))
-    _t104 = (_t0 * n_layers)
-    _t105 = (_t13 * _t36)
-    _t106 = (_t104 * _t36)
-    _t107 = (_t12 * _t36)
-    _t108 = (_t52 * n_layers)
+    _t65 = (_t0 * n_layers)
+    _t66 = (_t13 * _t36)
+    _t67 = (_t45 * n_layers)
+    _t68 = (_t36 * _t65)
+    _t69 = (_t12 * _t36)
+    _t70 = (_t0 * _t36)
+    _t71 = (_t52 * n_layers)
+    _t72 = (_t43 * n_layers)
+    _t73 = (_t41 * n_layers)
+    _t74 = (_t53 * n_layers)
+    _t75 = (_t67 * _t7)
+    _t76 = (_t49 * _t60)
+    _t77 = (36 * n_layers)
+    _t78 = (12 + _t39 + _t48 + _t77)
+    _t79 = (28 * _t33)
+    _t80 = (_t33 * _t49)
+    _t81 = (_t79 + (42 * _t80) + (_t5 * _t79) + (_t79 * _t8))
+    _t82 = (_t78 + _t81)
+    _t83 = (_t1 * d_model)
+    _t84 = (_t83 * n_vocab)
+    _t85 = ((14 * d_model) + (28 * _t84))
+    _t86 = (_t82 + _t85)
+    _t87 = (_t41 + _t43 + _t46 + _t53 + _t58 + (_t45 * _t8))
+    _t88 = (_t50 + _t87 + (_t25 * _t36))
+    _t89 = (_t39 + _t77 + _t81 + _t85)
+    _t90 = (12 + (16 * _t36))
+    _t91 = (n_layers * (_t48 + _t88))
+    _t92 = (12 * _t36)
+    _t93 = (_t72 + _t73 + _t74 + _t75 + _t76 + (_t67 * _t8))
+    _t94 = (20 + _t62 + _t89 + _t92 + _t93)
+    _t95 = (_t36 * d_model)
+    _t96 = (_t25 + _t61 + _t93 + (30 * _t84))
+    _t97 = (_t82 + _t96)
+    _t98 = (40 * _t33)
     return (
         _t14,
         _t14,
@@ -175,17 +165,16 @@ def memory(v):
         (_t24 + _t32 + _t35 + (4 * _t3) + (4 * _t6) + (4 * _t9) + (6 * _t11)),
         (4 + _t38 + _t42 + _t44 + _t45 + _t47 + _t51 + _t54 + _t56 + _t62 + (2 * _t55)),
         _t64,
-        _max(_t100, _t101, _t102, _t103, _t72, _t74, _t82, _t86, _t97),
         _t3,
         _t3,
         _t18,
         _t28,
-        _t104,
-        _t104,
+        _t65,
+        _t65,
         _t13,
         _t16,
-        _t104,
-        _t104,
+        _t65,
+        _t65,
         _t13,
         _t16,
         _t9,
@@ -225,13 +214,13 @@ def memory(v):
         _t18,
         _t28,
         _t64,
-        _t105,
-        _t90,
-        _t106,
-        _t105,
-        _t90,
-        _t106,
-        _t106,
+        _t66,
+        _t67,
+        _t68,
+        _t66,
+        _t67,
+        _t68,
+        _t68,
         _t55,
         _t44,
         _t42,
@@ -239,75 +228,75 @@ def memory(v):
         _t54,
         _t47,
         _t59,
-        _t106,
+        _t68,
         _t51,
         _t57,
-        _t107,
+        _t69,
         _t45,
-        _t73,
-        _t73,
+        _t70,
+        _t70,
         _t56,
         _t38,
         4,
-        _t107,
-        _t105,
+        _t69,
+        _t66,
         _t45,
-        _t90,
-        _t73,
-        _t106,
-        _t107,
-        _t105,
+        _t67,
+        _t70,
+        _t68,
+        _t69,
+        _t66,
         _t45,
-        _t90,
-        _t73,
-        _t106,
-        _t73,
-        _t106,
+        _t67,
+        _t70,
+        _t68,
+        _t70,
+        _t68,
         _t52,
-        _t108,
+        _t71,
         _t43,
-        _t89,
+        _t72,
         _t41,
-        _t88,
+        _t73,
         _t52,
-        _t108,
+        _t71,
         _t53,
-        _t93,
+        _t74,
         _t46,
-        _t91,
+        _t75,
         _t58,
         _t59,
-        _t73,
-        _t106,
+        _t70,
+        _t68,
         _t50,
-        _t92,
+        _t76,
         _t57,
         _t57,
-        _t107,
-        _t107,
+        _t69,
+        _t69,
         _t45,
         _t45,
-        _t73,
-        _t73,
-        _t73,
-        _t73,
+        _t70,
+        _t70,
+        _t70,
+        _t70,
         _t56,
         _t56,
         _t38,
         _t38,
         4,
         4,
-        _t85,
-        n_layers,
-        _t82,
         _t86,
-        _t102,
-        _t100,
-        _t97,
         n_layers,
-        _t103,
-        _t101,
-        _t74,
-        _t72,
-        _t85,
+        (_t57 + _t88 + _t89 + _t90),
+        (_t57 + _t86 + _t91),
+        (_t94 + (10 * _t63) + (16 * _t37)),
+        (_t94 + (_t92 * n_vocab)),
+        (_t97 + (24 * _t95)),
+        n_layers,
+        (_t10 + _t39 + _t77 + _t81 + _t87 + _t90 + _t96 - _t91 + (18 * _t95) + (_t49 * _t92) + ((-1 + n_layers) * (_t12 + _t19 + _t21 + (6 * _t83 * d_ffn)))),
+        (_t10 + _t70 + _t97 + (_t45 * _t49)),
+        (_t35 + _t70 + _t78 + (32 * _t84) + (48 * _t80) + (_t34 * _t5) + (_t34 * _t8)),
+        (_t78 + _t98 + (20 * d_model) + (40 * _t84) + (60 * _t80) + (_t5 * _t98) + (_t8 * _t98)),
+        _t86,
     )

@@ -56,7 +56,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'qwen2-57b-a14b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 114817317888, 'gradients': 114817317888, 'master': 229634635776, 'optimizer': 459269271552, 'states': 918538543104, 'activations': 15313712, 'transient': 911616, 'peak': 1148173181060}, 'per_device_formula': {'weights': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 6*d_model*d_shared*n_layers + 2*d_model*n_experts*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_expert*d_model*n_experts*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 6*d_model*d_shared*n_layers + 2*d_model*n_experts*n_layers + 6*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_expert*d_model*n_experts*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 12*d_model*d_shared*n_layers + 4*d_model*n_experts*n_layers + 12*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_expert*d_model*n_experts*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 24*d_model*d_shared*n_layers + 8*d_model*n_experts*n_layers + 24*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_expert*d_model*n_experts*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 48*d_model*d_shared*n_layers + 16*d_model*n_experts*n_layers + 48*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2178154496}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4356308992}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1438646272}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2877292544}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 200704}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 200704}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 802816}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 205520896}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 411041792}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 57344}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 114688}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 102760448}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 205520896}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 411041792}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 28672}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 57344}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 114688}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 719323136}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 1438646272}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 2877292544}, {'path': 'weights.block.moe.router.weight', 'category': 'weights', 'description': 'mixed weights of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 12845056}, {'path': 'gradients.block.moe.router.weight', 'category': 'gradients', 'description': 'gradients of router (one score per expert)', 'formula': '2*d_model*n_experts*n_layers', 'bytes': 12845056}, {'path': 'master.block.moe.router.weight', 'category': 'master', 'description': 'fp32 master weights of router (one score per expert)', 'formula': '4*d_model*n_experts*n_layers', 'bytes': 25690112}, {'path': 'optimizer.block.moe.router.weight', 'category': 'optimizer', 'description': 'adamw state of router (one score per expert)', 'formula': '8*d_model*n_experts*n_layers', 'bytes': 51380224}, {'path': 'weights.block.moe.experts.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert gate projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert gate projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert gate projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.experts.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.up_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert up projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert up projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert up projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.experts.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'gradients.block.moe.experts.down_proj.weight', 'category': 'gradients', 'description': 'gradients of routed expert down projection', 'formula': '2*d_expert*d_model*n_experts*n_layers', 'bytes': 32883343360}, {'path': 'master.block.moe.experts.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of routed expert down projection', 'formula': '4*d_expert*d_model*n_experts*n_layers', 'bytes': 65766686720}, {'path': 'optimizer.block.moe.experts.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of routed expert down projection', 'formula': '8*d_expert*d_model*n_experts*n_layers', 'bytes': 131533373440}, {'path': 'weights.block.moe.shared.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert up projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.up_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert up projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert up projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert up projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of shared expert down projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'gradients.block.moe.shared.down_proj.weight', 'category': 'gradients', 'description': 'gradients of shared expert down projection', 'formula': '2*d_model*d_shared*n_layers', 'bytes': 4110417920}, {'path': 'master.block.moe.shared.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert down projection', 'formula': '4*d_model*d_shared*n_layers', 'bytes': 8220835840}, {'path': 'optimizer.block.moe.shared.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert down projection', 'formula': '8*d_model*d_shared*n_layers', 'bytes': 16441671680}, {'path': 'weights.block.moe.shared_gate.weight', 'category': 'weights', 'description': 'mixed weights of shared expert gate', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'gradients.block.moe.shared_gate.weight', 'category': 'gradients', 'description': 'gradients of shared expert gate', 'formula': '2*d_model*n_layers', 'bytes': 200704}, {'path': 'master.block.moe.shared_gate.weight', 'category': 'master', 'description': 'fp32 master weights of shared expert gate', 'formula': '4*d_model*n_layers', 'bytes': 401408}, {'path': 'optimizer.block.moe.shared_gate.weight', 'category': 'optimizer', 'description': 'adamw state of shared expert gate', 'formula': '8*d_model*n_layers', 'bytes': 802816}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 7168}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 7168}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 14336}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 28672}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1089077248}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 2178154496}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 4356308992}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 911616}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 112}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 57344}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 200704}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3136}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704}, {'path': 'block.moe.router_probs', 'category': 'activations', 'description': 'router softmax output, fp32', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 7168}, {'path': 'block.moe.topk_indices', 'category': 'activations', 'description': 'top-k expert indices, int64', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 1792}, {'path': 'block.moe.experts.offsets', 'category': 'activations', 'description': 'grouped_mm group offsets, int32', 'formula': '4*n_experts*n_layers', 'bytes': 7168}, {'path': 'block.moe.experts.permutation', 'category': 'activations', 'description': 'token permutation indices, int64', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 5376}, {'path': 'block.moe.experts.tokens', 'category': 'activations', 'description': 'gathered inputs and weighted outputs', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 3211264}, {'path': 'block.moe.experts.intermediates', 'category': 'activations', 'description': 'gate_up output, activation output, down_proj input', 'formula': '8*batch*d_expert*n_layers*seq*top_k', 'bytes': 4587520}, {'path': 'block.moe.experts.weights', 'category': 'activations', 'description': 'routing weight per token-slot', 'formula': '2*batch*n_layers*seq*top_k', 'bytes': 448}, {'path': 'block.moe.shared_expert.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_shared*n_layers*seq', 'bytes': 4587520}, {'path': 'block.moe.shared_gate', 'category': 'activations', 'description': "shared expert's sigmoid gate and gated output", 'formula': 'n_layers*(2*batch*d_model*seq + 2*batch*seq)', 'bytes': 200760}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 14336}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 7168}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 7168}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 607744}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 15313712, 'per_layer': {'block': 524170}, 'shared': 512, 'outside_layers': 636440, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 112, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 57344, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3136, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 200704, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.router_probs', 'formula': '4*batch*n_experts*n_layers*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.topk_indices', 'formula': '8*batch*n_layers*seq*top_k', 'bytes': 1792, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.offsets', 'formula': '4*n_experts*n_layers/ep', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.permutation', 'formula': '24*batch*n_layers*seq*top_k', 'bytes': 5376, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.tokens', 'formula': '4*batch*d_model*n_layers*seq*top_k', 'bytes': 3211264, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.intermediates', 'formula': '8*batch*d_expert*n_layers*seq*top_k/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.experts.weights', 'formula': '2*batch*n_layers*seq*top_k', 'bytes': 448, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.shared_expert.intermediates', 'formula': '8*batch*d_shared*n_layers*seq/tp', 'bytes': 4587520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.moe.shared_gate', 'formula': 'n_layers*(2*batch*d_model*seq + 2*batch*seq)', 'bytes': 200760, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 14336, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 7168, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 607744, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1148173181060, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 803721227396, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 803735904668, 'layer': 27}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 803737452744, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 803737756584, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 804825075100, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 914601618894, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 918538552452, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1148173181060, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 803721227396, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 151936, 'd_model': 3584, 'n_heads': 28, 'n_kv_heads': 4, 'd_head': 128, 'n_layers': 28, 'n_experts': 64, 'top_k': 8, 'd_expert': 2560, 'd_shared': 20480, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 131072}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117], 'activations': {'per_layer': [('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130), ('block', 132), ('block', 134), ('block', 136), ('block', 138), ('block', 140), ('block', 142), ('block', 144), ('block', 146), ('block', 148), ('block', 150), ('block', 152), ('block', 154), ('block', 156), ('block', 158)], 'shared': [160], 'outside': [162, 164, 166, 168, 170, 172, 174], 'terms': [119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147, 149, 151, 153, 155, 157, 159, 161, 163, 165, 167, 169, 171, 173, 175]}, 'timeline': [('fixed', 176), ('layers', 177, 178, 179), ('fixed', 180), ('fixed', 181), ('fixed', 182), ('layers', 183, 184, 185), ('fixed', 186), ('fixed', 187), ('fixed', 188)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116], 'activations': {'per_layer': [('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129), ('block', 131), ('block', 133), ('block', 135), ('block', 137), ('block', 139), ('block', 141), ('block', 143), ('block', 145), ('block', 147), ('block', 149), ('block', 151), ('block', 153), ('block', 155), ('block', 157)], 'shared': [159], 'outside': [161, 163, 165, 167, 169, 171, 173], 'terms': [118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144, 146, 148, 150, 152, 154, 156, 158, 160, 162, 164, 166, 168, 170, 172, 174]}, 'timeline': [('fixed', 175), ('layers', 176, 177, 178), ('fixed', 179), ('fixed', 180), ('fixed', 181), ('layers', 182, 183, 184), ('fixed', 185), ('fixed', 186), ('fixed', 187)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -96,327 +96,316 @@ def memory(v):
     _t18 = (_t14 * _t17)
     _t19 = (n_layers * _fceil(_t18))
     _t20 = (6 * d_model)
-    _t21 = (_t14 * n_layers)
-    _t22 = (_t0 + _t21 + _t7 + (2 * _t11) + (2 * _t12) + (2 * _t3) + (2 * _t9) + (3 * _t13) + (3 * _t19) + (_t20 * n_layers))
-    _t23 = (4 * d_model)
-    _t24 = (d_model * n_layers)
-    _t25 = (_t23 * n_layers)
-    _t26 = (_t25 * n_experts)
-    _t27 = (_t1 * _t23)
-    _t28 = _fceil((_t27 * n_vocab))
-    _t29 = (4 * d_head)
-    _t30 = (n_layers * _fceil((_t29 * _t5)))
-    _t31 = (4 * _t10)
-    _t32 = (n_layers * _fceil(_t31))
-    _t33 = (_t10 * _t23)
-    _t34 = (n_layers * _fceil(_t33))
-    _t35 = (_t5 * d_head)
-    _t36 = (_t23 * _t35)
-    _t37 = (n_layers * _fceil(_t36))
-    _t38 = (n_layers * _fceil((_t27 * d_shared)))
-    _t39 = (_t16 * n_experts)
-    _t40 = (n_layers * _fceil((_t27 * _t39)))
-    _t41 = (_t30 + (2 * _t28) + (2 * _t32) + (2 * _t34) + (2 * _t37) + (3 * _t38) + (3 * _t40))
-    _t42 = (8 * d_model)
-    _t43 = (_t42 * n_layers)
-    _t44 = (_t43 * n_experts)
-    _t45 = (_t1 * _t42)
-    _t46 = _fceil((_t45 * n_vocab))
-    _t47 = (n_layers * _fceil((8 * _t35)))
-    _t48 = (n_layers * _fceil((8 * _t10)))
-    _t49 = (n_layers * _fceil((_t10 * _t42)))
-    _t50 = (n_layers * _fceil((_t35 * _t42)))
-    _t51 = (n_layers * _fceil((_t45 * d_shared)))
-    _t52 = (n_layers * _fceil((_t39 * _t45)))
-    _t53 = (_t47 + (2 * _t46) + (2 * _t48) + (2 * _t49) + (2 * _t50) + (3 * _t51) + (3 * _t52))
-    _t54 = (16 * d_model)
-    _t55 = (48 * _t24)
-    _t56 = (n_experts * n_layers)
-    _t57 = (_t55 + (_t54 * _t56))
-    _t58 = (batch * seq)
-    _t59 = _where((batch == 1), (1 + seq), _t58)
-    _t60 = (8 * _t59)
-    _t61 = (4 * n_experts)
-    _t62 = (_t15 * _t61)
-    _t63 = (n_layers * _fceil(_t62))
-    _t64 = (_t31 * _t58)
-    _t65 = (n_layers * _fceil(_t64))
-    _t66 = (4 * _t58)
-    _t67 = (_t5 * _t66)
-    _t68 = (n_layers * _fceil(_t67))
-    _t69 = (8 * _t58)
-    _t70 = (_t1 * d_shared)
-    _t71 = (_t69 * _t70)
-    _t72 = (n_layers * _fceil(_t71))
-    _t73 = (_t69 * top_k)
-    _t74 = (_t1 * d_expert)
-    _t75 = (_t73 * _t74)
-    _t76 = (n_layers * _fceil(_t75))
-    _t77 = (_t58 * _t6)
-    _t78 = (n_layers * _fceil(_t77))
-    _t79 = (_t66 * n_vocab)
-    _t80 = (_t29 * seq)
-    _t81 = (2 * _t58)
-    _t82 = (_t0 * _t58)
-    _t83 = (_t81 + _t82)
-    _t84 = (_t83 * n_layers)
-    _t85 = (_t69 * n_layers)
-    _t86 = (_t58 * _t61)
-    _t87 = (_t86 * n_layers)
-    _t88 = (_t58 * n_layers)
-    _t89 = (_t58 * top_k)
-    _t90 = (34 * _t89)
-    _t91 = (_t25 * _t89)
-    _t92 = (_t80 + _t84 + _t85 + _t87 + _t91 + (_t54 * _t88) + (_t90 * n_layers))
-    _t93 = (_t92 + (_t42 * _t58))
-    _t94 = (6 * _t58)
-    _t95 = (_t94 * n_vocab)
-    _t96 = (20 * d_model)
-    _t97 = (60 * _t24)
-    _t98 = (_t10 * n_layers)
-    _t99 = (_t1 * d_model * n_vocab)
-    _t100 = (_t35 * n_layers)
-    _t101 = (_t10 * _t24)
-    _t102 = (_t24 * _t35)
-    _t103 = (_t17 * n_experts)
-    _t104 = (_t4 + (68 * n_layers))
-    _t105 = (12 + _t104)
-    _t106 = (_t105 + _t69)
-    _t107 = (_t106 + _t96 + _t97 + (20 * _t100) + (40 * _t101) + (40 * _t102) + (40 * _t98) + (40 * _t99) + (_t103 * _t97) + (_t56 * _t96) + (_t70 * _t97))
-    _t108 = (_t54 + _t82)
-    _t109 = (_t106 + _t108 + _t57 + (16 * _t100) + (32 * _t101) + (32 * _t102) + (32 * _t98) + (32 * _t99) + (_t103 * _t55) + (_t55 * _t70))
-    _t110 = (18 * _t58)
-    _t111 = (_t23 * _t89)
-    _t112 = (_t111 + _t62 + _t64 + _t67 + _t71 + _t75 + _t86 + _t90 + (_t35 * _t66))
-    _t113 = (_t112 + (_t110 * d_model))
-    _t114 = (42 * _t24)
-    _t115 = (14 * d_model)
-    _t116 = (_t114 + (14 * _t100) + (28 * _t101) + (28 * _t102) + (28 * _t98) + (_t103 * _t114) + (_t114 * _t70) + (_t115 * _t56))
-    _t117 = (_t115 + (28 * _t99))
-    _t118 = (_t116 + _t117)
-    _t119 = (_t105 + _t110)
-    _t120 = (_t113 + _t118 + _t119 + _t80)
-    _t121 = (10 * _t58)
-    _t122 = (n_layers * (_t113 + _t121))
-    _t123 = (_t106 + _t116)
-    _t124 = (_t117 + _t123)
-    _t125 = (_t122 + _t124 + _t80)
-    _t126 = (30 * _t99)
-    _t127 = (_t62 * n_layers)
-    _t128 = (_t64 * n_layers)
-    _t129 = (_t66 * n_layers)
-    _t130 = (_t129 * _t5)
-    _t131 = (_t70 * _t85)
-    _t132 = (_t85 * top_k)
-    _t133 = (_t132 * _t74)
-    _t134 = (_t127 + _t128 + _t130 + _t131 + _t133 + (_t129 * _t35))
-    _t135 = (_t123 + _t126 + _t134 + _t92)
-    _t136 = (_t135 + _t54 + (24 * _t58 * d_model))
-    _t137 = (12 * _t58)
-    _t138 = (20 + _t104 + _t118 + _t134 + _t137 + _t93)
-    _t139 = (_t138 + (_t137 * n_vocab))
-    _t140 = (_t138 + (16 * _t59) + (_t121 * n_vocab))
-    _t141 = (_t81 * top_k)
-    _t142 = (_t18 - _t73)
-    _t143 = _max(_t111, (_t142 + (_t141 * _t74)), ((_t20 * _t89) - (_t94 * top_k)), (_t142 - (_t82 * top_k) + (_t66 * _t74 * top_k)))
-    _t144 = (_t108 + _t135 + _t143)
-    _t145 = (_t112 + _t116 + _t119 + _t126 + _t134 + _t143 + _t54 + _t92 - _t122 + (_t58 * _t96) + ((-1 + n_layers) * (_t14 + _t20 + _t31 + _t33 + _t36 + _t6 + (_t103 * _t20) + (_t20 * _t70))))
-    _t146 = (_t0 * n_layers)
-    _t147 = (_t25 * _t58)
-    _t148 = (_t146 * _t58)
-    _t149 = (24 * _t89)
-    _t150 = (_t149 * n_layers)
-    _t151 = (_t141 * n_layers)
-    _t152 = (_t23 * _t58)
-    _t153 = (_t6 * _t88)
+    _t21 = (_t0 * n_layers)
+    _t22 = (_t21 * n_experts)
+    _t23 = (_t0 + _t22 + _t7 + (2 * _t11) + (2 * _t12) + (2 * _t3) + (2 * _t9) + (3 * _t13) + (3 * _t19) + (_t20 * n_layers))
+    _t24 = (4 * d_model)
+    _t25 = (d_model * n_layers)
+    _t26 = (_t24 * n_layers)
+    _t27 = (_t26 * n_experts)
+    _t28 = (_t1 * _t24)
+    _t29 = _fceil((_t28 * n_vocab))
+    _t30 = (4 * d_head)
+    _t31 = (n_layers * _fceil((_t30 * _t5)))
+    _t32 = (4 * _t10)
+    _t33 = (n_layers * _fceil(_t32))
+    _t34 = (_t10 * _t24)
+    _t35 = (n_layers * _fceil(_t34))
+    _t36 = (_t5 * d_head)
+    _t37 = (_t24 * _t36)
+    _t38 = (n_layers * _fceil(_t37))
+    _t39 = (n_layers * _fceil((_t28 * d_shared)))
+    _t40 = (_t16 * n_experts)
+    _t41 = (n_layers * _fceil((_t28 * _t40)))
+    _t42 = (_t31 + (2 * _t29) + (2 * _t33) + (2 * _t35) + (2 * _t38) + (3 * _t39) + (3 * _t41))
+    _t43 = (8 * d_model)
+    _t44 = (_t43 * n_layers)
+    _t45 = (_t44 * n_experts)
+    _t46 = (_t1 * _t43)
+    _t47 = _fceil((_t46 * n_vocab))
+    _t48 = (n_layers * _fceil((8 * _t36)))
+    _t49 = (n_layers * _fceil((8 * _t10)))
+    _t50 = (n_layers * _fceil((_t10 * _t43)))
+    _t51 = (n_layers * _fceil((_t36 * _t43)))
+    _t52 = (n_layers * _fceil((_t46 * d_shared)))
+    _t53 = (n_layers * _fceil((_t40 * _t46)))
+    _t54 = (_t48 + (2 * _t47) + (2 * _t49) + (2 * _t50) + (2 * _t51) + (3 * _t52) + (3 * _t53))
+    _t55 = (16 * d_model)
+    _t56 = (48 * _t25)
+    _t57 = (n_experts * n_layers)
+    _t58 = (_t56 + (_t55 * _t57))
+    _t59 = (batch * seq)
+    _t60 = _where((batch == 1), (1 + seq), _t59)
+    _t61 = (8 * _t60)
+    _t62 = (4 * n_experts)
+    _t63 = (_t15 * _t62)
+    _t64 = (n_layers * _fceil(_t63))
+    _t65 = (_t32 * _t59)
+    _t66 = (n_layers * _fceil(_t65))
+    _t67 = (4 * _t59)
+    _t68 = (_t5 * _t67)
+    _t69 = (n_layers * _fceil(_t68))
+    _t70 = (8 * _t59)
+    _t71 = (_t1 * d_shared)
+    _t72 = (_t70 * _t71)
+    _t73 = (n_layers * _fceil(_t72))
+    _t74 = (_t70 * top_k)
+    _t75 = (_t1 * d_expert)
+    _t76 = (_t74 * _t75)
+    _t77 = (n_layers * _fceil(_t76))
+    _t78 = (_t59 * _t6)
+    _t79 = (n_layers * _fceil(_t78))
+    _t80 = (_t67 * n_vocab)
+    _t81 = (_t30 * seq)
+    _t82 = (2 * _t59)
+    _t83 = (_t0 * _t59)
+    _t84 = (_t82 + _t83)
+    _t85 = (_t84 * n_layers)
+    _t86 = (_t70 * n_layers)
+    _t87 = (_t59 * _t62)
+    _t88 = (_t87 * n_layers)
+    _t89 = (_t59 * n_layers)
+    _t90 = (_t59 * top_k)
+    _t91 = (34 * _t90)
+    _t92 = (_t26 * _t90)
+    _t93 = (_t81 + _t85 + _t86 + _t88 + _t92 + (_t55 * _t89) + (_t91 * n_layers))
+    _t94 = (_t93 + (_t43 * _t59))
+    _t95 = (6 * _t59)
+    _t96 = (_t95 * n_vocab)
+    _t97 = (_t26 * _t59)
+    _t98 = (_t67 * n_layers)
+    _t99 = (_t21 * _t59)
+    _t100 = (_t86 * top_k)
+    _t101 = (24 * _t90)
+    _t102 = (_t101 * n_layers)
+    _t103 = (_t82 * top_k)
+    _t104 = (_t103 * n_layers)
+    _t105 = (_t24 * _t59)
+    _t106 = (_t6 * _t89)
+    _t107 = (_t65 * n_layers)
+    _t108 = (_t5 * _t98)
+    _t109 = (_t63 * n_layers)
+    _t110 = (_t105 * top_k)
+    _t111 = (_t100 * _t75)
+    _t112 = (_t71 * _t86)
+    _t113 = (68 * n_layers)
+    _t114 = (12 + _t113 + _t4 + _t70)
+    _t115 = (42 * _t25)
+    _t116 = (14 * d_model)
+    _t117 = (_t10 * n_layers)
+    _t118 = (_t36 * n_layers)
+    _t119 = (_t10 * _t25)
+    _t120 = (_t25 * _t36)
+    _t121 = (_t17 * n_experts)
+    _t122 = (_t115 + (14 * _t118) + (28 * _t117) + (28 * _t119) + (28 * _t120) + (_t115 * _t121) + (_t115 * _t71) + (_t116 * _t57))
+    _t123 = (_t114 + _t122)
+    _t124 = (_t1 * d_model * n_vocab)
+    _t125 = (_t116 + (28 * _t124))
+    _t126 = (_t123 + _t125)
+    _t127 = (18 * _t59)
+    _t128 = (_t110 + _t63 + _t65 + _t68 + _t72 + _t76 + _t87 + _t91 + (_t36 * _t67))
+    _t129 = (_t128 + (_t127 * d_model))
+    _t130 = (_t113 + _t122 + _t125 + _t4)
+    _t131 = (12 + _t127)
+    _t132 = (10 * _t59)
+    _t133 = (n_layers * (_t129 + _t132))
+    _t134 = (12 * _t59)
+    _t135 = (_t107 + _t108 + _t109 + _t111 + _t112 + (_t36 * _t98))
+    _t136 = (20 + _t130 + _t134 + _t135 + _t94)
+    _t137 = (30 * _t124)
+    _t138 = (_t123 + _t135 + _t137 + _t93)
+    _t139 = (_t18 - _t74)
+    _t140 = _max(_t110, (_t139 + (_t103 * _t75)), ((_t20 * _t90) - (_t95 * top_k)), (_t139 - (_t83 * top_k) + (_t67 * _t75 * top_k)))
+    _t141 = (20 * d_model)
+    _t142 = (_t55 + _t83)
+    _t143 = (60 * _t25)
     return (
-        _t22,
-        _t22,
-        (_t23 + _t26 + _t41 + (12 * _t24)),
-        (_t42 + _t44 + _t53 + (24 * _t24)),
-        (_t41 + _t53 + _t54 + _t57 + (2 * _t7) + (4 * _t11) + (4 * _t12) + (4 * _t3) + (4 * _t9) + (6 * _t13) + (6 * _t19)),
-        (4 + _t60 + _t63 + _t65 + _t66 + _t68 + _t72 + _t76 + _t79 + _t93 + (2 * _t78)),
-        _t95,
-        _max(_t107, _t109, _t120, _t125, _t136, _t139, _t140, _t144, _t145),
+        _t23,
+        _t23,
+        (_t24 + _t27 + _t42 + (12 * _t25)),
+        (_t43 + _t45 + _t54 + (24 * _t25)),
+        (_t42 + _t54 + _t55 + _t58 + (2 * _t7) + (4 * _t11) + (4 * _t12) + (4 * _t3) + (4 * _t9) + (6 * _t13) + (6 * _t19)),
+        (4 + _t61 + _t64 + _t66 + _t67 + _t69 + _t73 + _t77 + _t80 + _t94 + (2 * _t79)),
+        _t96,
         _t3,
         _t3,
-        _t28,
-        _t46,
-        _t146,
-        _t146,
-        _t25,
-        _t43,
-        _t146,
-        _t146,
-        _t25,
-        _t43,
-        _t12,
-        _t12,
-        _t37,
-        _t50,
-        _t7,
-        _t7,
-        _t30,
+        _t29,
         _t47,
-        _t11,
-        _t11,
-        _t34,
-        _t49,
-        _t9,
-        _t9,
-        _t32,
-        _t48,
-        _t11,
-        _t11,
-        _t34,
-        _t49,
-        _t9,
-        _t9,
-        _t32,
-        _t48,
-        _t12,
-        _t12,
-        _t37,
-        _t50,
         _t21,
         _t21,
         _t26,
         _t44,
-        _t19,
-        _t19,
-        _t40,
-        _t52,
-        _t19,
-        _t19,
-        _t40,
-        _t52,
-        _t19,
-        _t19,
-        _t40,
-        _t52,
-        _t13,
-        _t13,
+        _t21,
+        _t21,
+        _t26,
+        _t44,
+        _t12,
+        _t12,
         _t38,
         _t51,
-        _t13,
-        _t13,
+        _t7,
+        _t7,
+        _t31,
+        _t48,
+        _t11,
+        _t11,
+        _t35,
+        _t50,
+        _t9,
+        _t9,
+        _t33,
+        _t49,
+        _t11,
+        _t11,
+        _t35,
+        _t50,
+        _t9,
+        _t9,
+        _t33,
+        _t49,
+        _t12,
+        _t12,
         _t38,
         _t51,
+        _t22,
+        _t22,
+        _t27,
+        _t45,
+        _t19,
+        _t19,
+        _t41,
+        _t53,
+        _t19,
+        _t19,
+        _t41,
+        _t53,
+        _t19,
+        _t19,
+        _t41,
+        _t53,
         _t13,
         _t13,
-        _t38,
-        _t51,
-        _t146,
-        _t146,
-        _t25,
+        _t39,
+        _t52,
+        _t13,
+        _t13,
+        _t39,
+        _t52,
+        _t13,
+        _t13,
+        _t39,
+        _t52,
+        _t21,
+        _t21,
+        _t26,
+        _t44,
+        _t0,
+        _t0,
+        _t24,
         _t43,
-        _t0,
-        _t0,
-        _t23,
-        _t42,
         _t3,
         _t3,
-        _t28,
-        _t46,
-        _t95,
-        _t147,
-        _t129,
-        _t148,
-        _t147,
-        _t129,
-        _t148,
-        _t148,
-        _t78,
-        _t65,
-        _t78,
-        _t68,
-        _t148,
-        _t87,
-        _t132,
-        _t63,
-        _t150,
-        _t91,
-        _t76,
-        _t151,
-        _t72,
-        _t84,
-        _t80,
-        _t152,
-        _t66,
-        _t82,
-        _t82,
+        _t29,
+        _t47,
+        _t96,
+        _t97,
+        _t98,
+        _t99,
+        _t97,
+        _t98,
+        _t99,
+        _t99,
         _t79,
-        _t60,
-        4,
-        _t152,
-        _t147,
         _t66,
-        _t129,
-        _t82,
-        _t148,
-        _t152,
-        _t147,
-        _t66,
-        _t129,
-        _t82,
-        _t148,
-        _t82,
-        _t148,
-        _t77,
-        _t153,
+        _t79,
+        _t69,
+        _t99,
+        _t88,
+        _t100,
         _t64,
-        _t128,
+        _t102,
+        _t92,
         _t77,
-        _t153,
-        _t67,
-        _t130,
-        _t82,
-        _t148,
-        _t86,
-        _t87,
+        _t104,
         _t73,
-        _t132,
-        _t62,
-        _t127,
-        _t149,
-        _t150,
-        _t111,
-        _t91,
-        _t75,
-        _t133,
-        _t141,
-        _t151,
-        _t71,
-        _t131,
+        _t85,
+        _t81,
+        _t105,
+        _t67,
         _t83,
-        _t84,
+        _t83,
         _t80,
-        _t80,
-        _t152,
-        _t152,
-        _t66,
-        _t66,
-        _t82,
-        _t82,
-        _t82,
-        _t82,
-        _t79,
-        _t79,
-        _t60,
-        _t60,
+        _t61,
         4,
-        4,
-        _t124,
-        n_layers,
-        _t120,
-        _t125,
-        _t140,
-        _t139,
-        _t136,
-        n_layers,
-        _t145,
-        _t144,
-        _t109,
+        _t105,
+        _t97,
+        _t67,
+        _t98,
+        _t83,
+        _t99,
+        _t105,
+        _t97,
+        _t67,
+        _t98,
+        _t83,
+        _t99,
+        _t83,
+        _t99,
+        _t78,
+        _t106,
+        _t65,
         _t107,
-        _t124,
+        _t78,
+        _t106,
+        _t68,
+        _t108,
+        _t83,
+        _t99,
+        _t87,
+        _t88,
+        _t74,
+        _t100,
+        _t63,
+        _t109,
+        _t101,
+        _t102,
+        _t110,
+        _t92,
+        _t76,
+        _t111,
+        _t103,
+        _t104,
+        _t72,
+        _t112,
+        _t84,
+        _t85,
+        _t81,
+        _t81,
+        _t105,
+        _t105,
+        _t67,
+        _t67,
+        _t83,
+        _t83,
+        _t83,
+        _t83,
+        _t80,
+        _t80,
+        _t61,
+        _t61,
+        4,
+        4,
+        _t126,
+        n_layers,
+        (_t129 + _t130 + _t131 + _t81),
+        (_t126 + _t133 + _t81),
+        (_t136 + (16 * _t60) + (_t132 * n_vocab)),
+        (_t136 + (_t134 * n_vocab)),
+        (_t138 + _t55 + (24 * _t59 * d_model)),
+        n_layers,
+        (_t113 + _t122 + _t128 + _t131 + _t135 + _t137 + _t140 + _t4 + _t55 + _t93 - _t133 + (_t141 * _t59) + ((-1 + n_layers) * (_t14 + _t20 + _t32 + _t34 + _t37 + _t6 + (_t121 * _t20) + (_t20 * _t71)))),
+        (_t138 + _t140 + _t142),
+        (_t114 + _t142 + _t58 + (16 * _t118) + (32 * _t117) + (32 * _t119) + (32 * _t120) + (32 * _t124) + (_t121 * _t56) + (_t56 * _t71)),
+        (_t114 + _t141 + _t143 + (20 * _t118) + (40 * _t117) + (40 * _t119) + (40 * _t120) + (40 * _t124) + (_t121 * _t143) + (_t141 * _t57) + (_t143 * _t71)),
+        _t126,
     )

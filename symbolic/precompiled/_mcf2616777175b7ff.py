@@ -52,7 +52,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'gpt2-large', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 1548060160, 'gradients': 1548060160, 'master': 3096120320, 'optimizer': 6192240640, 'states': 12384481280, 'activations': 2883268, 'transient': 301542, 'peak': 15480603928}, 'per_device_formula': {'weights': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'gradients': '4*d_ffn*d_model*n_layers + 2*d_ffn*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 2*d_model*n_ctx + 12*d_model*n_layers + 2*d_model*n_vocab + 4*d_model', 'master': '8*d_ffn*d_model*n_layers + 4*d_ffn*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 4*d_model*n_ctx + 24*d_model*n_layers + 4*d_model*n_vocab + 8*d_model', 'optimizer': '16*d_ffn*d_model*n_layers + 8*d_ffn*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 8*d_model*n_ctx + 48*d_model*n_layers + 8*d_model*n_vocab + 16*d_model', 'states': '32*d_ffn*d_model*n_layers + 16*d_ffn*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 16*d_model*n_ctx + 96*d_model*n_layers + 16*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 128657920}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 128657920}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 257315840}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 514631680}, {'path': 'weights.embedding.positions.weight', 'category': 'weights', 'description': 'mixed weights of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 2621440}, {'path': 'gradients.embedding.positions.weight', 'category': 'gradients', 'description': 'gradients of learned position embedding', 'formula': '2*d_model*n_ctx', 'bytes': 2621440}, {'path': 'master.embedding.positions.weight', 'category': 'master', 'description': 'fp32 master weights of learned position embedding', 'formula': '4*d_model*n_ctx', 'bytes': 5242880}, {'path': 'optimizer.embedding.positions.weight', 'category': 'optimizer', 'description': 'adamw state of learned position embedding', 'formula': '8*d_model*n_ctx', 'bytes': 10485760}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 368640}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 117964800}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 235929600}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 471859200}, {'path': 'weights.block.attention.o_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.attention.o_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of attention output projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.attention.o_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of attention output projection', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.attention.o_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of attention output projection', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 943718400}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 1887436800}, {'path': 'weights.block.mlp.up_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 368640}, {'path': 'gradients.block.mlp.up_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP up projection', 'formula': '2*d_ffn*n_layers', 'bytes': 368640}, {'path': 'master.block.mlp.up_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP up projection', 'formula': '4*d_ffn*n_layers', 'bytes': 737280}, {'path': 'optimizer.block.mlp.up_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP up projection', 'formula': '8*d_ffn*n_layers', 'bytes': 1474560}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 471859200}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 943718400}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 1887436800}, {'path': 'weights.block.mlp.down_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'gradients.block.mlp.down_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of MLP down projection', 'formula': '2*d_model*n_layers', 'bytes': 92160}, {'path': 'master.block.mlp.down_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of MLP down projection', 'formula': '4*d_model*n_layers', 'bytes': 184320}, {'path': 'optimizer.block.mlp.down_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of MLP down projection', 'formula': '8*d_model*n_layers', 'bytes': 368640}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 5120}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 10240}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 2560}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 5120}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 10240}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 301542}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 184320}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 92160}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 2880}, {'path': 'block.dropout_masks', 'category': 'activations', 'description': '2 residual dropout mask(s), p=0.1', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '5 b*s*f tensors (standard MLP, gelu_new)', 'formula': '10*batch*d_ffn*n_layers*seq', 'bytes': 1843200}, {'path': 'embedding.dropout_mask', 'category': 'activations', 'description': 'embedding dropout mask', 'formula': 'batch*d_model*seq', 'bytes': 1280}, {'path': 'embedding.position_ids', 'category': 'activations', 'description': 'position ids saved by the position embedding, int64', 'formula': '8*seq', 'bytes': 8}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 2560}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 2560}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 201028}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 2883268, 'per_layer': {'block': 74328}, 'shared': 0, 'outside_layers': 207460, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 184320, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 2880, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.dropout_masks', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 92160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '10*batch*d_ffn*n_layers*seq/tp', 'bytes': 1843200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'embedding.dropout_mask', 'formula': 'batch*d_model*seq', 'bytes': 1280, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'embedding.position_ids', 'formula': '8*seq', 'bytes': 8, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 2560, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 2560, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 201028, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 15480603928, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 10836423448, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 10839100544, 'layer': 35}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 10839608278, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 10839708760, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 12355714424, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 12641799448, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 15480603928, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 10836423448, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 50257, 'd_model': 1280, 'n_layers': 36, 'n_heads': 20, 'n_kv_heads': 20, 'd_head': 64, 'd_ffn': 5120, 'n_ctx': 1024, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108], 'activations': {'per_layer': [('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127), ('block', 129), ('block', 131)], 'shared': [], 'outside': [133, 135, 137, 139, 141, 143, 145, 147], 'terms': [110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144, 146, 148]}, 'timeline': [('fixed', 149), ('layers', 150, 151, 152), ('fixed', 153), ('fixed', 154), ('layers', 155, 156, 157), ('fixed', 158), ('fixed', 159), ('fixed', 160)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107], 'activations': {'per_layer': [('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128), ('block', 130)], 'shared': [], 'outside': [132, 134, 136, 138, 140, 142, 144, 146], 'terms': [109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145, 147]}, 'timeline': [('fixed', 148), ('layers', 149, 150, 151), ('fixed', 152), ('fixed', 153), ('layers', 154, 155, 156), ('fixed', 157), ('fixed', 158), ('fixed', 159)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -138,52 +138,41 @@ def memory(v):
     _t67 = (_t66 + (5 * _t63))
     _t68 = (_t49 * n_vocab)
     _t69 = (6 * _t68)
-    _t70 = (40 * d_model)
-    _t71 = (d_model * n_ctx)
-    _t72 = (_t2 * n_layers)
-    _t73 = (_t11 * n_layers)
-    _t74 = (_t6 * n_layers)
-    _t75 = (_t18 * d_model)
-    _t76 = (64 * n_layers)
-    _t77 = (16 + _t76)
-    _t78 = (_t65 + _t77)
-    _t79 = (_t78 + (20 * _t75))
-    _t80 = (_t70 + _t79 + (20 * _t71) + (20 * _t72) + (20 * _t74) + (40 * _t73) + (120 * _t23) + (_t70 * _t72) + (_t70 * _t73) + (_t70 * _t74))
-    _t81 = (_t49 * _t9)
-    _t82 = (_t48 + (16 * _t72) + (16 * _t74) + (32 * _t73) + (_t47 * _t72) + (_t47 * _t73) + (_t47 * _t74))
-    _t83 = (_t78 + _t81 + _t82)
-    _t84 = (_t83 + (18 * _t75))
-    _t85 = (_t18 * _t37)
-    _t86 = (_t64 + _t83 + _t85 + (_t9 * seq))
-    _t87 = (28 * d_model)
-    _t88 = ((14 * _t71) + (14 * _t72) + (14 * _t74) + (28 * _t73) + (84 * _t23) + (_t72 * _t87) + (_t73 * _t87) + (_t74 * _t87))
-    _t89 = (_t87 + (14 * _t75))
-    _t90 = (_t88 + _t89)
-    _t91 = (_t52 + _t55 + _t58 + (_t54 * _t6))
-    _t92 = (_t77 + _t91 + (16 * _t49))
-    _t93 = (_t64 + _t90 + _t92 + (11 * _t63))
-    _t94 = (n_layers * (_t65 + _t91 + (10 * _t63)))
-    _t95 = (_t78 + _t88)
-    _t96 = (_t89 + _t95)
-    _t97 = (_t63 + _t64 + _t94 + _t96)
-    _t98 = (12 * _t49)
-    _t99 = (_t52 * n_layers)
-    _t100 = (_t54 * n_layers)
-    _t101 = (_t100 * _t5)
-    _t102 = (_t57 * _t72)
-    _t103 = (_t101 + _t102 + _t99 + (_t100 * _t6))
-    _t104 = (24 + _t103 + _t67 + _t76 + _t90 + _t98)
-    _t105 = (_t104 + (_t98 * n_vocab))
-    _t106 = (_t104 + (10 * _t68) + (16 * _t50))
-    _t107 = (_t13 + _t9)
-    _t108 = (_t103 + _t47 + _t66 + _t85 + _max(_t81, (_t107 + _t63 + (_t3 * _t49)), (_t107 - _t63 + (_t24 * _t49))))
-    _t109 = (_t108 + _t95 + (3 * _t63))
-    _t110 = (_t108 + _t88 + _t92 - _t94 + (13 * _t63) + ((-1 + n_layers) * (_t17 + _t27 + _t29 + _t3 + _t31 + _t33 + _t7)))
-    _t111 = (_t9 * n_layers)
-    _t112 = (_t0 * n_layers)
-    _t113 = (_t21 * n_layers)
-    _t114 = (_t111 * _t49)
-    _t115 = (_t60 * n_layers)
+    _t70 = (_t9 * n_layers)
+    _t71 = (_t0 * n_layers)
+    _t72 = (_t21 * n_layers)
+    _t73 = (_t49 * _t70)
+    _t74 = (_t54 * n_layers)
+    _t75 = (_t49 * _t9)
+    _t76 = (_t60 * n_layers)
+    _t77 = (_t52 * n_layers)
+    _t78 = (_t5 * _t74)
+    _t79 = (_t2 * n_layers)
+    _t80 = (_t57 * _t79)
+    _t81 = (64 * n_layers)
+    _t82 = (16 + _t65 + _t81)
+    _t83 = (28 * d_model)
+    _t84 = (_t18 * d_model)
+    _t85 = (d_model * n_ctx)
+    _t86 = (_t11 * n_layers)
+    _t87 = (_t6 * n_layers)
+    _t88 = ((14 * _t79) + (14 * _t85) + (14 * _t87) + (28 * _t86) + (84 * _t23) + (_t79 * _t83) + (_t83 * _t86) + (_t83 * _t87))
+    _t89 = (_t83 + _t88 + (14 * _t84))
+    _t90 = (_t82 + _t89)
+    _t91 = (_t81 + _t89)
+    _t92 = (_t52 + _t55 + _t58 + (_t54 * _t6))
+    _t93 = (16 + _t92 + (16 * _t49))
+    _t94 = (n_layers * (_t65 + _t92 + (10 * _t63)))
+    _t95 = (12 * _t49)
+    _t96 = (_t77 + _t78 + _t80 + (_t6 * _t74))
+    _t97 = (24 + _t67 + _t91 + _t95 + _t96)
+    _t98 = (_t18 * _t37)
+    _t99 = (_t13 + _t9)
+    _t100 = (_t47 + _t66 + _t88 + _t96 + _t98 + _max(_t75, (_t63 + _t99 + (_t3 * _t49)), (_t99 - _t63 + (_t24 * _t49))))
+    _t101 = (_t82 + (20 * _t84))
+    _t102 = (_t48 + (16 * _t79) + (16 * _t87) + (32 * _t86) + (_t47 * _t79) + (_t47 * _t86) + (_t47 * _t87))
+    _t103 = (_t102 + _t75 + _t82)
+    _t104 = (40 * d_model)
     return (
         _t20,
         _t20,
@@ -192,7 +181,6 @@ def memory(v):
         (_t36 + _t46 + _t48 + (2 * _t19) + (2 * _t4) + (2 * _t8) + (4 * _t12) + (4 * _t14) + (4 * _t15) + (4 * _t16)),
         (4 + _t51 + _t53 + _t54 + _t56 + _t59 + _t62 + _t67 + (2 * _t61)),
         _t69,
-        _max(_t105, _t106, _t109, _t110, _t80, _t84, _t86, _t93, _t97),
         _t19,
         _t19,
         _t35,
@@ -201,22 +189,22 @@ def memory(v):
         _t10,
         _t22,
         _t38,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t16,
         _t16,
         _t34,
@@ -245,10 +233,10 @@ def memory(v):
         _t16,
         _t34,
         _t44,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t14,
         _t14,
         _t30,
@@ -261,10 +249,10 @@ def memory(v):
         _t14,
         _t30,
         _t42,
-        _t111,
-        _t111,
-        _t112,
-        _t113,
+        _t70,
+        _t70,
+        _t71,
+        _t72,
         _t9,
         _t9,
         _t0,
@@ -274,76 +262,76 @@ def memory(v):
         _t0,
         _t21,
         _t69,
-        _t114,
-        _t100,
-        _t114,
-        _t100,
-        _t114,
+        _t73,
+        _t74,
+        _t73,
+        _t74,
+        _t73,
         _t61,
         _t53,
         _t61,
         _t56,
-        _t114,
-        _t114,
+        _t73,
+        _t73,
         _t59,
         _t63,
         _t64,
-        _t81,
+        _t75,
         _t54,
-        _t81,
+        _t75,
         _t62,
         _t51,
         4,
-        _t81,
-        _t114,
+        _t75,
+        _t73,
         _t54,
-        _t100,
-        _t81,
-        _t114,
+        _t74,
+        _t75,
+        _t73,
         _t54,
-        _t100,
-        _t81,
-        _t114,
+        _t74,
+        _t75,
+        _t73,
         _t60,
-        _t115,
+        _t76,
         _t52,
-        _t99,
+        _t77,
         _t60,
-        _t115,
+        _t76,
         _t55,
-        _t101,
-        _t81,
-        _t114,
-        _t81,
-        _t114,
+        _t78,
+        _t75,
+        _t73,
+        _t75,
+        _t73,
         _t58,
-        _t102,
-        _t63,
-        _t63,
-        _t64,
-        _t64,
-        _t81,
-        _t81,
-        _t54,
-        _t54,
-        _t81,
-        _t81,
-        _t62,
-        _t62,
-        _t51,
-        _t51,
-        4,
-        4,
-        _t96,
-        n_layers,
-        _t93,
-        _t97,
-        _t106,
-        _t105,
-        n_layers,
-        _t110,
-        _t109,
-        _max(_t84, _t86, (_t79 + _t82)),
         _t80,
-        _t96,
+        _t63,
+        _t63,
+        _t64,
+        _t64,
+        _t75,
+        _t75,
+        _t54,
+        _t54,
+        _t75,
+        _t75,
+        _t62,
+        _t62,
+        _t51,
+        _t51,
+        4,
+        4,
+        _t90,
+        n_layers,
+        (_t64 + _t91 + _t93 + (11 * _t63)),
+        (_t63 + _t64 + _t90 + _t94),
+        (_t97 + (10 * _t68) + (16 * _t50)),
+        (_t97 + (_t95 * n_vocab)),
+        n_layers,
+        (_t100 + _t81 + _t93 - _t94 + (13 * _t63) + ((-1 + n_layers) * (_t17 + _t27 + _t29 + _t3 + _t31 + _t33 + _t7))),
+        (_t100 + _t82 + (3 * _t63)),
+        _max((_t101 + _t102), (_t103 + (18 * _t84)), (_t103 + _t64 + _t98 + (_t9 * seq))),
+        (_t101 + _t104 + (20 * _t79) + (20 * _t85) + (20 * _t87) + (40 * _t86) + (120 * _t23) + (_t104 * _t79) + (_t104 * _t86) + (_t104 * _t87)),
+        _t90,
     )

@@ -42,7 +42,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'llama2-13b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 26031728640, 'gradients': 26031728640, 'master': 52063457280, 'optimizer': 104126914560, 'states': 208253829120, 'activations': 9515096, 'transient': 192000, 'peak': 260317288116}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 327680000}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 327680000}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 655360000}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1310720000}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 409600}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 819200}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1638400}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 2097152000}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 4194304000}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 8388608000}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5662310400}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5662310400}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 11324620800}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 22649241600}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5662310400}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5662310400}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 11324620800}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 22649241600}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5662310400}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 5662310400}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 11324620800}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 22649241600}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 10240}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 20480}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 40960}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 327680000}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 327680000}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 655360000}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1310720000}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 192000}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 160}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 819200}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 409600}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 6400}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 4423680}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 20480}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 10240}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 128000}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 9515096, 'per_layer': {'block': 233640}, 'shared': 512, 'outside_layers': 168984, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 160, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 819200, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 6400, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 409600, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 4423680, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 20480, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 10240, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 128000, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 260317288116, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 182222102196, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 182231448308, 'layer': 39}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 182231809312, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 182231873280, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 182559261428, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 207433599324, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 208253841076, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 260317288116, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 182222102196, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 32000, 'd_model': 5120, 'n_layers': 40, 'n_heads': 40, 'n_kv_heads': 40, 'd_head': 128, 'd_ffn': 13824, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77], 'activations': {'per_layer': [('block', 78), ('block', 80), ('block', 82), ('block', 84), ('block', 86), ('block', 88), ('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102)], 'shared': [104], 'outside': [106, 108, 110, 112, 114, 116, 118], 'terms': [79, 81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119]}, 'timeline': [('fixed', 120), ('layers', 121, 122, 123), ('fixed', 124), ('fixed', 125), ('fixed', 126), ('layers', 127, 128, 129), ('fixed', 130), ('fixed', 131), ('fixed', 132)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76], 'activations': {'per_layer': [('block', 77), ('block', 79), ('block', 81), ('block', 83), ('block', 85), ('block', 87), ('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101)], 'shared': [103], 'outside': [105, 107, 109, 111, 113, 115, 117], 'terms': [78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118]}, 'timeline': [('fixed', 119), ('layers', 120, 121, 122), ('fixed', 123), ('fixed', 124), ('fixed', 125), ('layers', 126, 127, 128), ('fixed', 129), ('fixed', 130), ('fixed', 131)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -115,49 +115,39 @@ def memory(v):
     _t55 = (_t54 + (_t13 * _t34))
     _t56 = (_t34 * n_vocab)
     _t57 = (6 * _t56)
-    _t58 = (40 * _t31)
-    _t59 = (_t1 * d_model)
-    _t60 = (_t59 * n_vocab)
-    _t61 = (_t31 * _t44)
-    _t62 = (_t1 * _t6)
-    _t63 = (_t47 + (36 * n_layers))
-    _t64 = (12 + _t63)
-    _t65 = (_t43 + _t64)
-    _t66 = (_t58 + _t65 + (20 * d_model) + (40 * _t60) + (60 * _t61) + (_t4 * _t58) + (_t58 * _t62))
-    _t67 = (_t0 * _t34)
-    _t68 = (_t33 + _t65 + _t67 + (32 * _t60) + (48 * _t61) + (_t32 * _t4) + (_t32 * _t62))
-    _t69 = (_t38 + _t41 + (_t40 * _t6))
-    _t70 = (_t45 + _t69 + (_t23 * _t34))
-    _t71 = (28 * _t31)
-    _t72 = (_t71 + (42 * _t61) + (_t4 * _t71) + (_t62 * _t71))
-    _t73 = ((14 * d_model) + (28 * _t60))
-    _t74 = (_t72 + _t73)
-    _t75 = (_t64 + (16 * _t34))
-    _t76 = (_t52 + _t70 + _t74 + _t75)
-    _t77 = (n_layers * (_t43 + _t70))
-    _t78 = (_t65 + _t72)
-    _t79 = (_t73 + _t78)
-    _t80 = (_t52 + _t77 + _t79)
-    _t81 = (_t34 * d_model)
-    _t82 = (_t37 * n_layers)
-    _t83 = (_t4 * _t82)
-    _t84 = (_t48 * _t82)
-    _t85 = (_t44 * _t53)
-    _t86 = (_t83 + _t84 + _t85 + (_t62 * _t82))
-    _t87 = (_t23 + _t54 + _t86 + (30 * _t60))
-    _t88 = (_t78 + _t87)
-    _t89 = (_t88 + (24 * _t81))
-    _t90 = (12 * _t34)
-    _t91 = (20 + _t55 + _t63 + _t74 + _t86 + _t90)
-    _t92 = (_t91 + (_t90 * n_vocab))
-    _t93 = (_t67 + _t8 + _t88 + (_t40 * d_ffn))
-    _t94 = (_t91 + (10 * _t56) + (16 * _t35))
-    _t95 = (_t69 + _t72 + _t75 + _t8 + _t87 - _t77 + (18 * _t81) + (_t44 * _t90) + ((-1 + n_layers) * (_t10 + _t17 + _t19 + (6 * _t59 * d_ffn))))
-    _t96 = (_t0 * n_layers)
-    _t97 = (_t11 * _t34)
-    _t98 = (_t34 * _t96)
-    _t99 = (_t10 * _t34)
-    _t100 = (_t49 * n_layers)
+    _t58 = (_t0 * n_layers)
+    _t59 = (_t11 * _t34)
+    _t60 = (_t37 * n_layers)
+    _t61 = (_t34 * _t58)
+    _t62 = (_t10 * _t34)
+    _t63 = (_t0 * _t34)
+    _t64 = (_t49 * n_layers)
+    _t65 = (_t4 * _t60)
+    _t66 = (_t48 * _t60)
+    _t67 = (_t44 * _t53)
+    _t68 = (36 * n_layers)
+    _t69 = (12 + _t43 + _t47 + _t68)
+    _t70 = (28 * _t31)
+    _t71 = (_t31 * _t44)
+    _t72 = (_t1 * _t6)
+    _t73 = (_t70 + (42 * _t71) + (_t4 * _t70) + (_t70 * _t72))
+    _t74 = (_t69 + _t73)
+    _t75 = (_t1 * d_model)
+    _t76 = (_t75 * n_vocab)
+    _t77 = ((14 * d_model) + (28 * _t76))
+    _t78 = (_t74 + _t77)
+    _t79 = (_t38 + _t41 + (_t40 * _t6))
+    _t80 = (_t45 + _t79 + (_t23 * _t34))
+    _t81 = (_t47 + _t68 + _t73 + _t77)
+    _t82 = (12 + (16 * _t34))
+    _t83 = (n_layers * (_t43 + _t80))
+    _t84 = (12 * _t34)
+    _t85 = (_t65 + _t66 + _t67 + (_t60 * _t72))
+    _t86 = (20 + _t55 + _t81 + _t84 + _t85)
+    _t87 = (_t34 * d_model)
+    _t88 = (_t23 + _t54 + _t85 + (30 * _t76))
+    _t89 = (_t74 + _t88)
+    _t90 = (40 * _t31)
     return (
         _t12,
         _t12,
@@ -166,17 +156,16 @@ def memory(v):
         (_t22 + _t30 + _t33 + (4 * _t3) + (4 * _t5) + (4 * _t7) + (6 * _t9)),
         (4 + _t36 + _t37 + _t39 + _t42 + _t46 + _t51 + _t55 + (2 * _t50)),
         _t57,
-        _max(_t66, _t68, _t76, _t80, _t89, _t92, _t93, _t94, _t95),
         _t3,
         _t3,
         _t16,
         _t26,
-        _t96,
-        _t96,
+        _t58,
+        _t58,
         _t11,
         _t14,
-        _t96,
-        _t96,
+        _t58,
+        _t58,
         _t11,
         _t14,
         _t7,
@@ -216,80 +205,80 @@ def memory(v):
         _t16,
         _t26,
         _t57,
-        _t97,
-        _t82,
-        _t98,
-        _t97,
-        _t82,
-        _t98,
-        _t98,
+        _t59,
+        _t60,
+        _t61,
+        _t59,
+        _t60,
+        _t61,
+        _t61,
         _t50,
         _t39,
         _t50,
         _t42,
-        _t98,
+        _t61,
         _t46,
         _t52,
-        _t99,
+        _t62,
         _t37,
-        _t67,
-        _t67,
+        _t63,
+        _t63,
         _t51,
         _t36,
         4,
-        _t99,
-        _t97,
+        _t62,
+        _t59,
         _t37,
-        _t82,
-        _t67,
-        _t98,
-        _t99,
-        _t97,
+        _t60,
+        _t63,
+        _t61,
+        _t62,
+        _t59,
         _t37,
-        _t82,
-        _t67,
-        _t98,
-        _t67,
-        _t98,
+        _t60,
+        _t63,
+        _t61,
+        _t63,
+        _t61,
         _t49,
-        _t100,
+        _t64,
         _t38,
-        _t83,
+        _t65,
         _t49,
-        _t100,
+        _t64,
         _t41,
-        _t84,
-        _t67,
-        _t98,
-        _t45,
-        _t85,
-        _t52,
-        _t52,
-        _t99,
-        _t99,
-        _t37,
-        _t37,
-        _t67,
-        _t67,
-        _t67,
-        _t67,
-        _t51,
-        _t51,
-        _t36,
-        _t36,
-        4,
-        4,
-        _t79,
-        n_layers,
-        _t76,
-        _t80,
-        _t94,
-        _t92,
-        _t89,
-        n_layers,
-        _t95,
-        _t93,
-        _t68,
         _t66,
-        _t79,
+        _t63,
+        _t61,
+        _t45,
+        _t67,
+        _t52,
+        _t52,
+        _t62,
+        _t62,
+        _t37,
+        _t37,
+        _t63,
+        _t63,
+        _t63,
+        _t63,
+        _t51,
+        _t51,
+        _t36,
+        _t36,
+        4,
+        4,
+        _t78,
+        n_layers,
+        (_t52 + _t80 + _t81 + _t82),
+        (_t52 + _t78 + _t83),
+        (_t86 + (10 * _t56) + (16 * _t35)),
+        (_t86 + (_t84 * n_vocab)),
+        (_t89 + (24 * _t87)),
+        n_layers,
+        (_t47 + _t68 + _t73 + _t79 + _t8 + _t82 + _t88 - _t83 + (18 * _t87) + (_t44 * _t84) + ((-1 + n_layers) * (_t10 + _t17 + _t19 + (6 * _t75 * d_ffn)))),
+        (_t63 + _t8 + _t89 + (_t40 * d_ffn)),
+        (_t33 + _t63 + _t69 + (32 * _t76) + (48 * _t71) + (_t32 * _t4) + (_t32 * _t72)),
+        (_t69 + _t90 + (20 * d_model) + (40 * _t76) + (60 * _t71) + (_t4 * _t90) + (_t72 * _t90)),
+        _t78,
     )

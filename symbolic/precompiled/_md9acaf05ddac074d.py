@@ -50,7 +50,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'stablelm-2-1.6b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 3289030656, 'gradients': 3289030656, 'master': 6578061312, 'optimizer': 13156122624, 'states': 26312245248, 'activations': 2379032, 'transient': 602112, 'peak': 32890307960}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 8*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 8*d_model*n_layers + 4*d_model*n_vocab + 4*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 16*d_model*n_layers + 8*d_model*n_vocab + 8*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 32*d_model*n_layers + 16*d_model*n_vocab + 16*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 64*d_model*n_layers + 32*d_model*n_vocab + 32*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 411041792}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 411041792}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 822083584}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 1644167168}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_attn.bias', 'category': 'weights', 'description': 'mixed weights of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_attn.bias', 'category': 'gradients', 'description': 'gradients of attention norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_attn.bias', 'category': 'master', 'description': 'fp32 master weights of attention norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_attn.bias', 'category': 'optimizer', 'description': 'adamw state of attention norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.norm_mlp.bias', 'category': 'weights', 'description': 'mixed weights of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'gradients.block.norm_mlp.bias', 'category': 'gradients', 'description': 'gradients of MLP norm shift', 'formula': '2*d_model*n_layers', 'bytes': 98304}, {'path': 'master.block.norm_mlp.bias', 'category': 'master', 'description': 'fp32 master weights of MLP norm shift', 'formula': '4*d_model*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.norm_mlp.bias', 'category': 'optimizer', 'description': 'adamw state of MLP norm shift', 'formula': '8*d_model*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 98304}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 196608}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 393216}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 201326592}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 402653184}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 805306368}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 553648128}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 553648128}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1107296256}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 2214592512}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 553648128}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 553648128}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1107296256}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 2214592512}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 553648128}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 553648128}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 1107296256}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 2214592512}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'weights.final_norm.bias', 'category': 'weights', 'description': 'mixed weights of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'gradients.final_norm.bias', 'category': 'gradients', 'description': 'gradients of final norm shift', 'formula': '2*d_model', 'bytes': 4096}, {'path': 'master.final_norm.bias', 'category': 'master', 'description': 'fp32 master weights of final norm shift', 'formula': '4*d_model', 'bytes': 8192}, {'path': 'optimizer.final_norm.bias', 'category': 'optimizer', 'description': 'adamw state of final norm shift', 'formula': '8*d_model', 'bytes': 16384}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 411041792}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 411041792}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 822083584}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 1644167168}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 602112}, {'path': 'block.norm_1.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_1.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.norm_2.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.norm_2.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*n_layers*seq', 'bytes': 96}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 196608}, {'path': 'block.attention.output', 'category': 'activations', 'description': 'attention output', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 98304}, {'path': 'block.attention.output_copy', 'category': 'activations', 'description': "output projection's input: a copy, SDPA's output follows the [b, a, s, d] layout of the cat-built query (none with one head)", 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads, 1)), (1, True))', 'bytes': 98304}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 3072}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 1081344}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': 'd_head*seq', 'bytes': 64}, {'path': 'head.final_norm.input', 'category': 'activations', 'description': "LayerNorm's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'head.final_norm.stats', 'category': 'activations', 'description': "LayerNorm's mean and reciprocal std", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 4096}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 401408}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 2379032, 'per_layer': {'block': 82056}, 'shared': 64, 'outside_layers': 409624, 'terms': [{'path': 'block.norm_1.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.stats', 'formula': '4*batch*n_layers*seq', 'bytes': 96, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 196608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output_copy', 'formula': '2*batch*d_head*n_heads*n_layers*seq*Piecewise((0, Eq(n_heads/tp, 1)), (1, True))/tp', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 3072, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 98304, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 1081344, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': 'd_head*seq', 'bytes': 64, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.stats', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 4096, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 401408, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 32890307960, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 23023215992, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 23025185400, 'layer': 23}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 23026197156, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 23026397828, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 25821593152, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 26312250744, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 32890307960, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 23023215992, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 100352, 'd_model': 2048, 'n_layers': 24, 'n_heads': 32, 'n_kv_heads': 32, 'd_head': 64, 'd_ffn': 5632, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99], 'activations': {'per_layer': [('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122)], 'shared': [124], 'outside': [126, 128, 130, 132, 134, 136], 'terms': [101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137]}, 'timeline': [('fixed', 138), ('layers', 139, 140, 141), ('fixed', 142), ('fixed', 143), ('layers', 144, 145, 146), ('fixed', 147), ('fixed', 148), ('fixed', 149)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98], 'activations': {'per_layer': [('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121)], 'shared': [123], 'outside': [125, 127, 129, 131, 133, 135], 'terms': [100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136]}, 'timeline': [('fixed', 137), ('layers', 138, 139, 140), ('fixed', 141), ('fixed', 142), ('layers', 143, 144, 145), ('fixed', 146), ('fixed', 147), ('fixed', 148)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -130,47 +130,38 @@ def memory(v):
     _t62 = (_t61 + (_t4 * _t42))
     _t63 = (_t42 * n_vocab)
     _t64 = (6 * _t63)
-    _t65 = (40 * d_model)
-    _t66 = (_t9 * n_layers)
-    _t67 = (_t0 * n_vocab)
-    _t68 = (_t6 * n_layers)
-    _t69 = (_t40 * _t51)
-    _t70 = (56 * n_layers)
-    _t71 = (_t70 + _fdiv(d_head, 2))
-    _t72 = (16 + _t71)
-    _t73 = (_t50 + _t72)
-    _t74 = (_t65 + _t73 + (20 * _t68) + (40 * _t66) + (60 * _t69) + (80 * _t40) + (_t65 * _t66) + (_t65 * _t67) + (_t65 * _t68))
-    _t75 = (_t1 * _t42)
-    _t76 = (_t41 + _t73 + _t75 + (16 * _t68) + (32 * _t66) + (48 * _t69) + (_t30 * _t67) + (_t31 * _t6) + (_t31 * _t9))
-    _t77 = (_t45 + _t48 + _t55 + (_t47 * _t6))
-    _t78 = (_t52 + _t77 + (_t15 * _t42))
-    _t79 = (28 * d_model)
-    _t80 = ((14 * _t68) + (28 * _t66) + (42 * _t69) + (_t66 * _t79) + (_t68 * _t79) + (_t70 * d_model))
-    _t81 = (_t79 + (_t67 * _t79))
-    _t82 = (_t80 + _t81)
-    _t83 = (_t72 + (16 * _t42))
-    _t84 = (_t59 + _t78 + _t82 + _t83)
-    _t85 = (n_layers * (_t50 + _t78))
-    _t86 = (_t73 + _t80)
-    _t87 = (_t81 + _t86)
-    _t88 = (_t59 + _t85 + _t87)
-    _t89 = (12 * _t42)
-    _t90 = (_t45 * n_layers)
-    _t91 = (_t47 * n_layers)
-    _t92 = (_t5 * _t91)
-    _t93 = (_t51 * _t60)
-    _t94 = (_t55 * n_layers)
-    _t95 = (_t90 + _t92 + _t93 + _t94 + (_t6 * _t91))
-    _t96 = (24 + _t62 + _t71 + _t82 + _t89 + _t95)
-    _t97 = (_t96 + (_t89 * n_vocab))
-    _t98 = (_t13 + _t30 + _t61 + _t95 + (30 * _t67 * d_model))
-    _t99 = (_t75 + _t86 + _t98 + (_t47 * _t51))
-    _t100 = (_t96 + (10 * _t63) + (16 * _t43))
-    _t101 = (_t77 + _t80 + _t83 + _t98 - _t85 + (_t51 * _t89) + ((-1 + n_layers) * (_t15 + _t22 + _t24 + _t26 + _t7 + (6 * _t51 * d_model))) + (10 * _t42 * d_model))
-    _t102 = (_t1 * n_layers)
-    _t103 = (_t4 * n_layers)
-    _t104 = (_t102 * _t42)
-    _t105 = (_t54 * n_layers)
+    _t65 = (_t1 * n_layers)
+    _t66 = (_t4 * n_layers)
+    _t67 = (_t42 * _t65)
+    _t68 = (_t47 * n_layers)
+    _t69 = (_t1 * _t42)
+    _t70 = (_t54 * n_layers)
+    _t71 = (_t45 * n_layers)
+    _t72 = (_t55 * n_layers)
+    _t73 = (_t5 * _t68)
+    _t74 = (_t51 * _t60)
+    _t75 = _fdiv(d_head, 2)
+    _t76 = (56 * n_layers)
+    _t77 = (16 + _t50 + _t75 + _t76)
+    _t78 = (28 * d_model)
+    _t79 = (_t0 * n_vocab)
+    _t80 = (_t9 * n_layers)
+    _t81 = (_t6 * n_layers)
+    _t82 = (_t40 * _t51)
+    _t83 = ((14 * _t81) + (28 * _t80) + (42 * _t82) + (_t76 * d_model) + (_t78 * _t80) + (_t78 * _t81))
+    _t84 = (_t78 + _t83 + (_t78 * _t79))
+    _t85 = (_t77 + _t84)
+    _t86 = (_t45 + _t48 + _t55 + (_t47 * _t6))
+    _t87 = (_t52 + _t86 + (_t15 * _t42))
+    _t88 = (_t75 + _t76 + _t84)
+    _t89 = (16 + (16 * _t42))
+    _t90 = (n_layers * (_t50 + _t87))
+    _t91 = (12 * _t42)
+    _t92 = (_t71 + _t72 + _t73 + _t74 + (_t6 * _t68))
+    _t93 = (24 + _t62 + _t88 + _t91 + _t92)
+    _t94 = (_t13 + _t30 + _t61 + _t83 + _t92 + (30 * _t79 * d_model))
+    _t95 = (_t69 + _t77)
+    _t96 = (40 * d_model)
     return (
         _t17,
         _t17,
@@ -179,26 +170,25 @@ def memory(v):
         (_t29 + _t39 + _t41 + (2 * _t8) + (4 * _t10) + (4 * _t11) + (4 * _t12) + (4 * _t3) + (6 * _t14)),
         (4 + _t44 + _t46 + _t47 + _t49 + _t53 + _t56 + _t58 + _t62 + (2 * _t57)),
         _t64,
-        _max(_t100, _t101, _t74, _t76, _t84, _t88, _t97, _t99),
         _t3,
         _t3,
         _t20,
         _t33,
-        _t102,
-        _t102,
-        _t103,
+        _t65,
+        _t65,
+        _t66,
         _t16,
-        _t102,
-        _t102,
-        _t103,
+        _t65,
+        _t65,
+        _t66,
         _t16,
-        _t102,
-        _t102,
-        _t103,
+        _t65,
+        _t65,
+        _t66,
         _t16,
-        _t102,
-        _t102,
-        _t103,
+        _t65,
+        _t65,
+        _t66,
         _t16,
         _t12,
         _t12,
@@ -253,73 +243,73 @@ def memory(v):
         _t20,
         _t33,
         _t64,
-        _t104,
-        _t91,
-        _t104,
-        _t91,
-        _t104,
+        _t67,
+        _t68,
+        _t67,
+        _t68,
+        _t67,
         _t57,
         _t46,
         _t57,
         _t56,
         _t49,
-        _t104,
+        _t67,
         _t53,
         _t59,
-        _t75,
+        _t69,
         _t47,
-        _t75,
+        _t69,
         _t58,
         _t44,
         4,
-        _t75,
-        _t104,
+        _t69,
+        _t67,
         _t47,
-        _t91,
-        _t75,
-        _t104,
+        _t68,
+        _t69,
+        _t67,
         _t47,
-        _t91,
-        _t75,
-        _t104,
+        _t68,
+        _t69,
+        _t67,
         _t54,
-        _t105,
+        _t70,
         _t45,
-        _t90,
+        _t71,
         _t54,
-        _t105,
+        _t70,
         _t55,
-        _t94,
+        _t72,
         _t48,
-        _t92,
-        _t75,
-        _t104,
+        _t73,
+        _t69,
+        _t67,
         _t52,
-        _t93,
-        _t59,
-        _t59,
-        _t75,
-        _t75,
-        _t47,
-        _t47,
-        _t75,
-        _t75,
-        _t58,
-        _t58,
-        _t44,
-        _t44,
-        4,
-        4,
-        _t87,
-        n_layers,
-        _t84,
-        _t88,
-        _t100,
-        _t97,
-        n_layers,
-        _t101,
-        _t99,
-        _t76,
         _t74,
-        _t87,
+        _t59,
+        _t59,
+        _t69,
+        _t69,
+        _t47,
+        _t47,
+        _t69,
+        _t69,
+        _t58,
+        _t58,
+        _t44,
+        _t44,
+        4,
+        4,
+        _t85,
+        n_layers,
+        (_t59 + _t87 + _t88 + _t89),
+        (_t59 + _t85 + _t90),
+        (_t93 + (10 * _t63) + (16 * _t43)),
+        (_t93 + (_t91 * n_vocab)),
+        n_layers,
+        (_t75 + _t76 + _t86 + _t89 + _t94 - _t90 + (_t51 * _t91) + ((-1 + n_layers) * (_t15 + _t22 + _t24 + _t26 + _t7 + (6 * _t51 * d_model))) + (10 * _t42 * d_model)),
+        (_t94 + _t95 + (_t47 * _t51)),
+        (_t41 + _t95 + (16 * _t81) + (32 * _t80) + (48 * _t82) + (_t30 * _t79) + (_t31 * _t6) + (_t31 * _t9)),
+        (_t77 + _t96 + (20 * _t81) + (40 * _t80) + (60 * _t82) + (80 * _t40) + (_t79 * _t96) + (_t80 * _t96) + (_t81 * _t96)),
+        _t85,
     )

@@ -47,7 +47,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'qwen2-72b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 145412407296, 'gradients': 145412407296, 'master': 290824814592, 'optimizer': 581649629184, 'states': 1163299258368, 'activations': 33053848, 'transient': 912384, 'peak': 1454124077076}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 2*d_head*n_heads*n_layers + 4*d_head*n_kv_heads*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_heads*n_layers + 8*d_head*n_kv_heads*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_heads*n_layers + 16*d_head*n_kv_heads*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_heads*n_layers + 32*d_head*n_kv_heads*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 2491416576}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 2491416576}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 4982833152}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 9965666304}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 1310720}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 1310720}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 2621440}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 5242880}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 1310720}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 1310720}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 2621440}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 5242880}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 10737418240}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 10737418240}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 21474836480}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 42949672960}, {'path': 'weights.block.attention.q_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 1310720}, {'path': 'gradients.block.attention.q_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of query projection', 'formula': '2*d_head*n_heads*n_layers', 'bytes': 1310720}, {'path': 'master.block.attention.q_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of query projection', 'formula': '4*d_head*n_heads*n_layers', 'bytes': 2621440}, {'path': 'optimizer.block.attention.q_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of query projection', 'formula': '8*d_head*n_heads*n_layers', 'bytes': 5242880}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1342177280}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1342177280}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2684354560}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 5368709120}, {'path': 'weights.block.attention.k_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'gradients.block.attention.k_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of key projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'master.block.attention.k_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of key projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 327680}, {'path': 'optimizer.block.attention.k_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of key projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 655360}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1342177280}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1342177280}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 2684354560}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 5368709120}, {'path': 'weights.block.attention.v_proj.bias', 'category': 'weights', 'description': 'mixed weights of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'gradients.block.attention.v_proj.bias', 'category': 'gradients', 'description': 'gradients of bias of value projection', 'formula': '2*d_head*n_kv_heads*n_layers', 'bytes': 163840}, {'path': 'master.block.attention.v_proj.bias', 'category': 'master', 'description': 'fp32 master weights of bias of value projection', 'formula': '4*d_head*n_kv_heads*n_layers', 'bytes': 327680}, {'path': 'optimizer.block.attention.v_proj.bias', 'category': 'optimizer', 'description': 'adamw state of bias of value projection', 'formula': '8*d_head*n_kv_heads*n_layers', 'bytes': 655360}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 10737418240}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 10737418240}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 21474836480}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 42949672960}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 38755368960}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 38755368960}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 77510737920}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 155021475840}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 38755368960}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 38755368960}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 77510737920}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 155021475840}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 38755368960}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 38755368960}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 77510737920}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 155021475840}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 16384}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 16384}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 32768}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 65536}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 2491416576}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 2491416576}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 4982833152}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 9965666304}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 912384}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 2621440}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 320}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 2621440}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 320}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 1310720}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 327680}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 1310720}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 20480}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 18923520}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 32768}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 16384}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 608256}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 33053848, 'per_layer': {'block': 404744}, 'shared': 512, 'outside_layers': 673816, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 2621440, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 320, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 2621440, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 320, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 1310720, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 327680, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 1310720, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 20480, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 1310720, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 18923520, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 32768, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 608256, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1454124077076, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 1017886855188, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 1017919235220, 'layer': 79}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 1017920821440, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 1017921125536, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 1020410864788, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 1159537458460, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 1163299278868, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 1454124077076, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 1017886855188, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 152064, 'd_model': 8192, 'n_layers': 80, 'n_heads': 64, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 29568, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1, 'window': 131072}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89], 'activations': {'per_layer': [('block', 90), ('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114)], 'shared': [116], 'outside': [118, 120, 122, 124, 126, 128, 130], 'terms': [91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131]}, 'timeline': [('fixed', 132), ('layers', 133, 134, 135), ('fixed', 136), ('fixed', 137), ('fixed', 138), ('layers', 139, 140, 141), ('fixed', 142), ('fixed', 143), ('fixed', 144)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88], 'activations': {'per_layer': [('block', 89), ('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107), ('block', 109), ('block', 111), ('block', 113)], 'shared': [115], 'outside': [117, 119, 121, 123, 125, 127, 129], 'terms': [90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130]}, 'timeline': [('fixed', 131), ('layers', 132, 133, 134), ('fixed', 135), ('fixed', 136), ('fixed', 137), ('layers', 138, 139, 140), ('fixed', 141), ('fixed', 142), ('fixed', 143)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -129,52 +129,41 @@ def memory(v):
     _t64 = (_t63 + (_t18 * _t46))
     _t65 = (_t46 * n_vocab)
     _t66 = (6 * _t65)
-    _t67 = (40 * _t43)
-    _t68 = (_t10 * n_layers)
-    _t69 = (_t1 * d_model)
-    _t70 = (_t69 * n_vocab)
-    _t71 = (_t28 * n_layers)
-    _t72 = (_t43 * _t55)
-    _t73 = (48 * n_layers)
-    _t74 = (_t4 + _t73)
-    _t75 = (12 + _t74)
-    _t76 = (_t54 + _t75)
-    _t77 = (_t67 + _t76 + (20 * _t71) + (20 * d_model) + (40 * _t68) + (40 * _t70) + (60 * _t72) + (_t10 * _t67) + (_t28 * _t67))
-    _t78 = (_t0 * _t46)
-    _t79 = (_t69 * d_ffn)
-    _t80 = (_t45 + _t76 + _t78 + (16 * _t71) + (32 * _t68) + (32 * _t70) + (_t10 * _t44) + (_t28 * _t44) + (_t73 * _t79))
-    _t81 = (_t49 + _t52 + (_t28 * _t51))
-    _t82 = (_t56 + _t81 + (_t33 * _t46))
-    _t83 = (28 * _t43)
-    _t84 = (_t83 + (14 * _t71) + (28 * _t68) + (42 * _t72) + (_t10 * _t83) + (_t28 * _t83))
-    _t85 = ((14 * d_model) + (28 * _t70))
-    _t86 = (_t84 + _t85)
-    _t87 = (_t75 + (16 * _t46))
-    _t88 = (_t61 + _t82 + _t86 + _t87)
-    _t89 = (n_layers * (_t54 + _t82))
-    _t90 = (_t76 + _t84)
-    _t91 = (_t85 + _t90)
-    _t92 = (_t61 + _t89 + _t91)
-    _t93 = (_t46 * d_model)
-    _t94 = (_t49 * n_layers)
-    _t95 = (_t51 * n_layers)
-    _t96 = (_t5 * _t95)
-    _t97 = (_t55 * _t62)
-    _t98 = (_t94 + _t96 + _t97 + (_t28 * _t95))
-    _t99 = (_t33 + _t63 + _t98 + (30 * _t70))
-    _t100 = (_t90 + _t99)
-    _t101 = (_t100 + (24 * _t93))
-    _t102 = (12 * _t46)
-    _t103 = (20 + _t102 + _t64 + _t74 + _t86 + _t98)
-    _t104 = (_t103 + (_t102 * n_vocab))
-    _t105 = (_t100 + _t13 + _t78 + (_t51 * _t55))
-    _t106 = (_t103 + (10 * _t65) + (16 * _t47))
-    _t107 = (_t13 + _t81 + _t84 + _t87 + _t99 - _t89 + (18 * _t93) + (_t102 * _t55) + ((-1 + n_layers) * (_t15 + _t24 + _t26 + _t29 + _t6 + (6 * _t79))))
-    _t108 = (_t0 * n_layers)
-    _t109 = (_t16 * _t46)
-    _t110 = (_t108 * _t46)
-    _t111 = (_t15 * _t46)
-    _t112 = (_t58 * n_layers)
+    _t67 = (_t0 * n_layers)
+    _t68 = (_t16 * _t46)
+    _t69 = (_t51 * n_layers)
+    _t70 = (_t46 * _t67)
+    _t71 = (_t15 * _t46)
+    _t72 = (_t0 * _t46)
+    _t73 = (_t58 * n_layers)
+    _t74 = (_t49 * n_layers)
+    _t75 = (_t5 * _t69)
+    _t76 = (_t55 * _t62)
+    _t77 = (48 * n_layers)
+    _t78 = (12 + _t4 + _t54 + _t77)
+    _t79 = (28 * _t43)
+    _t80 = (_t10 * n_layers)
+    _t81 = (_t28 * n_layers)
+    _t82 = (_t43 * _t55)
+    _t83 = (_t79 + (14 * _t81) + (28 * _t80) + (42 * _t82) + (_t10 * _t79) + (_t28 * _t79))
+    _t84 = (_t78 + _t83)
+    _t85 = (_t1 * d_model)
+    _t86 = (_t85 * n_vocab)
+    _t87 = ((14 * d_model) + (28 * _t86))
+    _t88 = (_t84 + _t87)
+    _t89 = (_t49 + _t52 + (_t28 * _t51))
+    _t90 = (_t56 + _t89 + (_t33 * _t46))
+    _t91 = (_t4 + _t77 + _t83 + _t87)
+    _t92 = (12 + (16 * _t46))
+    _t93 = (n_layers * (_t54 + _t90))
+    _t94 = (12 * _t46)
+    _t95 = (_t74 + _t75 + _t76 + (_t28 * _t69))
+    _t96 = (20 + _t64 + _t91 + _t94 + _t95)
+    _t97 = (_t46 * d_model)
+    _t98 = (_t33 + _t63 + _t95 + (30 * _t86))
+    _t99 = (_t84 + _t98)
+    _t100 = (_t85 * d_ffn)
+    _t101 = (40 * _t43)
     return (
         _t17,
         _t17,
@@ -183,17 +172,16 @@ def memory(v):
         (_t32 + _t42 + _t45 + (2 * _t7) + (4 * _t11) + (4 * _t12) + (4 * _t3) + (4 * _t9) + (6 * _t14)),
         (4 + _t48 + _t50 + _t51 + _t53 + _t57 + _t60 + _t64 + (2 * _t59)),
         _t66,
-        _max(_t101, _t104, _t105, _t106, _t107, _t77, _t80, _t88, _t92),
         _t3,
         _t3,
         _t21,
         _t36,
-        _t108,
-        _t108,
+        _t67,
+        _t67,
         _t16,
         _t19,
-        _t108,
-        _t108,
+        _t67,
+        _t67,
         _t16,
         _t19,
         _t12,
@@ -245,80 +233,80 @@ def memory(v):
         _t21,
         _t36,
         _t66,
-        _t109,
-        _t95,
-        _t110,
-        _t109,
-        _t95,
-        _t110,
-        _t110,
+        _t68,
+        _t69,
+        _t70,
+        _t68,
+        _t69,
+        _t70,
+        _t70,
         _t59,
         _t50,
         _t59,
         _t53,
-        _t110,
+        _t70,
         _t57,
         _t61,
-        _t111,
+        _t71,
         _t51,
-        _t78,
-        _t78,
+        _t72,
+        _t72,
         _t60,
         _t48,
         4,
-        _t111,
-        _t109,
+        _t71,
+        _t68,
         _t51,
-        _t95,
-        _t78,
-        _t110,
-        _t111,
-        _t109,
+        _t69,
+        _t72,
+        _t70,
+        _t71,
+        _t68,
         _t51,
-        _t95,
-        _t78,
-        _t110,
-        _t78,
-        _t110,
+        _t69,
+        _t72,
+        _t70,
+        _t72,
+        _t70,
         _t58,
-        _t112,
+        _t73,
         _t49,
-        _t94,
+        _t74,
         _t58,
-        _t112,
+        _t73,
         _t52,
-        _t96,
-        _t78,
-        _t110,
+        _t75,
+        _t72,
+        _t70,
         _t56,
-        _t97,
+        _t76,
         _t61,
         _t61,
-        _t111,
-        _t111,
+        _t71,
+        _t71,
         _t51,
         _t51,
-        _t78,
-        _t78,
-        _t78,
-        _t78,
+        _t72,
+        _t72,
+        _t72,
+        _t72,
         _t60,
         _t60,
         _t48,
         _t48,
         4,
         4,
-        _t91,
-        n_layers,
         _t88,
-        _t92,
-        _t106,
-        _t104,
-        _t101,
         n_layers,
-        _t107,
-        _t105,
-        _t80,
-        _t77,
-        _t91,
+        (_t61 + _t90 + _t91 + _t92),
+        (_t61 + _t88 + _t93),
+        (_t96 + (10 * _t65) + (16 * _t47)),
+        (_t96 + (_t94 * n_vocab)),
+        (_t99 + (24 * _t97)),
+        n_layers,
+        (_t13 + _t4 + _t77 + _t83 + _t89 + _t92 + _t98 - _t93 + (18 * _t97) + (_t55 * _t94) + ((-1 + n_layers) * (_t15 + _t24 + _t26 + _t29 + _t6 + (6 * _t100)))),
+        (_t13 + _t72 + _t99 + (_t51 * _t55)),
+        (_t45 + _t72 + _t78 + (16 * _t81) + (32 * _t80) + (32 * _t86) + (_t10 * _t44) + (_t100 * _t77) + (_t28 * _t44)),
+        (_t101 + _t78 + (20 * _t81) + (20 * d_model) + (40 * _t80) + (40 * _t86) + (60 * _t82) + (_t10 * _t101) + (_t101 * _t28)),
+        _t88,
     )

@@ -45,7 +45,7 @@ def params(sizes):
 
 
 MEMORY = {'model': 'qwen3-8b', 'convention': 'exact', 'unit': 'bytes', 'per_device': {'weights': 16381470720, 'gradients': 16381470720, 'master': 32762941440, 'optimizer': 65525882880, 'states': 131051765760, 'activations': 8393144, 'transient': 911616, 'peak': 163814709060}, 'per_device_formula': {'weights': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'gradients': '6*d_ffn*d_model*n_layers + 4*d_head*d_model*n_heads*n_layers + 4*d_head*d_model*n_kv_heads*n_layers + 4*d_head*n_layers + 4*d_model*n_layers + 4*d_model*n_vocab + 2*d_model', 'master': '12*d_ffn*d_model*n_layers + 8*d_head*d_model*n_heads*n_layers + 8*d_head*d_model*n_kv_heads*n_layers + 8*d_head*n_layers + 8*d_model*n_layers + 8*d_model*n_vocab + 4*d_model', 'optimizer': '24*d_ffn*d_model*n_layers + 16*d_head*d_model*n_heads*n_layers + 16*d_head*d_model*n_kv_heads*n_layers + 16*d_head*n_layers + 16*d_model*n_layers + 16*d_model*n_vocab + 8*d_model', 'states': '48*d_ffn*d_model*n_layers + 32*d_head*d_model*n_heads*n_layers + 32*d_head*d_model*n_kv_heads*n_layers + 32*d_head*n_layers + 32*d_model*n_layers + 32*d_model*n_vocab + 16*d_model'}, 'terms': [{'path': 'weights.embedding.tokens.weight', 'category': 'weights', 'description': 'mixed weights of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'gradients.embedding.tokens.weight', 'category': 'gradients', 'description': 'gradients of token embedding', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'master.embedding.tokens.weight', 'category': 'master', 'description': 'fp32 master weights of token embedding', 'formula': '4*d_model*n_vocab', 'bytes': 2489319424}, {'path': 'optimizer.embedding.tokens.weight', 'category': 'optimizer', 'description': 'adamw state of token embedding', 'formula': '8*d_model*n_vocab', 'bytes': 4978638848}, {'path': 'weights.block.norm_attn.weight', 'category': 'weights', 'description': 'mixed weights of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_attn.weight', 'category': 'gradients', 'description': 'gradients of attention norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_attn.weight', 'category': 'master', 'description': 'fp32 master weights of attention norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_attn.weight', 'category': 'optimizer', 'description': 'adamw state of attention norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.norm_mlp.weight', 'category': 'weights', 'description': 'mixed weights of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'gradients.block.norm_mlp.weight', 'category': 'gradients', 'description': 'gradients of MLP norm scale', 'formula': '2*d_model*n_layers', 'bytes': 294912}, {'path': 'master.block.norm_mlp.weight', 'category': 'master', 'description': 'fp32 master weights of MLP norm scale', 'formula': '4*d_model*n_layers', 'bytes': 589824}, {'path': 'optimizer.block.norm_mlp.weight', 'category': 'optimizer', 'description': 'adamw state of MLP norm scale', 'formula': '8*d_model*n_layers', 'bytes': 1179648}, {'path': 'weights.block.attention.q_proj.weight', 'category': 'weights', 'description': 'mixed weights of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'gradients.block.attention.q_proj.weight', 'category': 'gradients', 'description': 'gradients of query projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'master.block.attention.q_proj.weight', 'category': 'master', 'description': 'fp32 master weights of query projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'optimizer.block.attention.q_proj.weight', 'category': 'optimizer', 'description': 'adamw state of query projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4831838208}, {'path': 'weights.block.attention.k_proj.weight', 'category': 'weights', 'description': 'mixed weights of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'gradients.block.attention.k_proj.weight', 'category': 'gradients', 'description': 'gradients of key projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'master.block.attention.k_proj.weight', 'category': 'master', 'description': 'fp32 master weights of key projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'optimizer.block.attention.k_proj.weight', 'category': 'optimizer', 'description': 'adamw state of key projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'weights.block.attention.v_proj.weight', 'category': 'weights', 'description': 'mixed weights of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'gradients.block.attention.v_proj.weight', 'category': 'gradients', 'description': 'gradients of value projection', 'formula': '2*d_head*d_model*n_kv_heads*n_layers', 'bytes': 301989888}, {'path': 'master.block.attention.v_proj.weight', 'category': 'master', 'description': 'fp32 master weights of value projection', 'formula': '4*d_head*d_model*n_kv_heads*n_layers', 'bytes': 603979776}, {'path': 'optimizer.block.attention.v_proj.weight', 'category': 'optimizer', 'description': 'adamw state of value projection', 'formula': '8*d_head*d_model*n_kv_heads*n_layers', 'bytes': 1207959552}, {'path': 'weights.block.attention.o_proj.weight', 'category': 'weights', 'description': 'mixed weights of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'gradients.block.attention.o_proj.weight', 'category': 'gradients', 'description': 'gradients of attention output projection', 'formula': '2*d_head*d_model*n_heads*n_layers', 'bytes': 1207959552}, {'path': 'master.block.attention.o_proj.weight', 'category': 'master', 'description': 'fp32 master weights of attention output projection', 'formula': '4*d_head*d_model*n_heads*n_layers', 'bytes': 2415919104}, {'path': 'optimizer.block.attention.o_proj.weight', 'category': 'optimizer', 'description': 'adamw state of attention output projection', 'formula': '8*d_head*d_model*n_heads*n_layers', 'bytes': 4831838208}, {'path': 'weights.block.attention.q_norm.weight', 'category': 'weights', 'description': 'mixed weights of query norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'gradients.block.attention.q_norm.weight', 'category': 'gradients', 'description': 'gradients of query norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'master.block.attention.q_norm.weight', 'category': 'master', 'description': 'fp32 master weights of query norm (one per head width) scale', 'formula': '4*d_head*n_layers', 'bytes': 18432}, {'path': 'optimizer.block.attention.q_norm.weight', 'category': 'optimizer', 'description': 'adamw state of query norm (one per head width) scale', 'formula': '8*d_head*n_layers', 'bytes': 36864}, {'path': 'weights.block.attention.k_norm.weight', 'category': 'weights', 'description': 'mixed weights of key norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'gradients.block.attention.k_norm.weight', 'category': 'gradients', 'description': 'gradients of key norm (one per head width) scale', 'formula': '2*d_head*n_layers', 'bytes': 9216}, {'path': 'master.block.attention.k_norm.weight', 'category': 'master', 'description': 'fp32 master weights of key norm (one per head width) scale', 'formula': '4*d_head*n_layers', 'bytes': 18432}, {'path': 'optimizer.block.attention.k_norm.weight', 'category': 'optimizer', 'description': 'adamw state of key norm (one per head width) scale', 'formula': '8*d_head*n_layers', 'bytes': 36864}, {'path': 'weights.block.mlp.gate_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.gate_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP gate projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.gate_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP gate projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.gate_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP gate projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.block.mlp.up_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.up_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP up projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.up_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP up projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.up_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP up projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.block.mlp.down_proj.weight', 'category': 'weights', 'description': 'mixed weights of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'gradients.block.mlp.down_proj.weight', 'category': 'gradients', 'description': 'gradients of MLP down projection', 'formula': '2*d_ffn*d_model*n_layers', 'bytes': 3623878656}, {'path': 'master.block.mlp.down_proj.weight', 'category': 'master', 'description': 'fp32 master weights of MLP down projection', 'formula': '4*d_ffn*d_model*n_layers', 'bytes': 7247757312}, {'path': 'optimizer.block.mlp.down_proj.weight', 'category': 'optimizer', 'description': 'adamw state of MLP down projection', 'formula': '8*d_ffn*d_model*n_layers', 'bytes': 14495514624}, {'path': 'weights.final_norm.weight', 'category': 'weights', 'description': 'mixed weights of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'gradients.final_norm.weight', 'category': 'gradients', 'description': 'gradients of final norm scale', 'formula': '2*d_model', 'bytes': 8192}, {'path': 'master.final_norm.weight', 'category': 'master', 'description': 'fp32 master weights of final norm scale', 'formula': '4*d_model', 'bytes': 16384}, {'path': 'optimizer.final_norm.weight', 'category': 'optimizer', 'description': 'adamw state of final norm scale', 'formula': '8*d_model', 'bytes': 32768}, {'path': 'weights.lm_head.weight', 'category': 'weights', 'description': 'mixed weights of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'gradients.lm_head.weight', 'category': 'gradients', 'description': 'gradients of output projection (untied)', 'formula': '2*d_model*n_vocab', 'bytes': 1244659712}, {'path': 'master.lm_head.weight', 'category': 'master', 'description': 'fp32 master weights of output projection (untied)', 'formula': '4*d_model*n_vocab', 'bytes': 2489319424}, {'path': 'optimizer.lm_head.weight', 'category': 'optimizer', 'description': 'adamw state of output projection (untied)', 'formula': '8*d_model*n_vocab', 'bytes': 4978638848}, {'path': 'transient.logits_grad', 'category': 'transient', 'description': 'gradient of the logits in fp32 and its cast to the model dtype', 'formula': '6*batch*n_vocab*seq', 'bytes': 911616}, {'path': 'block.norm_1.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824}, {'path': 'block.norm_1.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_1.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.norm_2.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824}, {'path': 'block.norm_2.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_layers*seq', 'bytes': 144}, {'path': 'block.norm_2.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.input', 'category': 'activations', 'description': "q/k/v projections' input (one storage)", 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.q_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_head*n_heads*n_layers*seq', 'bytes': 589824}, {'path': 'block.attention.q_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.attention.q_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.k_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 147456}, {'path': 'block.attention.k_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*n_kv_heads*n_layers*seq', 'bytes': 1152}, {'path': 'block.attention.k_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 73728}, {'path': 'block.attention.q', 'category': 'activations', 'description': 'query (after rotary)', 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.kv', 'category': 'activations', 'description': 'keys and values (kv heads)', 'formula': '4*batch*d_head*n_kv_heads*n_layers*seq', 'bytes': 147456}, {'path': 'block.attention.output', 'category': 'activations', 'description': "attention output (also the output projection's input)", 'formula': '2*batch*d_head*n_heads*n_layers*seq', 'bytes': 294912}, {'path': 'block.attention.logsumexp', 'category': 'activations', 'description': 'log-sum-exp per query row, fp32', 'formula': '4*batch*n_heads*n_layers*seq', 'bytes': 4608}, {'path': 'block.mlp.input', 'category': 'activations', 'description': 'MLP (or router) input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912}, {'path': 'block.mlp.intermediates', 'category': 'activations', 'description': '4 b*s*f tensors (gated MLP, silu)', 'formula': '8*batch*d_ffn*n_layers*seq', 'bytes': 3538944}, {'path': 'shared.rotary', 'category': 'activations', 'description': 'rotary cos and sin, computed once and saved by every layer', 'formula': '4*d_head*seq', 'bytes': 512}, {'path': 'head.final_norm.input_fp32', 'category': 'activations', 'description': "RMSNorm's fp32 input (the input itself in fp32)", 'formula': '4*batch*d_model*seq', 'bytes': 16384}, {'path': 'head.final_norm.rstd', 'category': 'activations', 'description': "RMSNorm's reciprocal RMS, fp32", 'formula': '4*batch*seq', 'bytes': 4}, {'path': 'head.final_norm.normalized', 'category': 'activations', 'description': 'normalized input saved by the weight multiply', 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'head.lm_head_input', 'category': 'activations', 'description': "lm_head's input", 'formula': '2*batch*d_model*seq', 'bytes': 8192}, {'path': 'loss.log_probs', 'category': 'activations', 'description': "cross-entropy's fp32 log-softmax of the logits", 'formula': '4*batch*n_vocab*seq', 'bytes': 607744}, {'path': 'loss.labels', 'category': 'activations', 'description': 'shifted labels, int64 (b = 1: a view of the s + 1 padded ones)', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16}, {'path': 'loss.total_weight', 'category': 'activations', 'description': "nll_loss's total weight, one fp32 scalar", 'formula': '4', 'bytes': 4}], 'activations': {'unit': 'bytes', 'total': 8393144, 'per_layer': {'block': 215336}, 'shared': 512, 'outside_layers': 640536, 'terms': [{'path': 'block.norm_1.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_1.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.input_fp32', 'formula': '4*batch*d_model*n_layers*seq', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.rstd', 'formula': '4*batch*n_layers*seq', 'bytes': 144, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.norm_2.normalized', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.input_fp32', 'formula': '4*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 589824, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.rstd', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q_norm.normalized', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.input_fp32', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 147456, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.rstd', 'formula': '4*batch*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 1152, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.k_norm.normalized', 'formula': '2*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 73728, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.q', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.kv', 'formula': '4*batch*d_head*n_layers*seq*Max(1, n_kv_heads/tp)', 'bytes': 147456, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.output', 'formula': '2*batch*d_head*n_heads*n_layers*seq/tp', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.attention.logsumexp', 'formula': '4*batch*n_heads*n_layers*seq/tp', 'bytes': 4608, 'source': 'cuda-assumed: known kernel behaviour, not measured here'}, {'path': 'block.mlp.input', 'formula': '2*batch*d_model*n_layers*seq', 'bytes': 294912, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'block.mlp.intermediates', 'formula': '8*batch*d_ffn*n_layers*seq/tp', 'bytes': 3538944, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'shared.rotary', 'formula': '4*d_head*seq', 'bytes': 512, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.input_fp32', 'formula': '4*batch*d_model*seq', 'bytes': 16384, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.rstd', 'formula': '4*batch*seq', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.final_norm.normalized', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'head.lm_head_input', 'formula': '2*batch*d_model*seq', 'bytes': 8192, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.log_probs', 'formula': '4*batch*n_vocab*seq', 'bytes': 607744, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.labels', 'formula': '8*Piecewise((seq + 1, Eq(batch, 1)), (batch*seq, True))', 'bytes': 16, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}, {'path': 'loss.total_weight', 'formula': '4', 'bytes': 4, 'source': 'measured: torch 2.13.0 CPU, transformers 5.24.0 (docs/notes/activations-survey.md)'}]}, 'peak_point': {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 163814709060, 'layer': None}, 'timeline': [{'phase': 'start', 'label': 'start of the step', 'bytes': 114670296900, 'layer': None}, {'phase': 'forward', 'label': "after block layer i's forward", 'bytes': 114678049508, 'layer': 35}, {'phase': 'forward', 'label': 'loss forward: logits and their fp32 log-softmax', 'bytes': 114679601680, 'layer': None}, {'phase': 'backward', 'label': "loss backward: nll_loss's and log_softmax's fp32 gradients", 'bytes': 114679905520, 'layer': None}, {'phase': 'backward', 'label': "final norm backward: RMSNorm's fp32 gradients (pow's backward)", 'bytes': 115922815716, 'layer': None}, {'phase': 'backward', 'label': "block layer i's backward", 'bytes': 129522151532, 'layer': 0}, {'phase': 'backward', 'label': "end of backward: the embedding's gradients", 'bytes': 131051775812, 'layer': None}, {'phase': 'optimizer', 'label': 'optimizer step (foreach)', 'bytes': 163814709060, 'layer': None}, {'phase': 'zero_grad', 'label': 'after zero_grad', 'bytes': 114670296900, 'layer': None}], 'notes': [], 'settings': {'precision': 'mixed', 'precision_bytes': {'weights': 2.0, 'gradients': 2.0, 'master': 4.0, 'optimizer_state': 4.0, 'accumulation': 0.0}, 'optimizer': 'adamw', 'optimizer_impl': 'foreach', 'zero_grad': 'set-to-none', 'grad_accum': 1, 'freeze': [], 'lora_rank': None, 'lora_targets': None, 'qlora': None, 'convention': 'exact', 'batch': 1, 'seq': 1, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'zero': 0, 'hybrid_shard': None, 'sequence_parallel': False, 'stage': 0, 'vocab_multiple': None, 'devices': 1, 'dtype': 'bf16', 'attention': 'sdpa', 'recompute': 'none', 'device': 'cuda', 'interleave': 1}, 'values': {'n_vocab': 151936, 'd_model': 4096, 'n_layers': 36, 'n_heads': 32, 'n_kv_heads': 8, 'd_head': 128, 'd_ffn': 12288, 'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1, 'batch': 1, 'seq': 1, 'interleave': 1}}
-MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 7], 'terms': [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91], 'activations': {'per_layer': [('block', 92), ('block', 94), ('block', 96), ('block', 98), ('block', 100), ('block', 102), ('block', 104), ('block', 106), ('block', 108), ('block', 110), ('block', 112), ('block', 114), ('block', 116), ('block', 118), ('block', 120), ('block', 122), ('block', 124), ('block', 126), ('block', 128)], 'shared': [130], 'outside': [132, 134, 136, 138, 140, 142, 144], 'terms': [93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127, 129, 131, 133, 135, 137, 139, 141, 143, 145]}, 'timeline': [('fixed', 146), ('layers', 147, 148, 149), ('fixed', 150), ('fixed', 151), ('fixed', 152), ('layers', 153, 154, 155), ('fixed', 156), ('fixed', 157), ('fixed', 158)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
+MEMORY_PLAN = {'per_device': [0, 1, 2, 3, 4, 5, 6, 'timeline'], 'terms': [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90], 'activations': {'per_layer': [('block', 91), ('block', 93), ('block', 95), ('block', 97), ('block', 99), ('block', 101), ('block', 103), ('block', 105), ('block', 107), ('block', 109), ('block', 111), ('block', 113), ('block', 115), ('block', 117), ('block', 119), ('block', 121), ('block', 123), ('block', 125), ('block', 127)], 'shared': [129], 'outside': [131, 133, 135, 137, 139, 141, 143], 'terms': [92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126, 128, 130, 132, 134, 136, 138, 140, 142, 144]}, 'timeline': [('fixed', 145), ('layers', 146, 147, 148), ('fixed', 149), ('fixed', 150), ('fixed', 151), ('layers', 152, 153, 154), ('fixed', 155), ('fixed', 156), ('fixed', 157)], 'parallel': {'dp': 1, 'tp': 1, 'pp': 1, 'cp': 1, 'ep': 1}}
 
 
 def memory(v):
@@ -130,54 +130,44 @@ def memory(v):
     _t67 = (_t66 + (_t18 * _t39))
     _t68 = (_t39 * n_vocab)
     _t69 = (6 * _t68)
-    _t70 = (40 * _t16)
-    _t71 = (_t1 * d_model)
-    _t72 = (_t71 * n_vocab)
-    _t73 = (_t4 * d_model)
-    _t74 = (_t37 * _t50)
-    _t75 = (_t71 * n_heads)
-    _t76 = (_t45 + (44 * n_layers))
-    _t77 = (12 + _t76)
-    _t78 = (_t49 + _t77)
-    _t79 = (_t70 + _t78 + (20 * d_model) + (40 * _t37) + (40 * _t72) + (60 * _t74) + (_t70 * _t73) + (_t70 * _t75))
-    _t80 = (_t0 * _t39)
-    _t81 = (_t28 + _t80)
-    _t82 = (_t38 + _t78 + _t81 + (32 * _t72) + (48 * _t74) + (_t36 * _t73) + (_t36 * _t75))
-    _t83 = (10 * _t39)
-    _t84 = (_t43 + (_t49 * _t53) + (_t5 * _t83) + (_t1 * _t7 * _t83))
-    _t85 = (_t51 + _t84 + (_t28 * _t39))
-    _t86 = (28 * _t16)
-    _t87 = (_t86 + (28 * _t37) + (42 * _t74) + (_t73 * _t86) + (_t75 * _t86))
-    _t88 = ((14 * d_model) + (28 * _t72))
-    _t89 = (_t87 + _t88)
-    _t90 = (_t77 + (16 * _t39))
-    _t91 = (_t64 + _t85 + _t89 + _t90)
-    _t92 = (n_layers * (_t49 + _t85))
-    _t93 = (_t78 + _t87)
-    _t94 = (_t88 + _t93)
-    _t95 = (_t64 + _t92 + _t94)
-    _t96 = (_t39 * d_model)
-    _t97 = (30 * _t72)
-    _t98 = (_t43 * n_layers)
-    _t99 = (_t50 * _t65)
-    _t100 = (_t98 + _t99 + (_t53 * _t65) + (10 * _t16 * _t46) + (_t16 * _t53 * _t83))
-    _t101 = (_t100 + _t66 + _t93 + _t97)
-    _t102 = (_t101 + _t28 + (24 * _t96))
-    _t103 = (12 * _t39)
-    _t104 = (20 + _t100 + _t103 + _t67 + _t76 + _t89)
-    _t105 = (_t104 + (_t103 * n_vocab))
-    _t106 = (_t101 + _t81 + _t9 + (_t42 * _t50))
-    _t107 = (_t104 + (10 * _t68) + (16 * _t40))
-    _t108 = (_t100 + _t28 + _t66 + _t84 + _t87 + _t9 + _t90 + _t97 - _t92 + (18 * _t96) + (_t103 * _t50) + ((-1 + n_layers) * (_t11 + _t13 + _t22 + _t24 + (6 * _t71 * d_ffn))))
-    _t109 = (_t0 * n_layers)
-    _t110 = (_t45 * n_layers)
-    _t111 = (_t14 * _t39)
-    _t112 = (_t42 * n_layers)
-    _t113 = (_t109 * _t39)
-    _t114 = (_t13 * _t39)
-    _t115 = (_t112 * _t53)
-    _t116 = (_t110 * _t54)
-    _t117 = (_t12 * _t46)
+    _t70 = (_t0 * n_layers)
+    _t71 = (_t45 * n_layers)
+    _t72 = (_t14 * _t39)
+    _t73 = (_t42 * n_layers)
+    _t74 = (_t39 * _t70)
+    _t75 = (_t13 * _t39)
+    _t76 = (_t0 * _t39)
+    _t77 = (_t53 * _t73)
+    _t78 = (_t54 * _t71)
+    _t79 = (_t12 * _t46)
+    _t80 = (_t43 * n_layers)
+    _t81 = (_t50 * _t65)
+    _t82 = (44 * n_layers)
+    _t83 = (12 + _t45 + _t49 + _t82)
+    _t84 = (28 * _t16)
+    _t85 = (_t4 * d_model)
+    _t86 = (_t37 * _t50)
+    _t87 = (_t1 * d_model)
+    _t88 = (_t87 * n_heads)
+    _t89 = (_t84 + (28 * _t37) + (42 * _t86) + (_t84 * _t85) + (_t84 * _t88))
+    _t90 = (_t83 + _t89)
+    _t91 = (_t87 * n_vocab)
+    _t92 = ((14 * d_model) + (28 * _t91))
+    _t93 = (_t90 + _t92)
+    _t94 = (10 * _t39)
+    _t95 = (_t43 + (_t49 * _t53) + (_t5 * _t94) + (_t1 * _t7 * _t94))
+    _t96 = (_t51 + _t95 + (_t28 * _t39))
+    _t97 = (_t45 + _t82 + _t89 + _t92)
+    _t98 = (12 + (16 * _t39))
+    _t99 = (n_layers * (_t49 + _t96))
+    _t100 = (12 * _t39)
+    _t101 = (_t80 + _t81 + (_t53 * _t65) + (10 * _t16 * _t46) + (_t16 * _t53 * _t94))
+    _t102 = (20 + _t100 + _t101 + _t67 + _t97)
+    _t103 = (_t39 * d_model)
+    _t104 = (30 * _t91)
+    _t105 = (_t101 + _t104 + _t66 + _t90)
+    _t106 = (_t28 + _t76)
+    _t107 = (40 * _t16)
     return (
         _t15,
         _t15,
@@ -186,17 +176,16 @@ def memory(v):
         (_t27 + _t28 + _t35 + _t38 + (4 * _t3) + (4 * _t6) + (4 * _t8) + (6 * _t10)),
         (4 + _t41 + _t42 + _t44 + _t48 + _t52 + _t56 + _t63 + _t67 + (2 * _t58) + (2 * _t60) + (3 * _t62)),
         _t69,
-        _max(_t102, _t105, _t106, _t107, _t108, _t79, _t82, _t91, _t95),
         _t3,
         _t3,
         _t21,
         _t31,
-        _t109,
-        _t109,
+        _t70,
+        _t70,
         _t14,
         _t19,
-        _t109,
-        _t109,
+        _t70,
+        _t70,
         _t14,
         _t19,
         _t8,
@@ -215,12 +204,12 @@ def memory(v):
         _t8,
         _t25,
         _t33,
-        _t110,
-        _t110,
+        _t71,
+        _t71,
         _t12,
         _t17,
-        _t110,
-        _t110,
+        _t71,
+        _t71,
         _t12,
         _t17,
         _t10,
@@ -244,13 +233,13 @@ def memory(v):
         _t21,
         _t31,
         _t69,
-        _t111,
-        _t112,
-        _t113,
-        _t111,
-        _t112,
-        _t113,
-        _t113,
+        _t72,
+        _t73,
+        _t74,
+        _t72,
+        _t73,
+        _t74,
+        _t74,
         _t56,
         _t60,
         _t62,
@@ -261,81 +250,81 @@ def memory(v):
         _t58,
         _t62,
         _t60,
-        _t113,
+        _t74,
         _t52,
         _t64,
-        _t114,
+        _t75,
         _t42,
-        _t80,
-        _t80,
+        _t76,
+        _t76,
         _t63,
         _t41,
         4,
-        _t114,
-        _t111,
+        _t75,
+        _t72,
         _t42,
-        _t112,
-        _t80,
-        _t113,
-        _t114,
-        _t111,
+        _t73,
+        _t76,
+        _t74,
+        _t75,
+        _t72,
         _t42,
-        _t112,
-        _t80,
-        _t113,
-        _t80,
-        _t113,
+        _t73,
+        _t76,
+        _t74,
+        _t76,
+        _t74,
         _t55,
         (_t12 * _t54),
         _t59,
-        _t115,
+        _t77,
         _t61,
-        _t116,
+        _t78,
         _t57,
-        _t117,
-        _t43,
-        _t98,
-        _t47,
-        (_t110 * _t46),
-        _t61,
-        _t116,
-        _t57,
-        _t117,
-        _t61,
-        _t116,
-        _t59,
-        _t115,
-        _t80,
-        _t113,
-        _t51,
-        _t99,
-        _t64,
-        _t64,
-        _t114,
-        _t114,
-        _t42,
-        _t42,
-        _t80,
-        _t80,
-        _t80,
-        _t80,
-        _t63,
-        _t63,
-        _t41,
-        _t41,
-        4,
-        4,
-        _t94,
-        n_layers,
-        _t91,
-        _t95,
-        _t107,
-        _t105,
-        _t102,
-        n_layers,
-        _t108,
-        _t106,
-        _t82,
         _t79,
-        _t94,
+        _t43,
+        _t80,
+        _t47,
+        (_t46 * _t71),
+        _t61,
+        _t78,
+        _t57,
+        _t79,
+        _t61,
+        _t78,
+        _t59,
+        _t77,
+        _t76,
+        _t74,
+        _t51,
+        _t81,
+        _t64,
+        _t64,
+        _t75,
+        _t75,
+        _t42,
+        _t42,
+        _t76,
+        _t76,
+        _t76,
+        _t76,
+        _t63,
+        _t63,
+        _t41,
+        _t41,
+        4,
+        4,
+        _t93,
+        n_layers,
+        (_t64 + _t96 + _t97 + _t98),
+        (_t64 + _t93 + _t99),
+        (_t102 + (10 * _t68) + (16 * _t40)),
+        (_t102 + (_t100 * n_vocab)),
+        (_t105 + _t28 + (24 * _t103)),
+        n_layers,
+        (_t101 + _t104 + _t28 + _t45 + _t66 + _t82 + _t89 + _t9 + _t95 + _t98 - _t99 + (18 * _t103) + (_t100 * _t50) + ((-1 + n_layers) * (_t11 + _t13 + _t22 + _t24 + (6 * _t87 * d_ffn)))),
+        (_t105 + _t106 + _t9 + (_t42 * _t50)),
+        (_t106 + _t38 + _t83 + (32 * _t91) + (48 * _t86) + (_t36 * _t85) + (_t36 * _t88)),
+        (_t107 + _t83 + (20 * d_model) + (40 * _t37) + (40 * _t91) + (60 * _t86) + (_t107 * _t85) + (_t107 * _t88)),
+        _t93,
     )

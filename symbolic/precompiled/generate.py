@@ -102,10 +102,14 @@ def memory_plan(model: Model) -> tuple[dict, dict, list[sp.Expr]] | None:
         exprs.append(sp.sympify(expr, strict=True))
         return len(exprs) - 1
 
+    def figure(name: str) -> int | str | None:
+        if name == "peak" and memory.activations is not None and memory.timeline is not None:
+            return "timeline"  # the largest timeline point, as the command reads it (MemoryReport.bytes)
+        expr = memory.whole_expr(name)
+        return None if expr is None else leaf(expr)
+
     plan: dict = {
-        "per_device": [
-            None if memory.whole_expr(k) is None else leaf(memory.whole_expr(k)) for k in skeleton["per_device"]
-        ],
+        "per_device": [figure(k) for k in skeleton["per_device"]],
         "terms": [leaf(whole_bytes(t)) for t in memory.all_terms()],
         "activations": None,
         "timeline": None,

@@ -279,7 +279,9 @@ def _symbolic_difference(
         mine = {k: _bound(v, fixed) for k, v in _parts(hand[quantity], {**in_fields, **one_layer}).items()}
         theirs = {k: _bound(v, fixed) for k, v in _parts(traced, one_layer).items()}
         for part in ("total", "layers", "outside layers"):
-            diff = _pieces_at_their_sizes(_under(sp.piecewise_fold(mine[part] - theirs[part]), trace.size_conditions))
+            # the conditions can turn a floor into one the hand-written ratios fix (kv = a: floor(h/kv) is floor(h/a))
+            diff = _under(sp.piecewise_fold(mine[part] - theirs[part]), trace.size_conditions)
+            diff = _pieces_at_their_sizes(sp.expand(_bound(diff, fixed)))
             if diff != 0 and diff.has(sp.Piecewise) and _zero_in_sizes(diff, seqs, trace.size_conditions, at_config):
                 diff = sp.Integer(0)
             if diff != 0:
