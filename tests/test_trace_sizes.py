@@ -70,7 +70,9 @@ def _hand_written_rules_apply(config: dict) -> bool:
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 @given(data=st.data(), family=st.sampled_from(sorted(FACTORIES)))
 def test_parameter_formulas_agree_with_exact_and_with_transformers_at_other_sizes(data, family):
     config = data.draw(FACTORIES[family])
@@ -88,7 +90,13 @@ def _evaluate(expr: sp.Expr, at: dict) -> list[int]:
 
 
 @pytest.mark.slow
-@settings(max_examples=max(2, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=max(2, EXAMPLES // 3),
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(data=st.data(), family=st.sampled_from(["llama", "qwen2", "mistral", "qwen3"]))
 def test_step_formulas_agree_with_exact_and_with_a_plain_trace_at_other_sizes(data, family):
     config = data.draw(llama_like(family))
