@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -143,8 +144,14 @@ def _compile(name: str, folder: str) -> tuple[str, int, str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex missing (CI installs texlive; see .ci/run)")
-def test_latex_compiles_for_every_shipped_model(tmp_path: Path) -> None:
+def test_latex_compiles_for_a_shipped_model_of_each_type(tmp_path: Path) -> None:
+    """One shipped model of each model type in CI (``SYMBOLIC_ALL_DOCUMENTS=1``: every shipped model)."""
     names = sorted(shipped_models())
+    if not os.environ.get("SYMBOLIC_ALL_DOCUMENTS"):
+        first: dict[str, str] = {}
+        for name in names:
+            first.setdefault(str(load_model(name).config.get("model_type")), name)
+        names = sorted(first.values())
     with ProcessPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(_compile, names, [str(tmp_path)] * len(names)))
     failed = [(n, err) for n, rc, err in results if rc != 0 or err]
