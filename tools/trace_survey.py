@@ -79,6 +79,13 @@ SMALL = {
     "ssm_state_size": 16,
     "chunk_size": 16,
     "num_heads": 8,
+    # per-layer inputs (Gemma 4), the sparse-attention indexer (DeepSeek-V3.2), vision towers' depth
+    "vocab_size_per_layer_input": 128,
+    "hidden_size_per_layer_input": 16,
+    "index_n_heads": 4,
+    "index_head_dim": 16,
+    "qk_head_dim": 16,
+    "depth": 2,
 }
 TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
@@ -98,26 +105,49 @@ def small_config(model_type: str, adjusted: bool = False) -> dict:
     config = AutoConfig.for_model(model_type)
     defaults = config.to_dict()
     renamed = getattr(config, "attribute_map", {}) or {}  # gpt2: hidden_size is n_embd
-    cfg: dict[str, object] = {"model_type": model_type}
+    cfg: dict[str, object] = {"model_type": model_type, **_shrunk(defaults, renamed, adjusted)}
+    for key, sub in defaults.items():  # a composite model's parts (text_config, vision_config): shrunk alike
+        if isinstance(sub, dict) and isinstance(sub.get("model_type"), str) and _shrunk(sub, {}, False):
+            cfg[key] = {**sub, **_shrunk(sub, _attribute_map(sub["model_type"]), adjusted)}
+    return cfg
+
+
+def _shrunk(defaults: dict, renamed: dict, adjusted: bool) -> dict:
+    """The fields of one config's ``defaults`` (a dict) that :func:`small_config` changes: size fields
+    at the small sizes, token ids distinct and small, and with ``adjusted`` the adjustments it
+    names; ``renamed``: the config class's attribute map."""
+    out: dict[str, object] = {}
     for common, value in SMALL.items():
         key = renamed.get(common, common)
         present = defaults.get(key)
         if key in defaults and (present is None or (isinstance(present, int) and not isinstance(present, bool))):
-            cfg[key] = value
+            out[key] = value
     for key in TOKENS:
         if isinstance(defaults.get(key), int):
-            cfg[key] = TOKENS.index(key)
+            out[key] = TOKENS.index(key)
     if not adjusted:
-        return cfg
+        return out
     layers = renamed.get("num_hidden_layers", "num_hidden_layers")
     for key, value in defaults.items():  # per-layer lists (layer_types): the first layers' entries
-        if isinstance(value, list) and layers in cfg and len(value) == defaults.get(layers) and len(value) > 2:
-            cfg[key] = value[: SMALL["num_hidden_layers"]]
-    if "qk_rope_head_dim" in cfg and "head_dim" in cfg:  # MLA: head_dim is the rotary part
-        cfg["head_dim"] = cfg["qk_rope_head_dim"]
+        if isinstance(value, list) and layers in out and len(value) == defaults.get(layers) and len(value) > 2:
+            out[key] = value[: SMALL["num_hidden_layers"]]
+        if isinstance(value, dict) and value and all(str(k).isdigit() for k in value):  # per_layer_config
+            out[key] = {k: v for k, v in value.items() if int(k) < SMALL["num_hidden_layers"]}
+    if "qk_rope_head_dim" in out and "head_dim" in out:  # MLA: head_dim is the rotary part
+        out["head_dim"] = out["qk_rope_head_dim"]
     if isinstance(defaults.get("rotary_dim"), int):  # a rotary part within the 16-wide heads
-        cfg["rotary_dim"] = 8
-    return cfg
+        out["rotary_dim"] = 8
+    return out
+
+
+def _attribute_map(model_type: str) -> dict:
+    """The attribute map of ``model_type``'s config class ({} where transformers registers no such type)."""
+    from transformers import AutoConfig
+
+    try:
+        return dict(getattr(AutoConfig.for_model(model_type), "attribute_map", {}) or {})
+    except (KeyError, ValueError):
+        return {}
 
 
 class _OutOfTime(BaseException):  # not an Exception: no handler below may turn it into an answer
