@@ -192,6 +192,14 @@ class DeviceMemory:
             return self.timeline.peak_expr
         return self.states_expr + self.activations.total + self.transient_expr
 
+    def peak_candidates(self) -> tuple[sp.Expr, ...] | None:
+        """The expressions (bytes) whose largest value is the step's peak, where the peak is the
+        timeline's (each point, or a layer group's two ends: :meth:`~symbolic.formulas.step.Point.candidates`);
+        ``None`` where it is not (no activations, or no optimizer step)."""
+        if self.activations is None or self.timeline is None:
+            return None
+        return tuple(e for p in self.timeline.points for e in p.candidates())
+
     def peak_point(self) -> dict[str, Any] | None:
         """Where the peak falls: the timeline point with the most bytes (phase, label, bytes, layer)."""
         points = self.timeline_points()
@@ -258,10 +266,11 @@ class DeviceMemory:
     def bytes(self, name: str) -> int | None:
         """One per-device figure in bytes: a category, ``states``, ``transient`` or ``peak`` (None if
         unknown); the sum of its terms, each tensor rounded up to whole bytes (:func:`whole_bytes`)."""
-        if name == "peak" and self.activations is not None and self.timeline is not None:
+        candidates = self.peak_candidates() if name == "peak" else None
+        if candidates is not None:
             # the largest point, each evaluated on its own: the value of Timeline.peak_expr (rounding up
             # is monotone), without SymPy comparing every pair of symbolic points to build the Max
-            return max(self.evaluate(e) for p in self.timeline.points for e in p.candidates())
+            return max(self.evaluate(e) for e in candidates)
         expr = self.whole_expr(name)
         return None if expr is None else self.evaluate(expr)
 

@@ -183,7 +183,7 @@ class Point:
 
     def peak(self) -> sp.Expr:
         """The largest value of this point over its layers (bytes), a closed form."""
-        return max_over_layers(self.expr, self.layers) if self.layers is not None else self.expr
+        return sp.Max(*self.candidates())
 
     def candidates(self) -> tuple[sp.Expr, ...]:
         """The expressions whose largest value is :meth:`peak` (bytes): the point itself, or its

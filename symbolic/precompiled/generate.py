@@ -103,8 +103,8 @@ def memory_plan(model: Model) -> tuple[dict, dict, list[sp.Expr]] | None:
         return len(exprs) - 1
 
     def figure(name: str) -> int | str | None:
-        if name == "peak" and memory.activations is not None and memory.timeline is not None:
-            return "timeline"  # the largest timeline point, as the command reads it (MemoryReport.bytes)
+        if name == "peak" and memory.peak_candidates() is not None:
+            return "timeline"  # the largest timeline point, as the command reads it (DeviceMemory.bytes)
         expr = memory.whole_expr(name)
         return None if expr is None else leaf(expr)
 
